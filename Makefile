@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine with only Python 3:
+#   make demo   - create .venv, install the package, train the Iris job
+#   make test   - create .venv, install the test extras (and PyTorch CPU for parity tests), run every test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: demo test venv install install-test gradcheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(PIP) install --quiet -e .
+
+install-test: $(BIN)/python
+	$(PIP) install --quiet -e ".[test]"
+	# PyTorch (local CPU build) for the parity tests; they are skipped if it cannot be installed.
+	$(PIP) install --quiet "torch==2.13.0" || echo "torch==2.13.0 not installable here: parity tests will be skipped"
+
+demo: install
+	$(BIN)/python -m neural_networks.examples.iris
+
+test: install-test
+	$(BIN)/python -m pytest -q tests
+
+gradcheck: install
+	$(BIN)/python -m neural_networks.gradcheck
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

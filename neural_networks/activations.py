@@ -1,0 +1,142 @@
+"""Activation functions: ``forward(Z)`` and ``backward(Z, dY)``, applied element-wise
+(softmax row-wise over the last axis). Every method works on a whole batch of any shape."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from . import functional as F
+
+__all__ = [
+    "Activation",
+    "Linear",
+    "Sigmoid",
+    "TanH",
+    "ArcTan",
+    "ReLU",
+    "SoftMax",
+    "ACTIVATIONS",
+    "initialize_activation",
+]
+
+
+class Activation(ABC):
+    """Base class. ``activation(Z)`` is ``activation.forward(Z)``.
+
+    ``backward(Z, dY)`` takes the forward input ``Z`` and ``dY = dL/d(output)`` (same shape as
+    ``Z``) and returns ``dL/dZ``.
+    """
+
+    name: str = ""
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(self, Z: np.ndarray) -> np.ndarray:
+        return self.forward(Z)
+
+    @abstractmethod
+    def forward(self, Z: np.ndarray) -> np.ndarray:
+        """``f(Z)``, same shape as ``Z``."""
+
+    @abstractmethod
+    def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
+        """``dL/dZ`` given ``dL/df(Z)``, same shape as ``Z``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Linear(Activation):
+    """Identity: ``f(z) = z``."""
+
+    name = "linear"
+
+    def forward(self, Z: np.ndarray) -> np.ndarray:
+        return Z
+
+    def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
+        return dY
+
+
+class Sigmoid(Activation):
+    """Logistic function ``f(z) = 1 / (1 + exp(-z))``, ``f' = f (1 - f)``."""
+
+    name = "sigmoid"
+
+    def forward(self, Z: np.ndarray) -> np.ndarray:
+        # exp of a non-positive number only: no overflow for large |z|.
+        E = np.exp(-np.abs(Z))
+        return np.where(Z >= 0, 1.0 / (1.0 + E), E / (1.0 + E)).astype(Z.dtype, copy=False)
+
+    def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
+        S = self.forward(Z)
+        return dY * S * (1 - S)
+
+
+class TanH(Activation):
+    """Hyperbolic tangent, ``f' = 1 - tanh(z)^2``."""
+
+    name = "tanh"
+
+    def forward(self, Z: np.ndarray) -> np.ndarray:
+        return np.tanh(Z)
+
+    def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
+        T = np.tanh(Z)
+        return dY * (1 - T * T)
+
+
+class ArcTan(Activation):
+    """Inverse tangent, ``f' = 1 / (1 + z^2)``."""
+
+    name = "arctan"
+
+    def forward(self, Z: np.ndarray) -> np.ndarray:
+        return np.arctan(Z)
+
+    def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
+        return dY / (1 + Z * Z)
+
+
+class ReLU(Activation):
+    """Rectified linear unit ``f(z) = max(z, 0)``; its derivative is taken as 0 at ``z = 0``
+    (as PyTorch does)."""
+
+    name = "relu"
+
+    def forward(self, Z: np.ndarray) -> np.ndarray:
+        return np.maximum(Z, 0)
+
+    def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
+        return np.where(Z > 0, dY, 0).astype(dY.dtype, copy=False)
+
+
+class SoftMax(Activation):
+    """Softmax over the last axis, computed stably (max subtracted first). Its backward pass is
+    the batched vector-Jacobian product, no loop over examples."""
+
+    name = "softmax"
+
+    def forward(self, Z: np.ndarray) -> np.ndarray:
+        return F.softmax(Z, axis=-1)
+
+    def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
+        return F.softmax_backward(F.softmax(Z, axis=-1), dY)
+
+
+ACTIVATIONS = {cls.name: cls for cls in (Linear, Sigmoid, TanH, ArcTan, ReLU, SoftMax)}
+
+
+def initialize_activation(name: str) -> Activation:
+    """Make an activation from its name: one of ``ACTIVATIONS`` (case-insensitive)."""
+    if isinstance(name, Activation):
+        return name
+    if name is None:
+        return Linear()
+    key = str(name).lower()
+    if key not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[key]()

@@ -1,0 +1,42 @@
+"""Iris (Fisher, 1936): 150 flowers, 4 measurements, 3 species. Shipped with the package
+(``data/iris.csv``, CC BY 4.0, see ``data/IRIS_LICENSE.txt``)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+
+from .base import DataLoader, Dataset, Standardizer, stratified_split
+
+__all__ = ["load_iris_arrays", "load_iris", "IRIS_SPLIT_SEED"]
+
+IRIS_SPLIT_SEED = 189  # fixes the train/validation/test split (90/30/30, stratified)
+
+
+def load_iris_arrays() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(X (150, 4) float64, labels (150,) int64, class_names)`` from the shipped CSV."""
+    text = resources.files(__package__).joinpath("data/iris.csv").read_text()
+    lines = text.strip().splitlines()
+    header = lines[0].split(",")
+    n_rows, n_features, class_names = int(header[0]), int(header[1]), header[2:]
+    table = np.loadtxt(lines[1:], delimiter=",")
+    if table.shape != (n_rows, n_features + 1):
+        raise ValueError(f"iris.csv: expected {n_rows} rows of {n_features + 1} columns, got {table.shape}")
+    return table[:, :n_features], table[:, n_features].astype(np.int64), class_names
+
+
+def load_iris(batch_size: int = 25, seed: int = 0) -> Dataset:
+    """The Iris data set split 60/20/20 (stratified, fixed by ``IRIS_SPLIT_SEED``) and
+    standardised with the training split's mean and standard deviation. ``seed`` drives the
+    training split's shuffling."""
+    X, y, class_names = load_iris_arrays()
+    train_idx, val_idx, test_idx = stratified_split(y, (0.6, 0.2, 0.2), seed=IRIS_SPLIT_SEED)
+    scaler = Standardizer.fit(X[train_idx])
+    n_classes = len(class_names)
+
+    def loader(idx, shuffle):
+        return DataLoader(X[idx], y[idx], n_classes, batch_size, shuffle=shuffle, transform=scaler,
+                          rng=np.random.default_rng(seed))
+
+    return Dataset("iris", loader(train_idx, True), loader(val_idx, False), loader(test_idx, False), class_names)

@@ -1,0 +1,117 @@
+"""Losses (costs over a mini-batch of ``m`` examples).
+
+``forward(Y, Y_hat) -> float`` and ``backward(Y, Y_hat) -> dL/dY_hat`` with ``Y`` the targets
+(one-hot labels for classification) and ``Y_hat`` the predictions, both ``(m, k)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+__all__ = ["Loss", "CrossEntropy", "L2", "LOSSES", "initialize_loss", "check_targets"]
+
+
+def check_targets(name: str, Y: np.ndarray, Y_hat: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``Y`` and ``Y_hat`` have the same shape and finite values."""
+    Y_shape, Y_hat_shape = np.shape(Y), np.shape(Y_hat)
+    if Y_shape != Y_hat_shape:
+        raise ValueError(
+            f"{name}: targets Y have shape {Y_shape} but predictions Y_hat have shape {Y_hat_shape}; "
+            "they must match (one-hot labels with one column per network output)"
+        )
+    if len(Y_shape) == 0 or Y_shape[0] == 0:
+        raise ValueError(f"{name}: expected a non-empty batch, got shape {Y_shape}")
+    for what, arr in (("predictions Y_hat", Y_hat), ("targets Y", Y)):
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            raise ValueError(f"{name}: {what} contain {bad} non-finite value(s) (NaN or inf)")
+
+
+class Loss(ABC):
+    """Base class. ``loss(Y, Y_hat)`` is ``loss.forward(Y, Y_hat)``."""
+
+    name: str = ""
+
+    def __init__(self, name: str | None = None) -> None:
+        if name is not None:
+            self.name = name
+
+    def __call__(self, Y: np.ndarray, Y_hat: np.ndarray) -> float:
+        return self.forward(Y, Y_hat)
+
+    @abstractmethod
+    def forward(self, Y: np.ndarray, Y_hat: np.ndarray) -> float:
+        """Mean loss over the batch."""
+
+    @abstractmethod
+    def backward(self, Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
+        """``dL/dY_hat``, shape ``(m, k)``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class CrossEntropy(Loss):
+    """Multi-class cross-entropy ``J = -sum(Y * ln(Y_hat)) / m``.
+
+    ``Y_hat`` are probabilities (a softmax output). Probabilities are clamped below at the
+    smallest positive normal number of their dtype so that ``ln(0)`` cannot produce ``inf``.
+
+    ``label_smoothing`` (0 by default, as in the spec) mixes the targets with the uniform
+    distribution: ``Y <- (1 - eps) * Y + eps / k``, as ``torch.nn.CrossEntropyLoss`` does.
+    """
+
+    name = "cross_entropy"
+
+    def __init__(self, name: str | None = None, label_smoothing: float = 0.0) -> None:
+        super().__init__(name)
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+
+    def targets(self, Y: np.ndarray) -> np.ndarray:
+        """The targets the loss actually fits (``Y`` after label smoothing)."""
+        if self.label_smoothing == 0.0:
+            return Y
+        k = Y.shape[-1]
+        return Y * (1.0 - self.label_smoothing) + self.label_smoothing / k
+
+    def forward(self, Y: np.ndarray, Y_hat: np.ndarray) -> float:
+        check_targets(self.name, Y, Y_hat)
+        tiny = np.finfo(np.result_type(Y_hat, np.float32)).tiny
+        return float(-np.sum(self.targets(Y) * np.log(np.maximum(Y_hat, tiny))) / Y.shape[0])
+
+    def backward(self, Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
+        check_targets(self.name, Y, Y_hat)
+        tiny = np.finfo(np.result_type(Y_hat, np.float32)).tiny
+        return -self.targets(Y) / (np.maximum(Y_hat, tiny) * Y.shape[0])
+
+
+class L2(Loss):
+    """Squared error ``J = sum((Y - Y_hat)^2) / (2 m)``, gradient ``(Y_hat - Y) / m``."""
+
+    name = "l2"
+
+    def forward(self, Y: np.ndarray, Y_hat: np.ndarray) -> float:
+        check_targets(self.name, Y, Y_hat)
+        D = Y_hat - Y
+        return float(np.sum(D * D) / (2 * Y.shape[0]))
+
+    def backward(self, Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
+        check_targets(self.name, Y, Y_hat)
+        return (Y_hat - Y) / Y.shape[0]
+
+
+LOSSES = {"cross_entropy": CrossEntropy, "l2": L2}
+
+
+def initialize_loss(name: str, **kwargs) -> Loss:
+    """Make a loss from its name: ``"cross_entropy"`` or ``"l2"``."""
+    if isinstance(name, Loss):
+        return name
+    key = str(name).lower()
+    if key not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")
+    return LOSSES[key](key, **kwargs)

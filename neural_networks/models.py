@@ -1,0 +1,363 @@
+"""The model: a stack of layers, a loss and an optimizer, with the training loop and
+save/load.
+
+Two ways to build one:
+
+* the spec's: ``NeuralNetwork(loss="cross_entropy", layer_args=[{"name": "fully_connected",
+  "n_out": 32, "activation": "relu"}, ...], optimizer_args={"name": "SGD", "lr": 0.05}, seed=0)``
+  (or ``initialize_model(name, loss, layer_args, optimizer_args, logger, seed)``);
+* direct: ``NeuralNetwork(layers=[FullyConnected(32, "relu"), FullyConnected(3, "softmax")],
+  loss="cross_entropy", optimizer=SGD(lr=0.05, momentum=0.9), seed=0)``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from . import functional as F
+from .activations import SoftMax
+from .io import atomic_write
+from .layers import Layer, initialize_layer
+from .losses import CrossEntropy, Loss, check_targets, initialize_loss
+from .optimizers import Optimizer, initialize_optimizer
+
+__all__ = ["NeuralNetwork", "History", "initialize_model", "FORMAT"]
+
+FORMAT = "neural_networks.model/1"
+
+
+class History:
+    """What :meth:`NeuralNetwork.train` measured: ``history[key]`` is a per-epoch list for
+    ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``lr`` and ``seconds``;
+    ``iteration_loss`` holds the training loss of every mini-batch."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = OrderedDict()
+        self.iteration_loss: list[float] = []
+
+    def append(self, **metrics: float) -> None:
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append(float(value))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.history
+
+    @property
+    def epochs(self) -> int:
+        return len(next(iter(self.history.values()), []))
+
+    def __repr__(self) -> str:
+        return f"History(epochs={self.epochs}, keys={list(self.history)})"
+
+
+def _accuracy_counts(Y: np.ndarray, Y_hat: np.ndarray) -> int:
+    return int(np.count_nonzero(Y_hat.argmax(axis=1) == Y.argmax(axis=1)))
+
+
+class NeuralNetwork:
+    """A feed-forward network.
+
+    Parameters
+    ----------
+    loss: a loss name (``"cross_entropy"``, ``"l2"``) or a :class:`Loss`.
+    layer_args: the spec's list of layer dicts (each with ``name`` and the layer's arguments).
+    optimizer_args: the spec's optimizer dict (``name``, ``lr``, ``lr_scheduler``, ...).
+    logger: optional object with ``on_epoch_end(model, epoch, metrics)`` and
+        ``on_train_end(model, history)`` (e.g. :class:`neural_networks.logs.Logger`).
+    seed: seeds the weight initialisation (one generator per layer, derived from it).
+    layers, optimizer: the direct form, instead of ``layer_args`` / ``optimizer_args``.
+    """
+
+    def __init__(self, loss="cross_entropy", layer_args=None, optimizer_args=None, logger=None, seed=None, *,
+                 layers=None, optimizer=None) -> None:
+        if (layer_args is None) == (layers is None):
+            raise ValueError("give exactly one of layer_args (list of dicts) or layers (list of Layer objects)")
+        if layers is None:
+            if not isinstance(layer_args, (list, tuple)) or not layer_args:
+                raise ValueError(f"layer_args must be a non-empty list of layer dicts; got {layer_args!r}")
+            layers = [initialize_layer(**dict(args)) for args in layer_args]
+        else:
+            layers = list(layers)
+            if not layers or not all(isinstance(layer, Layer) for layer in layers):
+                raise ValueError("layers must be a non-empty list of Layer objects")
+        if optimizer is not None and optimizer_args is not None:
+            raise ValueError("give at most one of optimizer_args (dict) or optimizer (Optimizer)")
+        if optimizer is None and optimizer_args is not None:
+            optimizer = initialize_optimizer(**dict(optimizer_args))
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be an Optimizer, got {type(optimizer).__name__}")
+
+        self.layers: list[Layer] = layers
+        self.n_layers = len(layers)
+        self.layer_args = layer_args
+        self.loss: Loss = initialize_loss(loss)
+        self.optimizer: Optimizer | None = optimizer
+        self.optimizer_args = optimizer_args
+        self.logger = logger
+        self.seed = seed
+        self.training = True
+        self._last_output = None
+        seeds = np.random.SeedSequence(seed).spawn(len(layers))
+        for i, (layer, child) in enumerate(zip(layers, seeds)):
+            layer.index = i
+            if layer.rng is None:
+                layer.rng = np.random.default_rng(child)
+
+    # ------------------------------------------------------------------ core passes
+    @property
+    def _fused_softmax_cross_entropy(self) -> bool:
+        last = self.layers[-1]
+        return isinstance(self.loss, CrossEntropy) and isinstance(last.activation, SoftMax) and hasattr(
+            last, "backward_preactivation")
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Run ``X`` through every layer; returns the last layer's output."""
+        Y = X
+        for layer in self.layers:
+            Y = layer.forward(Y)
+        self._last_output = Y
+        return Y
+
+    def backward(self, target: np.ndarray, out: np.ndarray) -> float:
+        """Loss of ``out`` against ``target`` and the gradients of every layer.
+
+        When the network ends in softmax and the loss is cross-entropy, and ``out`` is the
+        output of the last :meth:`forward`, the gradient at the logits is computed fused and
+        stably as ``(Y_hat - Y) / m`` (the loss from log-sum-exp), instead of chaining the two
+        ill-conditioned backward passes. Returns the loss.
+        """
+        target = np.asarray(target)
+        if target.shape != np.shape(out):
+            raise ValueError(
+                f"labels of shape {target.shape} do not match the network's output of shape {np.shape(out)} "
+                "(targets must be one-hot with one column per output unit)"
+            )
+        if self._fused_softmax_cross_entropy and out is self._last_output:
+            last = self.layers[-1]
+            Z = last.cache["Z"]
+            target = target.astype(Z.dtype, copy=False)
+            check_targets(self.loss.name, target, Z)
+            loss, dZ, _ = F.softmax_cross_entropy(Z, self.loss.targets(target))
+            dX = last.backward_preactivation(dZ)
+        else:
+            loss = self.loss.forward(target, out)
+            dX = self.layers[-1].backward(self.loss.backward(target, out))
+        for layer in reversed(self.layers[:-1]):
+            dX = layer.backward(dX)
+        return loss
+
+    def update(self, epoch: float) -> None:
+        """Apply one optimizer step to every parameter (in place), then clear the gradients."""
+        if self.optimizer is None:
+            raise ValueError("this model has no optimizer; pass optimizer_args or optimizer= to train it")
+        for i, layer in enumerate(self.layers):
+            for name, param in layer.parameters.items():
+                delta = self.optimizer.update(f"{name}{i}", param, layer.gradients[name], epoch)
+                param -= delta
+            layer.clear_gradients()
+
+    def train_mode(self, mode: bool = True) -> "NeuralNetwork":
+        """Switch every layer between training (``True``) and evaluation (``False``) behaviour."""
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval_mode(self) -> "NeuralNetwork":
+        return self.train_mode(False)
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, X: np.ndarray, Y: np.ndarray | None = None, batch_size: int = 1024):
+        """Network outputs for ``X`` in evaluation mode, computed ``batch_size`` examples at a
+        time. With targets ``Y`` (the spec's form) returns ``(Y_hat, loss)``, else ``Y_hat``."""
+        was_training = self.training
+        self.eval_mode()
+        try:
+            outputs = [self.forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+        finally:
+            self.train_mode(was_training)
+        Y_hat = np.concatenate(outputs) if outputs else np.empty((0,))
+        if Y is None:
+            return Y_hat
+        return Y_hat, self.loss.forward(np.asarray(Y), Y_hat)
+
+    def predict_classes(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Index of the largest output for each example, ``(m,)``."""
+        return self.predict(X, batch_size=batch_size).argmax(axis=1)
+
+    def evaluate(self, loader) -> dict:
+        """Mean loss and accuracy over every batch of ``loader`` (in evaluation mode; only one
+        batch of activations is alive at a time)."""
+        was_training = self.training
+        self.eval_mode()
+        total_loss, correct, count = 0.0, 0, 0
+        try:
+            for X, Y in loader:
+                Y_hat = self.forward(X)
+                m = Y.shape[0]
+                total_loss += self.loss.forward(Y, Y_hat) * m
+                correct += _accuracy_counts(Y, Y_hat)
+                count += m
+        finally:
+            self.train_mode(was_training)
+        if count == 0:
+            raise ValueError("cannot evaluate on an empty split")
+        return {"loss": total_loss / count, "accuracy": correct / count}
+
+    def test(self, dataset) -> dict:
+        """Loss and accuracy on ``dataset.test``."""
+        return self.evaluate(dataset.test)
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, X: np.ndarray, Y: np.ndarray, epoch: float) -> tuple[float, int]:
+        """One mini-batch: forward, backward, update. Returns ``(loss, correct predictions)``."""
+        Y_hat = self.forward(X)
+        loss = self.backward(Y, Y_hat)
+        correct = _accuracy_counts(Y, Y_hat)
+        self.update(epoch)
+        return loss, correct
+
+    def train(self, dataset, epochs: int, verbose: int = 1, start_epoch: int = 0, history: History | None = None) -> History:
+        """Train on ``dataset.train`` for ``epochs`` epochs, evaluating on ``dataset.validate``
+        after each (if it has one). ``verbose``: 0 silent, 1 a progress bar per epoch and a
+        summary line. Returns the :class:`History`."""
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int; got {epochs!r}")
+        history = history if history is not None else History()
+        validate = getattr(dataset, "validate", None)
+        for epoch in range(start_epoch, start_epoch + epochs):
+            self.train_mode(True)
+            started = time.perf_counter()
+            total_loss, correct, count = 0.0, 0, 0
+            batches = _progress(dataset.train, f"epoch {epoch + 1}/{start_epoch + epochs}", verbose)
+            for X, Y in batches:
+                loss, hits = self.train_step(X, Y, epoch)
+                history.iteration_loss.append(loss)
+                m = Y.shape[0]
+                total_loss += loss * m
+                correct += hits
+                count += m
+                if verbose and hasattr(batches, "set_postfix"):
+                    batches.set_postfix(loss=f"{total_loss / count:.4f}", acc=f"{correct / count:.3f}", refresh=False)
+            metrics = {"loss": total_loss / max(count, 1), "accuracy": correct / max(count, 1)}
+            if validate is not None and getattr(validate, "n_examples", 1) > 0:
+                val = self.evaluate(validate)
+                metrics.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            metrics["lr"] = self.optimizer.lr_scheduler(epoch)
+            metrics["seconds"] = time.perf_counter() - started
+            history.append(**metrics)
+            if verbose:
+                print(_summary(epoch + 1, start_epoch + epochs, metrics), flush=True)
+            if self.logger is not None and hasattr(self.logger, "on_epoch_end"):
+                self.logger.on_epoch_end(self, epoch, metrics)
+        if self.logger is not None and hasattr(self.logger, "on_train_end"):
+            self.logger.on_train_end(self, history)
+        return history
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict:
+        """Architecture, loss and optimizer as plain JSON-serialisable data."""
+        loss_config = {"name": self.loss.name}
+        if isinstance(self.loss, CrossEntropy) and self.loss.label_smoothing:
+            loss_config["label_smoothing"] = self.loss.label_smoothing
+        return {
+            "format": FORMAT,
+            "layers": [{**layer.config(), "n_in": layer.n_in} for layer in self.layers],
+            "loss": loss_config,
+            "optimizer": None if self.optimizer is None else self.optimizer.config(),
+            "seed": self.seed,
+        }
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Every parameter (``layers.<i>.<name>``) and optimizer buffer (``optimizer.<key>``)."""
+        arrays = {}
+        for i, layer in enumerate(self.layers):
+            for name, value in layer.parameters.items():
+                arrays[f"layers.{i}.{name}"] = value
+            for name, value in getattr(layer, "buffers", {}).items():
+                arrays[f"buffers.{i}.{name}"] = value
+        if self.optimizer is not None:
+            for key, value in self.optimizer.state().items():
+                arrays[f"optimizer.{key}"] = value
+        return arrays
+
+    def save(self, path, extra: dict | None = None) -> None:
+        """Write architecture, parameters and optimizer state to one ``.npz`` file, atomically.
+        The architecture is stored as JSON text, so :meth:`load` needs no pickle. ``extra`` is
+        JSON-serialisable metadata stored alongside (e.g. the epoch of a checkpoint)."""
+        config = self.config()
+        config["extra"] = extra or {}
+        arrays = {"config": np.array(json.dumps(config))}
+        arrays.update(self.state_arrays())
+        with atomic_write(path, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path, logger=None) -> "NeuralNetwork":
+        """Rebuild a model written by :meth:`save` (no pickled objects are read)."""
+        with np.load(path, allow_pickle=False) as archive:
+            if "config" not in archive.files:
+                raise ValueError(f"{path}: not a neural_networks model file (no 'config' entry)")
+            config = json.loads(str(archive["config"]))
+            if config.get("format") != FORMAT:
+                raise ValueError(f"{path}: unsupported model format {config.get('format')!r}; expected {FORMAT!r}")
+            arrays = {key: archive[key] for key in archive.files if key != "config"}
+        layers = []
+        for i, layer_config in enumerate(config["layers"]):
+            layer_config = dict(layer_config)
+            n_in = layer_config.pop("n_in", None)
+            layer = initialize_layer(**layer_config)
+            params = OrderedDict((key.split(".", 2)[2], value) for key, value in arrays.items()
+                                 if key.startswith(f"layers.{i}."))
+            if params:
+                layer.n_in = n_in
+                layer.parameters = params
+                layer.clear_gradients()
+            buffers = {key.split(".", 2)[2]: value for key, value in arrays.items() if key.startswith(f"buffers.{i}.")}
+            if buffers:
+                layer.buffers.update(buffers)
+            layers.append(layer)
+        optimizer = None
+        if config.get("optimizer"):
+            optimizer = initialize_optimizer(**config["optimizer"])
+            optimizer.load_state({key[len("optimizer."):]: value for key, value in arrays.items()
+                                  if key.startswith("optimizer.")})
+        model = cls(loss=initialize_loss(**config["loss"]), layers=layers, optimizer=optimizer, logger=logger,
+                    seed=config.get("seed"))
+        model.extra = config.get("extra", {})
+        return model
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"NeuralNetwork(\n  {inner},\n  loss={self.loss!r}, optimizer={type(self.optimizer).__name__})"
+
+
+def _progress(loader, description: str, verbose: int):
+    if not verbose:
+        return loader
+    from tqdm.auto import tqdm
+
+    return tqdm(loader, desc=description, total=len(loader), leave=False, unit="batch", dynamic_ncols=True)
+
+
+def _summary(epoch: int, epochs: int, metrics: dict) -> str:
+    parts = [f"epoch {epoch}/{epochs}", f"loss {metrics['loss']:.4f}", f"acc {metrics['accuracy']:.4f}"]
+    if "val_loss" in metrics:
+        parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_acc {metrics['val_accuracy']:.4f}"]
+    parts += [f"lr {metrics['lr']:.3g}", f"{metrics['seconds']:.1f}s"]
+    return "  ".join(parts)
+
+
+def initialize_model(name: str = "feed_forward", loss="cross_entropy", layer_args=None, optimizer_args=None,
+                     logger=None, seed=None) -> NeuralNetwork:
+    """The spec's factory: ``name`` labels the model (every name builds a :class:`NeuralNetwork`)."""
+    model = NeuralNetwork(loss=loss, layer_args=layer_args, optimizer_args=optimizer_args, logger=logger, seed=seed)
+    model.name = name
+    return model
