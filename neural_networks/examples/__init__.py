@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m neural_networks.examples.<name>``."""
