@@ -1,0 +1,203 @@
+"""NeuralNetwork: composition, the fused softmax + cross-entropy gradient, training, save/load."""
+
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+
+from neural_networks.datasets import initialize_dataset
+from neural_networks.gradcheck import check_gradients, relative_error
+from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
+from neural_networks.losses import CrossEntropy
+from neural_networks.models import NeuralNetwork, initialize_model
+from neural_networks.optimizers import SGD
+
+
+def small_mlp(seed=0, loss="cross_entropy", out_activation="softmax"):
+    return NeuralNetwork(layers=[FullyConnected(6, "tanh"), FullyConnected(3, out_activation)], loss=loss,
+                         optimizer=SGD(lr=0.1, momentum=0.9), seed=seed)
+
+
+def to_float64(model):
+    for layer in model.layers:
+        for key, value in layer.parameters.items():
+            layer.parameters[key] = value.astype(np.float64)
+
+
+def one_hot(labels, k):
+    return np.eye(k)[labels]
+
+
+class TestForwardBackward(unittest.TestCase):
+    def setUp(self):
+        rng = np.random.default_rng(1)
+        self.X = rng.standard_normal((5, 4))
+        self.Y = one_hot(rng.integers(0, 3, 5), 3)
+
+    def test_fused_gradient_equals_chained_gradient(self):
+        model = small_mlp()
+        model.forward(self.X)
+        to_float64(model)
+        out = model.forward(self.X)
+        fused_loss = model.backward(self.Y, out)  # `out` is the last output: fused path
+        fused = [dict(layer.gradients) for layer in model.layers]
+        chained_loss = model.backward(self.Y, out.copy())  # a copy: the generic chained path
+        self.assertAlmostEqual(fused_loss, chained_loss, places=12)
+        for f, layer in zip(fused, model.layers):
+            for key in f:
+                np.testing.assert_allclose(f[key], layer.gradients[key], rtol=1e-9, atol=1e-12)
+
+    def test_model_gradient_matches_finite_differences(self):
+        for loss, act in (("cross_entropy", "softmax"), ("l2", "sigmoid")):
+            model = small_mlp(loss=loss, out_activation=act)
+            model.forward(self.X)
+            to_float64(model)
+            model.backward(self.Y, model.forward(self.X))
+            for layer in model.layers:
+                for key in ("W", "b"):
+                    param = layer.parameters[key]
+
+                    def loss_of(value, layer=layer, key=key):
+                        layer.parameters[key] = value
+                        return np.array(model.loss.forward(self.Y, model.forward(self.X)))
+
+                    analytic = layer.gradients[key].copy()
+                    numeric = check_gradients(loss_of, param.copy(), 1.0)
+                    layer.parameters[key] = param
+                    self.assertLess(relative_error(analytic, numeric), 1e-7, f"{loss} {layer.where} {key}")
+
+    def test_fused_loss_is_stable_for_extreme_logits(self):
+        model = NeuralNetwork(layers=[FullyConnected(3, "softmax")], loss="cross_entropy", seed=0)
+        model.forward(self.X)
+        model.layers[0].parameters["W"] *= 1e4  # saturated softmax: probabilities 0 and 1
+        out = model.forward(self.X.astype(np.float32))
+        loss = model.backward(self.Y.astype(np.float32), out)
+        self.assertTrue(np.isfinite(loss))
+        for grad in model.layers[0].gradients.values():
+            self.assertTrue(np.all(np.isfinite(grad)))
+
+    def test_label_smoothing_changes_targets(self):
+        model = NeuralNetwork(layers=[FullyConnected(3, "softmax")], loss=CrossEntropy(label_smoothing=0.2), seed=0)
+        out = model.forward(self.X)
+        smoothed = model.backward(self.Y, out)
+        expected = -np.sum((self.Y * 0.8 + 0.2 / 3) * np.log(out)) / 5
+        self.assertAlmostEqual(smoothed, expected, places=5)
+
+    def test_label_shape_mismatch_is_an_error(self):
+        model = small_mlp()
+        out = model.forward(self.X)
+        with self.assertRaisesRegex(ValueError, r"labels of shape \(5, 4\).*output of shape \(5, 3\)"):
+            model.backward(np.zeros((5, 4)), out)
+        with self.assertRaisesRegex(ValueError, r"labels of shape \(5,\)"):
+            model.backward(np.zeros(5), out)
+
+    def test_update_applies_momentum_in_place(self):
+        model = small_mlp()
+        out = model.forward(self.X)
+        model.backward(self.Y, out)
+        W = model.layers[0].parameters["W"]
+        before, grad = W.copy(), model.layers[0].gradients["W"].copy()
+        model.update(epoch=0)
+        self.assertIs(model.layers[0].parameters["W"], W)
+        np.testing.assert_allclose(W, before - 0.1 * grad, rtol=1e-6)
+        self.assertFalse(np.any(model.layers[0].gradients["W"]))  # cleared after the step
+
+    def test_update_without_optimizer(self):
+        model = NeuralNetwork(layers=[FullyConnected(3, "softmax")], loss="cross_entropy")
+        model.backward(self.Y, model.forward(self.X))
+        with self.assertRaisesRegex(ValueError, "no optimizer"):
+            model.update(0)
+
+
+class TestConstruction(unittest.TestCase):
+    def test_spec_form_equals_direct_form(self):
+        layer_args = [{"name": "fully_connected", "activation": "relu", "weight_init": "xavier_uniform", "n_out": 8},
+                      {"name": "fully_connected", "activation": "softmax", "n_out": 3}]
+        optimizer_args = {"name": "SGD", "lr": 0.1, "lr_scheduler": "exponential", "lr_decay": 0.5,
+                          "stage_length": 2, "staircase": True, "clip_norm": 1.0, "momentum": 0.9}
+        spec = initialize_model(name="feed_forward", loss="cross_entropy", layer_args=layer_args,
+                                optimizer_args=optimizer_args, seed=3)
+        direct = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(3, "softmax")], loss="cross_entropy",
+                               optimizer=SGD(lr=0.1, momentum=0.9, clip_norm=1.0, lr_scheduler="exponential",
+                                             lr_decay=0.5, stage_length=2), seed=3)
+        X = np.random.default_rng(0).standard_normal((4, 5))
+        np.testing.assert_array_equal(spec.forward(X), direct.forward(X))
+        self.assertEqual(spec.optimizer.lr_scheduler(5), 0.1 * 0.5**2)
+
+    def test_seed_makes_initialisation_reproducible(self):
+        X = np.ones((2, 4))
+        a, b, c = small_mlp(seed=7), small_mlp(seed=7), small_mlp(seed=8)
+        np.testing.assert_array_equal(a.forward(X), b.forward(X))
+        self.assertFalse(np.array_equal(a.forward(X), c.forward(X)))
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "exactly one of layer_args"):
+            NeuralNetwork(loss="cross_entropy")
+        with self.assertRaisesRegex(ValueError, "unknown loss 'hinge'; valid names: cross_entropy, l2"):
+            NeuralNetwork(loss="hinge", layers=[FullyConnected(2)])
+        with self.assertRaisesRegex(ValueError, "unknown layer 'dense'; valid names"):
+            NeuralNetwork(layer_args=[{"name": "dense", "n_out": 2}])
+        with self.assertRaisesRegex(ValueError, "unknown optimizer 'adagrad'; valid names"):
+            NeuralNetwork(layer_args=[{"name": "flatten"}], optimizer_args={"name": "adagrad", "lr": 0.1})
+        with self.assertRaisesRegex(ValueError, "valid arguments"):
+            NeuralNetwork(layer_args=[{"name": "fully_connected", "n_outs": 2}])
+
+
+class TestTrainingAndPersistence(unittest.TestCase):
+    def test_iris_reaches_93_percent(self):
+        data = initialize_dataset("iris", batch_size=25, seed=0)
+        model = small_mlp()
+        history = model.train(data, epochs=60, verbose=0)
+        self.assertEqual(history.epochs, 60)
+        self.assertEqual(len(history.iteration_loss), 60 * len(data.train))
+        self.assertLess(history["loss"][-1], history["loss"][0])
+        self.assertGreaterEqual(model.test(data)["accuracy"], 0.93)
+
+    def test_predict_is_batched_and_matches_forward(self):
+        model = small_mlp()
+        X = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+        full = model.forward(X)
+        np.testing.assert_allclose(model.predict(X, batch_size=3), full, rtol=1e-6)
+        Y = one_hot(np.arange(10) % 3, 3)
+        Y_hat, loss = model.predict(X, Y)
+        self.assertAlmostEqual(loss, model.loss.forward(Y, full), places=5)
+        np.testing.assert_array_equal(model.predict_classes(X), full.argmax(axis=1))
+
+    def test_save_load_round_trip_cnn(self):
+        model = NeuralNetwork(layers=[Conv2D(4, (3, 3), "relu", stride=1, pad="same"), Pool2D((2, 2), "max", stride=2),
+                                      Flatten(), FullyConnected(3, "softmax")],
+                              loss=CrossEntropy(label_smoothing=0.1), optimizer=SGD(lr=0.01, momentum=0.9), seed=0)
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((4, 6, 6, 2)).astype(np.float32)
+        Y = one_hot(rng.integers(0, 3, 4), 3).astype(np.float32)
+        model.train_step(X, Y, epoch=0)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.npz"
+            model.save(path, extra={"epoch": 1})
+            self.assertEqual(sorted(p.name for p in Path(tmp).iterdir()), ["model.npz"])  # no temp file left
+            loaded = NeuralNetwork.load(path)
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+        self.assertEqual(loaded.extra, {"epoch": 1})
+        self.assertEqual(loaded.loss.label_smoothing, 0.1)
+        self.assertEqual([type(l).__name__ for l in loaded.layers], ["Conv2D", "Pool2D", "Flatten", "FullyConnected"])
+        for key, value in model.optimizer.state().items():
+            np.testing.assert_array_equal(loaded.optimizer.state()[key], value)
+        # the next step continues identically
+        model.train_step(X, Y, epoch=1)
+        loaded.train_step(X, Y, epoch=1)
+        np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-6)
+
+    def test_load_refuses_foreign_files(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "weird.npz"
+            np.savez(path, W=np.zeros(3))
+            with self.assertRaisesRegex(ValueError, "not a neural_networks model file"):
+                NeuralNetwork.load(path)
+            np.savez(path, config=np.array([{"a": 1}], dtype=object))
+            with self.assertRaises(ValueError):  # an object array needs pickle, which load refuses
+                NeuralNetwork.load(path)
+
+
+if __name__ == "__main__":
+    unittest.main()
