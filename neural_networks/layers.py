@@ -89,6 +89,7 @@ class Layer(ABC):
         return {"name": self.name}
 
     name = ""
+    stochastic = False  # True for layers that draw random numbers while training (dropout)
 
     # -- shared helpers ---------------------------------------------------------------
     def clear_gradients(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 from .io import atomic_write
@@ -56,12 +57,15 @@ class Logger:
     """
 
     def __init__(self, model_args=None, data_args=None, save: bool = False, plot: bool = False,
-                 save_dir="experiments/", name: str | None = None, checkpoints: bool = True) -> None:
+                 save_dir="experiments/", name: str | None = None, checkpoints: bool = True,
+                 plot_every_seconds: float = 30.0) -> None:
         self.model_args = dict(model_args or {})
         self.data_args = dict(data_args or {})
         self.save = bool(save)
         self.plot = bool(plot)
         self.checkpoints = bool(checkpoints)
+        self.plot_every_seconds = float(plot_every_seconds)
+        self._last_plot = time.monotonic()
         self.name = name or str(self.model_args.get("name", "model"))
         self.directory = Path(save_dir) / self.name
         self.rows: list[dict] = []
@@ -88,10 +92,14 @@ class Logger:
             model.save(self.path("last.npz"), extra=extra)
             if improved:
                 model.save(self.path("best.npz"), extra=extra)
-        if self.plot:
+        # Drawing takes ~0.3 s: redraw the curves during training at most every plot_every_seconds.
+        if self.plot and time.monotonic() - self._last_plot >= self.plot_every_seconds:
             self.plot_epochs()
+            self._last_plot = time.monotonic()
 
     def on_train_end(self, model, history) -> None:
+        if self.save and self.plot and self.rows:
+            self.plot_epochs()
         if self.save and self.plot and getattr(history, "iteration_loss", None):
             plots.plot_iteration_loss(history.iteration_loss, self.path("loss_iterations.png"),
                                       smooth=max(1, len(history.iteration_loss) // 50))

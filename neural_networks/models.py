@@ -234,6 +234,7 @@ class NeuralNetwork:
         validate = getattr(dataset, "validate", None)
         for epoch in range(start_epoch, start_epoch + epochs):
             self.train_mode(True)
+            self._seed_epoch(dataset, epoch)
             started = time.perf_counter()
             total_loss, correct, count = 0.0, 0, 0
             batches = _progress(dataset.train, f"epoch {epoch + 1}/{start_epoch + epochs}", verbose)
@@ -260,6 +261,19 @@ class NeuralNetwork:
         if self.logger is not None and hasattr(self.logger, "on_train_end"):
             self.logger.on_train_end(self, history)
         return history
+
+    def _seed_epoch(self, dataset, epoch: int) -> None:
+        """Derive this epoch's randomness (shuffling, augmentation, dropout masks) from the
+        seed and the epoch number alone, so a run resumed at an epoch boundary continues
+        exactly as an uninterrupted one would."""
+        set_epoch = getattr(dataset.train, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
+        if self.seed is None:
+            return
+        for i, layer in enumerate(self.layers):
+            if layer.stochastic:
+                layer.rng = np.random.default_rng([int(self.seed), i, epoch, 1])
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict:

@@ -1,23 +1,53 @@
 """Data sets and mini-batch loaders.
 
-``initialize_dataset(name, batch_size)`` is the spec's entry point; it returns a
-:class:`Dataset` with ``train``, ``validate`` and ``test`` loaders.
+``initialize_dataset(name, batch_size, **kwargs)`` is the spec's entry point; it returns a
+:class:`Dataset` with ``train``, ``validate`` and ``test`` loaders yielding ``(float32 X,
+one-hot float32 Y)``; integer labels are ``loader.labels``, class names ``dataset.class_names``.
+
+Data sets: ``"iris"`` (shipped), ``"fashion_mnist"``, ``"cifar10"`` and ``"image_folder"``
+(needs ``path``). Where files come from: :mod:`.sources`; the decoded-image cache: :mod:`.cache`;
+augmentation: :mod:`.augment`; presence and checksums: :func:`list_datasets`, :func:`verify_dataset`.
 """
 
 from __future__ import annotations
 
-from .base import DataLoader, Dataset, Standardizer, one_hot, stratified_split
+from .augment import Augmenter, make_augmenter, random_crop, random_flip
+from .base import (DEFAULT_SPLIT_SEED, DataLoader, Dataset, ImageTransform, Standardizer, channel_stats,
+                   make_image_dataset, one_hot, split_validation, stratified_split)
+from .cifar10 import load_cifar10, load_cifar10_arrays
+from .fashion_mnist import load_fashion_mnist, load_fashion_mnist_arrays, read_idx
+from .image_folder import load_image_folder, load_image_folder_arrays, load_images
 from .iris import load_iris
+from .sources import ChecksumError, DataFormatError, DataNotFoundError, data_home, download
 
-__all__ = ["DataLoader", "Dataset", "Standardizer", "one_hot", "stratified_split", "load_iris",
+__all__ = ["DataLoader", "Dataset", "Standardizer", "ImageTransform", "one_hot", "stratified_split",
+           "split_validation", "channel_stats", "make_image_dataset", "DEFAULT_SPLIT_SEED",
+           "load_iris", "load_fashion_mnist", "load_fashion_mnist_arrays", "read_idx", "load_cifar10",
+           "load_cifar10_arrays", "load_image_folder", "load_image_folder_arrays", "load_images",
+           "Augmenter", "make_augmenter", "random_crop", "random_flip",
+           "DataNotFoundError", "DataFormatError", "ChecksumError", "data_home", "download",
+           "list_datasets", "dataset_path", "verify_dataset",
            "DATASETS", "initialize_dataset"]
 
-DATASETS = {"iris": load_iris}
+DATASETS = {"iris": load_iris, "fashion_mnist": load_fashion_mnist, "cifar10": load_cifar10,
+            "image_folder": load_image_folder}
+_ALIASES = {"fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist", "cifar_10": "cifar10",
+            "imagefolder": "image_folder"}
+
+
+def _canonical_name(name: str) -> str:
+    key = str(name).lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
+    return key
 
 
 def initialize_dataset(name: str, batch_size: int = 25, **kwargs) -> Dataset:
-    """Load data set ``name`` (one of ``DATASETS``) with mini-batches of ``batch_size``."""
-    key = str(name).lower()
-    if key not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
-    return DATASETS[key](batch_size=batch_size, **kwargs)
+    """Load data set ``name`` (one of ``DATASETS``; ``-``/``_`` and case do not matter) with
+    mini-batches of ``batch_size``; ``kwargs`` go to its loader (e.g. ``path=``, ``augment=True``,
+    ``validation_size=``, ``seed=``)."""
+    return DATASETS[_canonical_name(name)](batch_size=batch_size, **kwargs)
+
+
+from .catalog import dataset_path, list_datasets, verify_dataset  # noqa: E402  (uses _canonical_name)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["one_hot", "Standardizer", "DataLoader", "Dataset", "stratified_split"]
+__all__ = ["one_hot", "Standardizer", "DataLoader", "Dataset", "stratified_split", "split_validation",
+           "channel_stats", "ImageTransform", "make_image_dataset", "DEFAULT_SPLIT_SEED"]
+
+DEFAULT_SPLIT_SEED = 189  # fixes the validation split of the image data sets unless a split_seed is given
 
 
 def one_hot(labels: np.ndarray, n_classes: int, dtype=np.float32) -> np.ndarray:
@@ -171,3 +174,158 @@ def stratified_split(labels: np.ndarray, fractions, seed: int) -> list[np.ndarra
             part.append(idx[start:stop])
             start = stop
     return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def split_validation(labels: np.ndarray, validation_size, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, val_idx)``: hold out ``validation_size`` examples (an int count, or a float
+    fraction in ``[0, 1)``), stratified by class (each class contributes in proportion, the
+    rounding distributed by largest remainder so the count is exact). Deterministic for a
+    given ``seed``; both index arrays sorted."""
+    labels = np.asarray(labels)
+    m = labels.shape[0]
+    if isinstance(validation_size, bool):
+        raise ValueError(f"validation_size must be a count or a fraction; got {validation_size!r}")
+    if isinstance(validation_size, (float, np.floating)):
+        if not 0.0 <= validation_size < 1.0:
+            raise ValueError(f"a fractional validation_size must lie in [0, 1); got {validation_size}")
+        n_val = int(round(validation_size * m))
+    else:
+        n_val = int(validation_size)
+    if not 0 <= n_val < m:
+        raise ValueError(f"validation_size must leave training examples: asked for {n_val} of {m}")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * (n_val / m) if m else counts * 0.0
+    take = np.floor(quota).astype(int)
+    short = n_val - int(take.sum())
+    if short:
+        take[np.argsort(-(quota - take), kind="stable")[:short]] += 1
+    val_parts, train_parts = [], []
+    for cls, k in zip(classes, take):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        val_parts.append(idx[:k])
+        train_parts.append(idx[k:])
+    if not classes.size:
+        return np.arange(0), np.arange(0)
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(val_parts))
+
+
+def channel_stats(X: np.ndarray, chunk: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(mean, std)`` (float64, shape ``(C,)``) of an image array ``(m, H, W, C)``,
+    taken over examples and pixels. Exact for integer (uint8) data: sums are accumulated in
+    integers, chunk by chunk, without a float copy of the whole array."""
+    X = np.asarray(X)
+    C = X.shape[-1]
+    flat = X.reshape(-1, C)
+    n = flat.shape[0]
+    if n == 0:
+        raise ValueError("cannot compute statistics of an empty array")
+    integer = np.issubdtype(X.dtype, np.integer) and X.dtype.itemsize <= 2
+    total = np.zeros(C, dtype=np.int64 if integer else np.float64)
+    total_sq = np.zeros(C, dtype=np.int64 if integer else np.float64)
+    rows = max(1, chunk // C)
+    for start in range(0, n, rows):
+        block = flat[start : start + rows].astype(np.int64 if integer else np.float64)
+        total += block.sum(axis=0)
+        total_sq += np.einsum("ij,ij->j", block, block)
+    mean = total / n
+    var = np.maximum(total_sq / n - mean * mean, 0.0)
+    return mean, np.sqrt(var)
+
+
+class ImageTransform:
+    """uint8 batch -> float32: scaled to ``[0, 1]`` (``x / 255``) and, with statistics, standardised
+    per channel: ``(x / 255 - mean) / std``, ``mean``/``std`` being those of the scaled training
+    pixels. Works on image batches ``(n, H, W, C)`` and flattened ones ``(n, H*W*C)``."""
+
+    def __init__(self, mean=None, std=None, scale: float = 1.0 / 255.0) -> None:
+        self.scale = float(scale)
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.std = None if std is None else np.asarray(std, dtype=np.float64)
+        if self.std is not None:
+            self.std = np.where(self.std < 1e-8, 1.0, self.std)
+        self._cache: dict = {}
+
+    @property
+    def standardize(self) -> bool:
+        return self.mean is not None
+
+    def _coefficients(self, sample_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """``a, b`` with ``transform(x) = a * x + b``, shaped to broadcast over ``sample_shape``."""
+        if sample_shape not in self._cache:
+            if self.mean is None:
+                a, b = np.float32(self.scale), np.float32(0.0)
+            else:
+                a = self.scale / self.std
+                b = -self.mean / self.std
+                C = a.shape[0]
+                if len(sample_shape) == 1 and C > 1:  # flattened HWC: channel is the fastest axis
+                    reps = sample_shape[0] // C
+                    a, b = np.tile(a, reps), np.tile(b, reps)
+                a, b = a.astype(np.float32), b.astype(np.float32)
+            self._cache[sample_shape] = (a, b)
+        return self._cache[sample_shape]
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        a, b = self._coefficients(tuple(X.shape[1:]))
+        out = X.astype(np.float32)
+        out *= a
+        out += b
+        return out
+
+    def __repr__(self) -> str:
+        if self.mean is None:
+            return f"ImageTransform(scale={self.scale:.6g})"
+        return f"ImageTransform(mean={np.round(self.mean, 4).tolist()}, std={np.round(self.std, 4).tolist()})"
+
+
+def make_image_dataset(name: str, splits: dict, class_names, batch_size: int, validation_size=0.1,
+                       split_seed: int = DEFAULT_SPLIT_SEED, seed: int = 0, standardize: bool = True,
+                       augment=False, flatten: bool = False) -> Dataset:
+    """A :class:`Dataset` from uint8 NHWC images. ``splits`` maps ``"train"``, ``"test"`` and
+    optionally ``"validation"`` to ``(images, labels)``; without a validation split,
+    ``validation_size`` examples are held out of ``train`` (stratified, from ``split_seed``).
+    Statistics for standardisation come from the (remaining) training split only. ``seed``
+    drives shuffling and augmentation. ``augment``: see
+    :func:`~neural_networks.datasets.augment.make_augmenter`; the training loader always carries
+    an augmenter (crop and flip unless others are named) and ``augment`` only sets
+    ``train.augmenting``, so augmentation can be switched on later too. ``flatten`` gives
+    ``(m, H*W*C)`` inputs (a view of the uint8 array, no copy)."""
+    from .augment import AUGMENTATIONS, make_augmenter
+
+    for required in ("train", "test"):
+        if required not in splits:
+            raise ValueError(f"{name}: no {required!r} split")
+    X_train, y_train = splits["train"]
+    if "validation" in splits:
+        X_val, y_val = splits["validation"]
+    else:
+        train_idx, val_idx = split_validation(y_train, validation_size, split_seed)
+        X_val, y_val = X_train[val_idx], y_train[val_idx]
+        X_train, y_train = X_train[train_idx], y_train[train_idx]
+    X_test, y_test = splits["test"]
+    image_shape = tuple(X_train.shape[1:])
+    for split, X in (("validation", X_val), ("test", X_test)):
+        if X.shape[0] and tuple(X.shape[1:]) != image_shape:
+            raise ValueError(f"{name}: {split} images have shape {X.shape[1:]}, training images {image_shape}")
+    if standardize:
+        mean, std = channel_stats(X_train)
+        transform = ImageTransform(mean / 255.0, std / 255.0)
+    else:
+        transform = ImageTransform()
+    augmenter = make_augmenter(augment, image_shape=image_shape) or make_augmenter(AUGMENTATIONS, image_shape)
+    n_classes = len(class_names)
+
+    def reshape(X):
+        return X.reshape(X.shape[0], -1) if flatten else X
+
+    def loader(X, y, shuffle, aug=None):
+        return DataLoader(reshape(X), y, n_classes, batch_size, shuffle=shuffle, transform=transform, augment=aug,
+                          rng=np.random.default_rng(seed))
+
+    train = loader(X_train, y_train, True, augmenter)
+    train.augmenting = bool(make_augmenter(augment))
+    dataset = Dataset(name, train, loader(X_val, y_val, False), loader(X_test, y_test, False), class_names)
+    dataset.transform = transform
+    dataset.image_shape = image_shape
+    return dataset

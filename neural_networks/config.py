@@ -1,0 +1,175 @@
+"""Experiment configs: YAML files describing a whole run, validated before anything trains.
+
+A config has these top-level keys (``name``, ``data``, ``model`` and ``optimizer`` required)::
+
+    name: iris                  # run directory name under experiments/
+    seed: 0                     # weight init, shuffling, augmentation, dropout
+    epochs: 100
+    data:                       # initialize_dataset(name, batch_size, **rest)
+      name: iris
+      batch_size: 25
+    model:
+      loss: cross_entropy       # or {name: cross_entropy, label_smoothing: 0.1}
+      layers:                   # the spec's layer_args
+        - {name: fully_connected, n_out: 32, activation: relu}
+        - {name: fully_connected, n_out: 3, activation: softmax}
+    optimizer:                  # the spec's optimizer_args
+      name: sgd
+      lr: 0.05
+      momentum: 0.9
+
+``--set key=value`` overrides use dotted paths (``optimizer.lr=0.1``, ``data.batch_size=64``,
+``model.layers.0.n_out=64``); values are parsed as YAML (numbers, booleans, lists).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from pathlib import Path
+
+import yaml
+
+__all__ = ["ConfigError", "load_config", "apply_overrides", "validate_config", "TOP_LEVEL_KEYS", "dump_config"]
+
+TOP_LEVEL_KEYS = {"name": True, "seed": False, "epochs": False, "data": True, "model": True, "optimizer": True}
+MODEL_KEYS = {"loss": True, "layers": True}
+DEFAULTS = {"seed": 0, "epochs": 10}
+
+
+class ConfigError(ValueError):
+    """A config that cannot describe a run; the message names the key and the valid keys."""
+
+
+def _check_keys(section: dict, allowed: dict, where: str) -> None:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(section).__name__}")
+    unknown = sorted(set(section) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown key {where + '.' if where != 'config' else ''}{unknown[0]!s}"
+                          f"; valid keys: {', '.join(sorted(allowed))}")
+    missing = [k for k, required in allowed.items() if required and k not in section]
+    if missing:
+        raise ConfigError(f"missing key {where + '.' if where != 'config' else ''}{missing[0]}"
+                          f"; required keys: {', '.join(k for k, r in allowed.items() if r)}")
+
+
+def _signature_keys(func, skip=("self",)) -> dict:
+    params = inspect.signature(func).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return {}  # accepts anything; the callee validates
+    return {p.name: p.default is p.empty for p in params if p.name not in skip and p.kind is not p.VAR_POSITIONAL}
+
+
+def validate_config(config: dict) -> dict:
+    """Check every key and build nothing heavy; returns the config with defaults filled in.
+
+    Layer, loss and optimizer arguments are checked by constructing them (cheap: parameters
+    are only made on the first forward pass); data keys against the loader's signature.
+    """
+    from .datasets import DATASETS
+    from .layers import initialize_layer
+    from .losses import initialize_loss
+    from .optimizers import initialize_optimizer
+
+    _check_keys(config, TOP_LEVEL_KEYS, "config")
+    config = copy.deepcopy(config)
+    for key, value in DEFAULTS.items():
+        config.setdefault(key, value)
+    if not isinstance(config["name"], str) or not config["name"] or "/" in config["name"]:
+        raise ConfigError(f"name must be a non-empty string without '/', got {config['name']!r}")
+    for key in ("seed", "epochs"):
+        if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
+            raise ConfigError(f"{key} must be a non-negative integer, got {config[key]!r}")
+
+    data = config["data"]
+    if not isinstance(data, dict) or "name" not in data:
+        raise ConfigError("data must be a mapping with at least 'name' (and usually 'batch_size')")
+    if data["name"] not in DATASETS:
+        raise ConfigError(f"unknown data set data.name={data['name']!r}; valid names: {', '.join(DATASETS)}")
+    allowed = _signature_keys(DATASETS[data["name"]])
+    if allowed:
+        _check_keys({k: v for k, v in data.items() if k != "name"}, {k: False for k in allowed}, "data")
+
+    model = config["model"]
+    _check_keys(model, MODEL_KEYS, "model")
+    loss = model["loss"]
+    try:
+        initialize_loss(**loss) if isinstance(loss, dict) else initialize_loss(loss)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model.loss: {err}") from None
+    if not isinstance(model["layers"], list) or not model["layers"]:
+        raise ConfigError("model.layers must be a non-empty list of layer mappings")
+    for i, layer in enumerate(model["layers"]):
+        if not isinstance(layer, dict) or "name" not in layer:
+            raise ConfigError(f"model.layers.{i} must be a mapping with a 'name'")
+        try:
+            initialize_layer(**layer)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"model.layers.{i}: {err}") from None
+
+    optimizer = config["optimizer"]
+    if not isinstance(optimizer, dict) or "name" not in optimizer or "lr" not in optimizer:
+        raise ConfigError("optimizer must be a mapping with at least 'name' and 'lr'")
+    try:
+        initialize_optimizer(**optimizer)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"optimizer: {err}") from None
+    return config
+
+
+def load_config(path) -> dict:
+    """Read a YAML config file (not yet validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(config).__name__}")
+    return config
+
+
+def apply_overrides(config: dict, overrides) -> dict:
+    """Apply ``key=value`` strings (dotted keys; YAML values) to a copy of ``config``."""
+    config = copy.deepcopy(config)
+    for item in overrides or ():
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw else ""
+        parts = key.strip().split(".")
+        node = config
+        for depth, part in enumerate(parts[:-1]):
+            node = _child(node, part, ".".join(parts[: depth + 1]))
+        last = parts[-1]
+        if isinstance(node, list):
+            node[_index(node, last, key)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:-1])} is not a mapping or list")
+    return config
+
+
+def _index(node: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {key}: {part!r} is not an index of a list of {len(node)} items")
+    return int(part)
+
+
+def _child(node, part: str, path: str):
+    if isinstance(node, list):
+        return node[_index(node, part, path)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set: {path} is not a mapping or list")
+    if part not in node:
+        node[part] = {}
+    return node[part]
+
+
+def dump_config(config: dict) -> str:
+    """YAML text of a config (keys in the order written)."""
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=None)

@@ -1,0 +1,146 @@
+"""What data is present where, and whether it matches the published checksums
+(the library side of the CLI's ``data list|path|verify``). Nothing here downloads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import cifar10, fashion_mnist
+from .sources import DataFormatError, DataNotFoundError, data_home, dataset_dir, file_digests, find_file
+
+__all__ = ["FileCheck", "list_datasets", "dataset_path", "verify_dataset"]
+
+_DESCRIPTIONS = {
+    "iris": "Iris (Fisher, 1936): 150 flowers, 4 features, 3 classes; shipped with the package",
+    "fashion_mnist": "Fashion-MNIST: 70,000 28x28 grayscale images, 10 classes (4 IDX files)",
+    "cifar10": "CIFAR-10: 60,000 32x32 RGB images, 10 classes (cifar-10-python.tar.gz or an image folder)",
+    "image_folder": "any <split>/<class>/<image> tree or .tar/.tar.gz/.zip of one (needs path)",
+}
+
+
+@dataclass
+class FileCheck:
+    """One file's verification: ``status`` is ``"ok"``, ``"mismatch"``, ``"missing"``,
+    ``"unknown"`` (no published checksum) or ``"corrupt"`` (unreadable)."""
+
+    name: str
+    path: str | None
+    status: str
+    algorithm: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _fashion_files(path=None) -> dict[str, tuple[Path, str] | None]:
+    return {role: find_file(fashion_mnist.NAME, fashion_mnist.candidates(remote), path)
+            for role, remote in fashion_mnist.FILES.items()}
+
+
+def dataset_path(name: str, path=None) -> Path:
+    """Where data set ``name`` is read from (no download): a folder for Fashion-MNIST, the
+    archive or folder for CIFAR-10, the shipped CSV for Iris. Raises :class:`DataNotFoundError`."""
+    key = _key(name)
+    if key == "iris":
+        return Path(__file__).parent / "data" / "iris.csv"
+    if key == "fashion_mnist":
+        files = fashion_mnist.fashion_mnist_files(path, download=False, progress=False)
+        return files["train_images"].parent
+    if key == "cifar10":
+        return cifar10.cifar10_source(path, download=False)
+    if path is None:
+        raise DataNotFoundError("the image_folder data set has no default location; pass its path")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataNotFoundError(f"{p}: no such file or folder")
+    return p
+
+
+def _key(name: str) -> str:
+    from . import _canonical_name
+
+    return _canonical_name(name)
+
+
+def list_datasets(path=None) -> list[dict]:
+    """One dict per data set: ``name``, ``description``, ``found`` (bool), ``path`` (where it is read
+    from, or ``None``), ``where`` (``"shipped"``, ``"explicit path"``, ``"data folder
+    ($NEURAL_NETWORKS_DATA)"``, ``"system copy"``) and, when not found, ``message``. ``path``
+    applies to every data set (mostly useful with one)."""
+    rows = [{"name": "iris", "description": _DESCRIPTIONS["iris"], "found": True,
+             "path": str(dataset_path("iris")), "where": "shipped"}]
+    files = _fashion_files(path)
+    present = [f for f in files.values() if f is not None]
+    row = {"name": "fashion_mnist", "description": _DESCRIPTIONS["fashion_mnist"], "found": len(present) == 4,
+           "path": str(present[0][0].parent) if present else None, "where": present[0][1] if present else None}
+    if len(present) < 4:
+        missing = [fashion_mnist.FILES[r].name for r, f in files.items() if f is None]
+        row["message"] = (f"missing {', '.join(missing)}; will download to {dataset_dir('fashion_mnist')} "
+                          "on first use (or apt-get install dataset-fashion-mnist)")
+    rows.append(row)
+    if path is not None:
+        found = (Path(path).expanduser(), "explicit path") if Path(path).expanduser().exists() else None
+    else:
+        found = find_file(cifar10.NAME, cifar10.CANDIDATES)
+    row = {"name": "cifar10", "description": _DESCRIPTIONS["cifar10"], "found": found is not None,
+           "path": str(found[0]) if found else None, "where": found[1] if found else None}
+    if found is None:
+        row["message"] = (f"not in {dataset_dir('cifar10')}; will download {cifar10.CANONICAL.url} on first use, "
+                          "or pass path= (e.g. an image-folder archive)")
+    rows.append(row)
+    rows.append({"name": "image_folder", "description": _DESCRIPTIONS["image_folder"], "found": path is not None,
+                 "path": str(path) if path is not None else None, "where": "explicit path" if path else None,
+                 "message": "" if path else f"needs a path (data folder: {data_home()})"})
+    return rows
+
+
+def _check(name: str, path: Path | None, algorithm: str, expected: str | None, decompress: bool = False) -> FileCheck:
+    if path is None:
+        return FileCheck(name, None, "missing", algorithm, expected, message="not found")
+    if expected is None:
+        return FileCheck(name, str(path), "unknown", message="no published checksum for this file")
+    try:
+        actual = file_digests(path, (algorithm,), decompress=decompress)[algorithm]
+    except (OSError, DataFormatError) as err:
+        return FileCheck(name, str(path), "corrupt", algorithm, expected, message=str(err))
+    status = "ok" if actual == expected else "mismatch"
+    return FileCheck(name, str(path), status, algorithm, expected, actual)
+
+
+def verify_dataset(name: str, path=None) -> list[FileCheck]:
+    """Check a data set's files against the published checksums (no download):
+    Fashion-MNIST by the sha256 of each decompressed IDX file (so Debian's re-compressed copy
+    verifies), the CIFAR-10 canonical tarball by md5 and the CIFAR-10 JPEG archive by sha256.
+    Returns one :class:`FileCheck` per file; all ``"ok"`` means verified."""
+    key = _key(name)
+    if key == "fashion_mnist":
+        return [_check(role, found[0] if found else None, "sha256", fashion_mnist.FILES[role].sha256, True)
+                for role, found in _fashion_files(path).items()]
+    if key == "cifar10":
+        try:
+            source = cifar10.cifar10_source(path, download=False)
+        except DataNotFoundError as err:
+            return [FileCheck(cifar10.CANONICAL.name, None, "missing", message=str(err))]
+        if source.is_dir():
+            return [FileCheck(source.name, str(source), "unknown", message="a folder has no published checksum")]
+        digests = file_digests(source, ("md5", "sha256"))
+        if digests["md5"] == cifar10.CANONICAL.md5:
+            return [FileCheck(source.name, str(source), "ok", "md5", cifar10.CANONICAL.md5, digests["md5"])]
+        if digests["sha256"] == cifar10.JPEG_ARCHIVE_SHA256:
+            return [FileCheck(source.name, str(source), "ok", "sha256", cifar10.JPEG_ARCHIVE_SHA256,
+                              digests["sha256"])]
+        if source.name == cifar10.CANONICAL.name:
+            return [FileCheck(source.name, str(source), "mismatch", "md5", cifar10.CANONICAL.md5, digests["md5"])]
+        if source.name == cifar10.JPEG_ARCHIVE:
+            return [FileCheck(source.name, str(source), "mismatch", "sha256", cifar10.JPEG_ARCHIVE_SHA256,
+                              digests["sha256"])]
+        return [FileCheck(source.name, str(source), "unknown", "sha256", None, digests["sha256"],
+                          message="not a file with a published checksum")]
+    if key == "iris":
+        return [FileCheck("iris.csv", str(dataset_path("iris")), "unknown", message="shipped with the package")]
+    p = dataset_path(key, path)
+    return [FileCheck(p.name, str(p), "unknown", message="image folders have no published checksum")]

@@ -1,0 +1,261 @@
+"""Image-folder data sets: ``<root>/<split>/<class>/<image>.png|jpg|jpeg``.
+
+The tree may be a folder or a ``.tar``, ``.tar.gz``/``.tgz`` or ``.zip`` archive of it; an archive
+may put the tree under leading folders (``cifar10-jpeg/train/cat/0001.jpg``), which must be the
+same for every image. Splits are ``train`` and ``test`` (both required) and optionally ``val``/
+``valid``/``validation``. Classes are the training split's folders sorted by name unless
+``class_names`` gives them (then label ``i`` is ``class_names[i]`` and a folder not in the list is an
+error). Hidden files, ``__MACOSX`` and non-image files are skipped.
+
+All images must have the same size and colour mode: ``color_mode="rgb"`` or ``"grayscale"``
+converts every image; ``"auto"`` takes the mode of the first image (grayscale or RGB) and treats
+an image of the other kind as an error naming the file. Decoded sets are cached as uint8 ``.npy``
+(see :mod:`~neural_networks.datasets.cache`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
+from .cache import cached
+from .sources import DataFormatError, DataNotFoundError
+
+__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "COLOR_MODES", "archive_kind", "iter_files", "decode_image",
+           "read_image_folder", "load_image_folder_arrays", "load_image_folder", "load_images"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+#: Folder names accepted for each split.
+SPLIT_NAMES = {"train": ("train", "training"), "validation": ("val", "valid", "validation"),
+               "test": ("test", "testing")}
+COLOR_MODES = ("auto", "rgb", "grayscale")
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+_PIL_MODE = {"rgb": "RGB", "grayscale": "L"}
+
+
+def archive_kind(path) -> str:
+    """``"dir"``, ``"tar"`` or ``"zip"``; :class:`DataFormatError` for anything else."""
+    path = Path(path)
+    if path.is_dir():
+        return "dir"
+    if not path.exists():
+        raise DataNotFoundError(f"{path}: no such file or folder")
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(path):
+            return "tar"
+    except (OSError, EOFError) as err:
+        raise DataFormatError(f"{path}: cannot read the archive ({err})") from err
+    raise DataFormatError(f"{path}: not a folder, tar or zip archive of images")
+
+
+def _skipped(rel: str) -> bool:
+    parts = PurePosixPath(rel).parts
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts) or not rel.lower().endswith(IMAGE_EXTENSIONS)
+
+
+class _Progress(io.RawIOBase):
+    """A read-only file wrapper that advances a tqdm bar by the bytes read."""
+
+    def __init__(self, raw, bar) -> None:
+        self.raw, self.bar = raw, bar
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self.raw.readinto(b)
+        self.bar.update(n or 0)
+        return n
+
+
+def iter_files(path, progress: bool = True, desc: str | None = None):
+    """Yield ``(relative posix path, bytes)`` for every image file (by extension) in a folder or
+    archive, in storage order. Archives are read sequentially (a ``.tar.gz`` is streamed)."""
+    path = Path(path)
+    kind = archive_kind(path)
+    desc = desc or f"decoding {path.name}"
+    try:
+        if kind == "dir":
+            rels = []
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
+                for name in sorted(files):
+                    rel = Path(root, name).relative_to(path).as_posix()
+                    if not _skipped(rel):
+                        rels.append(rel)
+            for rel in tqdm(rels, desc=desc, unit="img", disable=not progress, leave=False):
+                yield rel, (path / rel).read_bytes()
+        elif kind == "zip":
+            with zipfile.ZipFile(path) as zf:
+                infos = [i for i in zf.infolist() if not i.is_dir() and not _skipped(i.filename)]
+                for info in tqdm(infos, desc=desc, unit="img", disable=not progress, leave=False):
+                    yield info.filename, zf.read(info)
+        else:
+            with open(path, "rb", buffering=0) as raw, tqdm(total=path.stat().st_size, desc=desc, unit="B",
+                                                            unit_scale=True, disable=not progress,
+                                                            leave=False) as bar:
+                stream = io.BufferedReader(_Progress(raw, bar), buffer_size=1 << 20)
+                with tarfile.open(fileobj=stream, mode="r|*") as tf:
+                    for member in tf:
+                        if not member.isfile() or _skipped(member.name):
+                            continue
+                        yield member.name, tf.extractfile(member).read()
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
+        if isinstance(err, DataNotFoundError):
+            raise
+        raise DataFormatError(f"{path}: corrupt or truncated archive ({type(err).__name__}: {err})") from err
+
+
+def _decode(data: bytes, name: str, target: str | None) -> tuple[np.ndarray, str]:
+    """``(uint8 (H, W, C) array in mode target, kind of the stored image)``; ``target`` ``None``
+    keeps the stored kind (``"grayscale"`` or ``"rgb"``)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            kind = "grayscale" if img.mode in _GRAY_MODES else "rgb"
+            pil_mode = _PIL_MODE[target or kind]
+            array = np.asarray(img if img.mode == pil_mode else img.convert(pil_mode), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise DataFormatError(f"{name}: unreadable image ({err})") from err
+    return (array if array.ndim == 3 else array[:, :, None]), kind
+
+
+def decode_image(data: bytes, name: str, color_mode: str = "rgb") -> np.ndarray:
+    """Decode one image with Pillow to uint8 ``(H, W, C)`` in ``color_mode`` (``"rgb"``,
+    ``"grayscale"`` or ``"auto"``: as stored). ``name`` is used in the error message."""
+    return _decode(data, name, None if color_mode == "auto" else color_mode)[0]
+
+
+def _split_of(folder: str) -> str | None:
+    folder = folder.lower()
+    for split, names in SPLIT_NAMES.items():
+        if folder in names:
+            return split
+    return None
+
+
+def read_image_folder(path, class_names=None, color_mode: str = "auto", progress: bool = True):
+    """Decode an image-folder tree or archive (no cache). Returns
+    ``({split: (images uint8 (m, H, W, C), labels int64 (m,))}, class_names)``; within a split the
+    examples are ordered by class, then file path."""
+    path = Path(path)
+    if color_mode not in COLOR_MODES:
+        raise ValueError(f"color_mode must be one of {COLOR_MODES}; got {color_mode!r}")
+    prefix = None
+    first = None  # (name, mode, shape) of the first image
+    found: dict[str, list] = {}  # split -> [(class folder, rel, array)]
+    for rel, data in iter_files(path, progress):
+        parts = PurePosixPath(rel).parts
+        where = f"{path}: {rel}"
+        if len(parts) < 3 or (prefix is not None and parts[:-3] != prefix):
+            expected = "/".join(prefix + ("<split>", "<class>", "<image>")) if prefix else "<split>/<class>/<image>"
+            raise DataFormatError(f"{where}: image is not at {expected} like the others")
+        prefix = parts[:-3] if prefix is None else prefix
+        split_folder, class_folder = parts[-3], parts[-2]
+        split = _split_of(split_folder)
+        if split is None:
+            valid = ", ".join(n for names in SPLIT_NAMES.values() for n in names)
+            raise DataFormatError(f"{where}: {split_folder!r} is not a split folder (expected one of: {valid})")
+        target = color_mode if color_mode != "auto" else (first[1] if first is not None else None)
+        image, kind = _decode(data, where, target)
+        if first is None:
+            first = (rel, target or kind, image.shape)
+        elif color_mode == "auto" and kind != first[1]:
+            raise DataFormatError(f"{where}: image is {kind} but {first[0]} is {first[1]}; all images must have "
+                                  "the same colour mode (pass color_mode='rgb' or 'grayscale' to convert them)")
+        elif image.shape != first[2]:
+            raise DataFormatError(f"{where}: image is {image.shape[1]}x{image.shape[0]} but {first[0]} is "
+                                  f"{first[2][1]}x{first[2][0]}; all images must have the same size")
+        found.setdefault(split, []).append((class_folder, rel, image))
+    if not found:
+        raise DataFormatError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    for required in ("train", "test"):
+        if required not in found:
+            raise DataFormatError(f"{path}: missing split folder {SPLIT_NAMES[required][0]!r} "
+                                  f"(found: {', '.join(sorted(found))})")
+    train_classes = sorted({c for c, _, _ in found["train"]})
+    if class_names is None:
+        class_names = train_classes
+    class_names = [str(c) for c in class_names]
+    index = {c: i for i, c in enumerate(class_names)}
+    splits = {}
+    for split, items in found.items():
+        for c, rel, _ in items:
+            if c not in index:
+                raise DataFormatError(f"{path}: {rel}: class folder {c!r} is not one of the classes "
+                                      f"({', '.join(class_names)})")
+        items.sort(key=lambda item: (index[item[0]], item[1]))
+        images = np.stack([image for _, _, image in items])
+        labels = np.array([index[c] for c, _, _ in items], dtype=np.int64)
+        splits[split] = (images, labels)
+    return splits, class_names
+
+
+def _tag(class_names, color_mode: str) -> str:
+    classes = hashlib.sha256("\0".join(class_names or []).encode()).hexdigest()[:8] if class_names else "sorted"
+    return f"imagefolder-{color_mode}-{classes}"
+
+
+def load_image_folder_arrays(path, class_names=None, color_mode: str = "auto", progress: bool = True,
+                             cache: bool = True):
+    """:func:`read_image_folder` through the cache: the first call decodes (with a progress bar)
+    and writes uint8 ``.npy`` files; later calls on the unchanged source read those."""
+    path = Path(path).expanduser()
+    archive_kind(path)  # clear error for a missing or unsupported path before touching the cache
+
+    def build():
+        splits, names = read_image_folder(path, class_names, color_mode, progress)
+        arrays = {}
+        for split, (X, y) in splits.items():
+            arrays[f"{split}_images"], arrays[f"{split}_labels"] = X, y
+        return arrays, {"class_names": names, "splits": list(splits)}
+
+    arrays, meta = cached(path, _tag(class_names, color_mode), build, use_cache=cache)
+    splits = {s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in meta["splits"]}
+    return splits, list(meta["class_names"])
+
+
+def load_image_folder(path=None, batch_size: int = 128, class_names=None, color_mode: str = "auto",
+                      validation_size=0.1, standardize: bool = True, augment=False, seed: int = 0,
+                      split_seed: int = DEFAULT_SPLIT_SEED, flatten: bool = False, progress: bool = True,
+                      cache: bool = True, name: str = "image_folder") -> Dataset:
+    """Any image-folder tree or archive as a :class:`Dataset` of uint8 NHWC images. Without a
+    validation split folder, ``validation_size`` (count or fraction) of ``train`` is held out,
+    stratified and fixed by ``split_seed``. See :func:`~neural_networks.datasets.base.make_image_dataset`
+    for ``standardize``, ``augment``, ``seed`` and ``flatten``."""
+    if path is None:
+        raise ValueError("the image_folder data set needs path=<folder or archive of <split>/<class>/<image>>")
+    splits, names = load_image_folder_arrays(path, class_names, color_mode, progress, cache)
+    dataset = make_image_dataset(name, splits, names, batch_size, validation_size=validation_size,
+                                 split_seed=split_seed, seed=seed, standardize=standardize, augment=augment,
+                                 flatten=flatten)
+    dataset.source = Path(path)
+    return dataset
+
+
+def load_images(path, color_mode: str = "rgb", progress: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Unlabelled images (a folder or archive of image files, any depth) for prediction:
+    ``(uint8 (m, H, W, C), relative paths)`` sorted by path; all images must share one size."""
+    items = []
+    for rel, data in iter_files(path, progress, desc=f"reading {Path(path).name}"):
+        image = decode_image(data, f"{path}: {rel}", "grayscale" if color_mode == "grayscale" else "rgb")
+        if items and image.shape != items[0][1].shape:
+            raise DataFormatError(f"{path}: {rel}: image is {image.shape[1]}x{image.shape[0]} but {items[0][0]} "
+                                  f"is {items[0][1].shape[1]}x{items[0][1].shape[0]}")
+        items.append((rel, image))
+    if not items:
+        raise DataFormatError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    items.sort(key=lambda item: item[0])
+    return np.stack([image for _, image in items]), [rel for rel, _ in items]
