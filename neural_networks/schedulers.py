@@ -47,8 +47,8 @@ class ExponentialLR(LRScheduler):
         super().__init__(lr)
         if not 0 < float(decay) <= 1:
             raise ValueError(f"lr_decay must be in (0, 1]; got {decay}")
-        if not int(stage_length) >= 1:
-            raise ValueError(f"stage_length must be a positive integer; got {stage_length}")
+        if isinstance(stage_length, bool) or not float(stage_length).is_integer() or int(stage_length) < 1:
+            raise ValueError(f"stage_length must be a positive integer; got {stage_length!r}")
         self.decay = float(decay)
         self.stage_length = int(stage_length)
         self.staircase = bool(staircase)

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import mmap
 import os
+import struct
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -29,7 +32,7 @@ from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
 from .cache import cached
 from .sources import DataFormatError, DataNotFoundError
 
-__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "COLOR_MODES", "archive_kind", "iter_files", "decode_image",
+__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "COLOR_MODES", "archive_kind", "tar_index", "iter_files", "decode_image",
            "read_image_folder", "load_image_folder_arrays", "load_image_folder", "load_images"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -63,24 +66,106 @@ def _skipped(rel: str) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" for p in parts) or not rel.lower().endswith(IMAGE_EXTENSIONS)
 
 
-class _Progress(io.RawIOBase):
-    """A read-only file wrapper that advances a tqdm bar by the bytes read."""
+_IN_MEMORY_LIMIT = 1 << 31  # tar archives up to 2 GiB (uncompressed) are indexed in memory
 
-    def __init__(self, raw, bar) -> None:
-        self.raw, self.bar = raw, bar
 
-    def readable(self) -> bool:
-        return True
+def _octal(field: bytes) -> int:
+    if field[:1] and field[0] & 0x80:  # GNU base-256 encoding of large numbers
+        return int.from_bytes(field[1:], "big")
+    field = field.split(b"\0", 1)[0].strip()
+    return int(field, 8) if field else 0
 
-    def readinto(self, b) -> int:
-        n = self.raw.readinto(b)
-        self.bar.update(n or 0)
-        return n
+
+def tar_index(buf, name: str = "archive") -> list[tuple[str, int, int]]:
+    """``(member path, data offset, size)`` of every regular file of an uncompressed tar held in
+    ``buf`` (bytes or mmap), parsed directly (ustar, GNU long names, pax paths): much faster than
+    :mod:`tarfile` for archives of many small files. Raises :class:`DataFormatError` on a bad
+    header checksum or a member cut short."""
+    out = []
+    off, n = 0, len(buf)
+    long_name = pax_path = pax_size = None
+    while off + 512 <= n:
+        header = bytes(buf[off : off + 512])
+        if header == b"\0" * 512:
+            break
+        try:
+            checksum = _octal(header[148:156])
+            size = _octal(header[124:136])
+        except ValueError as err:
+            raise DataFormatError(f"{name}: corrupt tar header at byte {off} ({err})") from err
+        if checksum != sum(header[:148]) + 256 + sum(header[156:]) and \
+                checksum != sum(struct.unpack("148b8x356b", header)) + 256:  # old tars: signed bytes
+            raise DataFormatError(f"{name}: corrupt tar header at byte {off} (checksum mismatch)")
+        kind = header[156:157]
+        member = header[:100].split(b"\0", 1)[0]
+        if header[257:262] == b"ustar":
+            prefix = header[345:500].split(b"\0", 1)[0]
+            if prefix:
+                member = prefix + b"/" + member
+        if pax_size is not None:
+            size, pax_size = pax_size, None
+        start = off + 512
+        if start + size > n:
+            raise DataFormatError(f"{name}: truncated: member {member.decode(errors='replace')!r} needs "
+                                  f"{size} bytes, {max(n - start, 0)} remain")
+        if kind == b"L":
+            long_name = bytes(buf[start : start + size]).split(b"\0", 1)[0]
+        elif kind == b"x":
+            for record in bytes(buf[start : start + size]).split(b"\n"):
+                key_value = record.split(b" ", 1)[-1]
+                if key_value.startswith(b"path="):
+                    pax_path = key_value[5:]
+                elif key_value.startswith(b"size="):
+                    pax_size = int(key_value[5:])
+        else:
+            if kind in (b"0", b"\0", b"7"):
+                path = pax_path or long_name or member
+                out.append((path.decode("utf-8", "surrogateescape"), start, size))
+            long_name = pax_path = None
+        off = start + (size + 511) // 512 * 512
+    return out
+
+
+def _tar_buffer(path: Path, progress: bool):
+    """The uncompressed tar bytes of ``path`` (gunzipped in memory, or memory-mapped), or ``None``
+    when the archive is compressed otherwise or too large (then :mod:`tarfile` streams it)."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+        if magic == b"\x1f\x8b":
+            f.seek(-4, os.SEEK_END)
+            if path.stat().st_size > _IN_MEMORY_LIMIT // 2 or int.from_bytes(f.read(4), "little") > _IN_MEMORY_LIMIT:
+                return None
+            f.seek(0)
+            decompressor = zlib.decompressobj(wbits=31)
+            parts = []
+            with tqdm(total=path.stat().st_size, desc=f"reading {path.name}", unit="B", unit_scale=True,
+                      disable=not progress, leave=False) as bar:
+                while True:
+                    chunk = f.read(1 << 22)
+                    if not chunk:
+                        break
+                    try:
+                        parts.append(decompressor.decompress(chunk))
+                    except zlib.error as err:
+                        raise DataFormatError(f"{path}: corrupt gzip data ({err})") from err
+                    bar.update(len(chunk))
+            if not decompressor.eof:
+                raise DataFormatError(f"{path}: truncated gzip file (the compressed stream ends early)")
+            if decompressor.unused_data.strip(b"\0"):
+                return None  # several gzip members: let tarfile stream it
+            return b"".join(parts)
+    if path.stat().st_size <= _IN_MEMORY_LIMIT and not path.suffix.lower() in (".bz2", ".xz", ".tbz", ".txz"):
+        try:
+            with open(path, "rb") as f:
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+    return None
 
 
 def iter_files(path, progress: bool = True, desc: str | None = None):
     """Yield ``(relative posix path, bytes)`` for every image file (by extension) in a folder or
-    archive, in storage order. Archives are read sequentially (a ``.tar.gz`` is streamed)."""
+    archive, in storage order, with a progress bar."""
     path = Path(path)
     kind = archive_kind(path)
     desc = desc or f"decoding {path.name}"
@@ -101,16 +186,17 @@ def iter_files(path, progress: bool = True, desc: str | None = None):
                 for info in tqdm(infos, desc=desc, unit="img", disable=not progress, leave=False):
                     yield info.filename, zf.read(info)
         else:
-            with open(path, "rb", buffering=0) as raw, tqdm(total=path.stat().st_size, desc=desc, unit="B",
-                                                            unit_scale=True, disable=not progress,
-                                                            leave=False) as bar:
-                stream = io.BufferedReader(_Progress(raw, bar), buffer_size=1 << 20)
-                with tarfile.open(fileobj=stream, mode="r|*") as tf:
-                    for member in tf:
-                        if not member.isfile() or _skipped(member.name):
-                            continue
+            buf = _tar_buffer(path, progress)
+            if buf is not None:
+                members = [m for m in tar_index(buf, str(path)) if not _skipped(m[0])]
+                for rel, start, size in tqdm(members, desc=desc, unit="img", disable=not progress, leave=False):
+                    yield rel, bytes(buf[start : start + size])
+                return
+            with tarfile.open(path, mode="r|*") as tf:  # large or bz2/xz archives: stream
+                for member in tqdm(tf, desc=desc, unit="file", disable=not progress, leave=False):
+                    if member.isfile() and not _skipped(member.name):
                         yield member.name, tf.extractfile(member).read()
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
         if isinstance(err, DataNotFoundError):
             raise
         raise DataFormatError(f"{path}: corrupt or truncated archive ({type(err).__name__}: {err})") from err

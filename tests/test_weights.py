@@ -1,0 +1,153 @@
+"""Tests of neural_networks.weights: fans, gains, the statistics of each initializer,
+seeding and the initialize_weights factory."""
+
+import math
+import unittest
+
+import numpy as np
+
+from neural_networks.weights import INITIALIZERS, calculate_gain, compute_fans, initialize_weights
+
+FC_SHAPE = (300, 200)          # fan_in 300, fan_out 200: 60,000 draws
+CONV_SHAPE = (5, 3, 40, 24)    # fan_in 5*3*40 = 600, fan_out 5*3*24 = 360: 14,400 draws
+STAT_RTOL = 0.03               # std of a sample std over >= 14,400 draws is < 0.6 %
+
+
+class TestFans(unittest.TestCase):
+    def test_fully_connected(self):
+        self.assertEqual(compute_fans((3, 5)), (3, 5))
+        self.assertEqual(compute_fans(FC_SHAPE), (300, 200))
+
+    def test_conv(self):
+        self.assertEqual(compute_fans((3, 3, 16, 32)), (3 * 3 * 16, 3 * 3 * 32))
+        self.assertEqual(compute_fans(CONV_SHAPE), (600, 360))
+        self.assertEqual(compute_fans((1, 1, 4, 7)), (4, 7))
+
+    def test_bad_shape(self):
+        with self.assertRaisesRegex(ValueError, r"cannot compute fans of a weight of shape \(2, 3, 4\)"):
+            compute_fans((2, 3, 4))
+
+
+class TestGain(unittest.TestCase):
+    def test_values(self):
+        self.assertEqual(calculate_gain(None), 1.0)
+        for name in ("linear", "sigmoid", "softmax"):
+            self.assertEqual(calculate_gain(name), 1.0)
+        self.assertAlmostEqual(calculate_gain("relu"), math.sqrt(2))
+        self.assertAlmostEqual(calculate_gain("tanh"), 5 / 3)
+        self.assertAlmostEqual(calculate_gain("ReLU"), math.sqrt(2))
+
+    def test_unknown(self):
+        with self.assertRaisesRegex(ValueError, r"no gain known for activation 'swish'; valid names: .*relu"):
+            calculate_gain("swish")
+
+
+def bound_and_std(name, shape, activation=None):
+    """The documented uniform bound (None for normal laws) and standard deviation."""
+    fan_in, fan_out = compute_fans(shape)
+    gain = calculate_gain(activation)
+    if name == "xavier_uniform":
+        limit = gain * math.sqrt(6 / (fan_in + fan_out))
+        return limit, limit / math.sqrt(3)
+    if name == "xavier_normal":
+        return None, gain * math.sqrt(2 / (fan_in + fan_out))
+    if name == "he_uniform":
+        limit = math.sqrt(6 / fan_in)
+        return limit, limit / math.sqrt(3)
+    if name == "he_normal":
+        return None, math.sqrt(2 / fan_in)
+    if name == "uniform":
+        return 0.05, 0.05 / math.sqrt(3)
+    if name == "normal":
+        return None, 0.05
+    raise AssertionError(name)
+
+
+class TestInitializers(unittest.TestCase):
+    def check_statistics(self, name, shape, activation=None):
+        limit, std = bound_and_std(name, shape, activation)
+        W = initialize_weights(name, activation=activation)(shape, rng=np.random.default_rng(0))
+        self.assertEqual(W.shape, shape)
+        self.assertEqual(W.dtype, np.float32)
+        W = W.astype(np.float64)
+        self.assertLess(abs(W.mean()), 4 * std / math.sqrt(W.size))
+        self.assertAlmostEqual(W.std() / std, 1.0, delta=STAT_RTOL)
+        if limit is not None:
+            self.assertLessEqual(np.abs(W).max(), limit * (1 + 1e-6))
+            self.assertGreater(np.abs(W).max(), 0.99 * limit)
+            # uniform: about a tenth of the draws in each tenth of [-limit, limit]
+            counts, _ = np.histogram(W, bins=10, range=(-limit, limit))
+            np.testing.assert_allclose(counts / W.size, 0.1, atol=0.015)
+        else:
+            # normal: about 68.3 % within one std, 95.4 % within two
+            self.assertAlmostEqual(np.mean(np.abs(W) < std), 0.6827, delta=0.02)
+            self.assertAlmostEqual(np.mean(np.abs(W) < 2 * std), 0.9545, delta=0.01)
+
+    def test_statistics(self):
+        for name in ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "uniform", "normal"):
+            for shape in (FC_SHAPE, CONV_SHAPE):
+                with self.subTest(name=name, shape=shape):
+                    self.check_statistics(name, shape)
+
+    def test_xavier_gains(self):
+        for name in ("xavier_uniform", "xavier_normal"):
+            for activation in ("relu", "tanh", "sigmoid"):
+                with self.subTest(name=name, activation=activation):
+                    self.check_statistics(name, FC_SHAPE, activation)
+
+    def test_he_ignores_activation(self):
+        for name in ("he_uniform", "he_normal"):
+            with self.subTest(name=name):
+                a = initialize_weights(name, activation="tanh")(CONV_SHAPE, rng=np.random.default_rng(1))
+                b = initialize_weights(name, activation="relu")(CONV_SHAPE, rng=np.random.default_rng(1))
+                np.testing.assert_array_equal(a, b)
+                self.check_statistics(name, CONV_SHAPE, "tanh")
+
+    def test_constants(self):
+        np.testing.assert_array_equal(initialize_weights("zeros")((3, 4)), np.zeros((3, 4)))
+        np.testing.assert_array_equal(initialize_weights("ones")((2, 2, 1, 3)), np.ones((2, 2, 1, 3)))
+        self.assertEqual(initialize_weights("zeros")((3, 4)).dtype, np.float32)
+
+    def test_dtype(self):
+        for name in INITIALIZERS:
+            with self.subTest(name=name):
+                init = initialize_weights(name)
+                self.assertEqual(init((4, 5), rng=np.random.default_rng(0)).dtype, np.float32)
+                self.assertEqual(init((4, 5), rng=np.random.default_rng(0), dtype=np.float64).dtype, np.float64)
+
+    def test_seeded(self):
+        for name in INITIALIZERS:
+            with self.subTest(name=name):
+                init = initialize_weights(name, activation="relu")
+                a = init((6, 7), rng=np.random.default_rng(42))
+                b = init((6, 7), rng=np.random.default_rng(42))
+                np.testing.assert_array_equal(a, b)
+                if name not in ("zeros", "ones"):
+                    c = init((6, 7), rng=np.random.default_rng(43))
+                    self.assertFalse(np.array_equal(a, c))
+                    # successive draws from one generator differ
+                    g = np.random.default_rng(42)
+                    self.assertFalse(np.array_equal(init((6, 7), rng=g), init((6, 7), rng=g)))
+
+    def test_without_rng(self):
+        W = initialize_weights("he_normal")((10, 10))
+        self.assertEqual(W.shape, (10, 10))
+        self.assertTrue(np.all(np.isfinite(W)))
+
+    def test_case_insensitive(self):
+        a = initialize_weights("Xavier_Uniform")((3, 3), rng=np.random.default_rng(0))
+        b = initialize_weights("xavier_uniform")((3, 3), rng=np.random.default_rng(0))
+        np.testing.assert_array_equal(a, b)
+
+    def test_unknown_name_lists_valid_names(self):
+        with self.assertRaisesRegex(ValueError, r"unknown weight initializer 'glorot'; valid names: "
+                                                r"xavier_uniform, xavier_normal, he_uniform, he_normal, uniform, normal"):
+            initialize_weights("glorot")
+
+    def test_unknown_activation(self):
+        with self.assertRaisesRegex(ValueError, r"no gain known for activation 'swish'"):
+            initialize_weights("xavier_uniform", activation="swish")
+
+
+if __name__ == "__main__":
+    unittest.main()
