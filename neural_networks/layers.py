@@ -21,7 +21,7 @@ from . import functional as F
 from .activations import Activation, initialize_activation
 from .weights import initialize_weights
 
-__all__ = ["Layer", "FullyConnected", "Conv2D", "Pool2D", "Flatten", "LAYERS", "initialize_layer"]
+__all__ = ["Layer", "FullyConnected", "Conv2D", "Pool2D", "Flatten", "BatchNorm", "Dropout", "LAYERS", "initialize_layer"]
 
 
 def _as_float(X, where: str) -> np.ndarray:
@@ -374,3 +374,9 @@ def initialize_layer(name: str, **kwargs) -> Layer:
 
         valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
         raise ValueError(f"bad arguments for layer {name!r} ({err}); valid arguments: {', '.join(valid)}") from None
+
+
+# Layers defined in other modules (they subclass Layer, so they are imported after it exists).
+from .regularization import BatchNorm, Dropout  # noqa: E402
+
+LAYERS.update({cls.name: cls for cls in (BatchNorm, Dropout)})

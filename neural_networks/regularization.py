@@ -203,6 +203,7 @@ class Dropout(Layer):
     Any input shape; ``backward`` applies the same mask."""
 
     name = "dropout"
+    stochastic = True  # the model reseeds rng per epoch, so resumed runs draw the same masks
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()

@@ -690,7 +690,7 @@ class TestChain(unittest.TestCase):
 
 class TestInitializeLayer(unittest.TestCase):
     def test_names(self):
-        self.assertEqual(set(LAYERS), {"fully_connected", "conv2d", "pool2d", "flatten"})
+        self.assertEqual(set(LAYERS), {"fully_connected", "conv2d", "pool2d", "flatten", "batchnorm", "dropout"})
         fc = initialize_layer("fully_connected", n_out=5, activation="relu")
         self.assertIsInstance(fc, FullyConnected)
         self.assertEqual((fc.n_out, fc.activation.name), (5, "relu"))

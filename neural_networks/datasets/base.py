@@ -212,22 +212,31 @@ def split_validation(labels: np.ndarray, validation_size, seed: int) -> tuple[np
 
 def channel_stats(X: np.ndarray, chunk: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel ``(mean, std)`` (float64, shape ``(C,)``) of an image array ``(m, H, W, C)``,
-    taken over examples and pixels. Exact for integer (uint8) data: sums are accumulated in
-    integers, chunk by chunk, without a float copy of the whole array."""
+    taken over examples and pixels. Exact for uint8 data (sums accumulated in integers, in
+    chunks of examples, without a float copy of the whole array)."""
     X = np.asarray(X)
+    if X.ndim < 2 or X.shape[0] == 0:
+        raise ValueError(f"cannot compute channel statistics of an array of shape {X.shape}")
     C = X.shape[-1]
-    flat = X.reshape(-1, C)
-    n = flat.shape[0]
-    if n == 0:
-        raise ValueError("cannot compute statistics of an empty array")
-    integer = np.issubdtype(X.dtype, np.integer) and X.dtype.itemsize <= 2
-    total = np.zeros(C, dtype=np.int64 if integer else np.float64)
-    total_sq = np.zeros(C, dtype=np.int64 if integer else np.float64)
-    rows = max(1, chunk // C)
-    for start in range(0, n, rows):
-        block = flat[start : start + rows].astype(np.int64 if integer else np.float64)
-        total += block.sum(axis=0)
-        total_sq += np.einsum("ij,ij->j", block, block)
+    flat = X.reshape(X.shape[0], -1)  # (m, H*W*C): reductions over axis 0 run on contiguous rows
+    rows = max(1, chunk // flat.shape[1])
+    if X.dtype == np.uint8:
+        total = np.zeros(flat.shape[1], dtype=np.uint64)
+        total_sq = np.zeros(flat.shape[1], dtype=np.uint64)
+        for start in range(0, flat.shape[0], rows):
+            block = flat[start : start + rows]
+            total += block.sum(axis=0, dtype=np.uint64)
+            total_sq += np.multiply(block, block, dtype=np.uint16).sum(axis=0, dtype=np.uint64)
+    else:
+        total = np.zeros(flat.shape[1])
+        total_sq = np.zeros(flat.shape[1])
+        for start in range(0, flat.shape[0], rows):
+            block = flat[start : start + rows].astype(np.float64)
+            total += block.sum(axis=0)
+            total_sq += (block * block).sum(axis=0)
+    n = flat.size // C
+    total = total.reshape(-1, C).sum(axis=0).astype(np.float64)
+    total_sq = total_sq.reshape(-1, C).sum(axis=0).astype(np.float64)
     mean = total / n
     var = np.maximum(total_sq / n - mean * mean, 0.0)
     return mean, np.sqrt(var)

@@ -28,10 +28,14 @@ CACHE_VERSION = 1
 _FOLDER = ".neural_networks_cache"
 
 
-def source_key(source) -> str:
-    """A short hash of the source's absolute path, size and mtime (recursively for folders)."""
+def source_key(source, also=()) -> str:
+    """A short hash of the source's absolute path, size and mtime (recursively for folders), and
+    of the same for the files ``also`` (other files the decoded set depends on)."""
     source = Path(source).resolve()
     h = hashlib.sha256(f"v{CACHE_VERSION}\0{source}\0".encode())
+    for other in also:
+        st = Path(other).resolve().stat()
+        h.update(f"{Path(other).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     if source.is_dir():
         for root, dirs, files in os.walk(source):
             dirs[:] = sorted(d for d in dirs if d != _FOLDER)
@@ -46,9 +50,13 @@ def source_key(source) -> str:
 
 
 def cache_locations(source) -> list[Path]:
-    """Folders that may hold cache entries for ``source``: beside it, then the data folder."""
+    """Folders that may hold cache entries for ``source``: beside it (not for system copies
+    under ``/usr``), then the data folder's ``cache/``."""
     source = Path(source).resolve()
-    return [source.parent / _FOLDER, data_home() / "cache"]
+    home = data_home() / "cache"
+    if source.is_relative_to("/usr"):
+        return [home]
+    return [source.parent / _FOLDER, home]
 
 
 def _writable(folder: Path) -> bool:
@@ -117,12 +125,12 @@ def save_cache(source, tag: str, arrays: dict, meta: dict, key: str | None = Non
     return None
 
 
-def cached(source, tag: str, build, use_cache: bool = True):
+def cached(source, tag: str, build, use_cache: bool = True, also=()):
     """``(arrays, meta)`` from the cache of ``source``/``tag``, else from ``build()`` (which returns
-    ``(arrays, meta)``; the result is then cached)."""
+    ``(arrays, meta)``; the result is then cached). ``also``: further files the result depends on."""
     if not use_cache:
         return build()
-    key = source_key(source)
+    key = source_key(source, also)
     hit = load_cache(source, tag, key)
     if hit is not None:
         return hit

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
+from .cache import cached
 from .sources import DataFormatError, RemoteFile, locate_file
 
 __all__ = ["CLASS_NAMES", "FILES", "IMAGE_MAGIC", "LABEL_MAGIC", "DEFAULT_VALIDATION_SIZE", "read_idx",
-           "fashion_mnist_files", "load_fashion_mnist_arrays", "load_fashion_mnist"]
+           "fashion_mnist_files", "read_fashion_mnist", "load_fashion_mnist_arrays", "load_fashion_mnist"]
 
 NAME = "fashion_mnist"
 TITLE = "Fashion-MNIST"
@@ -119,22 +120,36 @@ def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
     return images[..., None], labels.astype(np.int64)
 
 
-def load_fashion_mnist_arrays(path=None, download: bool = True, progress: bool = True):
-    """``({"train": (X, y), "test": (X, y)}, class_names)`` with ``X`` uint8 ``(m, 28, 28, 1)``
-    and ``y`` int64 ``(m,)``."""
-    files = fashion_mnist_files(path, download, progress)
+def read_fashion_mnist(files: dict) -> dict:
+    """Parse and check the four files (by role) -> ``{"train": (X, y), "test": (X, y)}``."""
     train = _read_pair(files["train_images"], files["train_labels"])
     test = _read_pair(files["test_images"], files["test_labels"])
     if train[0].shape[1:] != test[0].shape[1:]:
         raise DataFormatError(f"{files['test_images']}: images are {test[0].shape[1:3]}, training images "
                               f"{train[0].shape[1:3]}")
-    return {"train": train, "test": test}, list(CLASS_NAMES)
+    return {"train": train, "test": test}
+
+
+def load_fashion_mnist_arrays(path=None, download: bool = True, progress: bool = True, cache: bool = True):
+    """``({"train": (X, y), "test": (X, y)}, class_names)`` with ``X`` uint8 ``(m, 28, 28, 1)``
+    and ``y`` int64 ``(m,)``. The decompressed arrays are cached as ``.npy`` (beside the files,
+    or in the data folder when theirs is read-only, like the system copy)."""
+    files = fashion_mnist_files(path, download, progress)
+
+    def build():
+        splits = read_fashion_mnist(files)
+        arrays = {f"{s}_{k}": a for s, (X, y) in splits.items() for k, a in (("images", X), ("labels", y))}
+        return arrays, {"splits": ["train", "test"]}
+
+    others = [files[r] for r in ("train_labels", "test_images", "test_labels")]
+    arrays, meta = cached(files["train_images"], "fashion-mnist", build, use_cache=cache, also=others)
+    return {s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in meta["splits"]}, list(CLASS_NAMES)
 
 
 def load_fashion_mnist(batch_size: int = 128, path=None, flatten: bool = True,
                        validation_size=DEFAULT_VALIDATION_SIZE, standardize: bool = True, augment=False,
                        seed: int = 0, split_seed: int = DEFAULT_SPLIT_SEED, download: bool = True,
-                       progress: bool = True) -> Dataset:
+                       progress: bool = True, cache: bool = True) -> Dataset:
     """Fashion-MNIST as a :class:`Dataset` (train 50,000 / validation 10,000 / test 10,000 by default).
 
     ``flatten``: inputs ``(m, 784)`` for an MLP, else images ``(m, 28, 28, 1)``. ``standardize``:
@@ -142,8 +157,9 @@ def load_fashion_mnist(batch_size: int = 128, path=None, flatten: bool = True,
     ``False`` only scales. ``validation_size``: count or fraction of the 60,000 training images
     held out (stratified, fixed by ``split_seed``). ``seed`` drives shuffling and augmentation
     (``augment``: ``True`` or names such as ``["flip"]``; off by default)."""
-    splits, class_names = load_fashion_mnist_arrays(path, download, progress)
+    splits, class_names = load_fashion_mnist_arrays(path, download, progress, cache)
     dataset = make_image_dataset(NAME, splits, class_names, batch_size, validation_size=validation_size,
                                  split_seed=split_seed, seed=seed, standardize=standardize, augment=augment,
                                  flatten=flatten)
+    dataset.source = fashion_mnist_files(path, download=False, progress=False)["train_images"].parent
     return dataset
