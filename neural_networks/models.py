@@ -154,7 +154,8 @@ class NeuralNetwork:
         return loss
 
     def update(self, epoch: float) -> None:
-        """Apply one optimizer step to every parameter (in place), then clear the gradients."""
+        """Apply one optimizer step to every parameter (in place), then clear the gradients.
+        ``epoch`` is the training progress the learning-rate schedule is evaluated at."""
         if self.optimizer is None:
             raise ValueError("this model has no optimizer; pass optimizer_args or optimizer= to train it")
         for i, layer in enumerate(self.layers):
@@ -238,8 +239,10 @@ class NeuralNetwork:
             started = time.perf_counter()
             total_loss, correct, count = 0.0, 0, 0
             batches = _progress(dataset.train, f"epoch {epoch + 1}/{start_epoch + epochs}", verbose)
-            for X, Y in batches:
-                loss, hits = self.train_step(X, Y, epoch)
+            n_batches = max(len(dataset.train), 1)
+            for b, (X, Y) in enumerate(batches):
+                # Schedules see fractional epochs so that cosine / one-cycle move every step.
+                loss, hits = self.train_step(X, Y, epoch + b / n_batches)
                 history.iteration_loss.append(loss)
                 m = Y.shape[0]
                 total_loss += loss * m

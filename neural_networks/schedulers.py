@@ -1,31 +1,60 @@
-"""Learning-rate schedules: callables ``schedule(step) -> learning rate``.
+"""Learning-rate schedules: callables ``schedule(t) -> learning rate``.
 
-``step`` counts whatever the caller advances it by; the spec's model passes the epoch number.
+``t`` is the training progress in epochs. The model's training loop passes a fractional
+epoch (``epoch + batch / batches_per_epoch``) so that schedules such as cosine and one-cycle
+change smoothly within an epoch; the spec's constant and (staircase) exponential schedules
+give the same rate for every batch of an epoch.
+
+Every schedule takes an optional linear warm-up: for ``t < warmup_epochs`` the rate is the
+schedule's rate scaled by ``warmup_start + (1 - warmup_start) * t / warmup_epochs``.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
-__all__ = ["LRScheduler", "ConstantLR", "ExponentialLR", "SCHEDULERS", "initialize_scheduler"]
+__all__ = ["LRScheduler", "ConstantLR", "ExponentialLR", "StepLR", "CosineLR", "OneCycleLR", "SCHEDULERS",
+           "initialize_scheduler"]
+
+
+def _positive(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{what} must be positive; got {value!r}")
+    return float(value)
 
 
 class LRScheduler(ABC):
-    """Base class: ``lr`` is the initial learning rate."""
+    """Base class: ``lr`` is the initial (for one-cycle: the peak) learning rate."""
 
-    def __init__(self, lr: float) -> None:
-        lr = float(lr)
-        if not lr > 0:
-            raise ValueError(f"learning rate must be positive; got {lr}")
-        self.lr = lr
+    name = ""
+
+    def __init__(self, lr: float, warmup_epochs: float = 0.0, warmup_start: float = 0.1) -> None:
+        self.lr = _positive(lr, "learning rate")
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, float)) or warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be a non-negative number; got {warmup_epochs!r}")
+        if not 0.0 <= float(warmup_start) <= 1.0:
+            raise ValueError(f"warmup_start must be in [0, 1]; got {warmup_start!r}")
+        self.warmup_epochs = float(warmup_epochs)
+        self.warmup_start = float(warmup_start)
+
+    def __call__(self, t: float) -> float:
+        """Learning rate at progress ``t`` (epochs)."""
+        rate = self.rate(t)
+        if t < self.warmup_epochs:
+            rate *= self.warmup_start + (1.0 - self.warmup_start) * t / self.warmup_epochs
+        return rate
 
     @abstractmethod
-    def __call__(self, step: float) -> float:
-        """Learning rate at ``step``."""
+    def rate(self, t: float) -> float:
+        """The schedule's rate before warm-up."""
 
     def config(self) -> dict:
         """Arguments of :func:`initialize_scheduler` that rebuild this schedule."""
-        return {"name": self.name, "lr": self.lr}
+        out = {"name": self.name, "lr": self.lr}
+        if self.warmup_epochs:
+            out.update(warmup_epochs=self.warmup_epochs, warmup_start=self.warmup_start)
+        return out
 
 
 class ConstantLR(LRScheduler):
@@ -33,18 +62,19 @@ class ConstantLR(LRScheduler):
 
     name = "constant"
 
-    def __call__(self, step: float) -> float:
+    def rate(self, t: float) -> float:
         return self.lr
 
 
 class ExponentialLR(LRScheduler):
-    """``lr * decay ** (step / stage_length)``; with ``staircase`` the exponent is floored, so
-    the rate drops by ``decay`` once every ``stage_length`` steps."""
+    """``lr * decay ** (t / stage_length)``; with ``staircase`` the exponent is floored, so
+    the rate drops by ``decay`` once every ``stage_length`` epochs (the spec's schedule)."""
 
     name = "exponential"
 
-    def __init__(self, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True,
+                 **warmup) -> None:
+        super().__init__(lr, **warmup)
         if not 0 < float(decay) <= 1:
             raise ValueError(f"lr_decay must be in (0, 1]; got {decay}")
         if isinstance(stage_length, bool) or not float(stage_length).is_integer() or int(stage_length) < 1:
@@ -53,23 +83,108 @@ class ExponentialLR(LRScheduler):
         self.stage_length = int(stage_length)
         self.staircase = bool(staircase)
 
-    def __call__(self, step: float) -> float:
-        exponent = step // self.stage_length if self.staircase else step / self.stage_length
+    def rate(self, t: float) -> float:
+        exponent = t // self.stage_length if self.staircase else t / self.stage_length
         return self.lr * self.decay**exponent
 
     def config(self) -> dict:
         return {**super().config(), "decay": self.decay, "stage_length": self.stage_length, "staircase": self.staircase}
 
 
-SCHEDULERS = {"constant": ConstantLR, "exponential": ExponentialLR}
+class StepLR(LRScheduler):
+    """``lr * gamma ** floor(t / step_size)``: divide by ``1/gamma`` every ``step_size`` epochs."""
+
+    name = "step"
+
+    def __init__(self, lr: float, step_size: float = 10, gamma: float = 0.1, **warmup) -> None:
+        super().__init__(lr, **warmup)
+        self.step_size = _positive(step_size, "step_size")
+        if not 0 < float(gamma) <= 1:
+            raise ValueError(f"gamma must be in (0, 1]; got {gamma!r}")
+        self.gamma = float(gamma)
+
+    def rate(self, t: float) -> float:
+        return self.lr * self.gamma ** math.floor(t / self.step_size + 1e-9)
+
+    def config(self) -> dict:
+        return {**super().config(), "step_size": self.step_size, "gamma": self.gamma}
 
 
-def initialize_scheduler(name: str, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True) -> LRScheduler:
-    """Make a schedule from its name (``"constant"`` or ``"exponential"``) and the spec's
-    ``optimizer_args`` (``lr_decay`` is passed here as ``decay``)."""
+class CosineLR(LRScheduler):
+    """Cosine annealing from ``lr`` to ``min_lr`` over ``total_epochs``:
+    ``min_lr + (lr - min_lr) * (1 + cos(pi * t / total_epochs)) / 2`` (then ``min_lr``)."""
+
+    name = "cosine"
+
+    def __init__(self, lr: float, total_epochs: float = 10, min_lr: float = 0.0, **warmup) -> None:
+        super().__init__(lr, **warmup)
+        self.total_epochs = _positive(total_epochs, "total_epochs")
+        if not 0 <= float(min_lr) <= self.lr:
+            raise ValueError(f"min_lr must be in [0, lr]; got {min_lr!r}")
+        self.min_lr = float(min_lr)
+
+    def rate(self, t: float) -> float:
+        progress = min(max(t / self.total_epochs, 0.0), 1.0)
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def config(self) -> dict:
+        return {**super().config(), "total_epochs": self.total_epochs, "min_lr": self.min_lr}
+
+
+class OneCycleLR(LRScheduler):
+    """One-cycle policy (Smith & Topin; ``torch.optim.lr_scheduler.OneCycleLR`` with cosine
+    annealing): from ``lr / div_factor`` up to ``lr`` over the first ``pct_start`` of
+    ``total_epochs``, then down to ``lr / (div_factor * final_div_factor)``. The warm-up is
+    built in, so ``warmup_epochs`` is normally left at 0."""
+
+    name = "one_cycle"
+
+    def __init__(self, lr: float, total_epochs: float = 10, pct_start: float = 0.3, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, **warmup) -> None:
+        super().__init__(lr, **warmup)
+        self.total_epochs = _positive(total_epochs, "total_epochs")
+        if not 0 < float(pct_start) < 1:
+            raise ValueError(f"pct_start must be in (0, 1); got {pct_start!r}")
+        self.pct_start = float(pct_start)
+        self.div_factor = _positive(div_factor, "div_factor")
+        self.final_div_factor = _positive(final_div_factor, "final_div_factor")
+
+    def rate(self, t: float) -> float:
+        initial = self.lr / self.div_factor
+        final = initial / self.final_div_factor
+        peak_at = self.pct_start * self.total_epochs
+        if t <= peak_at:
+            start, end, progress = initial, self.lr, t / peak_at
+        else:
+            start, end, progress = self.lr, final, (t - peak_at) / (self.total_epochs - peak_at)
+        progress = min(max(progress, 0.0), 1.0)
+        return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def config(self) -> dict:
+        return {**super().config(), "total_epochs": self.total_epochs, "pct_start": self.pct_start,
+                "div_factor": self.div_factor, "final_div_factor": self.final_div_factor}
+
+
+SCHEDULERS = {cls.name: cls for cls in (ConstantLR, ExponentialLR, StepLR, CosineLR, OneCycleLR)}
+
+
+def initialize_scheduler(name: str, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True,
+                         **kwargs) -> LRScheduler:
+    """Make a schedule from its name (one of ``SCHEDULERS``). ``decay``, ``stage_length`` and
+    ``staircase`` are the spec's exponential-decay arguments; other schedules take their own
+    keyword arguments (``step_size``, ``gamma``, ``total_epochs``, ``min_lr``, ``pct_start``,
+    ``warmup_epochs``, ...)."""
     key = str(name).lower()
     if key not in SCHEDULERS:
         raise ValueError(f"unknown lr_scheduler {name!r}; valid names: {', '.join(SCHEDULERS)}")
-    if key == "constant":
-        return ConstantLR(lr)
-    return ExponentialLR(lr, decay=decay, stage_length=stage_length, staircase=staircase)
+    cls = SCHEDULERS[key]
+    if key == "exponential":
+        kwargs.update(decay=decay, stage_length=stage_length, staircase=staircase)
+    try:
+        return cls(lr, **kwargs)
+    except TypeError as err:
+        import inspect
+
+        valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "lr", "warmup")]
+        valid += ["warmup_epochs", "warmup_start"]
+        raise ValueError(f"bad arguments for lr_scheduler {key!r} ({err}); valid arguments: {', '.join(valid)}") from None

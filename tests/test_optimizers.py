@@ -5,8 +5,9 @@ import unittest
 
 import numpy as np
 
-from neural_networks.optimizers import OPTIMIZERS, SGD, initialize_optimizer
-from neural_networks.schedulers import SCHEDULERS, ConstantLR, ExponentialLR, initialize_scheduler
+from neural_networks.optimizers import OPTIMIZERS, SGD, Adam, AdamW, initialize_optimizer
+from neural_networks.schedulers import (SCHEDULERS, ConstantLR, CosineLR, ExponentialLR, OneCycleLR, StepLR,
+                                         initialize_scheduler)
 
 from .helpers import randn
 
@@ -108,13 +109,13 @@ class TestSGD(unittest.TestCase):
         for lr in (0, -0.1):
             with self.subTest(lr=lr), self.assertRaisesRegex(ValueError, r"learning rate must be positive"):
                 SGD(lr=lr)
-        with self.assertRaisesRegex(ValueError, r"unknown lr_scheduler 'cosine'; valid names: constant, exponential"):
-            SGD(lr=0.1, lr_scheduler="cosine")
+        with self.assertRaisesRegex(ValueError, r"unknown lr_scheduler 'plateau'; valid names: constant, exponential, step, cosine, one_cycle"):
+            SGD(lr=0.1, lr_scheduler="plateau")
 
 
 class TestInitializeOptimizer(unittest.TestCase):
     def test_sgd(self):
-        self.assertEqual(set(OPTIMIZERS), {"sgd"})
+        self.assertEqual(set(OPTIMIZERS), {"sgd", "adam", "adamw"})
         opt = initialize_optimizer("SGD", lr=0.01, momentum=0.9, clip_norm=5.0, lr_scheduler="exponential",
                                    lr_decay=0.9, stage_length=10, staircase=False)
         self.assertIsInstance(opt, SGD)
@@ -132,8 +133,8 @@ class TestInitializeOptimizer(unittest.TestCase):
             self.assertEqual(clone.lr_scheduler(epoch), opt.lr_scheduler(epoch))
 
     def test_unknown_name_lists_valid_names(self):
-        with self.assertRaisesRegex(ValueError, r"unknown optimizer 'adamw'; valid names: sgd"):
-            initialize_optimizer("adamw", lr=0.1)
+        with self.assertRaisesRegex(ValueError, r"unknown optimizer 'adagrad'; valid names: sgd, adam, adamw"):
+            initialize_optimizer("adagrad", lr=0.1)
 
     def test_unknown_argument(self):
         with self.assertRaisesRegex(ValueError, r"unknown optimizer argument\(s\) beta1.*valid arguments: lr"):
@@ -176,9 +177,9 @@ class TestSchedulers(unittest.TestCase):
             self.assertEqual(math.isclose(clone(7), sched(7)), True)
 
     def test_bad_arguments(self):
-        self.assertEqual(set(SCHEDULERS), {"constant", "exponential"})
-        with self.assertRaisesRegex(ValueError, r"unknown lr_scheduler 'step'; valid names: constant, exponential"):
-            initialize_scheduler("step", lr=0.1)
+        self.assertEqual(set(SCHEDULERS), {"constant", "exponential", "step", "cosine", "one_cycle"})
+        with self.assertRaisesRegex(ValueError, r"unknown lr_scheduler 'plateau'; valid names: constant, exponential, step"):
+            initialize_scheduler("plateau", lr=0.1)
         for decay in (0, -0.5, 1.5):
             with self.subTest(decay=decay), self.assertRaisesRegex(ValueError, r"lr_decay must be in \(0, 1\]"):
                 ExponentialLR(0.1, decay=decay)
@@ -190,3 +191,158 @@ class TestSchedulers(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+try:
+    import torch
+except ImportError:  # the PyTorch parity classes below are skipped
+    torch = None
+
+
+def _run_ours(optimizer, params, grads_per_step, names, epoch_of_step=lambda s: 0):
+    params = {k: v.copy() for k, v in params.items()}
+    for step, grads in enumerate(grads_per_step):
+        for name in names:
+            params[name] -= optimizer.update(name, params[name], grads[name], epoch_of_step(step))
+    return params
+
+
+@unittest.skipIf(torch is None, "torch not installed")
+class TestOptimizerParityWithTorch(unittest.TestCase):
+    """Several steps with fixed gradients against torch.optim in float64."""
+
+    def setUp(self):
+        rng = np.random.default_rng(0)
+        self.params = {"W0": rng.standard_normal((4, 3)), "b0": rng.standard_normal((1, 3))}
+        self.grads = [{k: rng.standard_normal(v.shape) for k, v in self.params.items()} for _ in range(6)]
+
+    def _torch(self, make, decay_weights_only=True, weight_decay=0.0):
+        tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in self.params.items()}
+        groups = [{"params": [tensors["W0"]], "weight_decay": weight_decay},
+                  {"params": [tensors["b0"]], "weight_decay": 0.0 if decay_weights_only else weight_decay}]
+        opt = make(groups)
+        for grads in self.grads:
+            opt.zero_grad()
+            for k, t in tensors.items():
+                t.grad = torch.tensor(grads[k])
+            opt.step()
+        return {k: t.detach().numpy() for k, t in tensors.items()}
+
+    def assert_same(self, ours, theirs):
+        for k in ours:
+            np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+    def test_sgd_nesterov_weight_decay(self):
+        ours = _run_ours(SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), self.params, self.grads, ["W0", "b0"])
+        theirs = self._torch(lambda g: torch.optim.SGD(g, lr=0.1, momentum=0.9, nesterov=True), weight_decay=0.01)
+        self.assert_same(ours, theirs)
+
+    def test_sgd_momentum_matches_torch(self):
+        ours = _run_ours(SGD(lr=0.05, momentum=0.8), self.params, self.grads, ["W0", "b0"])
+        theirs = self._torch(lambda g: torch.optim.SGD(g, lr=0.05, momentum=0.8))
+        self.assert_same(ours, theirs)
+
+    def test_adam(self):
+        ours = _run_ours(Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1), self.params, self.grads,
+                         ["W0", "b0"])
+        theirs = self._torch(lambda g: torch.optim.Adam(g, lr=0.01, betas=(0.8, 0.99), eps=1e-6), weight_decay=0.1)
+        self.assert_same(ours, theirs)
+
+    def test_adamw(self):
+        ours = _run_ours(AdamW(lr=0.01, weight_decay=0.05), self.params, self.grads, ["W0", "b0"])
+        theirs = self._torch(lambda g: torch.optim.AdamW(g, lr=0.01), weight_decay=0.05)
+        self.assert_same(ours, theirs)
+
+    def test_one_cycle_matches_torch(self):
+        total_steps, steps_per_epoch = 40, 8
+        ours = OneCycleLR(0.4, total_epochs=total_steps / steps_per_epoch, pct_start=0.25)
+        param = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([param], lr=0.4)
+        # torch's phases end at steps pct_start * total_steps - 1 and total_steps - 1; with total_steps + 1
+        # points and this pct_start its peak and end fall at our t = 0.25 * 5 epochs and t = 5 epochs.
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.4, total_steps=total_steps + 1,
+                                                    pct_start=(0.25 * total_steps + 1) / (total_steps + 1),
+                                                    cycle_momentum=False)
+        for step in range(total_steps + 1):
+            self.assertAlmostEqual(ours(step / steps_per_epoch), opt.param_groups[0]["lr"], places=9, msg=str(step))
+            opt.step()
+            sched.step()
+
+    def test_cosine_matches_torch(self):
+        ours = CosineLR(0.1, total_epochs=10, min_lr=0.001)
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.001)
+        for epoch in range(10):
+            self.assertAlmostEqual(ours(epoch), opt.param_groups[0]["lr"], places=10)
+            opt.step()
+            sched.step()
+
+
+class TestAdam(unittest.TestCase):
+    def test_first_step_is_lr_times_sign(self):
+        # with bias correction the first Adam step is lr * g / (|g| + eps') ~ lr * sign(g)
+        g = np.array([[0.5, -2.0, 1e-3]])
+        delta = Adam(lr=0.01).update("W0", np.zeros_like(g), g, 0)
+        np.testing.assert_allclose(delta, 0.01 * np.sign(g), rtol=1e-4)
+
+    def test_state_round_trip_continues_identically(self):
+        rng = np.random.default_rng(1)
+        p = rng.standard_normal((3, 2))
+        grads = [rng.standard_normal((3, 2)) for _ in range(4)]
+        a = Adam(lr=0.01)
+        pa = p.copy()
+        for g in grads[:2]:
+            pa -= a.update("W0", pa, g, 0)
+        b = Adam(lr=0.01)
+        b.load_state(a.state())
+        pb = pa.copy()
+        for g in grads[2:]:
+            pa -= a.update("W0", pa, g, 0)
+            pb -= b.update("W0", pb, g, 0)
+        np.testing.assert_array_equal(pa, pb)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, r"beta1 must be in \[0, 1\)"):
+            Adam(beta1=1.0)
+        with self.assertRaisesRegex(ValueError, "weight_decay must be a non-negative number"):
+            AdamW(weight_decay=-1)
+        with self.assertRaisesRegex(ValueError, "nesterov momentum needs momentum > 0"):
+            SGD(lr=0.1, nesterov=True)
+        with self.assertRaisesRegex(ValueError, "unknown optimizer argument.*betas.*valid arguments"):
+            initialize_optimizer("adam", lr=0.1, betas=(0.9, 0.99))
+
+    def test_spec_optimizer_args_work_for_adam(self):
+        opt = initialize_optimizer(name="Adam", lr=1e-3, lr_scheduler="exponential", lr_decay=0.5, stage_length=1,
+                                   staircase=True, clip_norm=None, momentum=0.0)
+        self.assertIsInstance(opt, Adam)
+        self.assertAlmostEqual(opt.lr_scheduler(2), 1e-3 * 0.25)
+
+
+class TestNewSchedules(unittest.TestCase):
+    def test_step(self):
+        s = StepLR(1.0, step_size=2, gamma=0.5)
+        self.assertEqual([s(t) for t in (0, 1.9, 2, 4.5)], [1.0, 1.0, 0.5, 0.25])
+
+    def test_warmup_is_linear_then_the_schedule(self):
+        s = CosineLR(1.0, total_epochs=10, warmup_epochs=2, warmup_start=0.0)
+        self.assertEqual(s(0), 0.0)
+        self.assertAlmostEqual(s(1), 0.5 * CosineLR(1.0, total_epochs=10).rate(1))
+        self.assertAlmostEqual(s(5), CosineLR(1.0, total_epochs=10)(5))
+
+    def test_one_cycle_shape(self):
+        s = OneCycleLR(1.0, total_epochs=10, pct_start=0.3, div_factor=10, final_div_factor=100)
+        self.assertAlmostEqual(s(0), 0.1)
+        self.assertAlmostEqual(s(3), 1.0)
+        self.assertAlmostEqual(s(10), 0.001)
+        self.assertTrue(all(s(a) <= s(b) for a, b in zip(np.linspace(0, 3, 20), np.linspace(0.1, 3, 20))))
+
+    def test_dict_config_round_trip(self):
+        opt = SGD(lr=0.2, momentum=0.9, lr_scheduler={"name": "one_cycle", "total_epochs": 5})
+        again = initialize_optimizer(**opt.config())
+        self.assertEqual([again.lr_scheduler(t) for t in (0, 1.5, 4)], [opt.lr_scheduler(t) for t in (0, 1.5, 4)])
+
+    def test_bad_schedule_arguments(self):
+        with self.assertRaisesRegex(ValueError, "bad arguments for lr_scheduler 'cosine'.*valid arguments: total_epochs"):
+            initialize_scheduler("cosine", lr=0.1, T_max=3)
+        with self.assertRaisesRegex(ValueError, r"pct_start must be in \(0, 1\)"):
+            OneCycleLR(0.1, pct_start=1.5)
