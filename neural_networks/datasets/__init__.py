@@ -26,7 +26,7 @@ __all__ = ["DataLoader", "Dataset", "Standardizer", "ImageTransform", "one_hot",
            "load_cifar10_arrays", "load_image_folder", "load_image_folder_arrays", "load_images",
            "Augmenter", "make_augmenter", "random_crop", "random_flip",
            "DataNotFoundError", "DataFormatError", "ChecksumError", "data_home", "download",
-           "list_datasets", "dataset_path", "verify_dataset",
+           "list_datasets", "format_dataset_row", "dataset_path", "verify_dataset", "VERIFIABLE", "FileCheck",
            "DATASETS", "initialize_dataset"]
 
 DATASETS = {"iris": load_iris, "fashion_mnist": load_fashion_mnist, "cifar10": load_cifar10,
@@ -50,4 +50,5 @@ def initialize_dataset(name: str, batch_size: int = 25, **kwargs) -> Dataset:
     return DATASETS[_canonical_name(name)](batch_size=batch_size, **kwargs)
 
 
-from .catalog import dataset_path, list_datasets, verify_dataset  # noqa: E402  (uses _canonical_name)
+from .catalog import (VERIFIABLE, FileCheck, dataset_path, format_dataset_row, list_datasets,  # noqa: E402
+                      verify_dataset)

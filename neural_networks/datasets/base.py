@@ -74,10 +74,13 @@ class DataLoader:
 
     The spec's interface is kept too: ``samples_per_epoch`` (batches per pass) and
     ``sample()`` (the next batch, starting a new pass when one ends).
+
+    ``seed`` (or an explicit ``rng``) drives shuffling and augmentation; with a seed,
+    :meth:`set_epoch` makes each epoch's randomness depend on the epoch number only.
     """
 
     def __init__(self, X: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int, shuffle: bool = False,
-                 transform=None, augment=None, rng: np.random.Generator | None = None) -> None:
+                 transform=None, augment=None, rng: np.random.Generator | None = None, seed: int | None = None) -> None:
         X = np.asarray(X)
         labels = np.asarray(labels)
         if X.shape[0] != labels.shape[0]:
@@ -95,8 +98,19 @@ class DataLoader:
         self.transform = transform
         self.augment = augment
         self.augmenting = augment is not None
-        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.seed = seed
+        if rng is None:
+            rng = np.random.default_rng(0 if seed is None else [seed, 0])
+        self.rng = rng
         self._iterator = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed shuffling and augmentation from ``(seed, epoch)`` (like PyTorch's
+        ``DistributedSampler.set_epoch``), so that epoch ``e`` sees the same order and the same
+        augmentations whether or not the run was interrupted before it. No effect without a seed."""
+        if self.seed is not None:
+            self.rng = np.random.default_rng([self.seed, int(epoch)])
+            self._iterator = None
 
     def __len__(self) -> int:
         return -(-self.X.shape[0] // self.batch_size)
@@ -326,11 +340,11 @@ def make_image_dataset(name: str, splits: dict, class_names, batch_size: int, va
     n_classes = len(class_names)
 
     def reshape(X):
-        return X.reshape(X.shape[0], -1) if flatten else X
+        return X.reshape(X.shape[0], int(np.prod(X.shape[1:]))) if flatten else X
 
     def loader(X, y, shuffle, aug=None):
         return DataLoader(reshape(X), y, n_classes, batch_size, shuffle=shuffle, transform=transform, augment=aug,
-                          rng=np.random.default_rng(seed))
+                          seed=seed)
 
     train = loader(X_train, y_train, True, augmenter)
     train.augmenting = bool(make_augmenter(augment))

@@ -9,7 +9,10 @@ from pathlib import Path
 from . import cifar10, fashion_mnist
 from .sources import DataFormatError, DataNotFoundError, data_home, dataset_dir, file_digests, find_file
 
-__all__ = ["FileCheck", "list_datasets", "dataset_path", "verify_dataset"]
+__all__ = ["FileCheck", "VERIFIABLE", "list_datasets", "format_dataset_row", "dataset_path", "verify_dataset"]
+
+#: Data sets with published checksums (what ``data verify`` checks by default).
+VERIFIABLE = ("fashion_mnist", "cifar10")
 
 _DESCRIPTIONS = {
     "iris": "Iris (Fisher, 1936): 150 flowers, 4 features, 3 classes; shipped with the package",
@@ -31,6 +34,27 @@ class FileCheck:
     expected: str | None = None
     actual: str | None = None
     message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether nothing is wrong: ``"ok"``, or ``"unknown"`` (nothing to compare with)."""
+        return self.status in ("ok", "unknown")
+
+    @property
+    def line(self) -> str:
+        """One printable line: status, name, path and what was compared."""
+        text = f"{self.status:8s} {self.name}  {self.path or '-'}"
+        if self.status in ("ok", "mismatch") and self.algorithm:
+            text += f"  {self.algorithm} {self.actual}"
+            if self.status == "mismatch":
+                text += f" (expected {self.expected})"
+        if self.message:
+            text += f"  -- {self.message.splitlines()[0]}"
+        return text
+
+    def __iter__(self):
+        """``line, passed = check`` (so ``for line, passed in verify_dataset(...)`` works)."""
+        return iter((self.line, self.passed))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -96,6 +120,13 @@ def list_datasets(path=None) -> list[dict]:
                  "path": str(path) if path is not None else None, "where": "explicit path" if path else None,
                  "message": "" if path else f"needs a path (data folder: {data_home()})"})
     return rows
+
+
+def format_dataset_row(row: dict) -> str:
+    """One line for a row of :func:`list_datasets`: name, found or missing, where, path or hint."""
+    state = "found" if row["found"] else "missing"
+    detail = f"{row['path']} ({row['where']})" if row["found"] else row.get("message", "")
+    return f"{row['name']:14s} {state:8s} {detail}"
 
 
 def _check(name: str, path: Path | None, algorithm: str, expected: str | None, decompress: bool = False) -> FileCheck:

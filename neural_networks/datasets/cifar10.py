@@ -16,8 +16,10 @@ are held out for validation (``DEFAULT_VALIDATION_SIZE``), fixed by ``split_seed
 from __future__ import annotations
 
 import io
+import lzma
 import pickle
 import tarfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -25,8 +27,8 @@ from tqdm.auto import tqdm
 
 from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
 from .cache import cached
-from .image_folder import archive_kind, load_image_folder_arrays
-from .sources import DataFormatError, DataNotFoundError, RemoteFile, dataset_dir, find_file, locate_file
+from .image_folder import _open_decompressed, archive_kind, load_image_folder_arrays
+from .sources import DataFormatError, DataNotFoundError, RemoteFile, find_file, locate_file
 
 __all__ = ["CLASS_NAMES", "CANONICAL", "JPEG_ARCHIVE_SHA256", "DEFAULT_VALIDATION_SIZE", "TRAIN_BATCHES",
            "TEST_BATCH", "unpickle", "read_cifar_batch", "cifar10_format", "cifar10_source",
@@ -118,12 +120,15 @@ def _pickle_members(path: Path, progress: bool) -> dict[str, bytes]:
                 found[name] = (folder / name).read_bytes()
         return found
     try:
-        with tarfile.open(path, mode="r|*") as tf:
-            for member in tqdm(tf, desc=f"reading {path.name}", unit="file", disable=not progress, leave=False):
-                base = PurePosixPath(member.name).name
-                if member.isfile() and base in wanted:
-                    found[base] = tf.extractfile(member).read()
-    except (tarfile.TarError, EOFError, OSError) as err:
+        with _open_decompressed(path) as stream:
+            with tarfile.open(fileobj=stream, mode="r|") as tf:
+                for member in tqdm(tf, desc=f"reading {path.name}", unit="file", disable=not progress, leave=False):
+                    base = PurePosixPath(member.name).name
+                    if member.isfile() and base in wanted:
+                        found[base] = tf.extractfile(member).read()
+            while stream.read(1 << 20):  # to the end, so a truncated file is noticed
+                pass
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as err:
         raise DataFormatError(f"{path}: corrupt or truncated archive ({type(err).__name__}: {err})") from err
     return found
 

@@ -15,8 +15,11 @@ an image of the other kind as an error naming the file. Decoded sets are cached 
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import io
+import lzma
 import mmap
 import os
 import struct
@@ -53,6 +56,10 @@ def archive_kind(path) -> str:
         raise DataNotFoundError(f"{path}: no such file or folder")
     if zipfile.is_zipfile(path):
         return "zip"
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00":
+        return "tar"  # a compressed tar (a damaged one is reported when it is read)
     try:
         if tarfile.is_tarfile(path):
             return "tar"
@@ -126,41 +133,55 @@ def tar_index(buf, name: str = "archive") -> list[tuple[str, int, int]]:
     return out
 
 
-def _tar_buffer(path: Path, progress: bool):
-    """The uncompressed tar bytes of ``path`` (gunzipped in memory, or memory-mapped), or ``None``
-    when the archive is compressed otherwise or too large (then :mod:`tarfile` streams it)."""
+def _open_decompressed(path: Path):
+    """A binary file object over the tar inside ``path`` (gzip, bzip2, xz or none, told by magic
+    bytes); reading it to the end raises ``EOFError``/``OSError`` if the compressed data is cut short."""
     with open(path, "rb") as f:
-        magic = f.read(2)
-        if magic == b"\x1f\x8b":
-            f.seek(-4, os.SEEK_END)
-            if path.stat().st_size > _IN_MEMORY_LIMIT // 2 or int.from_bytes(f.read(4), "little") > _IN_MEMORY_LIMIT:
+        magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    if magic[:3] == b"BZh":
+        return bz2.open(path, "rb")
+    if magic == b"\xfd7zXZ\x00":
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+def _tar_buffer(path: Path, progress: bool):
+    """The uncompressed tar bytes of ``path`` (a gzip archive is decompressed in memory, a plain
+    tar memory-mapped), or ``None`` for archives too large or compressed otherwise (then
+    :mod:`tarfile` streams them)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        magic = f.read(6)
+        if magic[:2] != b"\x1f\x8b":
+            if size > _IN_MEMORY_LIMIT or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00":
                 return None
-            f.seek(0)
-            decompressor = zlib.decompressobj(wbits=31)
-            parts = []
-            with tqdm(total=path.stat().st_size, desc=f"reading {path.name}", unit="B", unit_scale=True,
-                      disable=not progress, leave=False) as bar:
-                while True:
-                    chunk = f.read(1 << 22)
-                    if not chunk:
-                        break
-                    try:
-                        parts.append(decompressor.decompress(chunk))
-                    except zlib.error as err:
-                        raise DataFormatError(f"{path}: corrupt gzip data ({err})") from err
-                    bar.update(len(chunk))
-            if not decompressor.eof:
-                raise DataFormatError(f"{path}: truncated gzip file (the compressed stream ends early)")
-            if decompressor.unused_data.strip(b"\0"):
-                return None  # several gzip members: let tarfile stream it
-            return b"".join(parts)
-    if path.stat().st_size <= _IN_MEMORY_LIMIT and not path.suffix.lower() in (".bz2", ".xz", ".tbz", ".txz"):
-        try:
-            with open(path, "rb") as f:
+            try:
                 return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
+            except (OSError, ValueError):
+                return None
+        if size > _IN_MEMORY_LIMIT // 4:
             return None
-    return None
+        f.seek(0)
+        decompressor = zlib.decompressobj(wbits=31)
+        parts = []
+        with tqdm(total=size, desc=f"reading {path.name}", unit="B", unit_scale=True, disable=not progress,
+                  leave=False) as bar:
+            while True:
+                chunk = f.read(1 << 22)
+                if not chunk:
+                    break
+                try:
+                    parts.append(decompressor.decompress(chunk))
+                except zlib.error as err:
+                    raise DataFormatError(f"{path}: corrupt gzip data ({err})") from err
+                bar.update(len(chunk))
+        if not decompressor.eof:
+            raise DataFormatError(f"{path}: truncated gzip file (the compressed stream ends early)")
+        if decompressor.unused_data.strip(b"\0"):
+            return None  # several gzip members: let tarfile stream it
+        return b"".join(parts)
 
 
 def iter_files(path, progress: bool = True, desc: str | None = None):
@@ -192,11 +213,14 @@ def iter_files(path, progress: bool = True, desc: str | None = None):
                 for rel, start, size in tqdm(members, desc=desc, unit="img", disable=not progress, leave=False):
                     yield rel, bytes(buf[start : start + size])
                 return
-            with tarfile.open(path, mode="r|*") as tf:  # large or bz2/xz archives: stream
-                for member in tqdm(tf, desc=desc, unit="file", disable=not progress, leave=False):
-                    if member.isfile() and not _skipped(member.name):
-                        yield member.name, tf.extractfile(member).read()
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
+            with _open_decompressed(path) as stream:  # large or bz2/xz archives: stream
+                with tarfile.open(fileobj=stream, mode="r|") as tf:
+                    for member in tqdm(tf, desc=desc, unit="file", disable=not progress, leave=False):
+                        if member.isfile() and not _skipped(member.name):
+                            yield member.name, tf.extractfile(member).read()
+                while stream.read(1 << 20):  # read to the end so a truncated compressed file is noticed
+                    pass
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as err:
         if isinstance(err, DataNotFoundError):
             raise
         raise DataFormatError(f"{path}: corrupt or truncated archive ({type(err).__name__}: {err})") from err
@@ -232,59 +256,111 @@ def _split_of(folder: str) -> str | None:
     return None
 
 
-def read_image_folder(path, class_names=None, color_mode: str = "auto", progress: bool = True):
+def _decode_chunk(datas: list, names: list, target: str | None) -> list:
+    """Decode a list of images (runs in a worker process for large sets)."""
+    return [_decode(data, name, target) for data, name in zip(datas, names)]
+
+
+def _default_workers(n_images: int) -> int:
+    return 1 if n_images < 4000 else max(1, min(os.cpu_count() or 1, 8))
+
+
+def _decode_all(datas: list, names: list, target: str, workers: int, progress: bool, desc: str) -> list:
+    """``[(array, kind)]`` for every image, in order; with ``workers > 1`` in a process pool
+    (falling back to this process if a pool cannot be started)."""
+    chunk = 1000
+    bar = tqdm(total=len(datas), desc=desc, unit="img", disable=not progress, leave=False)
+    results: list = []
+    try:
+        if workers > 1:
+            from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures.process import BrokenProcessPool
+
+            try:
+                with ProcessPoolExecutor(max_workers=workers) as pool:
+                    futures = [pool.submit(_decode_chunk, datas[i : i + chunk], names[i : i + chunk], target)
+                               for i in range(0, len(datas), chunk)]
+                    for future in futures:
+                        part = future.result()
+                        results.extend(part)
+                        bar.update(len(part))
+                return results
+            except (BrokenProcessPool, OSError, PermissionError):
+                results = []  # no usable pool here: decode in this process
+                bar.reset()
+        for i in range(0, len(datas), chunk):
+            part = _decode_chunk(datas[i : i + chunk], names[i : i + chunk], target)
+            results.extend(part)
+            bar.update(len(part))
+        return results
+    finally:
+        bar.close()
+
+
+def read_image_folder(path, class_names=None, color_mode: str = "auto", progress: bool = True,
+                      workers: int | None = None):
     """Decode an image-folder tree or archive (no cache). Returns
     ``({split: (images uint8 (m, H, W, C), labels int64 (m,))}, class_names)``; within a split the
-    examples are ordered by class, then file path."""
+    examples are ordered by class, then file path. The layout (splits, class folders) is checked
+    before any image is decoded. ``workers``: decoding processes (default: the CPU count for
+    sets of 4,000 images or more, else 1)."""
     path = Path(path)
     if color_mode not in COLOR_MODES:
         raise ValueError(f"color_mode must be one of {COLOR_MODES}; got {color_mode!r}")
     prefix = None
-    first = None  # (name, mode, shape) of the first image
-    found: dict[str, list] = {}  # split -> [(class folder, rel, array)]
-    for rel, data in iter_files(path, progress):
+    entries = []  # (split, class folder, rel, bytes)
+    for rel, data in iter_files(path, progress, desc=f"reading {path.name}"):
         parts = PurePosixPath(rel).parts
         where = f"{path}: {rel}"
         if len(parts) < 3 or (prefix is not None and parts[:-3] != prefix):
             expected = "/".join(prefix + ("<split>", "<class>", "<image>")) if prefix else "<split>/<class>/<image>"
             raise DataFormatError(f"{where}: image is not at {expected} like the others")
         prefix = parts[:-3] if prefix is None else prefix
-        split_folder, class_folder = parts[-3], parts[-2]
-        split = _split_of(split_folder)
+        split = _split_of(parts[-3])
         if split is None:
             valid = ", ".join(n for names in SPLIT_NAMES.values() for n in names)
-            raise DataFormatError(f"{where}: {split_folder!r} is not a split folder (expected one of: {valid})")
-        target = color_mode if color_mode != "auto" else (first[1] if first is not None else None)
-        image, kind = _decode(data, where, target)
-        if first is None:
-            first = (rel, target or kind, image.shape)
-        elif color_mode == "auto" and kind != first[1]:
-            raise DataFormatError(f"{where}: image is {kind} but {first[0]} is {first[1]}; all images must have "
-                                  "the same colour mode (pass color_mode='rgb' or 'grayscale' to convert them)")
-        elif image.shape != first[2]:
-            raise DataFormatError(f"{where}: image is {image.shape[1]}x{image.shape[0]} but {first[0]} is "
-                                  f"{first[2][1]}x{first[2][0]}; all images must have the same size")
-        found.setdefault(split, []).append((class_folder, rel, image))
-    if not found:
+            raise DataFormatError(f"{where}: {parts[-3]!r} is not a split folder (expected one of: {valid})")
+        entries.append((split, parts[-2], rel, data))
+    if not entries:
         raise DataFormatError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    present = {e[0] for e in entries}
     for required in ("train", "test"):
-        if required not in found:
+        if required not in present:
             raise DataFormatError(f"{path}: missing split folder {SPLIT_NAMES[required][0]!r} "
-                                  f"(found: {', '.join(sorted(found))})")
-    train_classes = sorted({c for c, _, _ in found["train"]})
+                                  f"(found: {', '.join(sorted(present))})")
     if class_names is None:
-        class_names = train_classes
+        class_names = sorted({e[1] for e in entries if e[0] == "train"})
     class_names = [str(c) for c in class_names]
     index = {c: i for i, c in enumerate(class_names)}
+    for split, folder, rel, _ in entries:
+        if folder not in index:
+            raise DataFormatError(f"{path}: {rel}: class folder {folder!r} is not one of the classes "
+                                  f"({', '.join(class_names)})")
+    order = {"train": 0, "validation": 1, "test": 2}
+    entries.sort(key=lambda e: (order[e[0]], index[e[1]], e[2]))
+
+    first_image, first_kind = _decode(entries[0][3], f"{path}: {entries[0][2]}",
+                                      None if color_mode == "auto" else color_mode)
+    target = first_kind if color_mode == "auto" else color_mode
+    workers = _default_workers(len(entries)) if workers is None else max(1, int(workers))
+    decoded = _decode_all([e[3] for e in entries], [f"{path}: {e[2]}" for e in entries], target, workers,
+                          progress, f"decoding {path.name}")
+    first_rel = entries[0][2]
+    for (split, folder, rel, _), (image, kind) in zip(entries, decoded):
+        if color_mode == "auto" and kind != first_kind:
+            raise DataFormatError(f"{path}: {rel}: image is {kind} but {first_rel} is {first_kind}; all images "
+                                  "must have the same colour mode (pass color_mode='rgb' or 'grayscale' to "
+                                  "convert them)")
+        if image.shape != first_image.shape:
+            raise DataFormatError(f"{path}: {rel}: image is {image.shape[1]}x{image.shape[0]} but {first_rel} is "
+                                  f"{first_image.shape[1]}x{first_image.shape[0]}; all images must have the same size")
     splits = {}
-    for split, items in found.items():
-        for c, rel, _ in items:
-            if c not in index:
-                raise DataFormatError(f"{path}: {rel}: class folder {c!r} is not one of the classes "
-                                      f"({', '.join(class_names)})")
-        items.sort(key=lambda item: (index[item[0]], item[1]))
-        images = np.stack([image for _, _, image in items])
-        labels = np.array([index[c] for c, _, _ in items], dtype=np.int64)
+    for split in sorted(present, key=order.get):
+        picked = [i for i, e in enumerate(entries) if e[0] == split]
+        images = np.empty((len(picked),) + first_image.shape, dtype=np.uint8)
+        for j, i in enumerate(picked):
+            images[j] = decoded[i][0]
+        labels = np.array([index[entries[i][1]] for i in picked], dtype=np.int64)
         splits[split] = (images, labels)
     return splits, class_names
 
@@ -295,14 +371,14 @@ def _tag(class_names, color_mode: str) -> str:
 
 
 def load_image_folder_arrays(path, class_names=None, color_mode: str = "auto", progress: bool = True,
-                             cache: bool = True):
+                             cache: bool = True, workers: int | None = None):
     """:func:`read_image_folder` through the cache: the first call decodes (with a progress bar)
     and writes uint8 ``.npy`` files; later calls on the unchanged source read those."""
     path = Path(path).expanduser()
     archive_kind(path)  # clear error for a missing or unsupported path before touching the cache
 
     def build():
-        splits, names = read_image_folder(path, class_names, color_mode, progress)
+        splits, names = read_image_folder(path, class_names, color_mode, progress, workers)
         arrays = {}
         for split, (X, y) in splits.items():
             arrays[f"{split}_images"], arrays[f"{split}_labels"] = X, y
@@ -331,17 +407,38 @@ def load_image_folder(path=None, batch_size: int = 128, class_names=None, color_
     return dataset
 
 
-def load_images(path, color_mode: str = "rgb", progress: bool = True) -> tuple[np.ndarray, list[str]]:
-    """Unlabelled images (a folder or archive of image files, any depth) for prediction:
-    ``(uint8 (m, H, W, C), relative paths)`` sorted by path; all images must share one size."""
+def load_images(path, like=None, color_mode: str | None = None, progress: bool = True,
+                return_names: bool = False):
+    """Unlabelled images for prediction (a folder or archive of image files, any depth), sorted by
+    relative path (that order is the submission's Id order). Returns uint8 images
+    ``(m, H, W, C)``, or ``(images, relative paths)`` with ``return_names``.
+
+    ``like``: a :class:`Dataset` whose inputs the images must match: colour mode from its channel
+    count, size checked (an image of another size is an error naming it), and the result reshaped
+    to its input shape (flattened for an MLP). Without it, ``color_mode`` (default ``"rgb"``)."""
+    shape = None
+    if like is not None:
+        image_shape = getattr(like, "image_shape", None) or tuple(like.train.X.shape[1:])
+        if len(image_shape) != 3:
+            raise ValueError(f"data set {like.name!r} does not hold images (input shape {image_shape})")
+        shape = image_shape
+        color_mode = color_mode or ("grayscale" if image_shape[2] == 1 else "rgb")
+    color_mode = color_mode or "rgb"
+    if color_mode not in ("rgb", "grayscale"):
+        raise ValueError(f"color_mode must be 'rgb' or 'grayscale'; got {color_mode!r}")
     items = []
     for rel, data in iter_files(path, progress, desc=f"reading {Path(path).name}"):
-        image = decode_image(data, f"{path}: {rel}", "grayscale" if color_mode == "grayscale" else "rgb")
-        if items and image.shape != items[0][1].shape:
-            raise DataFormatError(f"{path}: {rel}: image is {image.shape[1]}x{image.shape[0]} but {items[0][0]} "
-                                  f"is {items[0][1].shape[1]}x{items[0][1].shape[0]}")
+        image = decode_image(data, f"{path}: {rel}", color_mode)
+        expected = shape or (items[0][1].shape if items else image.shape)
+        if image.shape != expected:
+            raise DataFormatError(f"{path}: {rel}: image is {image.shape[1]}x{image.shape[0]}x{image.shape[2]}, "
+                                  f"expected {expected[1]}x{expected[0]}x{expected[2]} like "
+                                  f"{'the training images' if shape else items[0][0]}")
         items.append((rel, image))
     if not items:
         raise DataFormatError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
     items.sort(key=lambda item: item[0])
-    return np.stack([image for _, image in items]), [rel for rel, _ in items]
+    images = np.stack([image for _, image in items])
+    if like is not None:
+        images = images.reshape((images.shape[0],) + tuple(like.train.X.shape[1:]))
+    return (images, [rel for rel, _ in items]) if return_names else images

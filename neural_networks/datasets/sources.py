@@ -21,6 +21,7 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def locate_file(name: str, candidates, path=None, remote: RemoteFile | None = No
     found = find_file(name, candidates, path)
     if found is not None:
         return found[0]
-    searched = ", ".join(str(folder) for folder, _ in search_dirs(name, path))
+    searched = ", ".join(f"{folder} ({where})" for folder, where in search_dirs(name, path))
     label = title or name
     missing = f"{label} file {candidates[0]!r} not found (searched: {searched})"
     if path is not None or remote is None or not download_missing:
@@ -212,6 +213,6 @@ def file_digests(path, algorithms=("sha256",), decompress: bool = False) -> dict
                     break
                 for h in hashes.values():
                     h.update(chunk)
-    except (EOFError, gzip.BadGzipFile) as err:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataFormatError(f"{path}: corrupt or truncated gzip file ({err})") from err
     return {a: h.hexdigest() for a, h in hashes.items()}

@@ -1,0 +1,667 @@
+"""Data sets: tiny files in each real format, written by the tests into temporary folders.
+
+No test reads the network or the full data sets: ``$NEURAL_NETWORKS_DATA`` points at a temporary
+folder, the system copies are hidden and the default URL opener fails loudly."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+from PIL import Image
+
+from neural_networks import datasets
+from neural_networks.datasets import augment, cifar10, fashion_mnist, image_folder, sources
+from neural_networks.datasets import (ChecksumError, DataFormatError, DataNotFoundError, initialize_dataset,
+                                      list_datasets, load_cifar10, load_fashion_mnist, load_image_folder,
+                                      split_validation, verify_dataset)
+
+CLASSES = ["cat", "dog", "frog"]
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int, gz: bool) -> Path:
+    array = np.asarray(array, dtype=np.uint8)
+    data = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
+    path = Path(str(path) + (".gz" if gz else ""))
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def make_fashion(folder: Path, n_train: int = 60, n_test: int = 20, gz: bool = True, seed: int = 0) -> Path:
+    """Four IDX files; each image's pixels are its label * 20 plus noise, labels cycle 0..9."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = (labels[:, None, None] * 20 + rng.integers(0, 10, (n, 28, 28))).astype(np.uint8)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", images, 2051, gz)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, 2049, gz)
+    return folder
+
+
+def save_image(path: Path, array: np.ndarray, fmt: str | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format=fmt)
+
+
+def make_tree(root: Path, per_class=None, size=(8, 6), ext: str = "png", classes=CLASSES, mode: str = "RGB") -> Path:
+    """``root/<split>/<class>/NNNN.<ext>``; every pixel of an image of class ``k`` is ``40 * k + i``."""
+    per_class = per_class or {"train": 4, "test": 2}
+    for split, n in per_class.items():
+        for k, cls in enumerate(classes):
+            for i in range(n):
+                shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+                save_image(root / split / cls / f"{i:04d}.{ext}", np.full(shape, 40 * k + i, np.uint8))
+    return root
+
+
+def tar_tree(tree: Path, archive: Path, arcname: str | None = None, mode: str = "w:gz") -> Path:
+    with tarfile.open(archive, mode) as tf:
+        tf.add(tree, arcname=arcname if arcname is not None else ".")
+    return archive
+
+
+def zip_tree(tree: Path, archive: Path, leading: str = "") -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(tree.rglob("*")):
+            if p.is_file():
+                zf.write(p, str(Path(leading) / p.relative_to(tree)))
+    return archive
+
+
+def cifar_batch(n: int, seed: int, labels=None) -> dict:
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    labels = list(rng.integers(0, 10, n)) if labels is None else labels
+    return {b"batch_label": b"batch", b"labels": [int(x) for x in labels], b"data": data,
+            b"filenames": [b"x.png"] * n}
+
+
+def make_cifar_tarball(path: Path, n: int = 6, override=None) -> tuple[Path, dict]:
+    """A ``cifar-10-python.tar.gz`` look-alike; ``override`` maps member name -> bytes."""
+    batches = {f"data_batch_{i}": cifar_batch(n, i) for i in range(1, 6)}
+    batches["test_batch"] = cifar_batch(n, 99)
+    members = {name: pickle.dumps(b, protocol=2) for name, b in batches.items()}
+    members["batches.meta"] = pickle.dumps({b"label_names": [c.encode() for c in cifar10.CLASS_NAMES],
+                                            b"num_vis": 3072}, protocol=2)
+    members.update(override or {})
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            if data is None:
+                continue
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path, batches
+
+
+def _no_network(*args, **kwargs):
+    raise AssertionError("a test tried to use the network")
+
+
+class DataTestCase(unittest.TestCase):
+    """A temporary folder, a private data folder, no system copies and no network."""
+
+    def setUp(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="nn-data-test-"))
+        self.home = self.tmp / "home"
+        patches = [mock.patch.dict(os.environ, {sources.DATA_ENV: str(self.home)}),
+                   mock.patch.dict(sources.SYSTEM_DIRS, {}, clear=True),
+                   mock.patch.object(sources, "_urlopen", _no_network)]
+        for p in patches:
+            p.start()
+            self.addCleanup(p.stop)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+
+class TestIDX(DataTestCase):
+    def test_gzip_and_raw_round_trip(self):
+        array = np.arange(2 * 28 * 28, dtype=np.uint32).reshape(2, 28, 28).astype(np.uint8)
+        for gz in (True, False):
+            path = write_idx(self.tmp / f"a{gz}", array, 2051, gz)
+            np.testing.assert_array_equal(fashion_mnist.read_idx(path, 2051), array)
+
+    def test_wrong_magic(self):
+        path = write_idx(self.tmp / "labels", np.arange(5), 2049, True)
+        with self.assertRaisesRegex(DataFormatError, "magic number 2049") as ctx:
+            fashion_mnist.read_idx(path, 2051)
+        self.assertIn(str(path), str(ctx.exception))
+
+    def test_truncated_and_trailing_bytes(self):
+        path = write_idx(self.tmp / "img", np.zeros((3, 28, 28)), 2051, False)
+        data = path.read_bytes()
+        path.write_bytes(data[:-10])
+        with self.assertRaisesRegex(DataFormatError, r"truncated.*\(3, 28, 28\)"):
+            fashion_mnist.read_idx(path, 2051)
+        path.write_bytes(data + b"\0")
+        with self.assertRaisesRegex(DataFormatError, "trailing bytes"):
+            fashion_mnist.read_idx(path, 2051)
+        path.write_bytes(data[:6])
+        with self.assertRaisesRegex(DataFormatError, "truncated IDX header"):
+            fashion_mnist.read_idx(path, 2051)
+
+    def test_truncated_gzip(self):
+        path = write_idx(self.tmp / "img", np.zeros((3, 28, 28)), 2051, True)
+        path.write_bytes(path.read_bytes()[:-12])
+        with self.assertRaisesRegex(DataFormatError, "gzip") as ctx:
+            fashion_mnist.read_idx(path, 2051)
+        self.assertIn(str(path), str(ctx.exception))
+
+
+class TestFashionMNIST(DataTestCase):
+    def test_load_flat_and_images(self):
+        folder = make_fashion(self.tmp / "fm")
+        ds = load_fashion_mnist(batch_size=16, path=folder, validation_size=10, progress=False)
+        self.assertEqual((ds.train.n_examples, ds.validate.n_examples, ds.test.n_examples), (50, 10, 20))
+        self.assertEqual(ds.class_names[0], "T-shirt/top")
+        self.assertEqual(len(ds.class_names), 10)
+        self.assertEqual(ds.train.X.dtype, np.uint8)
+        X, Y = next(iter(ds.train))
+        self.assertEqual((X.shape, X.dtype, Y.shape, Y.dtype), ((16, 784), np.float32, (16, 10), np.float32))
+        np.testing.assert_array_equal(Y.sum(axis=1), 1)
+        ds = load_fashion_mnist(batch_size=16, path=folder, flatten=False, validation_size=10, progress=False)
+        X, _ = next(iter(ds.test))
+        self.assertEqual(X.shape, (16, 28, 28, 1))
+        # labels follow the images: pixel // 20 is the label
+        np.testing.assert_array_equal(ds.test.X[:, 0, 0, 0] // 20, ds.test.labels)
+        # uncompressed files work too
+        raw = make_fashion(self.tmp / "raw", gz=False)
+        self.assertEqual(load_fashion_mnist(path=raw, validation_size=10, progress=False).test.n_examples, 20)
+
+    def test_found_in_data_folder(self):
+        make_fashion(self.home / "fashion_mnist")
+        ds = initialize_dataset("fashion-mnist", 8, validation_size=10, progress=False)
+        self.assertEqual(ds.test.n_examples, 20)
+        self.assertEqual(ds.source, self.home / "fashion_mnist")
+
+    def test_standardization_uses_training_split_only(self):
+        folder = make_fashion(self.tmp / "fm")
+        ds = load_fashion_mnist(path=folder, validation_size=10, progress=False, cache=False)
+        pixels = ds.train.X.astype(np.float64) / 255
+        np.testing.assert_allclose(ds.train.transform.mean, [pixels.mean()], rtol=1e-12)
+        np.testing.assert_allclose(ds.train.transform.std, [pixels.std()], rtol=1e-12)
+        X, _ = ds.train.batch(np.arange(ds.train.n_examples))
+        self.assertAlmostEqual(float(X.mean()), 0.0, places=4)
+        self.assertAlmostEqual(float(X.std()), 1.0, places=4)
+        # the same transform applies to the test split; its statistics did not enter it
+        all_pixels = np.concatenate([ds.train.X, ds.validate.X, ds.test.X]).astype(np.float64) / 255
+        self.assertNotAlmostEqual(float(ds.train.transform.mean[0]), float(all_pixels.mean()), places=6)
+        self.assertIs(ds.test.transform, ds.train.transform)
+        scaled = load_fashion_mnist(path=folder, validation_size=10, standardize=False, progress=False)
+        X, _ = scaled.test.batch(np.arange(3))
+        np.testing.assert_allclose(X, scaled.test.X[:3] / np.float32(255), rtol=1e-6)
+
+    def test_deterministic_stratified_validation_split(self):
+        folder = make_fashion(self.tmp / "fm", n_train=100)
+        a = load_fashion_mnist(path=folder, validation_size=20, split_seed=3, seed=1, progress=False)
+        b = load_fashion_mnist(path=folder, validation_size=20, split_seed=3, seed=2, progress=False)
+        c = load_fashion_mnist(path=folder, validation_size=20, split_seed=4, progress=False)
+        np.testing.assert_array_equal(a.validate.X, b.validate.X)
+        self.assertFalse(np.array_equal(a.validate.X, c.validate.X))
+        np.testing.assert_array_equal(np.bincount(a.validate.labels, minlength=10), 2)
+        f = load_fashion_mnist(path=folder, validation_size=0.3, progress=False)
+        self.assertEqual(f.validate.n_examples, 30)
+
+    def test_label_out_of_range_and_count_mismatch(self):
+        folder = make_fashion(self.tmp / "fm")
+        write_idx(folder / "t10k-labels-idx1-ubyte", np.full(20, 12), 2049, True)
+        with self.assertRaisesRegex(DataFormatError, r"t10k-labels.*label 12 at index 0 is out of range"):
+            load_fashion_mnist(path=folder, progress=False)
+        write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(19), 2049, True)
+        with self.assertRaisesRegex(DataFormatError, "20 images but .* 19 labels"):
+            load_fashion_mnist(path=folder, progress=False)
+
+    def test_missing_file_without_download(self):
+        with self.assertRaises(DataNotFoundError) as ctx:
+            load_fashion_mnist(download=False, progress=False)
+        message = str(ctx.exception)
+        self.assertIsInstance(ctx.exception, FileNotFoundError)
+        for needle in ("train-images-idx3-ubyte.gz", "path=", sources.DATA_ENV, "dataset-fashion-mnist"):
+            self.assertIn(needle, message)
+        folder = make_fashion(self.tmp / "fm")
+        (folder / "train-labels-idx1-ubyte.gz").unlink()
+        with self.assertRaisesRegex(DataNotFoundError, "train-labels-idx1-ubyte.gz.*explicit|explicit.*train-labels"):
+            load_fashion_mnist(path=folder, progress=False)
+
+    def test_offline_download_error_names_the_ways(self):
+        def offline(url, timeout=None):
+            raise urllib.error.URLError("no route to host")
+
+        with mock.patch.object(sources, "_urlopen", offline):
+            with self.assertRaises(DataNotFoundError) as ctx:
+                load_fashion_mnist(progress=False)
+        message = str(ctx.exception)
+        for needle in ("no route to host", fashion_mnist.FILES["train_images"].url, "apt-get install", "path="):
+            self.assertIn(needle, message)
+
+    def test_download_through_fake_opener(self):
+        source = make_fashion(self.tmp / "upstream")
+        served = {}
+        patched = {}
+        for role, remote in fashion_mnist.FILES.items():
+            data = (source / remote.name).read_bytes()
+            url = "https://example.invalid/" + remote.name
+            served[url] = data
+            patched[role] = sources.RemoteFile(remote.name, url, hashlib.md5(data).hexdigest())
+
+        class Response(io.BytesIO):
+            def __init__(self, data):
+                super().__init__(data)
+                self.headers = {"Content-Length": str(len(data))}
+
+        calls = []
+
+        def opener(url, timeout=None):
+            calls.append(url)
+            return Response(served[url])
+
+        with mock.patch.dict(fashion_mnist.FILES, patched), mock.patch.object(sources, "_urlopen", opener):
+            ds = load_fashion_mnist(validation_size=10, progress=False)
+        self.assertEqual(len(calls), 4)
+        self.assertEqual(ds.test.n_examples, 20)
+        self.assertTrue((self.home / "fashion_mnist" / "t10k-images-idx3-ubyte.gz").is_file())
+
+
+class TestDownload(DataTestCase):
+    def test_file_url_and_checksums(self):
+        src = self.tmp / "payload.bin"
+        src.write_bytes(os.urandom(3000))
+        md5 = hashlib.md5(src.read_bytes()).hexdigest()
+        dest = self.tmp / "out" / "payload.bin"
+
+        def opener(url, timeout=None):
+            return urllib.request.urlopen(url, timeout=timeout)
+
+        sources.download(src.as_uri(), dest, md5=md5, opener=opener, progress=False)
+        self.assertEqual(dest.read_bytes(), src.read_bytes())
+        dest.unlink()
+        with self.assertRaisesRegex(ChecksumError, "md5"):
+            sources.download(src.as_uri(), dest, md5="0" * 32, opener=opener, progress=False)
+        self.assertEqual(list(dest.parent.iterdir()), [])  # nothing half-written left behind
+
+    def test_failed_and_short_downloads(self):
+        def refused(url, timeout=None):
+            raise urllib.error.URLError("connection refused")
+
+        with self.assertRaisesRegex(DataNotFoundError, "connection refused"):
+            sources.download("https://example.invalid/x", self.tmp / "x", opener=refused, progress=False)
+
+        class Short(io.BytesIO):
+            headers = {"Content-Length": "100"}
+
+        with self.assertRaisesRegex(DataNotFoundError, "stopped after 10 of 100"):
+            sources.download("https://example.invalid/x", self.tmp / "x", opener=lambda u, timeout=None: Short(b"0" * 10),
+                             progress=False)
+        self.assertFalse((self.tmp / "x").exists())
+
+
+class TestCIFAR10(DataTestCase):
+    def test_pickle_tarball(self):
+        path, batches = make_cifar_tarball(self.tmp / "cifar-10-python.tar.gz")
+        ds = load_cifar10(batch_size=4, path=path, validation_size=6, progress=False)
+        self.assertEqual((ds.train.n_examples, ds.validate.n_examples, ds.test.n_examples), (24, 6, 6))
+        self.assertEqual(ds.class_names, cifar10.CLASS_NAMES)
+        X, Y = next(iter(ds.test))
+        self.assertEqual((X.shape, Y.shape), ((4, 32, 32, 3), (4, 10)))
+        # CHW rows -> NHWC images; the test split keeps the file order
+        raw = batches["test_batch"][b"data"]
+        np.testing.assert_array_equal(ds.test.X, raw.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        self.assertEqual(ds.test.X[0, 1, 2, 0], raw[0, 0 * 1024 + 1 * 32 + 2])
+        self.assertEqual(ds.test.X[0, 1, 2, 2], raw[0, 2 * 1024 + 1 * 32 + 2])
+        np.testing.assert_array_equal(ds.test.labels, batches["test_batch"][b"labels"])
+        self.assertEqual(cifar10.cifar10_format(path), "pickle")
+
+    def test_extracted_folder_and_data_folder(self):
+        path, _ = make_cifar_tarball(self.tmp / "c.tar.gz")
+        with tarfile.open(path) as tf:
+            tf.extractall(self.tmp / "x", filter="data")
+        ds = load_cifar10(path=self.tmp / "x", validation_size=6, progress=False, cache=False)
+        self.assertEqual(ds.test.n_examples, 6)
+        (self.home / "cifar10").mkdir(parents=True)
+        shutil.copy(path, self.home / "cifar10" / "cifar-10-python.tar.gz")
+        ds = initialize_dataset("CIFAR-10", 4, validation_size=6, progress=False)
+        self.assertEqual(ds.train.n_examples, 24)
+
+    def test_malicious_pickle_is_refused(self):
+        marker = self.tmp / "pwned"
+
+        class Evil:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        path, _ = make_cifar_tarball(self.tmp / "evil.tar.gz", override={"data_batch_1": pickle.dumps(Evil())})
+        with self.assertRaisesRegex(DataFormatError, r"data_batch_1.*(posix|os)\.system is not allowed"):
+            load_cifar10(path=path, progress=False)
+        self.assertFalse(marker.exists())
+
+    def test_bad_batches(self):
+        bad_label = pickle.dumps(cifar_batch(6, 1, labels=[0, 1, 2, 3, 4, 10]), protocol=2)
+        path, _ = make_cifar_tarball(self.tmp / "a.tar.gz", override={"data_batch_3": bad_label})
+        with self.assertRaisesRegex(DataFormatError, r"data_batch_3: label 10 at index 5 is out of range"):
+            load_cifar10(path=path, progress=False)
+        wrong = cifar_batch(6, 1)
+        wrong[b"data"] = wrong[b"data"][:, :100]
+        path, _ = make_cifar_tarball(self.tmp / "b.tar.gz", override={"test_batch": pickle.dumps(wrong)})
+        with self.assertRaisesRegex(DataFormatError, r"test_batch: 'data' must be uint8 of shape \(n, 3072\)"):
+            load_cifar10(path=path, progress=False)
+        path, _ = make_cifar_tarball(self.tmp / "c.tar.gz", override={"data_batch_5": None})
+        with self.assertRaisesRegex(DataFormatError, "missing data_batch_5"):
+            load_cifar10(path=path, progress=False)
+        path, _ = make_cifar_tarball(self.tmp / "d.tar.gz")
+        data = path.read_bytes()
+        for cut in (len(data) // 2, len(data) - 20):
+            path.write_bytes(data[:cut])
+            with self.assertRaisesRegex(DataFormatError, "d.tar.gz.*(corrupt|truncated)"):
+                load_cifar10(path=path, progress=False)
+
+    def test_cache_second_load_and_invalidation(self):
+        path, _ = make_cifar_tarball(self.tmp / "cifar-10-python.tar.gz")
+        first = load_cifar10(path=path, validation_size=6, progress=False)
+        with mock.patch.object(cifar10, "read_cifar10_pickles", side_effect=AssertionError("decoded again")):
+            second = load_cifar10(path=path, validation_size=6, progress=False)
+        np.testing.assert_array_equal(first.test.X, second.test.X)
+        cache_dir = self.tmp / ".neural_networks_cache"
+        self.assertEqual(len(list(cache_dir.iterdir())), 1)
+        # a changed source is decoded again and the stale entry goes away
+        make_cifar_tarball(path, n=7)
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+        third = load_cifar10(path=path, validation_size=6, progress=False)
+        self.assertEqual(third.test.n_examples, 7)
+        self.assertEqual(len(list(cache_dir.iterdir())), 1)
+
+    def test_image_folder_archive_is_detected(self):
+        tree = make_tree(self.tmp / "tree", size=(32, 32), ext="jpg", classes=["cat", "dog"],
+                         per_class={"train": 3, "test": 1})
+        archive = tar_tree(tree, self.tmp / "cifar10-jpeg.tar.gz", arcname="cifar10-jpeg")
+        self.assertEqual(cifar10.cifar10_format(archive), "image_folder")
+        ds = load_cifar10(path=archive, validation_size=2, progress=False)
+        self.assertEqual(ds.class_names, cifar10.CLASS_NAMES)
+        np.testing.assert_array_equal(ds.test.labels, [3, 5])  # cat, dog in CIFAR order
+        self.assertEqual(ds.input_shape, (32, 32, 3))
+
+
+class TestImageFolder(DataTestCase):
+    def test_folder_and_archives_agree(self):
+        tree = make_tree(self.tmp / "tree")
+        expected = load_image_folder(tree, validation_size=3, progress=False, cache=False)
+        self.assertEqual(expected.class_names, CLASSES)
+        self.assertEqual((expected.train.n_examples, expected.validate.n_examples, expected.test.n_examples),
+                         (9, 3, 6))
+        np.testing.assert_array_equal(expected.test.labels, [0, 0, 1, 1, 2, 2])
+        np.testing.assert_array_equal(expected.test.X[:, 0, 0, 0], [0, 1, 40, 41, 80, 81])  # PNG is exact
+        self.assertEqual(expected.test.X.shape, (6, 6, 8, 3))
+        archives = [tar_tree(tree, self.tmp / "a.tar.gz", arcname="data"), tar_tree(tree, self.tmp / "b.tgz"),
+                    tar_tree(tree, self.tmp / "c.tar", mode="w"), zip_tree(tree, self.tmp / "d.zip", "lead"),
+                    zip_tree(tree, self.tmp / "e.zip")]
+        for archive in archives:
+            with self.subTest(archive=archive.name):
+                ds = load_image_folder(archive, validation_size=3, progress=False)
+                np.testing.assert_array_equal(ds.test.X, expected.test.X)
+                np.testing.assert_array_equal(ds.train.labels, expected.train.labels)
+                np.testing.assert_array_equal(ds.validate.X, expected.validate.X)
+
+    def test_jpeg_and_class_order_and_val_split(self):
+        tree = make_tree(self.tmp / "tree", ext="jpeg", per_class={"train": 2, "val": 1, "test": 1})
+        ds = load_image_folder(tree, class_names=["frog", "dog", "cat"], progress=False)
+        self.assertEqual(ds.validate.n_examples, 3)  # the val folder, nothing held out of train
+        self.assertEqual(ds.train.n_examples, 6)
+        np.testing.assert_array_equal(ds.test.labels, [0, 1, 2])
+        np.testing.assert_allclose(ds.test.X[:, 0, 0, 0], [80, 40, 0], atol=3)  # JPEG: nearly exact
+        ds = initialize_dataset("image_folder", 2, path=tree, class_names=CLASSES, progress=False)
+        self.assertEqual(ds.class_names, CLASSES)
+
+    def test_grayscale_and_color_modes(self):
+        tree = make_tree(self.tmp / "gray", mode="L")
+        ds = load_image_folder(tree, progress=False, cache=False)
+        self.assertEqual(ds.input_shape, (6, 8, 1))
+        rgb = load_image_folder(tree, color_mode="rgb", progress=False, cache=False)
+        self.assertEqual(rgb.input_shape, (6, 8, 3))
+        save_image(tree / "test" / "cat" / "9999.png", np.zeros((6, 8, 3), np.uint8))
+        with self.assertRaisesRegex(DataFormatError, r"test/cat/9999.png: image is rgb but .* grayscale"):
+            load_image_folder(tree, progress=False, cache=False)
+        self.assertEqual(load_image_folder(tree, color_mode="grayscale", progress=False, cache=False).test.n_examples, 7)
+
+    def test_layout_errors(self):
+        tree = make_tree(self.tmp / "t1", per_class={"train": 2})
+        with self.assertRaisesRegex(DataFormatError, "missing split folder 'test'"):
+            load_image_folder(tree, progress=False)
+        tree = make_tree(self.tmp / "t2", per_class={"train": 2, "test": 1})
+        save_image(tree / "test" / "horse" / "0000.png", np.zeros((6, 8, 3), np.uint8))
+        with self.assertRaisesRegex(DataFormatError, "test/horse/0000.png: class folder 'horse' is not one of"):
+            load_image_folder(tree, progress=False)
+        tree = make_tree(self.tmp / "t4", per_class={"train": 1, "test": 1})
+        with self.assertRaisesRegex(DataFormatError, "class folder 'cat' is not one of the classes"):
+            load_image_folder(tree, class_names=["dog", "frog"], progress=False)
+        tree = make_tree(self.tmp / "t3", per_class={"train": 2, "test": 1})
+        save_image(tree / "train" / "0000.png", np.zeros((6, 8, 3), np.uint8))
+        with self.assertRaisesRegex(DataFormatError, r"train/0000.png: image is not at <split>/<class>/<image>"):
+            load_image_folder(tree, progress=False)
+        with self.assertRaisesRegex(ValueError, "needs path"):
+            initialize_dataset("image_folder", 4)
+
+    def test_corrupt_and_mismatched_images(self):
+        tree = make_tree(self.tmp / "t", per_class={"train": 2, "test": 1})
+        (tree / "train" / "dog" / "0001.png").write_bytes(b"not a png at all")
+        with self.assertRaisesRegex(DataFormatError, r"train/dog/0001.png: unreadable image"):
+            load_image_folder(tree, progress=False)
+        buf = io.BytesIO()
+        Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(buf, format="PNG")
+        (tree / "train" / "dog" / "0001.png").write_bytes(buf.getvalue()[:40])  # truncated
+        with self.assertRaisesRegex(DataFormatError, r"train/dog/0001.png: unreadable image"):
+            load_image_folder(tree, progress=False)
+        save_image(tree / "train" / "dog" / "0001.png", np.zeros((7, 8, 3), np.uint8))
+        with self.assertRaisesRegex(DataFormatError, r"train/dog/0001.png: image is 8x7 but .* 8x6"):
+            load_image_folder(tree, progress=False)
+        archive = tar_tree(make_tree(self.tmp / "ok"), self.tmp / "ok.tar.gz")
+        archive.write_bytes(archive.read_bytes()[:-30])
+        with self.assertRaisesRegex(DataFormatError, "ok.tar.gz.*truncated"):
+            load_image_folder(archive, progress=False)
+        plain = tar_tree(self.tmp / "ok", self.tmp / "ok.tar", mode="w")
+        data = bytearray(plain.read_bytes())
+        first = data.index(b"./test")  # a member header (after a pax header and its data)
+        data[first + 20 : first + 30] = b"garbage!!!"
+        plain.write_bytes(bytes(data))
+        with self.assertRaisesRegex(DataFormatError, "ok.tar.*corrupt tar header"):
+            load_image_folder(plain, progress=False)
+
+    def test_streamed_archives(self):
+        tree = make_tree(self.tmp / "t")
+        expected = load_image_folder(tree, validation_size=3, progress=False, cache=False)
+        archives = [tar_tree(tree, self.tmp / "a.tar.bz2", mode="w:bz2"), tar_tree(tree, self.tmp / "a.tar.xz", mode="w:xz")]
+        with mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", 0):  # as if too large to hold in memory
+            archives.append(tar_tree(tree, self.tmp / "a.tar.gz"))
+            for archive in archives:
+                with self.subTest(archive=archive.name):
+                    ds = load_image_folder(archive, validation_size=3, progress=False, cache=False)
+                    np.testing.assert_array_equal(ds.train.X, expected.train.X)
+                    archive.write_bytes(archive.read_bytes()[:-30])
+                    with self.assertRaisesRegex(DataFormatError, f"{archive.name}: corrupt or truncated"):
+                        load_image_folder(archive, progress=False, cache=False)
+
+    def test_parallel_decoding_matches_serial(self):
+        tree = make_tree(self.tmp / "t", per_class={"train": 3, "test": 1})
+        serial, _ = image_folder.read_image_folder(tree, progress=False, workers=1)
+        parallel, _ = image_folder.read_image_folder(tree, progress=False, workers=2)
+        for split in serial:
+            np.testing.assert_array_equal(serial[split][0], parallel[split][0])
+            np.testing.assert_array_equal(serial[split][1], parallel[split][1])
+
+    def test_cache_beside_source_then_invalidated(self):
+        tree = make_tree(self.tmp / "src")
+        archive = tar_tree(tree, self.tmp / "set.tar.gz")
+        first = load_image_folder(archive, progress=False)
+        self.assertEqual(len(list((self.tmp / ".neural_networks_cache").iterdir())), 1)
+        start = time.perf_counter()
+        with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+            second = load_image_folder(archive, progress=False)
+        self.assertLess(time.perf_counter() - start, 1.0)
+        np.testing.assert_array_equal(first.train.X, second.train.X)
+        save_image(tree / "test" / "cat" / "0000.png", np.full((6, 8, 3), 200, np.uint8))
+        tar_tree(tree, archive)
+        os.utime(archive, ns=(time.time_ns(), time.time_ns() + 10**9))
+        third = load_image_folder(archive, progress=False)
+        self.assertEqual(third.test.X[0, 0, 0, 0], 200)
+
+    def test_cache_goes_to_data_folder_when_source_folder_is_read_only(self):
+        folder = self.tmp / "ro"
+        folder.mkdir()
+        archive = zip_tree(make_tree(self.tmp / "src"), folder / "set.zip")
+        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        self.addCleanup(folder.chmod, stat.S_IRWXU)
+        load_image_folder(archive, progress=False)
+        self.assertEqual(sorted(p.name for p in folder.iterdir()), ["set.zip"])
+        self.assertEqual(len(list((self.home / "cache").iterdir())), 1)
+        with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+            load_image_folder(archive, progress=False)
+
+    def test_load_images_for_prediction(self):
+        tree = make_tree(self.tmp / "t", per_class={"train": 2, "test": 1})
+        X, names = image_folder.load_images(tree / "test", progress=False, return_names=True)
+        self.assertEqual(X.shape, (3, 6, 8, 3))
+        self.assertEqual(names, ["cat/0000.png", "dog/0000.png", "frog/0000.png"])
+        ds = load_image_folder(tree, flatten=True, validation_size=0, progress=False, cache=False)
+        X = datasets.load_images(tree / "test", like=ds, progress=False)
+        self.assertEqual(X.shape, (3, 6 * 8 * 3))
+        np.testing.assert_array_equal(X, ds.test.X)
+        save_image(tree / "test" / "zz.png", np.zeros((5, 8, 3), np.uint8))
+        with self.assertRaisesRegex(DataFormatError, "zz.png: image is 8x5x3, expected 8x6x3"):
+            datasets.load_images(tree / "test", like=ds, progress=False)
+
+
+class TestAugment(unittest.TestCase):
+    def setUp(self) -> None:
+        self.X = np.random.default_rng(0).integers(1, 256, (6, 8, 10, 3), dtype=np.uint8)
+
+    def test_flip(self):
+        rng = np.random.default_rng(0)
+        out = augment.random_flip(self.X, rng, p=1.0)
+        np.testing.assert_array_equal(out, self.X[:, :, ::-1])
+        np.testing.assert_array_equal(augment.random_flip(self.X, rng, p=0.0), self.X)
+        out = augment.random_flip(self.X, np.random.default_rng(1))
+        for x, o in zip(self.X, out):
+            self.assertTrue(np.array_equal(o, x) or np.array_equal(o, x[:, ::-1]))
+
+    def test_crop_shifts_content_with_zero_padding(self):
+        pad = 2
+        out = augment.random_crop(self.X, np.random.default_rng(3), pad=pad)
+        self.assertEqual((out.shape, out.dtype), (self.X.shape, self.X.dtype))
+        padded = np.pad(self.X, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        shifts = set()
+        for x, o in zip(padded, out):
+            matches = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+                       if np.array_equal(o, x[dy : dy + 8, dx : dx + 10])]
+            self.assertEqual(len(matches), 1)
+            shifts.add(matches[0])
+        self.assertGreater(len(shifts), 1)
+        np.testing.assert_array_equal(augment.random_crop(self.X, np.random.default_rng(0), pad=0), self.X)
+
+    def test_determinism_and_options(self):
+        aug = augment.make_augmenter(True)
+        a = aug(self.X, np.random.default_rng(7))
+        b = aug(self.X, np.random.default_rng(7))
+        c = aug(self.X, np.random.default_rng(8))
+        np.testing.assert_array_equal(a, b)
+        self.assertFalse(np.array_equal(a, c))
+        self.assertIsNone(augment.make_augmenter(False))
+        self.assertEqual(augment.make_augmenter(["hflip"]).names, ("flip",))
+        with self.assertRaisesRegex(ValueError, "unknown augmentation 'rotate'"):
+            augment.make_augmenter(["rotate"])
+        flat = augment.Augmenter(["flip"], flip_p=1.0, image_shape=(8, 10, 3))
+        out = flat(self.X.reshape(6, -1), np.random.default_rng(0))
+        np.testing.assert_array_equal(out.reshape(self.X.shape), self.X[:, :, ::-1])
+
+    def test_loader_augmentation_off_by_default_and_toggled(self):
+        tmp = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, tmp, True)
+        rng = np.random.default_rng(0)
+        for split, n in (("train", 6), ("test", 2)):
+            for cls in CLASSES:
+                for i in range(n):
+                    save_image(tmp / split / cls / f"{i}.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+        ds = load_image_folder(tmp, batch_size=64, validation_size=3, progress=False, cache=False)
+        self.assertFalse(ds.train.augmenting)
+        index = np.arange(ds.train.n_examples)
+        plain, _ = ds.train.batch(index)
+        np.testing.assert_array_equal(plain, ds.train.transform(ds.train.X))
+        ds.train.augmenting = True
+        augmented, _ = ds.train.batch(index)
+        self.assertFalse(np.array_equal(plain, augmented))
+        self.assertFalse(ds.validate.augmenting or ds.test.augmenting)
+        on = load_image_folder(tmp, validation_size=3, augment=["flip"], progress=False, cache=False)
+        self.assertTrue(on.train.augmenting)
+        self.assertEqual(on.train.augment.names, ("flip",))
+
+
+class TestSplitsAndCatalog(DataTestCase):
+    def test_split_validation_exact_and_stratified(self):
+        labels = np.repeat([0, 1, 2], [50, 30, 20])
+        train, val = split_validation(labels, 10, seed=0)
+        self.assertEqual(len(val), 10)
+        np.testing.assert_array_equal(np.bincount(labels[val]), [5, 3, 2])
+        self.assertEqual(len(np.intersect1d(train, val)), 0)
+        self.assertEqual(len(train) + len(val), 100)
+        np.testing.assert_array_equal(split_validation(labels, 10, seed=0)[1], val)
+        with self.assertRaisesRegex(ValueError, "validation_size"):
+            split_validation(labels, 100, seed=0)
+
+    def test_channel_stats(self):
+        X = np.random.default_rng(0).integers(0, 256, (7, 5, 4, 3), dtype=np.uint8)
+        mean, std = datasets.channel_stats(X, chunk=50)
+        np.testing.assert_allclose(mean, X.reshape(-1, 3).mean(0), rtol=1e-12)
+        np.testing.assert_allclose(std, X.reshape(-1, 3).std(0), rtol=1e-12)
+
+    def test_list_and_verify(self):
+        rows = {r["name"]: r for r in list_datasets()}
+        self.assertTrue(rows["iris"]["found"])
+        self.assertFalse(rows["fashion_mnist"]["found"])
+        self.assertFalse(rows["cifar10"]["found"])
+        self.assertEqual([c.status for c in verify_dataset("fashion_mnist")], ["missing"] * 4)
+        folder = make_fashion(self.home / "fashion_mnist")
+        rows = {r["name"]: r for r in list_datasets()}
+        self.assertTrue(rows["fashion_mnist"]["found"])
+        self.assertEqual(rows["fashion_mnist"]["path"], str(folder))
+        # the tiny files are not the published ones: every check is a mismatch, then patch the digests
+        checks = verify_dataset("fashion_mnist")
+        self.assertEqual([c.status for c in checks], ["mismatch"] * 4)
+        line, passed = checks[0]
+        self.assertFalse(passed)
+        self.assertIn("mismatch", line)
+        self.assertIn("found", datasets.format_dataset_row(list_datasets()[1]))
+        patched = {}
+        for role, remote in fashion_mnist.FILES.items():
+            raw = gzip.decompress((folder / remote.name).read_bytes())
+            patched[role] = sources.RemoteFile(remote.name, remote.url, remote.md5, hashlib.sha256(raw).hexdigest())
+        with mock.patch.dict(fashion_mnist.FILES, patched):
+            self.assertEqual([c.status for c in verify_dataset("fashion_mnist")], ["ok"] * 4)
+        archive, _ = make_cifar_tarball(self.tmp / "cifar-10-python.tar.gz")
+        check = verify_dataset("cifar10", path=archive)[0]
+        self.assertEqual((check.status, check.algorithm), ("mismatch", "md5"))
+        digest = hashlib.md5(archive.read_bytes()).hexdigest()
+        with mock.patch.object(cifar10, "CANONICAL", sources.RemoteFile(archive.name, "u", digest)):
+            self.assertEqual(verify_dataset("cifar10", path=archive)[0].status, "ok")
+        self.assertEqual(verify_dataset("cifar10")[0].status, "missing")
+
+    def test_initialize_dataset_names(self):
+        self.assertEqual(initialize_dataset("iris", 10).train.batch_size, 10)
+        with self.assertRaisesRegex(ValueError, "unknown data set 'mnist'; valid names: iris, fashion_mnist"):
+            initialize_dataset("mnist", 10)
+        self.assertEqual(set(datasets.DATASETS), {"iris", "fashion_mnist", "cifar10", "image_folder"})
+
+
+if __name__ == "__main__":
+    unittest.main()
