@@ -50,7 +50,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .experiment import build_dataset, load_run
+    from .experiment import build_dataset, load_run, split_inputs
     from .io import atomic_write
 
     config, model = load_run(args.run_dir, which=args.checkpoint)
@@ -58,20 +58,16 @@ def _cmd_predict(args) -> int:
     if args.images is not None:
         from .datasets import load_images
 
-        images = load_images(args.images, like=dataset)
-        X = dataset.test.transform(images) if dataset.test.transform is not None else images.astype("float32")
+        images = load_images(args.images, like=dataset)  # uint8, sorted by path: that order is the Id order
+        transform = dataset.test.transform
+        X = transform(images) if transform is not None else images.astype("float32")
     else:
-        loader = dataset.test
-        X = None
-    if X is not None:
-        predictions = model.predict_classes(X)
-    else:
-        predictions = model.predict_classes(__import__("numpy").concatenate([x for x, _ in loader]))
+        X = split_inputs(dataset.test)
+    predictions = model.predict_classes(X)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["Id", "Category"])
-    for i, label in enumerate(predictions, start=1):
-        writer.writerow([i, int(label)])
+    writer.writerows((i, int(label)) for i, label in enumerate(predictions, start=1))
     with atomic_write(args.output, "w", newline="") as handle:
         handle.write(buffer.getvalue())
     print(f"wrote {len(predictions)} predictions to {args.output}")

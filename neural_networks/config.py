@@ -111,6 +111,9 @@ def validate_config(config: dict) -> dict:
     optimizer = config["optimizer"]
     if not isinstance(optimizer, dict) or "name" not in optimizer or "lr" not in optimizer:
         raise ConfigError("optimizer must be a mapping with at least 'name' and 'lr'")
+    schedule = optimizer.get("lr_scheduler")
+    if isinstance(schedule, dict) and schedule.get("name") in ("cosine", "one_cycle"):
+        schedule.setdefault("total_epochs", config["epochs"])  # anneal over the whole run unless told otherwise
     try:
         initialize_optimizer(**optimizer)
     except (TypeError, ValueError) as err:

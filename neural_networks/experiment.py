@@ -22,7 +22,7 @@ from .logs import Logger, read_metrics_csv, write_json
 from .losses import initialize_loss
 from .models import History, NeuralNetwork
 
-__all__ = ["build_dataset", "build_model", "run_experiment", "load_run", "RunInterrupted"]
+__all__ = ["build_dataset", "build_model", "run_experiment", "finish_run", "load_run", "split_inputs", "RunInterrupted"]
 
 
 class RunInterrupted(Exception):
@@ -101,7 +101,7 @@ def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train
     first layer, and write ``metrics.json``."""
     val = model.evaluate(dataset.validate)
     test = model.evaluate(dataset.test)
-    predictions = model.predict_classes(_inputs(dataset.test))
+    predictions = model.predict_classes(split_inputs(dataset.test))
     counts = plots.confusion_matrix(dataset.test.labels, predictions, dataset.n_classes)
     plots.plot_confusion_matrix(counts, dataset.class_names, run_dir / "confusion_matrix.png",
                                 title=f"{config['name']}: test confusion matrix")
@@ -123,7 +123,7 @@ def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train
     return figures
 
 
-def _inputs(loader) -> np.ndarray:
+def split_inputs(loader) -> np.ndarray:
     """All inputs of a split, transformed as the loader does (no augmentation)."""
     augmenting = getattr(loader, "augmenting", False)
     loader.augmenting = False

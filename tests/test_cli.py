@@ -1,0 +1,203 @@
+"""The command line end to end, through subprocesses, on a tiny image-folder data set made here."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ("circle", "square", "stripes")
+
+
+def draw(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """An 8x8 RGB picture of ``kind`` with noise, easy to tell apart."""
+    yy, xx = np.mgrid[:8, :8]
+    if kind == "circle":
+        mask = (yy - 3.5) ** 2 + (xx - 3.5) ** 2 < 9
+    elif kind == "square":
+        mask = (abs(yy - 3.5) < 2.5) & (abs(xx - 3.5) < 2.5) & ~((abs(yy - 3.5) < 1.5) & (abs(xx - 3.5) < 1.5))
+    else:
+        mask = (xx % 2) == 0
+    image = np.where(mask[..., None], 220, 30) + rng.integers(-20, 20, (8, 8, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def make_tree(root: Path, per_class: dict, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for split, count in per_class.items():
+        for cls in CLASSES:
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(draw(cls, rng)).save(folder / f"{i:03d}.png")
+
+
+def tiny_config(data_path: Path, epochs: int = 2) -> dict:
+    return {
+        "name": "tiny",
+        "seed": 0,
+        "epochs": epochs,
+        "data": {"name": "image_folder", "path": str(data_path), "batch_size": 8, "validation_size": 6},
+        "model": {
+            "loss": "cross_entropy",
+            "layers": [
+                {"name": "conv2d", "n_out": 4, "kernel_shape": [3, 3], "activation": "relu", "pad": "same"},
+                {"name": "pool2d", "kernel_shape": [2, 2], "mode": "max", "stride": 2},
+                {"name": "flatten"},
+                {"name": "dropout", "p": 0.1},
+                {"name": "fully_connected", "n_out": 3, "activation": "softmax"},
+            ],
+        },
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+    }
+
+
+def cli(*args, cwd, check=True, timeout=120):
+    env = {**os.environ, "NEURAL_NETWORKS_DATA": str(Path(cwd) / "cache")}
+    result = subprocess.run([sys.executable, "-m", "neural_networks", *map(str, args)], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+class TestCommandLine(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dir = Path(cls.tmp.name)
+        make_tree(cls.dir / "shapes", {"train": 16, "test": 4})
+        make_tree(cls.dir / "unlabelled_src", {"x": 2}, seed=5)
+        cls.config_path = cls.dir / "tiny.yaml"
+        cls.config_path.write_text(yaml.safe_dump(tiny_config(cls.dir / "shapes")))
+        cls.train = cli("train", cls.config_path, "--out", cls.dir / "runs", "--quiet", cwd=cls.dir)
+        cls.run_dir = cls.dir / "runs" / "tiny"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_train_writes_the_run_directory(self):
+        self.assertIn("test accuracy", self.train.stdout)
+        for name in ("config.yaml", "metrics.csv", "metrics.json", "loss.png", "accuracy.png", "loss_iterations.png",
+                     "confusion_matrix.png", "first_layer.png", "last.npz", "best.npz"):
+            self.assertTrue((self.run_dir / name).is_file(), name)
+        figures = json.loads((self.run_dir / "metrics.json").read_text())
+        self.assertEqual(figures["epochs"], 2)
+        for key in ("test_accuracy", "val_accuracy", "train_seconds"):
+            self.assertIsInstance(figures[key], float)
+        with open(self.run_dir / "metrics.csv") as handle:
+            rows = list(csv.DictReader(handle))
+        self.assertEqual([r["epoch"] for r in rows], ["1", "2"])
+        self.assertEqual(set(rows[0]), {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"})
+
+    def test_evaluate(self):
+        out = cli("evaluate", self.run_dir, "--split", "val", cwd=self.dir).stdout
+        self.assertRegex(out, r"val: loss \d+\.\d+  accuracy \d\.\d+  \(6 examples")
+        out = cli("evaluate", self.run_dir, cwd=self.dir).stdout
+        accuracy = float(out.split("accuracy ")[1].split()[0])
+        self.assertAlmostEqual(accuracy, json.loads((self.run_dir / "metrics.json").read_text())["test_accuracy"], places=4)
+
+    def test_predict_split_and_images(self):
+        out_csv = self.dir / "submission.csv"
+        cli("predict", self.run_dir, "--split", "test", "--output", out_csv, cwd=self.dir)
+        rows = list(csv.reader(out_csv.open()))
+        self.assertEqual(rows[0], ["Id", "Category"])
+        self.assertEqual([int(r[0]) for r in rows[1:]], list(range(1, 13)))
+        self.assertTrue(all(r[1] in ("0", "1", "2") for r in rows[1:]))
+        images_csv = self.dir / "images.csv"
+        cli("predict", self.run_dir, "--images", self.dir / "unlabelled_src", "--output", images_csv, cwd=self.dir)
+        rows = list(csv.reader(images_csv.open()))
+        self.assertEqual(len(rows), 1 + 6)
+
+    def test_report_markdown_and_latex(self):
+        out = self.dir / "report" / "report.md"
+        cli("report", self.run_dir, "--format", "markdown", "--heading-level", "2", "--output", out, cwd=self.dir)
+        text = out.read_text()
+        self.assertIn("## Run `tiny`", text)
+        for needle in ("### Activations", "class ReLU", "class SoftMax", "### Layers", "class Conv2D", "class Pool2D",
+                       "class Dropout", "### Losses", "class CrossEntropy", "### Model", "def backward", "test accuracy",
+                       "](../runs/tiny/loss.png)"):
+            self.assertIn(needle, text)
+        latex = cli("report", self.run_dir, "--format", "latex", "--heading-level", "3", cwd=self.dir).stdout
+        self.assertIn("\\subsubsection{Run tiny}", latex)
+        self.assertIn("\\begin{lstlisting}[language=Python]", latex)
+
+    def test_gradcheck(self):
+        out = cli("gradcheck", cwd=self.dir).stdout
+        self.assertRegex(out, r"\d+ passed, 0 failed")
+
+    def test_errors_are_one_line(self):
+        bad = dict(tiny_config(self.dir / "shapes"))
+        bad["optimiser"] = bad.pop("optimizer")
+        path = self.dir / "bad.yaml"
+        path.write_text(yaml.safe_dump(bad))
+        result = cli("train", path, "--out", self.dir / "bad_runs", cwd=self.dir, check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
+        self.assertIn("unknown key optimiser; valid keys: data, epochs, model, name, optimizer, seed", result.stderr)
+        for args, needle in (
+            (("train", self.config_path, "--set", "model.layers.0.activation=relu6"), "unknown activation 'relu6'"),
+            (("train", self.config_path, "--set", "data.batchsize=3"), "unknown key data.batchsize"),
+            (("train", self.dir / "missing.yaml"), "config file not found"),
+            (("evaluate", self.dir), "not a run directory"),
+            (("predict", self.run_dir, "--images", self.dir / "nothing_here", "--output", self.dir / "x.csv"), "nothing_here"),
+        ):
+            result = cli(*args, "--out", self.dir / "bad_runs", cwd=self.dir, check=False) if args[0] == "train" else \
+                cli(*args, cwd=self.dir, check=False)
+            self.assertEqual(result.returncode, 2, (args, result.stderr))
+            self.assertIn(needle, result.stderr)
+            self.assertNotIn("Traceback", result.stderr)
+
+    def test_resume_equals_uninterrupted(self):
+        base = self.dir / "resume"
+        cli("train", self.config_path, "--out", base / "full", "--epochs", "3", "--quiet", cwd=self.dir)
+        cli("train", self.config_path, "--out", base / "split", "--epochs", "1", "--quiet", cwd=self.dir)
+        cli("train", self.config_path, "--out", base / "split", "--epochs", "3", "--resume", "--quiet", cwd=self.dir)
+        full = json.loads((base / "full" / "tiny" / "metrics.json").read_text())
+        split = json.loads((base / "split" / "tiny" / "metrics.json").read_text())
+        self.assertEqual(split["epochs"], 3)
+        for key in ("test_accuracy", "test_loss", "val_accuracy", "val_loss"):
+            self.assertEqual(full[key], split[key], key)
+        a = np.load(base / "full" / "tiny" / "last.npz")
+        b = np.load(base / "split" / "tiny" / "last.npz")
+        for key in a.files:
+            if key != "config":
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+    def test_ctrl_c_saves_and_resumes(self):
+        out = self.dir / "interrupted"
+        env = {**os.environ, "NEURAL_NETWORKS_DATA": str(self.dir / "cache")}
+        process = subprocess.Popen([sys.executable, "-m", "neural_networks", "train", str(self.config_path), "--out",
+                                    str(out), "--epochs", "500", "--quiet"], cwd=self.dir, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        last = out / "tiny" / "last.npz"
+        deadline = time.monotonic() + 60
+        while not last.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        self.assertEqual(process.returncode, 130, stderr)
+        self.assertIn("--resume", stderr)
+        self.assertNotIn("Traceback", stderr)
+        from neural_networks.models import NeuralNetwork
+
+        done = NeuralNetwork.load(last).extra["epoch"]
+        self.assertGreaterEqual(done, 1)
+        result = cli("train", self.config_path, "--out", out, "--epochs", str(done + 1), "--resume", "--quiet",
+                     cwd=self.dir)
+        self.assertIn("epochs " + str(done + 1), result.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
