@@ -21,6 +21,8 @@ __all__ = [
     "resolve_padding",
     "pad_nhwc",
     "window_views",
+    "tap_slices",
+    "kernel_taps",
     "im2col",
     "col2im",
     "conv2d_forward",
@@ -92,6 +94,13 @@ def pad_nhwc(X: np.ndarray, pad: tuple[int, int], value: float = 0.0) -> np.ndar
     return out
 
 
+def _unpad(X_pad: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
+    """The interior of a padded NHWC array (a view)."""
+    ph, pw = pad
+    h, w = X_pad.shape[1] - 2 * ph, X_pad.shape[2] - 2 * pw
+    return X_pad[:, ph : ph + h, pw : pw + w, :]
+
+
 def window_views(X_pad: np.ndarray, kernel_shape, stride: int, out_shape):
     """Yield ``((i, j), view)`` for each kernel offset, where ``view`` is the strided
     ``(n, out_rows, out_cols, c)`` slice of the padded input that meets kernel cell ``(i, j)``."""
@@ -102,77 +111,117 @@ def window_views(X_pad: np.ndarray, kernel_shape, stride: int, out_shape):
             yield (i, j), X_pad[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride, :]
 
 
+# ----------------------------------------------------------------------------- taps
+
+
+def tap_slices(in_size: int, out_size: int, offset: int, pad: int, stride: int):
+    """For kernel offset ``offset`` along one axis: ``(out_slice, in_slice)`` pairing the output
+    positions whose input tap ``r*stride + offset - pad`` falls inside the (unpadded) input with
+    those input positions; ``None`` if there are none. Taps in the padding read zeros, so they
+    are simply skipped: no padded copy of the input is ever made."""
+    first = max(0, -(-(pad - offset) // stride))
+    last = min(out_size - 1, (in_size - 1 + pad - offset) // stride)
+    if last < first:
+        return None
+    start = first * stride + offset - pad
+    return slice(first, last + 1), slice(start, start + (last - first) * stride + 1, stride)
+
+
+def kernel_taps(in_hw, out_hw, kernel_shape, pad, stride: int) -> list:
+    """``[((i, j), out_rows, out_cols, in_rows, in_cols), ...]`` for every kernel offset that
+    touches the input (see :func:`tap_slices`)."""
+    taps = []
+    for i in range(kernel_shape[0]):
+        rows = tap_slices(in_hw[0], out_hw[0], i, pad[0], stride)
+        for j in range(kernel_shape[1]):
+            cols = tap_slices(in_hw[1], out_hw[1], j, pad[1], stride)
+            if rows is not None and cols is not None:
+                taps.append(((i, j), rows[0], cols[0], rows[1], cols[1]))
+    return taps
+
+
+def _covers(in_rows: slice, in_cols: slice, in_hw) -> bool:
+    return in_rows == slice(0, in_hw[0], 1) and in_cols == slice(0, in_hw[1], 1)
+
+
 # ----------------------------------------------------------------------------- im2col
 
 
-def im2col(X_pad: np.ndarray, kernel_shape, stride: int, out_shape, out: np.ndarray | None = None) -> np.ndarray:
-    """Gather every receptive field into one row.
+def im2col(X: np.ndarray, kernel_shape, stride: int, pad, out_shape, out: np.ndarray | None = None) -> np.ndarray:
+    """Gather every receptive field of the zero-padded input into one row, without padding it.
 
-    ``X_pad (n, hp, wp, c) -> cols (n, out_rows, out_cols, kh, kw, c)``; reshaped to
+    ``X (n, h, w, c) -> cols (n, out_rows, out_cols, kh, kw, c)``; reshaped to
     ``(n*out_rows*out_cols, kh*kw*c)`` it multiplies ``W.reshape(kh*kw*c, out_channels)``.
-    ``out`` may be a preallocated C-contiguous buffer of that shape and dtype.
+    One strided copy per kernel offset. ``out`` may be a buffer of that shape and dtype from a
+    previous call with the same geometry: cells that fall in the padding are never written, so
+    they keep the zeros they were allocated with.
     """
     kh, kw = kernel_shape
+    n, h, w, c = X.shape
     ho, wo = out_shape
-    n, _, _, c = X_pad.shape
     if out is None:
-        out = np.empty((n, ho, wo, kh, kw, c), dtype=X_pad.dtype)
-    for (i, j), view in window_views(X_pad, kernel_shape, stride, out_shape):
-        out[:, :, :, i, j, :] = view
+        out = np.zeros((n, ho, wo, kh, kw, c), dtype=X.dtype)
+    for (i, j), out_rows, out_cols, in_rows, in_cols in kernel_taps((h, w), out_shape, kernel_shape, pad, stride):
+        out[:, out_rows, out_cols, i, j, :] = X[:, in_rows, in_cols, :]
     return out
 
 
-def col2im(dcols: np.ndarray, padded_shape, kernel_shape, stride: int) -> np.ndarray:
-    """Adjoint of :func:`im2col`: scatter-add ``(n, ho, wo, kh, kw, c)`` back onto the padded
-    input, ``-> (n, hp, wp, c)``, with one strided add per kernel offset."""
-    kh, kw = kernel_shape
-    n, ho, wo = dcols.shape[:3]
-    dX_pad = np.zeros(padded_shape, dtype=dcols.dtype)
-    for (i, j), view in window_views(dX_pad, kernel_shape, stride, (ho, wo)):
-        view += dcols[:, :, :, i, j, :]
-    return dX_pad
-
-
-def _unpad(X_pad: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
-    ph, pw = pad
-    h, w = X_pad.shape[1] - 2 * ph, X_pad.shape[2] - 2 * pw
-    return X_pad[:, ph : ph + h, pw : pw + w, :]
+def col2im(dcols: np.ndarray, in_shape, kernel_shape, stride: int, pad) -> np.ndarray:
+    """Adjoint of :func:`im2col`: scatter-add ``(n, ho, wo, kh, kw, c)`` onto the unpadded input
+    ``(n, h, w, c)`` with one strided add per kernel offset (contributions that land in the
+    padding are dropped). An offset that covers the whole input is written first, by copy,
+    which saves zero-filling the result."""
+    n, h, w, c = in_shape
+    taps = kernel_taps((h, w), dcols.shape[1:3], kernel_shape, pad, stride)
+    full = next((t for t in taps if _covers(t[3], t[4], (h, w))), None)
+    if full is not None:
+        (i, j), out_rows, out_cols = full[:3]
+        dX = np.array(dcols[:, out_rows, out_cols, i, j, :], order="C")
+        taps = [t for t in taps if t is not full]
+    else:
+        dX = np.zeros(in_shape, dtype=dcols.dtype)
+    for (i, j), out_rows, out_cols, in_rows, in_cols in taps:
+        dX[:, in_rows, in_cols, :] += dcols[:, out_rows, out_cols, i, j, :]
+    return dX
 
 
 # ----------------------------------------------------------------------------- convolution
 
 
-def conv2d_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: tuple[int, int]):
+def conv2d_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: tuple[int, int],
+                   cols: np.ndarray | None = None):
     """Cross-correlation ``Z[n, r, s, f] = sum_{i,j,c} W[i,j,c,f] * Xpad[n, r*st+i, s*st+j, c] + b[f]``.
 
     ``X (n, h, w, c), W (kh, kw, c, f), b (1, f) -> Z (n, ho, wo, f)`` plus the cache
-    ``(cols, X_padded_shape)`` that :func:`conv2d_backward` needs.
+    ``(cols, X.shape)`` that :func:`conv2d_backward` needs. ``cols`` is an optional reusable
+    im2col buffer (see :func:`im2col`).
     """
     kh, kw, c, f = W.shape
     n, h, w, _ = X.shape
     ho = conv_output_size(h, kh, pad[0], stride)
     wo = conv_output_size(w, kw, pad[1], stride)
-    X_pad = pad_nhwc(X, pad)
-    cols = im2col(X_pad, (kh, kw), stride, (ho, wo))
+    cols = im2col(X, (kh, kw), stride, pad, (ho, wo), out=cols)
     Z = cols.reshape(n * ho * wo, kh * kw * c) @ W.reshape(kh * kw * c, f)
     Z += b.reshape(1, f)
-    return Z.reshape(n, ho, wo, f), (cols, X_pad.shape)
+    return Z.reshape(n, ho, wo, f), (cols, X.shape)
 
 
-def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tuple[int, int]):
-    """Gradients of :func:`conv2d_forward`.
+def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tuple[int, int], need_dX: bool = True):
+    """Gradients of :func:`conv2d_forward`: two matrix products (``dW = cols^T dZ``,
+    ``dcols = dZ W^T``) and a col2im.
 
-    ``dZ (n, ho, wo, f) -> dX (n, h, w, c), dW (kh, kw, c, f), db (1, f)``.
+    ``dZ (n, ho, wo, f) -> dX (n, h, w, c) (None unless need_dX), dW (kh, kw, c, f), db (1, f)``.
     """
-    cols, padded_shape = cache
+    cols, in_shape = cache
     kh, kw, c, f = W.shape
     n, ho, wo, _ = dZ.shape
     dZ2 = dZ.reshape(n * ho * wo, f)
     db = dZ2.sum(axis=0, keepdims=True)
     dW = (cols.reshape(n * ho * wo, kh * kw * c).T @ dZ2).reshape(W.shape)
+    if not need_dX:
+        return None, dW, db
     dcols = (dZ2 @ W.reshape(kh * kw * c, f).T).reshape(n, ho, wo, kh, kw, c)
-    dX = _unpad(col2im(dcols, padded_shape, (kh, kw), stride), pad)
-    return dX, dW, db
+    return col2im(dcols, in_shape, (kh, kw), stride, pad), dW, db
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -182,9 +231,8 @@ def pool2d_forward(X: np.ndarray, kernel_shape, stride: int, pad: tuple[int, int
     """Max or average pooling over zero-padded windows (the spec pads with zeros).
 
     ``X (n, h, w, c) -> Y (n, ho, wo, c)`` plus a cache for :func:`pool2d_backward`. Average
-    pooling divides by the full window size ``kh*kw``. For max pooling the cache holds the
-    index (0 .. kh*kw-1) of the first maximum in each window, so ties send the whole gradient
-    to one input, as PyTorch does.
+    pooling divides by the full window size ``kh*kw``. Both reduce over the ``kh*kw`` strided
+    views of the (padded) input with in-place ufuncs.
     """
     kh, kw = kernel_shape
     n, h, w, c = X.shape
@@ -192,35 +240,51 @@ def pool2d_forward(X: np.ndarray, kernel_shape, stride: int, pad: tuple[int, int
     wo = conv_output_size(w, kw, pad[1], stride)
     X_pad = pad_nhwc(X, pad)
     views = window_views(X_pad, kernel_shape, stride, (ho, wo))
-    if mode == "average":
-        Y = np.zeros((n, ho, wo, c), dtype=X.dtype)
-        for _, view in views:
-            Y += view
-        Y *= 1.0 / (kh * kw)
-        return Y, (X_pad.shape, None)
     _, first = next(views)
-    Y = first.copy()
-    argmax = np.zeros((n, ho, wo, c), dtype=np.uint8 if kh * kw < 256 else np.int32)
-    for k, (_, view) in enumerate(views, start=1):
-        better = view > Y
-        np.copyto(Y, view, where=better)
-        argmax[better] = k
-    return Y, (X_pad.shape, argmax)
+    Y = np.array(first, order="C")
+    reduce = np.add if mode == "average" else np.maximum
+    for _, view in views:
+        reduce(Y, view, out=Y)
+    if mode == "average":
+        Y *= Y.dtype.type(1.0 / (kh * kw))
+        return Y, (X_pad.shape, None, None)
+    return Y, (X_pad.shape, X_pad, Y)
 
 
 def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple[int, int], mode: str) -> np.ndarray:
-    """Gradient of :func:`pool2d_forward`: ``dY (n, ho, wo, c) -> dX (n, h, w, c)``."""
-    padded_shape, argmax = cache
+    """Gradient of :func:`pool2d_forward`: ``dY (n, ho, wo, c) -> dX (n, h, w, c)``.
+
+    Max pooling sends each window's gradient to its first maximum in row-major window order
+    (as PyTorch does for ties), found by comparing each strided view with the pooled output.
+    """
+    padded_shape, X_pad, Y = cache
     kh, kw = kernel_shape
-    dX_pad = np.zeros(padded_shape, dtype=dY.dtype)
-    views = window_views(dX_pad, kernel_shape, stride, dY.shape[1:3])
+    ho, wo = dY.shape[1:3]
+    tiles = stride == kh == kw and padded_shape[1] == ho * kh and padded_shape[2] == wo * kw
+    # Non-overlapping windows that tile the input exactly write every cell once: no zero-fill.
+    dX_pad = np.empty(padded_shape, dtype=dY.dtype) if tiles else np.zeros(padded_shape, dtype=dY.dtype)
+    views = window_views(dX_pad, kernel_shape, stride, (ho, wo))
     if mode == "average":
-        share = dY * (1.0 / (kh * kw))
+        share = dY * dY.dtype.type(1.0 / (kh * kw))
         for _, view in views:
-            view += share
+            if tiles:
+                view[...] = share
+            else:
+                view += share
     else:
-        for k, (_, view) in enumerate(views):
-            view += np.where(argmax == k, dY, 0)
+        taken = None
+        x_views = window_views(X_pad, kernel_shape, stride, (ho, wo))
+        for (_, view), (_, x_view) in zip(views, x_views):
+            hit = x_view == Y
+            if taken is None:
+                taken = hit.copy()
+            else:
+                hit &= ~taken
+                taken |= hit
+            if tiles:
+                np.multiply(dY, hit, out=view)
+            else:
+                view += dY * hit
     return _unpad(dX_pad, pad)
 
 

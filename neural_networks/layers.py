@@ -74,6 +74,10 @@ class Layer(ABC):
         self.rng: np.random.Generator | None = None
         self.training = True
         self.index: int | None = None  # position in a model, for error messages
+        # Compute dL/dX in backward. A model turns this off for its first layer, whose input
+        # gradient nobody uses (backward then returns None); it saves a large matrix product.
+        self.input_gradient = True
+        self._workspace: dict = {}  # reusable scratch buffers, keyed by shape
 
     # -- interface -------------------------------------------------------------------
     @abstractmethod
@@ -143,6 +147,17 @@ class Layer(ABC):
         """Parameter ``key`` in the compute dtype (no copy when it already matches)."""
         return self.parameters[key].astype(dtype, copy=False)
 
+    def _buffer(self, name: str, shape, dtype) -> np.ndarray:
+        """A zero-initialised scratch array kept between calls for one shape and dtype (batches
+        of one size reuse it; kernels that rely on untouched cells staying zero may use it)."""
+        key = (name, tuple(shape), np.dtype(dtype))
+        buffer = self._workspace.get(key)
+        if buffer is None:
+            if len(self._workspace) >= 4:  # e.g. a smaller last batch, or evaluation batches
+                self._workspace.clear()
+            buffer = self._workspace[key] = np.zeros(shape, dtype=dtype)
+        return buffer
+
     def _store_gradient(self, key: str, grad: np.ndarray) -> None:
         self.gradients[key] = grad.astype(self.parameters[key].dtype, copy=False)
 
@@ -208,7 +223,7 @@ class FullyConnected(_ParametricLayer):
         dLdZ = dLdZ.astype(X.dtype, copy=False)
         self._store_gradient("W", X.T @ dLdZ)
         self._store_gradient("b", dLdZ.sum(axis=0, keepdims=True))
-        return dLdZ @ self._param("W", X.dtype).T
+        return dLdZ @ self._param("W", X.dtype).T if self.input_gradient else None
 
     def config(self) -> dict:
         return {"name": self.name, "n_out": self.n_out, "activation": self.activation.name, "weight_init": self.weight_init}
@@ -252,7 +267,11 @@ class Conv2D(_ParametricLayer):
         if self.n_in is None:
             self._init_parameters(X.shape)
         self._check_features(X.shape[3], "channels", X.shape)
-        Z, conv_cache = F.conv2d_forward(X, self._param("W", X.dtype), self._param("b", X.dtype), self.stride, self.pad)
+        kh, kw = self.kernel_shape
+        out_hw = [F.conv_output_size(X.shape[1 + a], self.kernel_shape[a], self.pad[a], self.stride) for a in (0, 1)]
+        cols = self._buffer("cols", (X.shape[0], *out_hw, kh, kw, X.shape[3]), X.dtype)
+        Z, conv_cache = F.conv2d_forward(X, self._param("W", X.dtype), self._param("b", X.dtype), self.stride, self.pad,
+                                         cols=cols)
         self.cache["conv"] = conv_cache
         self.cache["Z"] = Z
         self.cache["X_shape"] = X.shape
@@ -261,7 +280,7 @@ class Conv2D(_ParametricLayer):
     def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
         dtype = self.cache["Z"].dtype
         dX, dW, db = F.conv2d_backward(dLdZ.astype(dtype, copy=False), self._param("W", dtype), self.cache["conv"],
-                                       self.stride, self.pad)
+                                       self.stride, self.pad, need_dX=self.input_gradient)
         self._store_gradient("W", dW)
         self._store_gradient("b", db)
         return dX

@@ -105,6 +105,7 @@ class NeuralNetwork:
         self.training = True
         self._last_output = None
         seeds = np.random.SeedSequence(seed).spawn(len(layers))
+        layers[0].input_gradient = False  # nothing consumes dL/dX of the network's input
         for i, (layer, child) in enumerate(zip(layers, seeds)):
             layer.index = i
             if layer.rng is None:
