@@ -324,9 +324,12 @@ def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tupl
 def pool2d_forward(X: np.ndarray, kernel_shape, stride: int, pad: tuple[int, int], mode: str):
     """Max or average pooling over zero-padded windows (the spec pads with zeros).
 
-    ``X (n, h, w, c) -> Y (n, ho, wo, c)`` plus a cache for :func:`pool2d_backward`. Average
-    pooling divides by the full window size ``kh*kw``. Both reduce over the ``kh*kw`` strided
-    views of the (padded) input with in-place ufuncs.
+    ``X (n, h, w, c) -> Y (n, ho, wo, c)`` plus a cache for :func:`pool2d_backward`. Both reduce
+    over the ``kh*kw`` strided views of the (padded) input with in-place ufuncs. Average pooling
+    divides by the full window size ``kh*kw``. Max pooling also records, for every offset after
+    the first, where it strictly beat the running maximum: the window's first maximum (in
+    row-major window order) is the last offset that did, which is where PyTorch sends the
+    gradient of a tie too.
     """
     kh, kw = kernel_shape
     n, h, w, c = X.shape
@@ -336,49 +339,50 @@ def pool2d_forward(X: np.ndarray, kernel_shape, stride: int, pad: tuple[int, int
     views = window_views(X_pad, kernel_shape, stride, (ho, wo))
     _, first = next(views)
     Y = np.array(first, order="C")
-    reduce = np.add if mode == "average" else np.maximum
-    for _, view in views:
-        reduce(Y, view, out=Y)
     if mode == "average":
+        for _, view in views:
+            Y += view
         Y *= Y.dtype.type(1.0 / (kh * kw))
-        return Y, (X_pad.shape, None, None)
-    return Y, (X_pad.shape, X_pad, Y)
+        return Y, (X_pad.shape, None)
+    improved = []
+    for _, view in views:
+        improved.append(np.greater(view, Y))
+        np.maximum(Y, view, out=Y)
+    return Y, (X_pad.shape, improved)
 
 
 def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple[int, int], mode: str) -> np.ndarray:
     """Gradient of :func:`pool2d_forward`: ``dY (n, ho, wo, c) -> dX (n, h, w, c)``.
 
-    Max pooling sends each window's gradient to its first maximum in row-major window order
-    (as PyTorch does for ties), found by comparing each strided view with the pooled output.
+    Max pooling walks the offsets from last to first, handing the still-unassigned gradient to
+    each offset where the maximum improved; what is left goes to the first offset.
     """
-    padded_shape, X_pad, Y = cache
+    padded_shape, improved = cache
     kh, kw = kernel_shape
     ho, wo = dY.shape[1:3]
     tiles = stride == kh == kw and padded_shape[1] == ho * kh and padded_shape[2] == wo * kw
     # Non-overlapping windows that tile the input exactly write every cell once: no zero-fill.
     dX_pad = np.empty(padded_shape, dtype=dY.dtype) if tiles else np.zeros(padded_shape, dtype=dY.dtype)
-    views = window_views(dX_pad, kernel_shape, stride, (ho, wo))
+    views = [view for _, view in window_views(dX_pad, kernel_shape, stride, (ho, wo))]
     if mode == "average":
         share = dY * dY.dtype.type(1.0 / (kh * kw))
-        for _, view in views:
+        for view in views:
             if tiles:
                 view[...] = share
             else:
                 view += share
+        return _unpad(dX_pad, pad)
+    remaining = np.array(dY, order="C")
+    for view, better in zip(views[:0:-1], improved[::-1]):
+        if tiles:
+            np.multiply(remaining, better, out=view)
+        else:
+            view += remaining * better
+        np.copyto(remaining, 0, where=better)
+    if tiles:
+        views[0][...] = remaining
     else:
-        taken = None
-        x_views = window_views(X_pad, kernel_shape, stride, (ho, wo))
-        for (_, view), (_, x_view) in zip(views, x_views):
-            hit = x_view == Y
-            if taken is None:
-                taken = hit.copy()
-            else:
-                hit &= ~taken
-                taken |= hit
-            if tiles:
-                np.multiply(dY, hit, out=view)
-            else:
-                view += dY * hit
+        views[0] += remaining
     return _unpad(dX_pad, pad)
 
 

@@ -102,6 +102,7 @@ class Logger:
             self.plot_epochs()
         if self.save and self.plot and getattr(history, "iteration_loss", None):
             plots.plot_iteration_loss(history.iteration_loss, self.path("loss_iterations.png"),
+                                      title=f"{self.name}: training loss per iteration",
                                       smooth=max(1, len(history.iteration_loss) // 50))
 
     def write_metrics_csv(self) -> None:
@@ -118,4 +119,4 @@ class Logger:
         history = {k: v for k, v in columns.items() if all(x is not None for x in v)}
         for metric in ("loss", "accuracy"):
             if metric in history:
-                plots.plot_curves(history, metric, self.path(f"{metric}.png"))
+                plots.plot_curves(history, metric, self.path(f"{metric}.png"), title=f"{self.name}: {metric} per epoch")

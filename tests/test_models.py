@@ -103,6 +103,19 @@ class TestForwardBackward(unittest.TestCase):
         np.testing.assert_allclose(W, before - 0.1 * grad, rtol=1e-6)
         self.assertFalse(np.any(model.layers[0].gradients["W"]))  # cleared after the step
 
+    def test_first_layer_skips_the_input_gradient(self):
+        model = small_mlp()
+        model.forward(self.X)
+        to_float64(model)
+        model.backward(self.Y, model.forward(self.X))
+        skipped = {k: v.copy() for k, v in model.layers[0].gradients.items()}
+        self.assertIsNone(model.layers[0].backward(model.layers[1].backward(np.ones((5, 3)))))
+        model.layers[0].input_gradient = True
+        model.backward(self.Y, model.forward(self.X))
+        for key, value in skipped.items():  # parameter gradients do not depend on the switch
+            np.testing.assert_array_equal(model.layers[0].gradients[key], value)
+        self.assertEqual(model.layers[0].backward(model.layers[1].backward(np.ones((5, 3)))).shape, self.X.shape)
+
     def test_update_without_optimizer(self):
         model = NeuralNetwork(layers=[FullyConnected(3, "softmax")], loss="cross_entropy")
         model.backward(self.Y, model.forward(self.X))
