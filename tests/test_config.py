@@ -1,0 +1,99 @@
+"""Experiment configs: the shipped ones validate; bad keys and values are named in the error."""
+
+import copy
+import unittest
+from pathlib import Path
+
+from neural_networks.config import ConfigError, apply_overrides, load_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASE = {
+    "name": "t",
+    "data": {"name": "iris", "batch_size": 10},
+    "model": {"loss": "cross_entropy", "layers": [{"name": "fully_connected", "n_out": 3, "activation": "softmax"}]},
+    "optimizer": {"name": "sgd", "lr": 0.1},
+}
+
+
+class TestShippedConfigs(unittest.TestCase):
+    def test_every_config_validates(self):
+        paths = sorted((ROOT / "configs").glob("*.yaml"))
+        self.assertGreaterEqual(len(paths), 3)
+        for path in paths:
+            with self.subTest(config=path.name):
+                config = validate_config(load_config(path))
+                self.assertEqual(config["name"], path.stem)
+
+
+class TestValidation(unittest.TestCase):
+    def test_defaults_are_filled(self):
+        config = validate_config(BASE)
+        self.assertEqual((config["seed"], config["epochs"]), (0, 10))
+
+    def assert_error(self, config, pattern):
+        with self.assertRaisesRegex(ConfigError, pattern):
+            validate_config(config)
+
+    def test_unknown_and_missing_keys(self):
+        bad = copy.deepcopy(BASE)
+        bad["optimiser"] = bad.pop("optimizer")
+        self.assert_error(bad, r"unknown key optimiser; valid keys: data, epochs, model, name, optimizer, seed")
+        bad = copy.deepcopy(BASE)
+        del bad["model"]
+        self.assert_error(bad, r"missing key model")
+        bad = copy.deepcopy(BASE)
+        bad["model"]["layer"] = bad["model"].pop("layers")
+        self.assert_error(bad, r"unknown key model\.layer; valid keys: layers, loss")
+        bad = copy.deepcopy(BASE)
+        bad["data"]["batchsize"] = 3
+        self.assert_error(bad, r"unknown key data\.batchsize; valid keys: .*batch_size")
+
+    def test_bad_values_name_their_place(self):
+        for path, value, pattern in (
+            (("model", "layers", 0, "activation"), "relu6", r"model\.layers\.0: unknown activation 'relu6'"),
+            (("model", "layers", 0, "n_outs"), 3, r"model\.layers\.0: .*valid arguments"),
+            (("optimizer", "momentum"), 1.5, r"optimizer: momentum must be in \[0, 1\)"),
+            (("optimizer", "lr_scheduler"), {"name": "cosine", "T_max": 3}, r"optimizer: .*valid arguments"),
+            (("model", "loss"), "hinge", r"model\.loss: unknown loss 'hinge'"),
+            (("data", "name"), "mnist", r"unknown data set data\.name='mnist'; valid names"),
+            (("epochs",), -1, r"epochs must be a non-negative integer"),
+            (("name",), "a/b", r"name must be a non-empty string without '/'"),
+        ):
+            config = copy.deepcopy(BASE)
+            node = config
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+            with self.subTest(path=path):
+                self.assert_error(config, pattern)
+
+    def test_cosine_schedule_spans_the_run_by_default(self):
+        config = copy.deepcopy(BASE)
+        config["epochs"] = 7
+        config["optimizer"]["lr_scheduler"] = {"name": "cosine"}
+        self.assertEqual(validate_config(config)["optimizer"]["lr_scheduler"]["total_epochs"], 7)
+
+
+class TestOverrides(unittest.TestCase):
+    def test_dotted_paths_and_yaml_values(self):
+        config = apply_overrides(BASE, ["optimizer.lr=0.5", "data.batch_size=32", "model.layers.0.n_out=4",
+                                        "data.augment=[flip, crop]", "seed=3"])
+        self.assertEqual(config["optimizer"]["lr"], 0.5)
+        self.assertEqual(config["data"]["batch_size"], 32)
+        self.assertEqual(config["model"]["layers"][0]["n_out"], 4)
+        self.assertEqual(config["data"]["augment"], ["flip", "crop"])
+        self.assertEqual(config["seed"], 3)
+        self.assertEqual(BASE["optimizer"]["lr"], 0.1)  # the original is untouched
+
+    def test_bad_overrides(self):
+        with self.assertRaisesRegex(ConfigError, "expects key=value"):
+            apply_overrides(BASE, ["optimizer.lr"])
+        with self.assertRaisesRegex(ConfigError, "is not an index of a list of 1 items"):
+            apply_overrides(BASE, ["model.layers.3.n_out=2"])
+        with self.assertRaisesRegex(ConfigError, "not a mapping or list"):
+            apply_overrides(BASE, ["optimizer.lr.x=2"])
+
+
+if __name__ == "__main__":
+    unittest.main()
