@@ -9,6 +9,7 @@ The run directory (``<out>/<name>/``, ``out`` defaulting to ``experiments``) rec
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -118,9 +119,20 @@ def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train
         "epochs": len(rows),
         "train_seconds": round(train_seconds, 2),
         "best_val_accuracy": max((r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None), default=None),
+        "peak_memory_mb": _peak_memory_mb(),
     }
     write_json(run_dir / "metrics.json", figures)
     return figures
+
+
+def _peak_memory_mb() -> float | None:
+    """Peak resident memory of this process so far, in MiB (None where unknown)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB on Linux
 
 
 def split_inputs(loader) -> np.ndarray:

@@ -14,9 +14,6 @@ Every kernel is vectorised over the batch. Convolution and pooling loop only ove
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -27,8 +24,6 @@ __all__ = [
     "window_views",
     "tap_slices",
     "kernel_taps",
-    "num_threads",
-    "parallel_copyto",
     "patches",
     "im2col",
     "patch_matmul",
@@ -153,34 +148,6 @@ def _covers(in_rows: slice, in_cols: slice, in_hw) -> bool:
     return in_rows == slice(0, in_hw[0], 1) and in_cols == slice(0, in_hw[1], 1)
 
 
-# ----------------------------------------------------------------------------- threads
-
-_POOL = None
-
-
-def num_threads() -> int:
-    """Threads for memory-bound copies (numpy releases the GIL while copying):
-    ``$NEURAL_NETWORKS_NUM_THREADS`` or the number of CPUs, at most 8."""
-    value = os.environ.get("NEURAL_NETWORKS_NUM_THREADS")
-    return max(1, int(value)) if value else max(1, min(8, os.cpu_count() or 1))
-
-
-def parallel_copyto(dst: np.ndarray, src: np.ndarray, min_bytes: int = 1 << 21) -> np.ndarray:
-    """``np.copyto(dst, src)`` split over the first axis across threads (large arrays only)."""
-    global _POOL
-    threads = min(num_threads(), dst.shape[0])
-    if threads < 2 or dst.nbytes < min_bytes:
-        np.copyto(dst, src)
-        return dst
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="neural_networks")
-    bounds = np.linspace(0, dst.shape[0], threads + 1).astype(int)
-    jobs = [_POOL.submit(np.copyto, dst[a:b], src[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    for job in jobs:
-        job.result()
-    return dst
-
-
 # ----------------------------------------------------------------------------- im2col
 
 
@@ -198,13 +165,14 @@ def im2col(X: np.ndarray, kernel_shape, stride: int, pad, out_shape, out: np.nda
 
     ``X (n, h, w, c) -> cols (n, out_rows, out_cols, kh, kw, c)``; reshaped to
     ``(n*out_rows*out_cols, kh*kw*c)`` it multiplies ``W.reshape(kh*kw*c, out_channels)``.
-    One copy of a strided view (numpy moves whole ``kw*c`` runs), split across threads.
+    One copy of a strided view (numpy moves whole ``kw*c`` runs at a time).
     ``out`` may be a reusable C-contiguous buffer of that shape and dtype.
     """
     view = patches(pad_nhwc(X, pad), kernel_shape, stride, out_shape)
     if out is None:
         out = np.empty(view.shape, dtype=X.dtype)
-    return parallel_copyto(out, view)
+    np.copyto(out, view)
+    return out
 
 
 def col2im(dcols: np.ndarray, in_shape, kernel_shape, stride: int, pad) -> np.ndarray:

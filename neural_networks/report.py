@@ -84,7 +84,7 @@ def _latex_escape(text: str) -> str:
 def _figure_lines(figures: dict) -> list[tuple[str, str]]:
     labels = [("test_accuracy", "test accuracy"), ("val_accuracy", "final validation accuracy"),
               ("best_val_accuracy", "best validation accuracy"), ("test_loss", "test loss"),
-              ("epochs", "epochs"), ("train_seconds", "training time (s)")]
+              ("epochs", "epochs"), ("train_seconds", "training time (s)"), ("peak_memory_mb", "peak memory (MiB)")]
     rows = []
     for key, label in labels:
         if figures.get(key) is not None:
