@@ -1,0 +1,69 @@
+"""Array kernels: im2col against a loop, col2im as its adjoint, chunked products, and the two
+input-gradient paths of the convolution agreeing."""
+
+import itertools
+import unittest
+
+import numpy as np
+
+from neural_networks import functional as F
+
+
+def im2col_loop(X, kernel, stride, pad, out_hw):
+    kh, kw = kernel
+    Xp = np.pad(X, ((0, 0), (pad[0], pad[0]), (pad[1], pad[1]), (0, 0)))
+    n, c = X.shape[0], X.shape[3]
+    out = np.zeros((n, *out_hw, kh, kw, c))
+    for r, s, i, j in itertools.product(range(out_hw[0]), range(out_hw[1]), range(kh), range(kw)):
+        out[:, r, s, i, j, :] = Xp[:, r * stride + i, s * stride + j, :]
+    return out
+
+
+CASES = [((2, 5, 6, 3), (3, 3), 1, (1, 1)), ((1, 7, 7, 2), (3, 2), 2, (0, 1)), ((2, 6, 5, 1), (2, 2), 3, (2, 0)),
+         ((3, 4, 4, 4), (1, 1), 1, (0, 0)), ((1, 5, 5, 2), (5, 5), 1, (2, 2))]
+
+
+class TestIm2Col(unittest.TestCase):
+    def test_matches_loop_and_col2im_is_its_adjoint(self):
+        rng = np.random.default_rng(0)
+        for shape, kernel, stride, pad in CASES:
+            with self.subTest(shape=shape, kernel=kernel, stride=stride, pad=pad):
+                out_hw = tuple(F.conv_output_size(shape[1 + a], kernel[a], pad[a], stride) for a in (0, 1))
+                X = rng.standard_normal(shape)
+                cols = F.im2col(X, kernel, stride, pad, out_hw)
+                np.testing.assert_array_equal(cols, im2col_loop(X, kernel, stride, pad, out_hw))
+                Y = rng.standard_normal(cols.shape)
+                # <im2col(X), Y> == <X, col2im(Y)>
+                self.assertAlmostEqual(float(np.sum(cols * Y)),
+                                       float(np.sum(X * F.col2im(Y, shape, kernel, stride, pad))), places=9)
+
+    def test_patch_matmul_chunks_do_not_change_the_result(self):
+        rng = np.random.default_rng(1)
+        X = rng.standard_normal((5, 6, 6, 3)).astype(np.float32)
+        W = rng.standard_normal((27, 4)).astype(np.float32)
+        view = F.patches(F.pad_nhwc(X, (1, 1)), (3, 3), 1, (6, 6))
+        full = np.ascontiguousarray(view).reshape(-1, 27) @ W
+        for chunk_rows in (1, 36, 50, 1000):
+            keep = np.empty(view.shape, dtype=np.float32)
+            out = F.patch_matmul(view, W, np.empty((5 * 36, 4), np.float32), keep=keep, chunk_rows=chunk_rows)
+            np.testing.assert_allclose(out, full, rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(keep, view)
+
+    def test_transposed_convolution_equals_col2im_path(self):
+        rng = np.random.default_rng(2)
+        for kernel, pad in (((3, 3), (1, 1)), ((3, 3), (0, 0)), ((2, 3), (1, 2)), ((5, 1), (4, 0))):
+            with self.subTest(kernel=kernel, pad=pad):
+                self.assertTrue(F.transposed_conv_applies(kernel, 1, pad))
+                X = rng.standard_normal((2, 6, 7, 3))
+                W = rng.standard_normal((*kernel, 3, 4))
+                Z, cache = F.conv2d_forward(X, W, np.zeros((1, 4)), 1, pad)
+                dZ = rng.standard_normal(Z.shape)
+                dX, dW, db = F.conv2d_backward(dZ, W, cache, 1, pad)
+                dcols = (dZ.reshape(-1, 4) @ W.reshape(-1, 4).T).reshape(*Z.shape[:3], *kernel, 3)
+                np.testing.assert_allclose(dX, F.col2im(dcols, X.shape, kernel, 1, pad), rtol=1e-10, atol=1e-10)
+        self.assertFalse(F.transposed_conv_applies((3, 3), 2, (1, 1)))
+        self.assertFalse(F.transposed_conv_applies((3, 3), 1, (3, 3)))
+
+
+if __name__ == "__main__":
+    unittest.main()
