@@ -232,24 +232,25 @@ def patch_matmul(view: np.ndarray, weights: np.ndarray, out: np.ndarray, keep: n
 
 
 def conv2d_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: tuple[int, int],
-                   cols: np.ndarray | None = None):
+                   cols: np.ndarray | None = None, keep_cols: bool = True):
     """Cross-correlation ``Z[n, r, s, f] = sum_{i,j,c} W[i,j,c,f] * Xpad[n, r*st+i, s*st+j, c] + b[f]``.
 
     ``X (n, h, w, c), W (kh, kw, c, f), b (1, f) -> Z (n, ho, wo, f)`` plus the cache
-    ``(cols, X.shape)`` that :func:`conv2d_backward` needs: ``cols (n, ho, wo, kh, kw, c)`` is
-    the im2col matrix, filled chunk by chunk by :func:`patch_matmul` (``cols`` may be passed in
-    as a reusable buffer).
+    ``(cols, X)`` that :func:`conv2d_backward` needs: ``cols (n, ho, wo, kh, kw, c)`` is the
+    im2col matrix, filled chunk by chunk by :func:`patch_matmul` (``cols`` may be passed in as a
+    reusable buffer). With ``keep_cols=False`` (inference) only a small scratch block is used
+    and the cache holds ``None``; the backward pass then rebuilds ``cols`` from ``X``.
     """
     kh, kw, c, f = W.shape
     n, h, w, _ = X.shape
     ho = conv_output_size(h, kh, pad[0], stride)
     wo = conv_output_size(w, kw, pad[1], stride)
     view = patches(pad_nhwc(X, pad), (kh, kw), stride, (ho, wo))
-    if cols is None:
+    if keep_cols and cols is None:
         cols = np.empty(view.shape, dtype=X.dtype)
-    Z = patch_matmul(view, W.reshape(kh * kw * c, f), np.empty((n * ho * wo, f), dtype=X.dtype), keep=cols,
-                     bias=b.reshape(1, f))
-    return Z.reshape(n, ho, wo, f), (cols, X.shape)
+    Z = patch_matmul(view, W.reshape(kh * kw * c, f), np.empty((n * ho * wo, f), dtype=X.dtype),
+                     keep=cols if keep_cols else None, bias=b.reshape(1, f))
+    return Z.reshape(n, ho, wo, f), (cols if keep_cols else None, X)
 
 
 def transposed_conv_applies(kernel_shape, stride: int, pad) -> bool:
@@ -268,9 +269,12 @@ def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tupl
     and transposed in channels -- an im2col of ``dZ`` and one matrix product; otherwise
     ``dcols = dZ W^T`` scattered back by :func:`col2im`.
     """
-    cols, in_shape = cache
+    cols, X = cache
+    in_shape = X.shape
     kh, kw, c, f = W.shape
     n, ho, wo, _ = dZ.shape
+    if cols is None:  # the forward pass ran without keeping its patches
+        cols = im2col(X, (kh, kw), stride, pad, (ho, wo))
     dZ2 = dZ.reshape(n * ho * wo, f)
     db = dZ2.sum(axis=0, keepdims=True)
     dW = (cols.reshape(n * ho * wo, kh * kw * c).T @ dZ2).reshape(W.shape)

@@ -269,12 +269,13 @@ class Conv2D(_ParametricLayer):
         self._check_features(X.shape[3], "channels", X.shape)
         kh, kw = self.kernel_shape
         out_hw = [F.conv_output_size(X.shape[1 + a], self.kernel_shape[a], self.pad[a], self.stride) for a in (0, 1)]
-        cols = self._buffer("cols", (X.shape[0], *out_hw, kh, kw, X.shape[3]), X.dtype)
+        # Training keeps the patches for dW in a buffer reused across batches; evaluation keeps
+        # none (a backward pass after it rebuilds them), so large inference batches stay small.
+        cols = self._buffer("cols", (X.shape[0], *out_hw, kh, kw, X.shape[3]), X.dtype) if self.training else None
         Z, conv_cache = F.conv2d_forward(X, self._param("W", X.dtype), self._param("b", X.dtype), self.stride, self.pad,
-                                         cols=cols)
+                                         cols=cols, keep_cols=self.training)
         self.cache["conv"] = conv_cache
         self.cache["Z"] = Z
-        self.cache["X_shape"] = X.shape
         return self.activation(Z)
 
     def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:

@@ -176,7 +176,7 @@ class NeuralNetwork:
         return self.train_mode(False)
 
     # ------------------------------------------------------------------ inference
-    def predict(self, X: np.ndarray, Y: np.ndarray | None = None, batch_size: int = 1024):
+    def predict(self, X: np.ndarray, Y: np.ndarray | None = None, batch_size: int = 256):
         """Network outputs for ``X`` in evaluation mode, computed ``batch_size`` examples at a
         time. With targets ``Y`` (the spec's form) returns ``(Y_hat, loss)``, else ``Y_hat``."""
         was_training = self.training
@@ -190,7 +190,7 @@ class NeuralNetwork:
             return Y_hat
         return Y_hat, self.loss.forward(np.asarray(Y), Y_hat)
 
-    def predict_classes(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    def predict_classes(self, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Index of the largest output for each example, ``(m,)``."""
         return self.predict(X, batch_size=batch_size).argmax(axis=1)
 

@@ -67,3 +67,18 @@ class TestIm2Col(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestInferenceConvolution(unittest.TestCase):
+    def test_backward_after_a_forward_without_kept_patches(self):
+        rng = np.random.default_rng(3)
+        X = rng.standard_normal((2, 5, 5, 3))
+        W = rng.standard_normal((3, 3, 3, 4))
+        b = rng.standard_normal((1, 4))
+        Z1, kept = F.conv2d_forward(X, W, b, 2, (1, 1))
+        Z2, rebuilt = F.conv2d_forward(X, W, b, 2, (1, 1), keep_cols=False)
+        self.assertIsNone(rebuilt[0])
+        np.testing.assert_array_equal(Z1, Z2)
+        dZ = rng.standard_normal(Z1.shape)
+        for a, b_ in zip(F.conv2d_backward(dZ, W, kept, 2, (1, 1)), F.conv2d_backward(dZ, W, rebuilt, 2, (1, 1))):
+            np.testing.assert_allclose(a, b_, rtol=1e-12)
