@@ -29,5 +29,11 @@ test: install-test
 gradcheck: install
 	$(BIN)/python -m neural_networks.gradcheck
 
+# Speed against PyTorch CPU (a few minutes; see benchmarks/README.md).
+bench: install-test
+	$(PIP) install --quiet threadpoolctl
+	$(BIN)/python benchmarks/bench_layers.py
+	$(BIN)/python benchmarks/bench_gflops.py
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
