@@ -114,6 +114,8 @@ def check_all(seed: int = 0) -> list[GradientCheck]:
         ("pool2d max 2x2 s2", dict(name="pool2d", kernel_shape=(2, 2), mode="max", stride=2), (2, 4, 6, 3)),
         ("pool2d average 3x3 s1 pad1", dict(name="pool2d", kernel_shape=(3, 3), mode="average", stride=1, pad=1), (2, 4, 4, 2)),
         ("flatten", dict(name="flatten"), (2, 3, 3, 2)),
+        ("batchnorm (training statistics)", dict(name="batchnorm", activation="tanh"), (3, 2, 2, 3)),
+        ("batchnorm fully-connected", dict(name="batchnorm", activation="linear"), (5, 4)),
     ]
     for label, args, shape in layer_cases:
         layer = initialize_layer(**args)
