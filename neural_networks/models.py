@@ -213,9 +213,23 @@ class NeuralNetwork:
             raise ValueError("cannot evaluate on an empty split")
         return {"loss": total_loss / count, "accuracy": correct / count}
 
-    def test(self, dataset) -> dict:
-        """Loss and accuracy on ``dataset.test``."""
-        return self.evaluate(dataset.test)
+    def test(self, dataset, save_predictions: bool = False) -> dict:
+        """Loss and accuracy on ``dataset.test``; with ``save_predictions`` also the predicted
+        class of every test example (``"predictions"``, in the loader's order)."""
+        result = self.evaluate(dataset.test)
+        if save_predictions:
+            result["predictions"] = np.concatenate(
+                [self.predict_classes(X) for X, _ in dataset.test]) if len(dataset.test) else np.empty(0, int)
+        return result
+
+    @staticmethod
+    def error(target: np.ndarray, out: np.ndarray) -> float:
+        """Classification error of outputs ``out`` against one-hot ``target`` (the spec's name):
+        the fraction of rows whose largest output is not the labelled class."""
+        target, out = np.asarray(target), np.asarray(out)
+        if target.shape != out.shape or target.ndim != 2:
+            raise ValueError(f"error expects targets and outputs of the same (m, k) shape, got {target.shape} and {out.shape}")
+        return 1.0 - _accuracy_counts(target, out) / target.shape[0]
 
     # ------------------------------------------------------------------ training
     def train_step(self, X: np.ndarray, Y: np.ndarray, epoch: float) -> tuple[float, int]:

@@ -167,6 +167,18 @@ class TestTrainingAndPersistence(unittest.TestCase):
         self.assertLess(history["loss"][-1], history["loss"][0])
         self.assertGreaterEqual(model.test(data)["accuracy"], 0.93)
 
+    def test_test_with_predictions_and_error(self):
+        data = initialize_dataset("iris", batch_size=7, seed=0)
+        model = small_mlp()
+        model.train(data, epochs=30, verbose=0)
+        result = model.test(data, save_predictions=True)
+        self.assertEqual(result["predictions"].shape, (30,))
+        self.assertAlmostEqual(result["accuracy"], float(np.mean(result["predictions"] == data.test.labels)))
+        X = np.concatenate([x for x, _ in data.test])
+        Y = one_hot(data.test.labels, 3)
+        self.assertAlmostEqual(model.error(Y, model.predict(X)), 1 - result["accuracy"])
+        self.assertAlmostEqual(model.error(np.eye(3), np.eye(3)[[0, 2, 1]]), 2 / 3)
+
     def test_predict_is_batched_and_matches_forward(self):
         model = small_mlp()
         X = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
