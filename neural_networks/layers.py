@@ -19,6 +19,7 @@ import numpy as np
 
 from . import functional as F
 from .activations import Activation, initialize_activation
+from .validation import positive_int
 from .weights import initialize_weights
 
 __all__ = ["Layer", "FullyConnected", "Conv2D", "Pool2D", "Flatten", "BatchNorm", "Dropout", "LAYERS", "initialize_layer"]
@@ -47,12 +48,6 @@ def _pair(value, what: str) -> tuple[int, int]:
     if min(pair) < 1:
         raise ValueError(f"{what} must be positive; got {value!r}")
     return pair
-
-
-def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive int; got {value!r}")
-    return int(value)
 
 
 class Layer(ABC):
@@ -196,7 +191,7 @@ class FullyConnected(_ParametricLayer):
 
     def __init__(self, n_out: int, activation="linear", weight_init: str = "xavier_uniform") -> None:
         super().__init__()
-        self.n_out = _positive_int(n_out, "FullyConnected n_out")
+        self.n_out = positive_int(n_out, "FullyConnected n_out")
         self.activation = initialize_activation(activation)
         initialize_weights(weight_init, activation=self.activation.name)  # validate the name now
         self.weight_init = weight_init
@@ -245,10 +240,10 @@ class Conv2D(_ParametricLayer):
     def __init__(self, n_out: int, kernel_shape=(3, 3), activation="relu", stride: int = 1, pad="same",
                  weight_init: str = "xavier_uniform") -> None:
         super().__init__()
-        self.n_out = _positive_int(n_out, "Conv2D n_out")
+        self.n_out = positive_int(n_out, "Conv2D n_out")
         self.kernel_shape = _pair(kernel_shape, "Conv2D kernel_shape")
         self.activation = initialize_activation(activation)
-        self.stride = _positive_int(stride, "Conv2D stride")
+        self.stride = positive_int(stride, "Conv2D stride")
         self.pad_arg = pad
         self.pad = F.resolve_padding(pad, self.kernel_shape)
         initialize_weights(weight_init, activation=self.activation.name)
@@ -317,7 +312,7 @@ class Pool2D(Layer):
         if mode not in self.MODES:
             raise ValueError(f"Pool2D mode must be one of {', '.join(self.MODES)}; got {mode!r}")
         self.mode = mode
-        self.stride = _positive_int(stride, "Pool2D stride")
+        self.stride = positive_int(stride, "Pool2D stride")
         self.pad_arg = pad
         self.pad = F.resolve_padding(pad, self.kernel_shape)
 

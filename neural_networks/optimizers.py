@@ -19,16 +19,11 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .schedulers import LRScheduler, initialize_scheduler
+from .validation import non_negative
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "OPTIMIZERS", "initialize_optimizer"]
 
 _WEIGHT_NAME = re.compile(r"^W\d*$")
-
-
-def _non_negative(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{what} must be a non-negative number; got {value!r}")
-    return float(value)
 
 
 class Optimizer(ABC):
@@ -115,7 +110,7 @@ class SGD(Optimizer):
             raise ValueError("nesterov momentum needs momentum > 0")
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self.weight_decay = non_negative(weight_decay, "weight_decay")
 
     def update(self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: float) -> np.ndarray:
         grad = self.clip(param_grad)
@@ -159,7 +154,7 @@ class Adam(Optimizer):
         if not float(eps) > 0:
             raise ValueError(f"eps must be positive; got {eps!r}")
         self.eps = float(eps)
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self.weight_decay = non_negative(weight_decay, "weight_decay")
 
     def update(self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: float) -> np.ndarray:
         grad = self.clip(param_grad)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .activations import initialize_activation
 from .layers import Layer, _as_float
+from .validation import number
 
 __all__ = [
     "BatchNorm",
@@ -88,12 +89,6 @@ def batchnorm_eval_backward(dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, inv
 # ----------------------------------------------------------------------------- layers
 
 
-def _number(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{what} must be a number; got {value!r}")
-    return float(value)
-
-
 class BatchNorm(Layer):
     """Batch normalisation over every axis but the last (per feature for ``(m, n)`` input,
     per channel for NHWC ``(m, rows, cols, c)`` input), followed by an optional activation:
@@ -110,10 +105,10 @@ class BatchNorm(Layer):
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5, activation="linear") -> None:
         super().__init__()
-        self.momentum = _number(momentum, "BatchNorm momentum")
+        self.momentum = number(momentum, "BatchNorm momentum")
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"BatchNorm momentum must be in [0, 1]; got {momentum!r}")
-        self.eps = _number(eps, "BatchNorm eps")
+        self.eps = number(eps, "BatchNorm eps")
         if not self.eps > 0.0:
             raise ValueError(f"BatchNorm eps must be positive; got {eps!r}")
         self.activation = initialize_activation(activation)
@@ -207,7 +202,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        self.p = _number(p, "Dropout p")
+        self.p = number(p, "Dropout p")
         if not 0.0 <= self.p < 1.0:
             raise ValueError(f"Dropout p must be in [0, 1); got {p!r}")
 

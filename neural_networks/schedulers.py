@@ -14,14 +14,10 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
+from .validation import positive
+
 __all__ = ["LRScheduler", "ConstantLR", "ExponentialLR", "StepLR", "CosineLR", "OneCycleLR", "SCHEDULERS",
            "initialize_scheduler"]
-
-
-def _positive(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{what} must be positive; got {value!r}")
-    return float(value)
 
 
 class LRScheduler(ABC):
@@ -30,7 +26,7 @@ class LRScheduler(ABC):
     name = ""
 
     def __init__(self, lr: float, warmup_epochs: float = 0.0, warmup_start: float = 0.1) -> None:
-        self.lr = _positive(lr, "learning rate")
+        self.lr = positive(lr, "learning rate")
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, float)) or warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be a non-negative number; got {warmup_epochs!r}")
         if not 0.0 <= float(warmup_start) <= 1.0:
@@ -98,7 +94,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, lr: float, step_size: float = 10, gamma: float = 0.1, **warmup) -> None:
         super().__init__(lr, **warmup)
-        self.step_size = _positive(step_size, "step_size")
+        self.step_size = positive(step_size, "step_size")
         if not 0 < float(gamma) <= 1:
             raise ValueError(f"gamma must be in (0, 1]; got {gamma!r}")
         self.gamma = float(gamma)
@@ -118,7 +114,7 @@ class CosineLR(LRScheduler):
 
     def __init__(self, lr: float, total_epochs: float = 10, min_lr: float = 0.0, **warmup) -> None:
         super().__init__(lr, **warmup)
-        self.total_epochs = _positive(total_epochs, "total_epochs")
+        self.total_epochs = positive(total_epochs, "total_epochs")
         if not 0 <= float(min_lr) <= self.lr:
             raise ValueError(f"min_lr must be in [0, lr]; got {min_lr!r}")
         self.min_lr = float(min_lr)
@@ -142,12 +138,12 @@ class OneCycleLR(LRScheduler):
     def __init__(self, lr: float, total_epochs: float = 10, pct_start: float = 0.3, div_factor: float = 25.0,
                  final_div_factor: float = 1e4, **warmup) -> None:
         super().__init__(lr, **warmup)
-        self.total_epochs = _positive(total_epochs, "total_epochs")
+        self.total_epochs = positive(total_epochs, "total_epochs")
         if not 0 < float(pct_start) < 1:
             raise ValueError(f"pct_start must be in (0, 1); got {pct_start!r}")
         self.pct_start = float(pct_start)
-        self.div_factor = _positive(div_factor, "div_factor")
-        self.final_div_factor = _positive(final_div_factor, "final_div_factor")
+        self.div_factor = positive(div_factor, "div_factor")
+        self.final_div_factor = positive(final_div_factor, "final_div_factor")
 
     def rate(self, t: float) -> float:
         initial = self.lr / self.div_factor

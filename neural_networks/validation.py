@@ -1,0 +1,38 @@
+"""Argument checks shared by the library's constructors. Each returns the value converted to a
+plain Python number or raises ``ValueError`` naming the argument and the value it got."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["number", "positive", "non_negative", "positive_int"]
+
+_REALS = (int, float, np.integer, np.floating)
+
+
+def number(value, what: str) -> float:
+    """``value`` as a float; booleans and non-numbers are refused."""
+    if isinstance(value, bool) or not isinstance(value, _REALS):
+        raise ValueError(f"{what} must be a number; got {value!r}")
+    return float(value)
+
+
+def positive(value, what: str) -> float:
+    """A number > 0."""
+    if isinstance(value, bool) or not isinstance(value, _REALS) or not value > 0:
+        raise ValueError(f"{what} must be positive; got {value!r}")
+    return float(value)
+
+
+def non_negative(value, what: str) -> float:
+    """A number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, _REALS) or value < 0:
+        raise ValueError(f"{what} must be a non-negative number; got {value!r}")
+    return float(value)
+
+
+def positive_int(value, what: str) -> int:
+    """An integer >= 1 (floats such as 2.0 are refused, as a shape would be wrong)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive int; got {value!r}")
+    return int(value)
