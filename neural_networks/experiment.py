@@ -8,7 +8,6 @@ The run directory (``<out>/<name>/``, ``out`` defaulting to ``experiments``) rec
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -167,8 +166,3 @@ def load_run(run_dir, which: str = "best") -> tuple[dict, NeuralNetwork]:
     if not checkpoint.is_file():
         raise ConfigError(f"{run_dir} has no checkpoint (best.npz or last.npz)")
     return config, NeuralNetwork.load(checkpoint)
-
-
-def read_figures(run_dir) -> dict:
-    path = Path(run_dir) / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else {}

@@ -143,8 +143,8 @@ class Layer(ABC):
         return self.parameters[key].astype(dtype, copy=False)
 
     def _buffer(self, name: str, shape, dtype) -> np.ndarray:
-        """A zero-initialised scratch array kept between calls for one shape and dtype (batches
-        of one size reuse it; kernels that rely on untouched cells staying zero may use it)."""
+        """A scratch array kept between calls for one shape and dtype, so that batches of one size
+        reuse its memory instead of faulting in a fresh allocation every step."""
         key = (name, tuple(shape), np.dtype(dtype))
         buffer = self._workspace.get(key)
         if buffer is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from . import activations, layers, losses, models
+from . import activations, losses, models
 
 __all__ = ["build_report", "implementations_used", "PLOTS"]
 

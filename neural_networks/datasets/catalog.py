@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import cifar10, fashion_mnist
@@ -55,9 +55,6 @@ class FileCheck:
     def __iter__(self):
         """``line, passed = check`` (so ``for line, passed in verify_dataset(...)`` works)."""
         return iter((self.line, self.passed))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _fashion_files(path=None) -> dict[str, tuple[Path, str] | None]:
