@@ -11,7 +11,6 @@ import unittest
 
 import numpy as np
 
-from neural_networks import functional as F
 from neural_networks.activations import ReLU, SoftMax, TanH
 from neural_networks.layers import LAYERS, Conv2D, Flatten, FullyConnected, Layer, Pool2D, initialize_layer
 
