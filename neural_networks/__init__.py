@@ -2,7 +2,14 @@
 
 The spec's modules are importable directly (``from neural_networks.layers import Conv2D``);
 the most used names are re-exported here.
+
+Importing the package raises glibc's malloc thresholds so that freed arrays are reused
+between training steps (:mod:`neural_networks.allocator`; ``NEURAL_NETWORKS_MALLOC=system`` opts out).
 """
+
+from . import allocator as _allocator
+
+_allocator.apply_default()  # keep freed arrays for reuse between steps (see allocator.py)
 
 from .activations import ArcTan, Linear, ReLU, Sigmoid, SoftMax, TanH, initialize_activation
 from .layers import Conv2D, Flatten, FullyConnected, Pool2D, initialize_layer

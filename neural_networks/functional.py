@@ -304,10 +304,9 @@ def pool2d_forward(X: np.ndarray, kernel_shape, stride: int, pad: tuple[int, int
 
     ``X (n, h, w, c) -> Y (n, ho, wo, c)`` plus a cache for :func:`pool2d_backward`. Both reduce
     over the ``kh*kw`` strided views of the (padded) input with in-place ufuncs. Average pooling
-    divides by the full window size ``kh*kw``. Max pooling also records, for every offset after
-    the first, where it strictly beat the running maximum: the window's first maximum (in
-    row-major window order) is the last offset that did, which is where PyTorch sends the
-    gradient of a tie too.
+    divides by the full window size ``kh*kw``. Max pooling also records ``argmax (n, ho, wo, c)``
+    (uint8), the row-major window index of each window's first maximum (the last offset at which
+    the running maximum strictly improved): PyTorch sends the gradient of a tie there too.
     """
     kh, kw = kernel_shape
     n, h, w, c = X.shape
@@ -322,20 +321,24 @@ def pool2d_forward(X: np.ndarray, kernel_shape, stride: int, pad: tuple[int, int
             Y += view
         Y *= Y.dtype.type(1.0 / (kh * kw))
         return Y, (X_pad.shape, None)
-    improved = []
-    for _, view in views:
-        improved.append(np.greater(view, Y))
+    argmax = np.zeros(Y.shape, dtype=np.uint8 if kh * kw <= 256 else np.uint16)
+    better = np.empty(Y.shape, dtype=bool)
+    scratch = np.empty_like(argmax)
+    for k, (_, view) in enumerate(views, start=1):
+        np.greater(view, Y, out=better)
         np.maximum(Y, view, out=Y)
-    return Y, (X_pad.shape, improved)
+        np.multiply(better, argmax.dtype.type(k), out=scratch)
+        np.maximum(argmax, scratch, out=argmax)
+    return Y, (X_pad.shape, argmax)
 
 
 def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple[int, int], mode: str) -> np.ndarray:
     """Gradient of :func:`pool2d_forward`: ``dY (n, ho, wo, c) -> dX (n, h, w, c)``.
 
-    Max pooling walks the offsets from last to first, handing the still-unassigned gradient to
-    each offset where the maximum improved; what is left goes to the first offset.
+    Max pooling hands ``dY`` to each window's recorded first maximum: for every offset ``k``,
+    ``dX[offset k] (+)= dY * (argmax == k)``.
     """
-    padded_shape, improved = cache
+    padded_shape, argmax = cache
     kh, kw = kernel_shape
     ho, wo = dY.shape[1:3]
     tiles = stride == kh == kw and padded_shape[1] == ho * kh and padded_shape[2] == wo * kw
@@ -350,17 +353,13 @@ def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple
             else:
                 view += share
         return _unpad(dX_pad, pad)
-    remaining = np.array(dY, order="C")
-    for view, better in zip(views[:0:-1], improved[::-1]):
+    hit = np.empty(argmax.shape, dtype=bool)
+    for k, view in enumerate(views):
+        np.equal(argmax, k, out=hit)
         if tiles:
-            np.multiply(remaining, better, out=view)
+            np.multiply(dY, hit, out=view)
         else:
-            view += remaining * better
-        np.copyto(remaining, 0, where=better)
-    if tiles:
-        views[0][...] = remaining
-    else:
-        views[0] += remaining
+            view += dY * hit
     return _unpad(dX_pad, pad)
 
 

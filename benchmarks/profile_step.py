@@ -1,0 +1,93 @@
+"""Where a training step's time goes: per-layer forward and backward times of a config's model.
+
+    .venv/bin/python benchmarks/profile_step.py configs/cifar10_fast.yaml
+    .venv/bin/python benchmarks/profile_step.py configs/cifar10_cnn.yaml --batch 64 --steps 20
+
+Builds the model of the config (random input of the config's image shape, random labels; no
+data set is loaded), runs ``--warmup`` steps, then times ``--steps`` training steps layer by
+layer (forward, backward, and the optimizer update as a whole) and prints the median of each
+in milliseconds with its share of the step. Ours only; ``bench_layers.py`` compares with
+PyTorch. The layer timings sum to slightly more than an untimed step (the timer calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from _common import ROOT  # noqa: F401  (puts the working tree first on sys.path)
+
+import numpy as np
+
+from neural_networks.config import apply_overrides, load_config
+from neural_networks.experiment import build_model
+
+IMAGE_SHAPES = {"cifar10": (32, 32, 3), "fashion_mnist": (28, 28, 1), "iris": (4,)}
+
+
+def profile(model, X: np.ndarray, Y: np.ndarray, steps: int, warmup: int) -> list[tuple[str, list[float]]]:
+    """Time every layer's forward and backward, and the update, over ``steps`` steps."""
+    names = [f"{i:2d} {layer.name}" for i, layer in enumerate(model.layers)]
+    rows: dict[str, list[float]] = {}
+    for step in range(warmup + steps):
+        times = []
+        A = X
+        for name, layer in zip(names, model.layers):
+            start = time.perf_counter()
+            A = layer.forward(A)
+            times.append((f"{name} forward", time.perf_counter() - start))
+        model._last_output = A
+        # The fused softmax + cross-entropy gradient, as NeuralNetwork.backward computes it.
+        start = time.perf_counter()
+        last = model.layers[-1]
+        from neural_networks import functional as F
+
+        loss, dZ, _ = F.softmax_cross_entropy(last.cache["Z"], model.loss.targets(Y.astype(A.dtype)))
+        dA = last.backward_preactivation(dZ)
+        times.append((f"{names[-1]} backward (fused softmax-CE)", time.perf_counter() - start))
+        for name, layer in zip(reversed(names[:-1]), reversed(model.layers[:-1])):
+            start = time.perf_counter()
+            dA = layer.backward(dA)
+            times.append((f"{name} backward", time.perf_counter() - start))
+        start = time.perf_counter()
+        model.update(0.5)
+        times.append(("update", time.perf_counter() - start))
+        if step >= warmup:
+            for key, seconds in times:
+                rows.setdefault(key, []).append(seconds * 1e3)
+    return list(rows.items())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: the config's)")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    args = parser.parse_args(argv)
+
+    config = apply_overrides(load_config(args.config), args.set)
+    batch = args.batch or config["data"].get("batch_size", 128)
+    shape = IMAGE_SHAPES.get(config["data"]["name"])
+    if shape is None:
+        parser.error(f"unknown image shape for data set {config['data']['name']!r}")
+    model = build_model(config)
+    model.train_mode(True)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((batch, *shape)).astype(np.float32)
+    n_classes = model.layers[-1].n_out
+    Y = np.eye(n_classes, dtype=np.float32)[rng.integers(0, n_classes, batch)]
+    rows = profile(model, X, Y, args.steps, args.warmup)
+    medians = [(key, statistics.median(values)) for key, values in rows]
+    total = sum(ms for _, ms in medians)
+    print(f"{args.config}: batch {batch}, median of {args.steps} steps, total {total:.1f} ms")
+    for key, ms in medians:
+        print(f"  {key:<45s} {ms:8.2f} ms  {100 * ms / total:5.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Keep freed array memory in the process between training steps (glibc only).
+
+Every step allocates and frees the same large temporaries (activations, padded inputs,
+gradients; a few MB to tens of MB each). With glibc's defaults, blocks above a dynamic
+threshold are ``mmap``-ed and returned to the kernel on free, and the heap's top is trimmed
+back; the next step then page-faults the same memory in again, zero-filled by the kernel.
+Measured on the 2-core machine: a Conv2D 3x3 layer (batch 128, 16x16x32 -> 64) forward+backward
+took ~64 ms with ~1,800 page faults per call, ~52 ms with none.
+
+:func:`retain_freed_memory` raises glibc's ``mmap`` and trim thresholds with ``mallopt`` so that
+freed blocks stay in the heap and are reused: what PyTorch's caching allocators do for their
+tensors. The resident size then stays at the high-water mark of the run instead of dropping
+between steps. It is applied once when :mod:`neural_networks` is imported, unless the
+environment variable ``NEURAL_NETWORKS_MALLOC`` is ``system``; on other C libraries (macOS,
+musl) it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+__all__ = ["retain_freed_memory", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+
+# mallopt parameter numbers from glibc's <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+MMAP_THRESHOLD = 256 * 2**20  # blocks up to this size come from the (reused) heap
+TRIM_THRESHOLD = 1024 * 2**20  # free memory kept at the heap's top before returning any
+
+_applied: bool | None = None
+
+
+def retain_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
+    """Ask glibc to serve blocks up to ``mmap_threshold`` bytes from the heap and to keep up to
+    ``trim_threshold`` bytes of freed memory. Returns whether both settings were accepted
+    (``False`` without glibc). Safe to call more than once."""
+    global _applied
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        _applied = False
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
+    _applied = ok
+    return ok
+
+
+def apply_default() -> bool:
+    """What the package does at import: :func:`retain_freed_memory` unless
+    ``NEURAL_NETWORKS_MALLOC=system``."""
+    if os.environ.get("NEURAL_NETWORKS_MALLOC", "").strip().lower() == "system":
+        return False
+    return retain_freed_memory()
