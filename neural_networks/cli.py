@@ -38,14 +38,22 @@ def _split_loader(dataset, split: str):
     return {"test": dataset.test, "val": dataset.validate, "train": dataset.train}[split]
 
 
+def _tta(args, config: dict) -> str:
+    """``--tta`` if given, else the run config's ``evaluation.tta`` (what its figures used)."""
+    if args.tta is not None:
+        return args.tta
+    return (config.get("evaluation") or {}).get("tta") or "none"
+
+
 def _cmd_evaluate(args) -> int:
     from .experiment import build_dataset, load_run
 
     config, model = load_run(args.run_dir, which=args.checkpoint)
     dataset = build_dataset(config)
-    result = model.evaluate(_split_loader(dataset, args.split))
+    tta = _tta(args, config)
+    result = model.evaluate(_split_loader(dataset, args.split), tta=tta)
     print(f"{args.split}: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
-          f"({_split_loader(dataset, args.split).n_examples} examples, {args.checkpoint} checkpoint)")
+          f"({_split_loader(dataset, args.split).n_examples} examples, {args.checkpoint} checkpoint, tta {tta})")
     return 0
 
 
@@ -63,7 +71,7 @@ def _cmd_predict(args) -> int:
         X = transform(images) if transform is not None else images.astype("float32")
     else:
         X = split_inputs(dataset.test)
-    predictions = model.predict_classes(X)
+    predictions = model.predict_classes(X, tta=_tta(args, config))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["Id", "Category"])
@@ -130,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--checkpoint", choices=("best", "last"), default="last")
+    p.add_argument("--tta", choices=("none", "flip"), help="test-time augmentation (default: the run config's evaluation.tta)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="write a Kaggle submission (Id,Category)")
@@ -139,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--split", choices=("test",), help="the data set's test split")
     p.add_argument("--output", required=True, help="CSV file to write")
     p.add_argument("--checkpoint", choices=("best", "last"), default="last")
+    p.add_argument("--tta", choices=("none", "flip"), help="test-time augmentation (default: the run config's evaluation.tta)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("gradcheck", help="finite-difference check of every layer, activation and loss")

@@ -17,6 +17,8 @@ A config has these top-level keys (``name``, ``data``, ``model`` and ``optimizer
       name: sgd
       lr: 0.05
       momentum: 0.9
+    evaluation:                 # optional: how the final val/test figures and predictions are made
+      tta: flip                 # test-time augmentation: none (default) or flip (average with the mirror image)
 
 ``--set key=value`` overrides use dotted paths (``optimizer.lr=0.1``, ``data.batch_size=64``,
 ``model.layers.0.n_out=64``); values are parsed as YAML (numbers, booleans, lists).
@@ -32,8 +34,10 @@ import yaml
 
 __all__ = ["ConfigError", "load_config", "apply_overrides", "validate_config", "TOP_LEVEL_KEYS", "dump_config"]
 
-TOP_LEVEL_KEYS = {"name": True, "seed": False, "epochs": False, "data": True, "model": True, "optimizer": True}
+TOP_LEVEL_KEYS = {"name": True, "seed": False, "epochs": False, "data": True, "model": True, "optimizer": True,
+                  "evaluation": False}
 MODEL_KEYS = {"loss": True, "layers": True}
+EVALUATION_KEYS = {"tta": False}
 DEFAULTS = {"seed": 0, "epochs": 10}
 
 
@@ -70,6 +74,7 @@ def validate_config(config: dict) -> dict:
     from .datasets import DATASETS
     from .layers import initialize_layer
     from .losses import initialize_loss
+    from .models import check_tta
     from .optimizers import initialize_optimizer
 
     _check_keys(config, TOP_LEVEL_KEYS, "config")
@@ -107,6 +112,15 @@ def validate_config(config: dict) -> dict:
             initialize_layer(**layer)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"model.layers.{i}: {err}") from None
+
+    evaluation = config.setdefault("evaluation", {})
+    if evaluation is None:
+        evaluation = config["evaluation"] = {}
+    _check_keys(evaluation, EVALUATION_KEYS, "evaluation")
+    try:
+        evaluation["tta"] = check_tta(evaluation.get("tta"))
+    except ValueError as err:
+        raise ConfigError(f"evaluation.tta: {err}") from None
 
     optimizer = config["optimizer"]
     if not isinstance(optimizer, dict) or "name" not in optimizer or "lr" not in optimizer:

@@ -97,11 +97,13 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
 
 
 def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train_seconds: float) -> dict:
-    """Evaluate the final model on validation and test data, draw the confusion matrix and the
-    first layer, and write ``metrics.json``."""
-    val = model.evaluate(dataset.validate)
-    test = model.evaluate(dataset.test)
-    predictions = model.predict_classes(split_inputs(dataset.test))
+    """Evaluate the final model on validation and test data (with the config's
+    ``evaluation.tta``; per-epoch validation during training uses none), draw the confusion
+    matrix and the first layer, and write ``metrics.json``."""
+    tta = (config.get("evaluation") or {}).get("tta", "none")
+    val = model.evaluate(dataset.validate, tta=tta)
+    test = model.evaluate(dataset.test, tta=tta)
+    predictions = model.predict_classes(split_inputs(dataset.test), tta=tta)
     counts = plots.confusion_matrix(dataset.test.labels, predictions, dataset.n_classes)
     plots.plot_confusion_matrix(counts, dataset.class_names, run_dir / "confusion_matrix.png",
                                 title=f"{config['name']}: test confusion matrix")
@@ -115,11 +117,14 @@ def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train
         "test_loss": test["loss"],
         "val_accuracy": val["accuracy"],
         "val_loss": val["loss"],
+        "tta": tta,
         "epochs": len(rows),
         "train_seconds": round(train_seconds, 2),
         "best_val_accuracy": max((r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None), default=None),
         "peak_memory_mb": _peak_memory_mb(),
     }
+    if tta != "none":  # the figures without test-time augmentation too, for comparison
+        figures["test_accuracy_no_tta"] = model.evaluate(dataset.test)["accuracy"]
     write_json(run_dir / "metrics.json", figures)
     return figures
 

@@ -25,7 +25,7 @@ from .layers import Layer, initialize_layer
 from .losses import CrossEntropy, Loss, check_targets, initialize_loss
 from .optimizers import Optimizer, initialize_optimizer
 
-__all__ = ["NeuralNetwork", "History", "initialize_model", "FORMAT"]
+__all__ = ["NeuralNetwork", "History", "initialize_model", "FORMAT", "TTA_MODES", "check_tta"]
 
 FORMAT = "neural_networks.model/1"
 
@@ -59,6 +59,18 @@ class History:
 
 def _accuracy_counts(Y: np.ndarray, Y_hat: np.ndarray) -> int:
     return int(np.count_nonzero(Y_hat.argmax(axis=1) == Y.argmax(axis=1)))
+
+
+TTA_MODES = ("none", "flip")
+
+
+def check_tta(tta) -> str:
+    """Normalise a test-time augmentation name: ``None`` -> ``"none"``; unknown names raise."""
+    if tta is None:
+        return "none"
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation tta={tta!r}; valid: {', '.join(TTA_MODES)}")
+    return tta
 
 
 class NeuralNetwork:
@@ -176,13 +188,28 @@ class NeuralNetwork:
         return self.train_mode(False)
 
     # ------------------------------------------------------------------ inference
-    def predict(self, X: np.ndarray, Y: np.ndarray | None = None, batch_size: int = 256):
+    def _forward_tta(self, X: np.ndarray, tta: str) -> np.ndarray:
+        """Forward pass of one batch, averaged over the test-time augmentations ``tta``."""
+        Y_hat = self.forward(X)
+        if tta == "flip":
+            if np.ndim(X) != 4:
+                raise ValueError("tta='flip' mirrors images left-right and needs NHWC input (batch, rows, cols, "
+                                 f"channels); got input of shape {np.shape(X)}")
+            Y_hat = (Y_hat + self.forward(np.ascontiguousarray(X[:, :, ::-1]))) / 2
+        return Y_hat
+
+    def predict(self, X: np.ndarray, Y: np.ndarray | None = None, batch_size: int = 256, tta: str | None = None):
         """Network outputs for ``X`` in evaluation mode, computed ``batch_size`` examples at a
-        time. With targets ``Y`` (the spec's form) returns ``(Y_hat, loss)``, else ``Y_hat``."""
+        time. With targets ``Y`` (the spec's form) returns ``(Y_hat, loss)``, else ``Y_hat``.
+
+        ``tta="flip"`` (test-time augmentation, images only) averages the outputs for each image
+        and its left-right mirror image; ``None`` / ``"none"`` uses the images as they are.
+        """
+        tta = check_tta(tta)
         was_training = self.training
         self.eval_mode()
         try:
-            outputs = [self.forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+            outputs = [self._forward_tta(X[i : i + batch_size], tta) for i in range(0, len(X), batch_size)]
         finally:
             self.train_mode(was_training)
         Y_hat = np.concatenate(outputs) if outputs else np.empty((0,))
@@ -190,19 +217,20 @@ class NeuralNetwork:
             return Y_hat
         return Y_hat, self.loss.forward(np.asarray(Y), Y_hat)
 
-    def predict_classes(self, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Index of the largest output for each example, ``(m,)``."""
-        return self.predict(X, batch_size=batch_size).argmax(axis=1)
+    def predict_classes(self, X: np.ndarray, batch_size: int = 256, tta: str | None = None) -> np.ndarray:
+        """Index of the largest output for each example, ``(m,)`` (``tta`` as in :meth:`predict`)."""
+        return self.predict(X, batch_size=batch_size, tta=tta).argmax(axis=1)
 
-    def evaluate(self, loader) -> dict:
+    def evaluate(self, loader, tta: str | None = None) -> dict:
         """Mean loss and accuracy over every batch of ``loader`` (in evaluation mode; only one
-        batch of activations is alive at a time)."""
+        batch of activations is alive at a time; ``tta`` as in :meth:`predict`)."""
+        tta = check_tta(tta)
         was_training = self.training
         self.eval_mode()
         total_loss, correct, count = 0.0, 0, 0
         try:
             for X, Y in loader:
-                Y_hat = self.forward(X)
+                Y_hat = self._forward_tta(X, tta)
                 m = Y.shape[0]
                 total_loss += self.loss.forward(Y, Y_hat) * m
                 correct += _accuracy_counts(Y, Y_hat)
@@ -213,13 +241,13 @@ class NeuralNetwork:
             raise ValueError("cannot evaluate on an empty split")
         return {"loss": total_loss / count, "accuracy": correct / count}
 
-    def test(self, dataset, save_predictions: bool = False) -> dict:
+    def test(self, dataset, save_predictions: bool = False, tta: str | None = None) -> dict:
         """Loss and accuracy on ``dataset.test``; with ``save_predictions`` also the predicted
         class of every test example (``"predictions"``, in the loader's order)."""
-        result = self.evaluate(dataset.test)
+        result = self.evaluate(dataset.test, tta=tta)
         if save_predictions:
             result["predictions"] = np.concatenate(
-                [self.predict_classes(X) for X, _ in dataset.test]) if len(dataset.test) else np.empty(0, int)
+                [self.predict_classes(X, tta=tta) for X, _ in dataset.test]) if len(dataset.test) else np.empty(0, int)
         return result
 
     @staticmethod

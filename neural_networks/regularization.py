@@ -19,7 +19,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .activations import initialize_activation
+from .activations import ReLU, initialize_activation
 from .layers import Layer, _as_float
 from .validation import number
 
@@ -36,33 +36,88 @@ __all__ = [
 # ----------------------------------------------------------------------------- kernels
 # Every kernel works on the flattened view ``X (M, c)`` (M = batch * rows * cols for NHWC
 # input): statistics are per column. ``gamma``, ``beta``, statistics: ``(1, c)``.
+#
+# The kernels are memory-bound: each pass over an (M, c) array costs about as much as any
+# other, so they are written to make few. Column sums read the data once (float32 partial
+# sums over blocks of rows, accumulated in float64); the variance is one-pass
+# (E[x^2] - E[x]^2) while no column's mean is large against its spread, and two-pass otherwise.
+
+_SUM_BLOCK = 1 << 18  # elements per block of column_sums (1 MB of float32)
+ONE_PASS_LIMIT = 64.0  # one-pass moments only where mean^2 <= ONE_PASS_LIMIT * var
+
+
+def column_sums(A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
+    """``(M, c) -> (c,)`` float64: ``sum_i A[i, j]``, or ``sum_i A[i, j] * B[i, j]`` if ``B`` is
+    given. One read of the data: BLAS ``ones @ A`` / ``einsum`` over blocks of rows, summed in float64."""
+    M, c = A.shape
+    rows = max(1, _SUM_BLOCK // max(c, 1))
+    total = np.zeros(c, dtype=np.float64)
+    ones = np.ones(min(rows, M), dtype=A.dtype) if B is None else None
+    for start in range(0, M, rows):
+        block = A[start : start + rows]
+        if B is None:
+            total += ones[: block.shape[0]] @ block
+        else:
+            total += np.einsum("ij,ij->j", block, B[start : start + rows])
+    return total
+
+
+def _one_pass_safe(mean: np.ndarray, var: np.ndarray) -> bool:
+    """Whether ``E[x y] - E[x] E[y]`` loses at most a few digits in every column."""
+    return bool(np.all(mean * mean <= ONE_PASS_LIMIT * var))
 
 
 def batchnorm_train_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
-    """``X (M, c) -> Z (M, c), xhat (M, c), inv_std (1, c), mean (1, c), var (1, c)`` with
-    batch statistics; ``var`` is the biased variance used for normalising."""
+    """``X (M, c) -> Z (M, c), mean (1, c), inv_std (1, c), var (1, c)`` with batch statistics
+    (``var`` is the biased variance used for normalising), ``Z = X * scale + shift``."""
     M = X.shape[0]
-    mean = X.mean(axis=0, keepdims=True)
-    xhat = X - mean
-    var = np.einsum("ij,ij->j", xhat, xhat).reshape(1, -1) / M
-    inv_std = 1.0 / np.sqrt(var + eps)
-    xhat *= inv_std
-    Z = xhat * gamma
-    Z += beta
-    return Z, xhat, inv_std, mean, var
+    dtype = X.dtype
+    mean = column_sums(X) / M
+    var = np.maximum(column_sums(X, X) / M - mean * mean, 0.0)
+    if _one_pass_safe(mean, var):
+        inv_std = 1.0 / np.sqrt(var + eps)
+        scale = gamma.reshape(-1) * inv_std
+        Z = np.multiply(X, scale.astype(dtype))
+        Z += (beta.reshape(-1) - mean * scale).astype(dtype)
+    else:  # two-pass: centre first, so the variance suffers no cancellation
+        Z = np.subtract(X, mean.astype(dtype))
+        var = column_sums(Z, Z) / M
+        inv_std = 1.0 / np.sqrt(var + eps)
+        Z *= (gamma.reshape(-1) * inv_std).astype(dtype)
+        Z += beta.astype(dtype)
+    as_row = lambda v: v.reshape(1, -1).astype(dtype)  # noqa: E731
+    return Z, as_row(mean), as_row(inv_std), as_row(var)
 
 
-def batchnorm_train_backward(dZ: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray):
-    """``dZ (M, c) -> dX (M, c), dgamma (1, c), dbeta (1, c)`` for the training transform:
-    ``dX = gamma * inv_std / M * (M dZ - sum(dZ) - xhat * sum(dZ * xhat))``."""
+def batchnorm_train_backward(dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
+                             gamma: np.ndarray, overwrite_dZ: bool = False):
+    """``dZ (M, c) -> dX (M, c), dgamma (1, c), dbeta (1, c)`` for the training transform, from
+    the input ``X`` and the batch statistics of :func:`batchnorm_train_forward` (``xhat`` is
+    not stored):
+
+    ``dX = gamma * inv_std * (dZ - sum(dZ) / M - xhat * sum(dZ * xhat) / M)``
+
+    computed as ``a * dZ + b * X + c`` with per-column ``a, b, c``. With ``overwrite_dZ`` the
+    caller's ``dZ`` (a temporary) is used as scratch.
+    """
     M = dZ.shape[0]
-    dbeta = dZ.sum(axis=0, keepdims=True)
-    dgamma = np.einsum("ij,ij->j", dZ, xhat).reshape(1, -1)
-    dX = xhat * (dgamma / M)
-    dX += dbeta / M
-    np.subtract(dZ, dX, out=dX)
-    dX *= gamma * inv_std
-    return dX, dgamma, dbeta
+    dtype = dZ.dtype
+    mean64, inv_std64 = mean.reshape(-1).astype(np.float64), inv_std.reshape(-1).astype(np.float64)
+    dbeta = column_sums(dZ)
+    if _one_pass_safe(mean64, 1.0 / inv_std64**2):
+        centred_dot = column_sums(dZ, X) - mean64 * dbeta  # sum(dZ * (X - mean))
+    else:
+        centred_dot = column_sums(dZ, np.subtract(X, mean))
+    dgamma = centred_dot * inv_std64
+    a = gamma.reshape(-1).astype(np.float64) * inv_std64
+    b = -a * inv_std64 * dgamma / M
+    c = -b * mean64 - a * dbeta / M
+    dX = np.multiply(X, b.astype(dtype))
+    dX += c.astype(dtype)
+    scaled_dZ = np.multiply(dZ, a.astype(dtype), out=dZ if overwrite_dZ else None)
+    dX += scaled_dZ
+    as_row = lambda v: v.reshape(1, -1).astype(dtype)  # noqa: E731
+    return dX, as_row(dgamma), as_row(dbeta)
 
 
 def batchnorm_eval_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray,
@@ -71,7 +126,7 @@ def batchnorm_eval_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, m
     ``Z = (X - mean) / sqrt(var + eps) * gamma + beta`` with fixed statistics."""
     inv_std = 1.0 / np.sqrt(var + eps)
     scale = gamma * inv_std
-    Z = X * scale
+    Z = np.multiply(X, scale)
     Z += beta - mean * scale
     return Z, inv_std
 
@@ -152,15 +207,21 @@ class BatchNorm(Layer):
                     f"{self.where}: training needs more than one value per feature to estimate the variance, "
                     f"got input of shape {X.shape}"
                 )
-            Z2, xhat, inv_std, mean, var = batchnorm_train_forward(X2, gamma, beta, self.eps)
+            Z2, mean, inv_std, var = batchnorm_train_forward(X2, gamma, beta, self.eps)
             self._update_running(mean, var * (M / (M - 1)))
-            self.cache = OrderedDict(mode="train", xhat=xhat, inv_std=inv_std, gamma=gamma)
+            self.cache = OrderedDict(mode="train", X=X2, mean=mean, inv_std=inv_std, gamma=gamma)
         else:
             mean = self.buffers["running_mean"].astype(dtype, copy=False)
             var = self.buffers["running_var"].astype(dtype, copy=False)
             Z2, inv_std = batchnorm_eval_forward(X2, gamma, beta, mean, var, self.eps)
             self.cache = OrderedDict(mode="eval", X=X2, mean=mean, inv_std=inv_std, gamma=gamma)
         Z = Z2.reshape(X.shape)
+        if isinstance(self.activation, ReLU):
+            # Z is this call's own array: rectify it in place and keep only the output, whose
+            # positive entries are exactly those of Z (one pass and one array fewer).
+            Y = np.maximum(Z, 0, out=Z)
+            self.cache["Y"] = Y
+            return Y
         self.cache["Z"] = Z
         return self.activation(Z)
 
@@ -171,19 +232,30 @@ class BatchNorm(Layer):
             self.buffers[key] = ((1.0 - m) * old + m * stat).astype(old.dtype, copy=False)
 
     def backward(self, dLdY: np.ndarray) -> np.ndarray:
-        Z = self.cache["Z"]
-        dLdY = self._check_grad_shape(dLdY, Z.shape)
-        return self.backward_preactivation(self.activation.backward(Z, dLdY.astype(Z.dtype, copy=False)))
+        if "Y" in self.cache:  # fused ReLU: dZ = dY where the output is positive
+            Y = self.cache["Y"]
+            dLdY = self._check_grad_shape(dLdY, Y.shape)
+            dZ = np.multiply(dLdY, Y > 0, dtype=Y.dtype)
+        else:
+            Z = self.cache["Z"]
+            dLdY = self._check_grad_shape(dLdY, Z.shape)
+            dZ = self.activation.backward(Z, dLdY.astype(Z.dtype, copy=False))
+        return self._backward(dZ, overwrite=not np.may_share_memory(dZ, dLdY))
 
     def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
         """Backward pass given ``dL/dZ`` (the gradient before the activation)."""
+        return self._backward(dLdZ, overwrite=False)
+
+    def _backward(self, dLdZ: np.ndarray, overwrite: bool) -> np.ndarray:
         cache = self.cache
-        shape = cache["Z"].shape
-        dZ = np.asarray(dLdZ).astype(cache["Z"].dtype, copy=False).reshape(-1, shape[-1])
+        X2 = cache["X"]
+        shape = cache["Y"].shape if "Y" in cache else cache["Z"].shape
+        dZ = np.asarray(dLdZ).astype(X2.dtype, copy=False).reshape(-1, shape[-1])
         if cache["mode"] == "train":
-            dX, dgamma, dbeta = batchnorm_train_backward(dZ, cache["xhat"], cache["inv_std"], cache["gamma"])
+            dX, dgamma, dbeta = batchnorm_train_backward(dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"],
+                                                         overwrite_dZ=overwrite)
         else:
-            dX, dgamma, dbeta = batchnorm_eval_backward(dZ, cache["X"], cache["mean"], cache["inv_std"], cache["gamma"])
+            dX, dgamma, dbeta = batchnorm_eval_backward(dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"])
         self._store_gradient("gamma", dgamma)
         self._store_gradient("beta", dbeta)
         return dX.reshape(shape)

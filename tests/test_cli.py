@@ -94,6 +94,8 @@ class TestCommandLine(unittest.TestCase):
             self.assertTrue((self.run_dir / name).is_file(), name)
         figures = json.loads((self.run_dir / "metrics.json").read_text())
         self.assertEqual(figures["epochs"], 2)
+        self.assertEqual(figures["tta"], "none")
+        self.assertNotIn("test_accuracy_no_tta", figures)
         for key in ("test_accuracy", "val_accuracy", "train_seconds"):
             self.assertIsInstance(figures[key], float)
         with open(self.run_dir / "metrics.csv") as handle:
@@ -107,6 +109,34 @@ class TestCommandLine(unittest.TestCase):
         out = cli("evaluate", self.run_dir, cwd=self.dir).stdout
         accuracy = float(out.split("accuracy ")[1].split()[0])
         self.assertAlmostEqual(accuracy, json.loads((self.run_dir / "metrics.json").read_text())["test_accuracy"], places=4)
+        self.assertIn("tta none", out)  # the run's config asks for none
+
+    def test_evaluate_and_predict_with_flip_tta(self):
+        from neural_networks.experiment import build_dataset, load_run
+
+        out = cli("evaluate", self.run_dir, "--tta", "flip", cwd=self.dir).stdout
+        self.assertIn("tta flip", out)
+        config, model = load_run(self.run_dir, which="last")
+        dataset = build_dataset(config)
+        expected = model.evaluate(dataset.test, tta="flip")["accuracy"]
+        self.assertAlmostEqual(float(out.split("accuracy ")[1].split()[0]), expected, places=4)
+        out_csv = self.dir / "submission_tta.csv"
+        cli("predict", self.run_dir, "--split", "test", "--tta", "flip", "--output", out_csv, cwd=self.dir)
+        rows = list(csv.reader(out_csv.open()))[1:]
+        X = np.concatenate([x for x, _ in dataset.test])
+        self.assertEqual([int(r[1]) for r in rows], model.predict_classes(X, tta="flip").tolist())
+        # a run whose config asks for flip TTA reports its figures with it, and without it for comparison
+        cli("train", self.config_path, "--out", self.dir / "runs_tta", "--quiet", "--epochs", "1",
+            "--set", "evaluation.tta=flip", cwd=self.dir)
+        figures = json.loads((self.dir / "runs_tta" / "tiny" / "metrics.json").read_text())
+        config, model = load_run(self.dir / "runs_tta" / "tiny", which="last")
+        self.assertEqual((figures["tta"], config["evaluation"]["tta"]), ("flip", "flip"))
+        self.assertAlmostEqual(figures["test_accuracy"], model.evaluate(dataset.test, tta="flip")["accuracy"])
+        self.assertAlmostEqual(figures["test_accuracy_no_tta"], model.evaluate(dataset.test)["accuracy"])
+        self.assertIn("tta flip", cli("evaluate", self.dir / "runs_tta" / "tiny", cwd=self.dir).stdout)
+        bad = cli("evaluate", self.run_dir, "--tta", "rotate", cwd=self.dir, check=False)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("invalid choice: 'rotate'", bad.stderr)
 
     def test_predict_split_and_images(self):
         out_csv = self.dir / "submission.csv"

@@ -30,6 +30,7 @@ class TestValidation(unittest.TestCase):
     def test_defaults_are_filled(self):
         config = validate_config(BASE)
         self.assertEqual((config["seed"], config["epochs"]), (0, 10))
+        self.assertEqual(config["evaluation"], {"tta": "none"})
 
     def assert_error(self, config, pattern):
         with self.assertRaisesRegex(ConfigError, pattern):
@@ -38,7 +39,7 @@ class TestValidation(unittest.TestCase):
     def test_unknown_and_missing_keys(self):
         bad = copy.deepcopy(BASE)
         bad["optimiser"] = bad.pop("optimizer")
-        self.assert_error(bad, r"unknown key optimiser; valid keys: data, epochs, model, name, optimizer, seed")
+        self.assert_error(bad, r"unknown key optimiser; valid keys: data, epochs, evaluation, model, name, optimizer, seed")
         bad = copy.deepcopy(BASE)
         del bad["model"]
         self.assert_error(bad, r"missing key model")
@@ -59,6 +60,9 @@ class TestValidation(unittest.TestCase):
             (("data", "name"), "mnist", r"unknown data set data\.name='mnist'; valid names"),
             (("epochs",), -1, r"epochs must be a non-negative integer"),
             (("name",), "a/b", r"name must be a non-empty string without '/'"),
+            (("evaluation",), {"tta": "rotate"}, r"evaluation\.tta: unknown test-time augmentation tta='rotate'; valid: none, flip"),
+            (("evaluation",), {"ttA": "flip"}, r"unknown key evaluation\.ttA; valid keys: tta"),
+            (("evaluation",), "flip", r"evaluation must be a mapping"),
         ):
             config = copy.deepcopy(BASE)
             node = config

@@ -189,6 +189,40 @@ class TestTrainingAndPersistence(unittest.TestCase):
         self.assertAlmostEqual(loss, model.loss.forward(Y, full), places=5)
         np.testing.assert_array_equal(model.predict_classes(X), full.argmax(axis=1))
 
+    def test_flip_tta_averages_the_mirror_images_outputs(self):
+        from neural_networks.regularization import BatchNorm
+
+        model = NeuralNetwork(layers=[Conv2D(3, (3, 3), "linear", pad="same"), BatchNorm(activation="relu"),
+                                      Flatten(), FullyConnected(4, "softmax")], loss="cross_entropy", seed=0)
+        rng = np.random.default_rng(1)
+        X = rng.standard_normal((5, 4, 6, 2)).astype(np.float32)
+        model.forward(X)  # training mode: creates the parameters and updates BatchNorm's running statistics
+        model.eval_mode()
+        plain, mirrored = model.forward(X), model.forward(X[:, :, ::-1].copy())
+        model.train_mode()
+        self.assertFalse(np.allclose(plain, mirrored))  # the network itself is not mirror-symmetric
+        np.testing.assert_allclose(model.predict(X, tta="flip", batch_size=2), (plain + mirrored) / 2, rtol=1e-5)
+        # with TTA the prediction of an image and of its mirror image are the same
+        np.testing.assert_allclose(model.predict(X[:, :, ::-1], tta="flip"), model.predict(X, tta="flip"), rtol=1e-5)
+        np.testing.assert_array_equal(model.predict(X, tta="none"), model.predict(X))
+        np.testing.assert_array_equal(model.predict_classes(X, tta="flip"), ((plain + mirrored) / 2).argmax(axis=1))
+        self.assertTrue(model.training)  # predict restores the mode
+
+    def test_tta_errors(self):
+        model = small_mlp()
+        X = np.zeros((2, 4), dtype=np.float32)
+        with self.assertRaisesRegex(ValueError, r"valid: none, flip"):
+            model.predict(X, tta="rotate")
+        with self.assertRaisesRegex(ValueError, r"NHWC.*\(2, 4\)"):
+            model.predict(X, tta="flip")
+
+    def test_evaluate_with_flip_tta(self):
+        data = initialize_dataset("iris", batch_size=7, seed=0)
+        model = small_mlp()
+        with self.assertRaisesRegex(ValueError, "NHWC"):
+            model.evaluate(data.test, tta="flip")
+        self.assertEqual(model.evaluate(data.test, tta="none"), model.evaluate(data.test))
+
     def test_save_load_round_trip_cnn(self):
         model = NeuralNetwork(layers=[Conv2D(4, (3, 3), "relu", stride=1, pad="same"), Pool2D((2, 2), "max", stride=2),
                                       Flatten(), FullyConnected(3, "softmax")],

@@ -225,6 +225,53 @@ class TestBatchNormBackward(unittest.TestCase):
     def test_eval_conv(self):
         self.check_gradients((2, 3, 3, 3), training=False, activation="sigmoid")
 
+    def test_train_conv_with_fused_relu(self):
+        self.check_gradients((3, 3, 3, 4), activation="relu")
+
+    def test_eval_with_fused_relu(self):
+        self.check_gradients((6, 5), training=False, activation="relu")
+
+    def test_backward_leaves_the_upstream_gradient_alone(self):
+        for activation in ("relu", "linear", "tanh"):
+            layer = BatchNorm(activation=activation)
+            X = randn(self.rng, 4, 3, 3, 5, dtype=np.float32)
+            dY = randn(self.rng, 4, 3, 3, 5, dtype=np.float32)
+            kept = dY.copy()
+            layer.forward(X)
+            layer.backward(dY)
+            np.testing.assert_array_equal(dY, kept, err_msg=activation)
+            layer.backward_preactivation(dY)
+            np.testing.assert_array_equal(dY, kept, err_msg=activation)
+
+    def test_float32_large_mean_matches_float64(self):
+        """Inputs whose mean dwarfs their spread (here 1e4 vs 1) take the two-pass path: the
+        float32 layer still agrees with a float64 one."""
+        X64 = randn(self.rng, 8, 6, 6, 3) + np.array([1e4, -3e3, 0.0])
+        dY64 = randn(self.rng, 8, 6, 6, 3)
+        ref = float64_batchnorm(self.rng, X64.shape, activation="relu")
+        fast = BatchNorm(activation="relu")
+        fast.forward(X64.astype(np.float32))
+        for key in ("gamma", "beta"):
+            fast.parameters[key] = ref.parameters[key].astype(np.float32)
+        Y_ref, Y = ref.forward(X64), fast.forward(X64.astype(np.float32))
+        np.testing.assert_allclose(Y, Y_ref, atol=2e-3)
+        dX_ref, dX = ref.backward(dY64), fast.backward(dY64.astype(np.float32))
+        self.assertLess(relative_error(dX, dX_ref), 2e-3)
+        for key in ("gamma", "beta"):
+            self.assertLess(relative_error(fast.gradients[key], ref.gradients[key]), 1e-3, key)
+
+    def test_column_sums(self):
+        from neural_networks.regularization import column_sums
+
+        for M, c in ((1, 1), (7, 3), (70_000, 5), (9000, 64)):
+            A = randn(self.rng, M, c, dtype=np.float32)
+            B = randn(self.rng, M, c, dtype=np.float32)
+            got, got_ab = column_sums(A), column_sums(A, B)
+            self.assertEqual(got.dtype, np.float64)
+            np.testing.assert_allclose(got, A.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-4 * np.sqrt(M))
+            np.testing.assert_allclose(got_ab, (A.astype(np.float64) * B).sum(axis=0), rtol=1e-5,
+                                       atol=1e-4 * np.sqrt(M))
+
     def test_float32_in_float32_out(self):
         layer = BatchNorm()
         X = randn(self.rng, 4, 5, 5, 3, dtype=np.float32)
