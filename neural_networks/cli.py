@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--checkpoint", choices=("best", "last"), default="last")
-    p.add_argument("--tta", choices=("none", "flip"), help="test-time augmentation (default: the run config's evaluation.tta)")
+    p.add_argument("--tta", choices=("none", "flip", "flip_translate"), help="test-time augmentation (default: the run config's evaluation.tta)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="write a Kaggle submission (Id,Category)")
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--split", choices=("test",), help="the data set's test split")
     p.add_argument("--output", required=True, help="CSV file to write")
     p.add_argument("--checkpoint", choices=("best", "last"), default="last")
-    p.add_argument("--tta", choices=("none", "flip"), help="test-time augmentation (default: the run config's evaluation.tta)")
+    p.add_argument("--tta", choices=("none", "flip", "flip_translate"), help="test-time augmentation (default: the run config's evaluation.tta)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("gradcheck", help="finite-difference check of every layer, activation and loss")

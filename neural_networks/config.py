@@ -18,7 +18,7 @@ A config has these top-level keys (``name``, ``data``, ``model`` and ``optimizer
       lr: 0.05
       momentum: 0.9
     evaluation:                 # optional: how the final val/test figures and predictions are made
-      tta: flip                 # test-time augmentation: none (default) or flip (average with the mirror image)
+      tta: flip                 # test-time augmentation: none (default), flip or flip_translate (neural_networks.tta)
 
 ``--set key=value`` overrides use dotted paths (``optimizer.lr=0.1``, ``data.batch_size=64``,
 ``model.layers.0.n_out=64``); values are parsed as YAML (numbers, booleans, lists).
@@ -74,7 +74,7 @@ def validate_config(config: dict) -> dict:
     from .datasets import DATASETS
     from .layers import initialize_layer
     from .losses import initialize_loss
-    from .models import check_tta
+    from .tta import check_tta
     from .optimizers import initialize_optimizer
 
     _check_keys(config, TOP_LEVEL_KEYS, "config")

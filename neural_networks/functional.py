@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 __all__ = [
+    "column_sums",
     "conv_output_size",
     "resolve_padding",
     "pad_nhwc",
@@ -148,6 +149,27 @@ def kernel_taps(in_hw, out_hw, kernel_shape, pad, stride: int) -> list:
 
 def _covers(in_rows: slice, in_cols: slice, in_hw) -> bool:
     return in_rows == slice(0, in_hw[0], 1) and in_cols == slice(0, in_hw[1], 1)
+
+
+# ----------------------------------------------------------------------------- reductions
+
+SUM_BLOCK = 1 << 18  # elements per block of column_sums (1 MB of float32)
+
+
+def column_sums(A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
+    """``(M, c) -> (c,)`` float64: ``sum_i A[i, j]``, or ``sum_i A[i, j] * B[i, j]`` if ``B`` is
+    given. One read of the data: BLAS ``ones @ A`` / ``einsum`` over blocks of rows, summed in float64."""
+    M, c = A.shape
+    rows = max(1, SUM_BLOCK // max(c, 1))
+    total = np.zeros(c, dtype=np.float64)
+    ones = np.ones(min(rows, M), dtype=A.dtype) if B is None else None
+    for start in range(0, M, rows):
+        block = A[start : start + rows]
+        if B is None:
+            total += ones[: block.shape[0]] @ block
+        else:
+            total += np.einsum("ij,ij->j", block, B[start : start + rows])
+    return total
 
 
 # ----------------------------------------------------------------------------- im2col
@@ -282,7 +304,7 @@ def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tupl
     if cols is None:  # the forward pass ran without keeping its patches
         cols = im2col(X, (kh, kw), stride, pad, (ho, wo))
     dZ2 = dZ.reshape(n * ho * wo, f)
-    db = dZ2.sum(axis=0, keepdims=True)
+    db = column_sums(dZ2).astype(dZ2.dtype).reshape(1, f)
     dW = (cols.reshape(n * ho * wo, kh * kw * c).T @ dZ2).reshape(W.shape)
     if not need_dX:
         return None, dW, db

@@ -24,8 +24,9 @@ from .io import atomic_write
 from .layers import Layer, initialize_layer
 from .losses import CrossEntropy, Loss, check_targets, initialize_loss
 from .optimizers import Optimizer, initialize_optimizer
+from .tta import check_tta, tta_views
 
-__all__ = ["NeuralNetwork", "History", "initialize_model", "FORMAT", "TTA_MODES", "check_tta"]
+__all__ = ["NeuralNetwork", "History", "initialize_model", "FORMAT"]
 
 FORMAT = "neural_networks.model/1"
 
@@ -59,18 +60,6 @@ class History:
 
 def _accuracy_counts(Y: np.ndarray, Y_hat: np.ndarray) -> int:
     return int(np.count_nonzero(Y_hat.argmax(axis=1) == Y.argmax(axis=1)))
-
-
-TTA_MODES = ("none", "flip")
-
-
-def check_tta(tta) -> str:
-    """Normalise a test-time augmentation name: ``None`` -> ``"none"``; unknown names raise."""
-    if tta is None:
-        return "none"
-    if tta not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation tta={tta!r}; valid: {', '.join(TTA_MODES)}")
-    return tta
 
 
 class NeuralNetwork:
@@ -189,21 +178,23 @@ class NeuralNetwork:
 
     # ------------------------------------------------------------------ inference
     def _forward_tta(self, X: np.ndarray, tta: str) -> np.ndarray:
-        """Forward pass of one batch, averaged over the test-time augmentations ``tta``."""
-        Y_hat = self.forward(X)
-        if tta == "flip":
-            if np.ndim(X) != 4:
-                raise ValueError("tta='flip' mirrors images left-right and needs NHWC input (batch, rows, cols, "
-                                 f"channels); got input of shape {np.shape(X)}")
-            Y_hat = (Y_hat + self.forward(np.ascontiguousarray(X[:, :, ::-1]))) / 2
+        """Forward pass of one batch, averaged over the test-time views of ``tta`` (see :mod:`.tta`)."""
+        views = tta_views(X, tta)
+        if len(views) == 1:
+            return self.forward(X)
+        Y_hat = None
+        for weight, view in views:
+            out = self.forward(view) * weight
+            Y_hat = out if Y_hat is None else Y_hat + out
         return Y_hat
 
     def predict(self, X: np.ndarray, Y: np.ndarray | None = None, batch_size: int = 256, tta: str | None = None):
         """Network outputs for ``X`` in evaluation mode, computed ``batch_size`` examples at a
         time. With targets ``Y`` (the spec's form) returns ``(Y_hat, loss)``, else ``Y_hat``.
 
-        ``tta="flip"`` (test-time augmentation, images only) averages the outputs for each image
-        and its left-right mirror image; ``None`` / ``"none"`` uses the images as they are.
+        ``tta`` (test-time augmentation, images only; see :mod:`neural_networks.tta`): ``"flip"``
+        averages the outputs for each image and its mirror image, ``"flip_translate"`` adds
+        one-pixel shifts; ``None`` / ``"none"`` uses the images as they are.
         """
         tta = check_tta(tta)
         was_training = self.training

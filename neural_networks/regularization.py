@@ -20,6 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .activations import ReLU, initialize_activation
+from .functional import column_sums
 from .layers import Layer, _as_float
 from .validation import number
 
@@ -38,28 +39,11 @@ __all__ = [
 # input): statistics are per column. ``gamma``, ``beta``, statistics: ``(1, c)``.
 #
 # The kernels are memory-bound: each pass over an (M, c) array costs about as much as any
-# other, so they are written to make few. Column sums read the data once (float32 partial
-# sums over blocks of rows, accumulated in float64); the variance is one-pass
+# other, so they are written to make few. Column sums read the data once
+# (:func:`functional.column_sums`); the variance is one-pass
 # (E[x^2] - E[x]^2) while no column's mean is large against its spread, and two-pass otherwise.
 
-_SUM_BLOCK = 1 << 18  # elements per block of column_sums (1 MB of float32)
 ONE_PASS_LIMIT = 64.0  # one-pass moments only where mean^2 <= ONE_PASS_LIMIT * var
-
-
-def column_sums(A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
-    """``(M, c) -> (c,)`` float64: ``sum_i A[i, j]``, or ``sum_i A[i, j] * B[i, j]`` if ``B`` is
-    given. One read of the data: BLAS ``ones @ A`` / ``einsum`` over blocks of rows, summed in float64."""
-    M, c = A.shape
-    rows = max(1, _SUM_BLOCK // max(c, 1))
-    total = np.zeros(c, dtype=np.float64)
-    ones = np.ones(min(rows, M), dtype=A.dtype) if B is None else None
-    for start in range(0, M, rows):
-        block = A[start : start + rows]
-        if B is None:
-            total += ones[: block.shape[0]] @ block
-        else:
-            total += np.einsum("ij,ij->j", block, B[start : start + rows])
-    return total
 
 
 def _one_pass_safe(mean: np.ndarray, var: np.ndarray) -> bool:

@@ -175,7 +175,7 @@ class TestCommandLine(unittest.TestCase):
         result = cli("train", path, "--out", self.dir / "bad_runs", cwd=self.dir, check=False)
         self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
-        self.assertIn("unknown key optimiser; valid keys: data, epochs, model, name, optimizer, seed", result.stderr)
+        self.assertIn("unknown key optimiser; valid keys: data, epochs, evaluation, model, name, optimizer, seed", result.stderr)
         for args, needle in (
             (("train", self.config_path, "--set", "model.layers.0.activation=relu6"), "unknown activation 'relu6'"),
             (("train", self.config_path, "--set", "data.batchsize=3"), "unknown key data.batchsize"),

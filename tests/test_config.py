@@ -60,7 +60,7 @@ class TestValidation(unittest.TestCase):
             (("data", "name"), "mnist", r"unknown data set data\.name='mnist'; valid names"),
             (("epochs",), -1, r"epochs must be a non-negative integer"),
             (("name",), "a/b", r"name must be a non-empty string without '/'"),
-            (("evaluation",), {"tta": "rotate"}, r"evaluation\.tta: unknown test-time augmentation tta='rotate'; valid: none, flip"),
+            (("evaluation",), {"tta": "rotate"}, r"evaluation\.tta: unknown test-time augmentation tta='rotate'; valid: none, flip, flip_translate"),
             (("evaluation",), {"ttA": "flip"}, r"unknown key evaluation\.ttA; valid keys: tta"),
             (("evaluation",), "flip", r"evaluation must be a mapping"),
         ):

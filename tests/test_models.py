@@ -211,7 +211,7 @@ class TestTrainingAndPersistence(unittest.TestCase):
     def test_tta_errors(self):
         model = small_mlp()
         X = np.zeros((2, 4), dtype=np.float32)
-        with self.assertRaisesRegex(ValueError, r"valid: none, flip"):
+        with self.assertRaisesRegex(ValueError, r"valid: none, flip, flip_translate"):
             model.predict(X, tta="rotate")
         with self.assertRaisesRegex(ValueError, r"NHWC.*\(2, 4\)"):
             model.predict(X, tta="flip")

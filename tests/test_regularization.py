@@ -261,7 +261,7 @@ class TestBatchNormBackward(unittest.TestCase):
             self.assertLess(relative_error(fast.gradients[key], ref.gradients[key]), 1e-3, key)
 
     def test_column_sums(self):
-        from neural_networks.regularization import column_sums
+        from neural_networks.functional import column_sums
 
         for M, c in ((1, 1), (7, 3), (70_000, 5), (9000, 64)):
             A = randn(self.rng, M, c, dtype=np.float32)
