@@ -8,7 +8,9 @@ dtype=np.float32) -> array``. Fans follow the usual convention (PyTorch, Keras):
 
 Xavier (Glorot) initializers are scaled by the gain of ``activation`` as in
 ``torch.nn.init.calculate_gain`` (1 for linear/sigmoid/softmax, 5/3 for tanh, sqrt(2) for
-ReLU); He (Kaiming) initializers use the fan-in and the ReLU factor 2 and ignore it.
+ReLU); He (Kaiming) initializers use the fan-in and the ReLU factor 2 and ignore it. LeCun
+initializers use the fan-in alone (variance ``1 / fan_in``), as Keras'; ``pytorch_uniform`` is
+PyTorch's default for ``nn.Linear`` / ``nn.Conv2d`` weights, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
 """
 
 from __future__ import annotations
@@ -75,6 +77,14 @@ def _make(name: str, gain: float) -> Callable:
             return g.uniform(-limit, limit, size=shape).astype(dtype)
         if name == "he_normal":
             return g.normal(0.0, math.sqrt(2.0 / fan_in), size=shape).astype(dtype)
+        if name == "lecun_uniform":
+            limit = math.sqrt(3.0 / fan_in)
+            return g.uniform(-limit, limit, size=shape).astype(dtype)
+        if name == "lecun_normal":
+            return g.normal(0.0, math.sqrt(1.0 / fan_in), size=shape).astype(dtype)
+        if name == "pytorch_uniform":  # nn.Linear / nn.Conv2d default: kaiming_uniform_(a=sqrt(5))
+            limit = 1.0 / math.sqrt(fan_in)
+            return g.uniform(-limit, limit, size=shape).astype(dtype)
         raise AssertionError(name)  # unreachable: names are checked in initialize_weights
 
     init.__name__ = name
@@ -82,7 +92,8 @@ def _make(name: str, gain: float) -> Callable:
     return init
 
 
-INITIALIZERS = ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "uniform", "normal", "zeros", "ones")
+INITIALIZERS = ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
+                "pytorch_uniform", "uniform", "normal", "zeros", "ones")
 
 
 def initialize_weights(name: str, activation: str | None = None) -> Callable:

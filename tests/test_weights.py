@@ -56,6 +56,14 @@ def bound_and_std(name, shape, activation=None):
         return limit, limit / math.sqrt(3)
     if name == "he_normal":
         return None, math.sqrt(2 / fan_in)
+    if name == "lecun_uniform":
+        limit = math.sqrt(3 / fan_in)
+        return limit, limit / math.sqrt(3)
+    if name == "lecun_normal":
+        return None, math.sqrt(1 / fan_in)
+    if name == "pytorch_uniform":
+        limit = 1 / math.sqrt(fan_in)
+        return limit, limit / math.sqrt(3)
     if name == "uniform":
         return 0.05, 0.05 / math.sqrt(3)
     if name == "normal":
@@ -84,7 +92,8 @@ class TestInitializers(unittest.TestCase):
             self.assertAlmostEqual(np.mean(np.abs(W) < 2 * std), 0.9545, delta=0.01)
 
     def test_statistics(self):
-        for name in ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "uniform", "normal"):
+        for name in ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
+                     "pytorch_uniform", "uniform", "normal"):
             for shape in (FC_SHAPE, CONV_SHAPE):
                 with self.subTest(name=name, shape=shape):
                     self.check_statistics(name, shape)
@@ -141,7 +150,8 @@ class TestInitializers(unittest.TestCase):
 
     def test_unknown_name_lists_valid_names(self):
         with self.assertRaisesRegex(ValueError, r"unknown weight initializer 'glorot'; valid names: "
-                                                r"xavier_uniform, xavier_normal, he_uniform, he_normal, uniform, normal"):
+                                                r"xavier_uniform, xavier_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
+                                                r"pytorch_uniform, uniform, normal"):
             initialize_weights("glorot")
 
     def test_unknown_activation(self):
