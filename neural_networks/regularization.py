@@ -138,6 +138,10 @@ class BatchNorm(Layer):
     ``buffers["running_mean"]`` / ``buffers["running_var"]`` as PyTorch does:
     ``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased variance.
     Evaluation mode uses the running statistics.
+
+    With ``activation="relu"`` the rectification is applied in place to the layer's own output
+    array and only that output is cached (its positive entries are those of the pre-activation);
+    other activations cache the pre-activation ``Z`` as the other layers do.
     """
 
     name = "batchnorm"
