@@ -21,7 +21,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["retain_freed_memory", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["retain_freed_memory", "apply_default", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 # mallopt parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
@@ -30,25 +30,19 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 256 * 2**20  # blocks up to this size come from the (reused) heap
 TRIM_THRESHOLD = 1024 * 2**20  # free memory kept at the heap's top before returning any
 
-_applied: bool | None = None
-
 
 def retain_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
     """Ask glibc to serve blocks up to ``mmap_threshold`` bytes from the heap and to keep up to
     ``trim_threshold`` bytes of freed memory. Returns whether both settings were accepted
     (``False`` without glibc). Safe to call more than once."""
-    global _applied
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
-        _applied = False
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    ok = bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
-    _applied = ok
-    return ok
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
 
 
 def apply_default() -> bool:

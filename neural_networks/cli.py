@@ -120,6 +120,12 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _add_tta_argument(parser) -> None:
+    from .tta import TTA_MODES
+
+    parser.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation (default: the run config's evaluation.tta)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neural-networks", description="Train, evaluate and inspect NumPy neural networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -138,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--checkpoint", choices=("best", "last"), default="last")
-    p.add_argument("--tta", choices=("none", "flip", "flip_translate"), help="test-time augmentation (default: the run config's evaluation.tta)")
+    _add_tta_argument(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="write a Kaggle submission (Id,Category)")
@@ -148,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--split", choices=("test",), help="the data set's test split")
     p.add_argument("--output", required=True, help="CSV file to write")
     p.add_argument("--checkpoint", choices=("best", "last"), default="last")
-    p.add_argument("--tta", choices=("none", "flip", "flip_translate"), help="test-time augmentation (default: the run config's evaluation.tta)")
+    _add_tta_argument(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("gradcheck", help="finite-difference check of every layer, activation and loss")

@@ -74,8 +74,8 @@ def validate_config(config: dict) -> dict:
     from .datasets import DATASETS
     from .layers import initialize_layer
     from .losses import initialize_loss
-    from .tta import check_tta
     from .optimizers import initialize_optimizer
+    from .tta import check_tta
 
     _check_keys(config, TOP_LEVEL_KEYS, "config")
     config = copy.deepcopy(config)

@@ -182,11 +182,7 @@ class NeuralNetwork:
         views = tta_views(X, tta)
         if len(views) == 1:
             return self.forward(X)
-        Y_hat = None
-        for weight, view in views:
-            out = self.forward(view) * weight
-            Y_hat = out if Y_hat is None else Y_hat + out
-        return Y_hat
+        return sum(weight * self.forward(view) for weight, view in views)
 
     def predict(self, X: np.ndarray, Y: np.ndarray | None = None, batch_size: int = 256, tta: str | None = None):
         """Network outputs for ``X`` in evaluation mode, computed ``batch_size`` examples at a
