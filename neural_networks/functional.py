@@ -263,7 +263,7 @@ def conv2d_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad
                    cols: np.ndarray | None = None, keep_cols: bool = True):
     """Cross-correlation ``Z[n, r, s, f] = sum_{i,j,c} W[i,j,c,f] * Xpad[n, r*st+i, s*st+j, c] + b[f]``.
 
-    ``X (n, h, w, c), W (kh, kw, c, f), b (1, f) -> Z (n, ho, wo, f)`` plus the cache
+    ``X (n, h, w, c), W (kh, kw, c, f), b (1, f) or None (no bias) -> Z (n, ho, wo, f)`` plus the cache
     ``(cols, X)`` that :func:`conv2d_backward` needs: ``cols (n, ho, wo, kh, kw, c)`` is the
     im2col matrix, filled chunk by chunk by :func:`patch_matmul` (``cols`` may be passed in as a
     reusable buffer). With ``keep_cols=False`` (inference) only a small scratch block is used
@@ -277,7 +277,7 @@ def conv2d_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad
     if keep_cols and cols is None:
         cols = np.empty(view.shape, dtype=X.dtype)
     Z = patch_matmul(view, W.reshape(kh * kw * c, f), np.empty((n * ho * wo, f), dtype=X.dtype),
-                     keep=cols if keep_cols else None, bias=b.reshape(1, f))
+                     keep=cols if keep_cols else None, bias=None if b is None else b.reshape(1, f))
     return Z.reshape(n, ho, wo, f), (cols if keep_cols else None, X)
 
 
@@ -287,10 +287,12 @@ def transposed_conv_applies(kernel_shape, stride: int, pad) -> bool:
     return stride == 1 and all(0 <= p <= k - 1 for p, k in zip(pad, kernel_shape))
 
 
-def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tuple[int, int], need_dX: bool = True):
+def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tuple[int, int], need_dX: bool = True,
+                    need_db: bool = True):
     """Gradients of :func:`conv2d_forward`.
 
-    ``dZ (n, ho, wo, f) -> dX (n, h, w, c) (None unless need_dX), dW (kh, kw, c, f), db (1, f)``.
+    ``dZ (n, ho, wo, f) -> dX (n, h, w, c) (None unless need_dX), dW (kh, kw, c, f),
+    db (1, f) (None unless need_db)``.
 
     ``dW = cols^T dZ`` is one matrix product. ``dX``: with stride 1 it is the "full"
     cross-correlation of ``dZ`` (padded by ``k - 1 - pad``) with the kernel flipped in space
@@ -304,7 +306,7 @@ def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tupl
     if cols is None:  # the forward pass ran without keeping its patches
         cols = im2col(X, (kh, kw), stride, pad, (ho, wo))
     dZ2 = dZ.reshape(n * ho * wo, f)
-    db = column_sums(dZ2).astype(dZ2.dtype).reshape(1, f)
+    db = column_sums(dZ2).astype(dZ2.dtype).reshape(1, f) if need_db else None
     dW = (cols.reshape(n * ho * wo, kh * kw * c).T @ dZ2).reshape(W.shape)
     if not need_dX:
         return None, dW, db
@@ -321,44 +323,71 @@ def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tupl
 # ----------------------------------------------------------------------------- pooling
 
 
+# Images pooled per block: each offset's pass then re-reads a block that is still in cache
+# instead of streaming the whole batch from memory kh*kw times. Measured on 2 cores (2x2 max
+# pooling forward, batch 128, 32x32x32): 15-21 ms in one block, 8-10 ms in blocks of 2 MB.
+POOL_BLOCK_BYTES = 1 << 21
+
+
+def _image_blocks(n: int, bytes_per_image: int):
+    """``slice``s of at most ``POOL_BLOCK_BYTES`` worth of images (at least one image each) covering ``range(n)``."""
+    step = max(1, POOL_BLOCK_BYTES // max(bytes_per_image, 1))
+    return [slice(a, min(n, a + step)) for a in range(0, n, step)]
+
+
 def pool2d_forward(X: np.ndarray, kernel_shape, stride: int, pad: tuple[int, int], mode: str):
     """Max or average pooling over zero-padded windows (the spec pads with zeros).
 
     ``X (n, h, w, c) -> Y (n, ho, wo, c)`` plus a cache for :func:`pool2d_backward`. Both reduce
-    over the ``kh*kw`` strided views of the (padded) input with in-place ufuncs. Average pooling
-    divides by the full window size ``kh*kw``. Max pooling also records ``argmax (n, ho, wo, c)``
-    (uint8), the row-major window index of each window's first maximum (the last offset at which
-    the running maximum strictly improved): PyTorch sends the gradient of a tie there too.
+    over the ``kh*kw`` strided views of the (padded) input with in-place ufuncs, a cache-sized
+    block of images at a time. Average pooling divides by the full window size ``kh*kw``. Max
+    pooling also records ``argmax (n, ho, wo, c)`` (uint8), the row-major window index of each
+    window's first maximum (the last offset at which the running maximum strictly improved):
+    PyTorch sends the gradient of a tie there too.
     """
     kh, kw = kernel_shape
     n, h, w, c = X.shape
     ho = conv_output_size(h, kh, pad[0], stride)
     wo = conv_output_size(w, kw, pad[1], stride)
     X_pad = pad_nhwc(X, pad)
-    views = window_views(X_pad, kernel_shape, stride, (ho, wo))
-    _, first = next(views)
-    Y = np.array(first, order="C")
-    if mode == "average":
-        for _, view in views:
-            Y += view
-        Y *= Y.dtype.type(1.0 / (kh * kw))
-        return Y, (X_pad.shape, None)
-    argmax = np.zeros(Y.shape, dtype=np.uint8 if kh * kw <= 256 else np.uint16)
+    Y = np.empty((n, ho, wo, c), dtype=X.dtype)
+    argmax = None if mode == "average" else np.empty(Y.shape, dtype=np.uint8 if kh * kw <= 256 else np.uint16)
+    for block in _image_blocks(n, X_pad[0].nbytes):
+        views = [view for _, view in window_views(X_pad[block], kernel_shape, stride, (ho, wo))]
+        if mode == "average":
+            _average_block(views, Y[block], kh * kw)
+        else:
+            _max_block(views, Y[block], argmax[block])
+    return Y, (X_pad.shape, argmax)
+
+
+def _average_block(views: list, Y: np.ndarray, size: int) -> None:
+    """``Y = mean of the views`` (each ``Y``-shaped), in place."""
+    np.copyto(Y, views[0])
+    for view in views[1:]:
+        Y += view
+    Y *= Y.dtype.type(1.0 / size)
+
+
+def _max_block(views: list, Y: np.ndarray, argmax: np.ndarray) -> None:
+    """``Y = max of the views``, ``argmax = index of the first view holding it``, in place."""
+    np.copyto(Y, views[0])
+    argmax.fill(0)
     better = np.empty(Y.shape, dtype=bool)
     scratch = np.empty_like(argmax)
-    for k, (_, view) in enumerate(views, start=1):
+    for k, view in enumerate(views[1:], start=1):
         np.greater(view, Y, out=better)
         np.maximum(Y, view, out=Y)
         np.multiply(better, argmax.dtype.type(k), out=scratch)
         np.maximum(argmax, scratch, out=argmax)
-    return Y, (X_pad.shape, argmax)
 
 
 def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple[int, int], mode: str) -> np.ndarray:
     """Gradient of :func:`pool2d_forward`: ``dY (n, ho, wo, c) -> dX (n, h, w, c)``.
 
     Max pooling hands ``dY`` to each window's recorded first maximum: for every offset ``k``,
-    ``dX[offset k] (+)= dY * (argmax == k)``.
+    ``dX[offset k] (+)= dY * (argmax == k)``; average pooling gives each cell of a window
+    ``dY / (kh*kw)``. Works a cache-sized block of images at a time, like the forward pass.
     """
     padded_shape, argmax = cache
     kh, kw = kernel_shape
@@ -366,22 +395,24 @@ def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple
     tiles = stride == kh == kw and padded_shape[1] == ho * kh and padded_shape[2] == wo * kw
     # Non-overlapping windows that tile the input exactly write every cell once: no zero-fill.
     dX_pad = np.empty(padded_shape, dtype=dY.dtype) if tiles else np.zeros(padded_shape, dtype=dY.dtype)
-    views = [view for _, view in window_views(dX_pad, kernel_shape, stride, (ho, wo))]
-    if mode == "average":
-        share = dY * dY.dtype.type(1.0 / (kh * kw))
-        for view in views:
+    for block in _image_blocks(dY.shape[0], dX_pad[0].nbytes):
+        views = [view for _, view in window_views(dX_pad[block], kernel_shape, stride, (ho, wo))]
+        dY_block = dY[block]
+        if mode == "average":
+            share = dY_block * dY.dtype.type(1.0 / (kh * kw))
+            for view in views:
+                if tiles:
+                    view[...] = share
+                else:
+                    view += share
+            continue
+        hit = np.empty(dY_block.shape, dtype=bool)
+        for k, view in enumerate(views):
+            np.equal(argmax[block], k, out=hit)
             if tiles:
-                view[...] = share
+                np.multiply(dY_block, hit, out=view)
             else:
-                view += share
-        return _unpad(dX_pad, pad)
-    hit = np.empty(argmax.shape, dtype=bool)
-    for k, view in enumerate(views):
-        np.equal(argmax, k, out=hit)
-        if tiles:
-            np.multiply(dY, hit, out=view)
-        else:
-            view += dY * hit
+                view += dY_block * hit
     return _unpad(dX_pad, pad)
 
 

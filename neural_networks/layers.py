@@ -19,7 +19,7 @@ import numpy as np
 
 from . import functional as F
 from .activations import Activation, initialize_activation
-from .validation import positive_int
+from .validation import boolean, positive_int
 from .weights import initialize_weights
 
 __all__ = ["Layer", "FullyConnected", "Conv2D", "Pool2D", "Flatten", "BatchNorm", "Dropout", "LAYERS", "initialize_layer"]
@@ -176,25 +176,35 @@ class _ParametricLayer(Layer):
         model for the fused softmax + cross-entropy gradient."""
 
     def _init(self, shapes: dict, weight_init: str) -> None:
+        """Draw ``W`` from the initializer and zero ``b`` (skipped without a bias)."""
         init_W = initialize_weights(weight_init, activation=self.activation.name)
-        W = init_W(shapes["W"], rng=self.rng)
-        b = np.zeros(shapes["b"], dtype=np.float32)
-        self.parameters = OrderedDict(W=W, b=b)
-        self.gradients = OrderedDict(W=np.zeros_like(W), b=np.zeros_like(b))
+        self.parameters = OrderedDict(W=init_W(shapes["W"], rng=self.rng))
+        if self.use_bias:
+            self.parameters["b"] = np.zeros(shapes["b"], dtype=np.float32)
+        self.clear_gradients()
         self.cache = OrderedDict()
+
+    def _bias(self, dtype) -> np.ndarray | None:
+        """``b`` in the compute dtype, or ``None`` for a layer made with ``use_bias=False``."""
+        return self._param("b", dtype) if self.use_bias else None
 
 
 class FullyConnected(_ParametricLayer):
-    """``Y = activation(X @ W + b)``: ``X (m, n_in), W (n_in, n_out), b (1, n_out) -> Y (m, n_out)``."""
+    """``Y = activation(X @ W + b)``: ``X (m, n_in), W (n_in, n_out), b (1, n_out) -> Y (m, n_out)``.
+
+    ``use_bias=False`` (as in Keras; PyTorch's ``bias=False``) leaves out ``b``, e.g. before a
+    :class:`BatchNorm`, whose shift makes a bias redundant; ``parameters`` then holds only ``W``.
+    """
 
     name = "fully_connected"
 
-    def __init__(self, n_out: int, activation="linear", weight_init: str = "xavier_uniform") -> None:
+    def __init__(self, n_out: int, activation="linear", weight_init: str = "xavier_uniform", use_bias: bool = True) -> None:
         super().__init__()
         self.n_out = positive_int(n_out, "FullyConnected n_out")
         self.activation = initialize_activation(activation)
         initialize_weights(weight_init, activation=self.activation.name)  # validate the name now
         self.weight_init = weight_init
+        self.use_bias = boolean(use_bias, "FullyConnected use_bias")
 
     def _init_parameters(self, X_shape) -> None:
         """Create ``W (n_in, n_out)``, ``b (1, n_out)`` and zero gradients for input ``X_shape``."""
@@ -208,7 +218,8 @@ class FullyConnected(_ParametricLayer):
             self._init_parameters(X.shape)
         self._check_features(X.shape[1], "features", X.shape)
         Z = X @ self._param("W", X.dtype)
-        Z += self._param("b", X.dtype)
+        if self.use_bias:
+            Z += self._param("b", X.dtype)
         self.cache["X"] = X
         self.cache["Z"] = Z
         return self.activation(Z)
@@ -217,11 +228,13 @@ class FullyConnected(_ParametricLayer):
         X = self.cache["X"]
         dLdZ = dLdZ.astype(X.dtype, copy=False)
         self._store_gradient("W", X.T @ dLdZ)
-        self._store_gradient("b", dLdZ.sum(axis=0, keepdims=True))
+        if self.use_bias:
+            self._store_gradient("b", dLdZ.sum(axis=0, keepdims=True))
         return dLdZ @ self._param("W", X.dtype).T if self.input_gradient else None
 
     def config(self) -> dict:
-        return {"name": self.name, "n_out": self.n_out, "activation": self.activation.name, "weight_init": self.weight_init}
+        return {"name": self.name, "n_out": self.n_out, "activation": self.activation.name, "weight_init": self.weight_init,
+                "use_bias": self.use_bias}
 
 
 class Conv2D(_ParametricLayer):
@@ -232,13 +245,14 @@ class Conv2D(_ParametricLayer):
     -> Y (batch, out_rows, out_cols, n_out)`` with ``out = floor((in + 2*pad - k) / stride) + 1``.
 
     ``pad``: ``"same"`` ((k - 1) // 2 zeros on each side of each axis), ``"valid"`` (none), an
-    int, or a pair of ints for rows and columns.
+    int, or a pair of ints for rows and columns. ``use_bias=False`` leaves out ``b`` (for a
+    convolution followed by :class:`BatchNorm`).
     """
 
     name = "conv2d"
 
     def __init__(self, n_out: int, kernel_shape=(3, 3), activation="relu", stride: int = 1, pad="same",
-                 weight_init: str = "xavier_uniform") -> None:
+                 weight_init: str = "xavier_uniform", use_bias: bool = True) -> None:
         super().__init__()
         self.n_out = positive_int(n_out, "Conv2D n_out")
         self.kernel_shape = _pair(kernel_shape, "Conv2D kernel_shape")
@@ -248,6 +262,7 @@ class Conv2D(_ParametricLayer):
         self.pad = F.resolve_padding(pad, self.kernel_shape)
         initialize_weights(weight_init, activation=self.activation.name)
         self.weight_init = weight_init
+        self.use_bias = boolean(use_bias, "Conv2D use_bias")
 
     def _init_parameters(self, X_shape) -> None:
         """Create ``W (kh, kw, in_channels, n_out)``, ``b (1, n_out)`` for input ``X_shape``."""
@@ -267,7 +282,7 @@ class Conv2D(_ParametricLayer):
         # Training keeps the patches for dW in a buffer reused across batches; evaluation keeps
         # none (a backward pass after it rebuilds them), so large inference batches stay small.
         cols = self._buffer("cols", (X.shape[0], *out_hw, kh, kw, X.shape[3]), X.dtype) if self.training else None
-        Z, conv_cache = F.conv2d_forward(X, self._param("W", X.dtype), self._param("b", X.dtype), self.stride, self.pad,
+        Z, conv_cache = F.conv2d_forward(X, self._param("W", X.dtype), self._bias(X.dtype), self.stride, self.pad,
                                          cols=cols, keep_cols=self.training)
         self.cache["conv"] = conv_cache
         self.cache["Z"] = Z
@@ -276,16 +291,17 @@ class Conv2D(_ParametricLayer):
     def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
         dtype = self.cache["Z"].dtype
         dX, dW, db = F.conv2d_backward(dLdZ.astype(dtype, copy=False), self._param("W", dtype), self.cache["conv"],
-                                       self.stride, self.pad, need_dX=self.input_gradient)
+                                       self.stride, self.pad, need_dX=self.input_gradient, need_db=self.use_bias)
         self._store_gradient("W", dW)
-        self._store_gradient("b", db)
+        if self.use_bias:
+            self._store_gradient("b", db)
         return dX
 
     def config(self) -> dict:
         return {"name": self.name, "n_out": self.n_out, "kernel_shape": list(self.kernel_shape),
                 "activation": self.activation.name, "stride": self.stride,
                 "pad": list(self.pad_arg) if isinstance(self.pad_arg, tuple) else self.pad_arg,
-                "weight_init": self.weight_init}
+                "weight_init": self.weight_init, "use_bias": self.use_bias}
 
 
 def _check_window_fits(layer: Layer, X_shape, kernel_shape, pad) -> None:

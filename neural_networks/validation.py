@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["number", "positive", "non_negative", "positive_int"]
+__all__ = ["number", "positive", "non_negative", "positive_int", "boolean"]
 
 _REALS = (int, float, np.integer, np.floating)
 
@@ -36,3 +36,10 @@ def positive_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{what} must be a positive int; got {value!r}")
     return int(value)
+
+
+def boolean(value, what: str) -> bool:
+    """``True`` or ``False`` (also NumPy booleans); strings such as ``"false"`` and numbers are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{what} must be true or false; got {value!r}")
+    return bool(value)

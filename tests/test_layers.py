@@ -8,9 +8,11 @@ against it as an independent oracle.
 
 import itertools
 import unittest
+from unittest import mock
 
 import numpy as np
 
+from neural_networks import functional as F
 from neural_networks.activations import ReLU, SoftMax, TanH
 from neural_networks.layers import LAYERS, Conv2D, Flatten, FullyConnected, Layer, Pool2D, initialize_layer
 
@@ -488,6 +490,53 @@ class TestConv2D(unittest.TestCase):
 # ----------------------------------------------------------------------------- Pool2D
 
 
+class TestWithoutBias(unittest.TestCase):
+    """``use_bias=False``: no ``b`` parameter or gradient, the biased formula with b = 0, exact gradients."""
+
+    def layers(self):
+        return (("fc", FullyConnected(3, activation="tanh", use_bias=False), (4, 5)),
+                ("conv", Conv2D(3, (3, 3), activation="tanh", stride=1, pad="same", use_bias=False), (2, 5, 5, 2)),
+                ("conv stride 2", Conv2D(2, (2, 3), activation="linear", stride=2, pad=(1, 0), use_bias=False), (2, 6, 7, 3)))
+
+    def test_parameters_and_forward(self):
+        rng = np.random.default_rng(30)
+        for what, layer, shape in self.layers():
+            with self.subTest(what):
+                X = randn(rng, *shape)
+                build(layer, X, rng)
+                self.assertEqual(list(layer.parameters), ["W"])
+                Y = layer.forward(X)
+                self.assertEqual(list(layer.gradients), ["W"])
+                W = layer.parameters["W"]
+                if X.ndim == 2:
+                    Z = X @ W
+                else:
+                    Z = ref_conv2d(X, W, np.zeros((1, W.shape[-1])), layer.stride, layer.pad_arg)
+                np.testing.assert_allclose(Y, layer.activation(Z), rtol=1e-10, atol=1e-12)
+
+    def test_backward(self):
+        rng = np.random.default_rng(31)
+        for what, layer, shape in self.layers():
+            with self.subTest(what):
+                X = randn(rng, *shape)
+                errors = gradient_errors(build(layer, X, rng), X, rng)
+                self.assertEqual(set(errors), {"X", "W"})
+                for key, err in errors.items():
+                    self.assertLess(err, TOL, f"d{key}")
+
+    def test_config_and_bad_values(self):
+        for what, layer, _ in self.layers():
+            with self.subTest(what):
+                self.assertIs(layer.config()["use_bias"], False)
+                self.assertIs(initialize_layer(**layer.config()).use_bias, False)
+        for bad in ("false", 0, None):
+            with self.subTest(bad=bad):
+                with self.assertRaisesRegex(ValueError, r"Conv2D use_bias must be true or false; got"):
+                    Conv2D(2, use_bias=bad)
+                with self.assertRaisesRegex(ValueError, r"FullyConnected use_bias must be true or false"):
+                    FullyConnected(2, use_bias=bad)
+
+
 class TestPool2D(unittest.TestCase):
     def test_forward(self):
         rng = np.random.default_rng(20)
@@ -502,6 +551,25 @@ class TestPool2D(unittest.TestCase):
                     np.testing.assert_allclose(Y, expected, rtol=1e-12, atol=1e-15)
                     self.assertEqual(layer.n_in, case["c"])
                     self.assertEqual(layer.n_out, case["c"])
+
+    def test_blocks_of_images(self):
+        """Pooling a few images at a time (as large batches are) gives exactly the one-block result."""
+        rng = np.random.default_rng(23)
+        X = randn(rng, 5, 7, 8, 3)
+        for mode in ("max", "average"):
+            for kernel, stride, pad in (((2, 2), 2, 0), ((3, 3), 1, 1), ((2, 3), 2, (1, 2))):
+                with self.subTest(mode=mode, kernel=kernel, stride=stride, pad=pad):
+                    whole = Pool2D(kernel, mode=mode, stride=stride, pad=pad)
+                    Y = whole.forward(X)
+                    dY = randn(rng, *Y.shape)
+                    dX = whole.backward(dY)
+                    image_bytes = (X[0].size + 40 * X.shape[3]) * X.itemsize  # one or two padded images per block
+                    for block_bytes in (1, image_bytes):
+                        with mock.patch.object(F, "POOL_BLOCK_BYTES", block_bytes):
+                            blocked = Pool2D(kernel, mode=mode, stride=stride, pad=pad)
+                            np.testing.assert_array_equal(blocked.forward(X), Y)
+                            np.testing.assert_array_equal(blocked.backward(dY), dX)
+                    np.testing.assert_allclose(Y, ref_pool2d(X, kernel, stride, pad, mode), rtol=1e-12, atol=1e-15)
 
     def test_forward_by_hand(self):
         X = np.array([[1, 2, 5, 0], [3, 4, 1, 1], [-1, -2, 0, 8], [-3, -4, 2, 2]], dtype=np.float64)

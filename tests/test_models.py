@@ -224,8 +224,8 @@ class TestTrainingAndPersistence(unittest.TestCase):
         self.assertEqual(model.evaluate(data.test, tta="none"), model.evaluate(data.test))
 
     def test_save_load_round_trip_cnn(self):
-        model = NeuralNetwork(layers=[Conv2D(4, (3, 3), "relu", stride=1, pad="same"), Pool2D((2, 2), "max", stride=2),
-                                      Flatten(), FullyConnected(3, "softmax")],
+        model = NeuralNetwork(layers=[Conv2D(4, (3, 3), "relu", stride=1, pad="same", use_bias=False),
+                                      Pool2D((2, 2), "max", stride=2), Flatten(), FullyConnected(3, "softmax")],
                               loss=CrossEntropy(label_smoothing=0.1), optimizer=SGD(lr=0.01, momentum=0.9), seed=0)
         rng = np.random.default_rng(0)
         X = rng.standard_normal((4, 6, 6, 2)).astype(np.float32)
@@ -240,6 +240,7 @@ class TestTrainingAndPersistence(unittest.TestCase):
         self.assertEqual(loaded.extra, {"epoch": 1})
         self.assertEqual(loaded.loss.label_smoothing, 0.1)
         self.assertEqual([type(l).__name__ for l in loaded.layers], ["Conv2D", "Pool2D", "Flatten", "FullyConnected"])
+        self.assertEqual([list(l.parameters) for l in loaded.layers], [["W"], [], [], ["W", "b"]])  # conv without bias
         for key, value in model.optimizer.state().items():
             np.testing.assert_array_equal(loaded.optimizer.state()[key], value)
         # the next step continues identically
