@@ -29,7 +29,8 @@ def _cmd_train(args) -> int:
         overrides.append(f"seed={args.seed}")
     config = apply_overrides(config, overrides)
     figures = run_experiment(config, out_dir=args.out, resume=args.resume, verbose=0 if args.quiet else 1)
-    print(f"test accuracy {figures['test_accuracy']:.4f}  val accuracy {figures['val_accuracy']:.4f}  "
+    val = "none held out" if figures["val_accuracy"] is None else f"{figures['val_accuracy']:.4f}"
+    print(f"test accuracy {figures['test_accuracy']:.4f}  val accuracy {val}  "
           f"epochs {figures['epochs']}  train time {figures['train_seconds']:.1f}s  -> {Path(args.out) / figures['name']}")
     return 0
 

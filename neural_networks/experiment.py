@@ -97,11 +97,14 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
 
 
 def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train_seconds: float) -> dict:
-    """Evaluate the final model on validation and test data (with the config's
-    ``evaluation.tta``; per-epoch validation during training uses none), draw the confusion
+    """Evaluate the final model on validation (if the run holds any out) and test data (with the
+    config's ``evaluation.tta``; per-epoch validation during training uses none), draw the confusion
     matrix and the first layer, and write ``metrics.json``."""
     tta = (config.get("evaluation") or {}).get("tta", "none")
-    val = model.evaluate(dataset.validate, tta=tta)
+    validate = getattr(dataset, "validate", None)
+    # A run may hold out no validation data (validation_size: 0): its validation figures are None.
+    has_val = validate is not None and getattr(validate, "n_examples", 1) > 0
+    val = model.evaluate(validate, tta=tta) if has_val else {"loss": None, "accuracy": None}
     test = model.evaluate(dataset.test, tta=tta)
     predictions = model.predict_classes(split_inputs(dataset.test), tta=tta)
     counts = plots.confusion_matrix(dataset.test.labels, predictions, dataset.n_classes)

@@ -163,6 +163,23 @@ class TestCommandLine(unittest.TestCase):
         self.assertIn("\\subsubsection{Run tiny}", latex)
         self.assertIn("\\begin{lstlisting}[language=Python]", latex)
 
+    def test_train_without_validation_data(self):
+        """validation_size 0: every image trains; the validation figures are None, not a crash."""
+        runs = self.dir / "runs_no_val"
+        out = cli("train", self.config_path, "--out", runs, "--quiet", "--epochs", "1",
+                  "--set", "data.validation_size=0", cwd=self.dir).stdout
+        self.assertIn("val accuracy none held out", out)
+        figures = json.loads((runs / "tiny" / "metrics.json").read_text())
+        self.assertIsNone(figures["val_accuracy"])
+        self.assertIsNone(figures["best_val_accuracy"])
+        self.assertIsInstance(figures["test_accuracy"], float)
+        with open(runs / "tiny" / "metrics.csv") as handle:
+            self.assertEqual(next(csv.DictReader(handle))["val_accuracy"], "")  # the columns stay the same
+        self.assertIn("test accuracy", cli("report", runs / "tiny", cwd=self.dir).stdout)
+        bad = cli("evaluate", runs / "tiny", "--split", "val", cwd=self.dir, check=False)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("empty split", bad.stderr)
+
     def test_gradcheck(self):
         out = cli("gradcheck", cwd=self.dir).stdout
         self.assertRegex(out, r"\d+ passed, 0 failed")
