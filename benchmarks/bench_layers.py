@@ -257,7 +257,7 @@ def cifar10_cnn_torch(torch):
     )
 
 
-def cifar10_fast_layers(BatchNorm):
+def vgg_bn_layers(BatchNorm):
     from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
 
     layers = []
@@ -268,7 +268,7 @@ def cifar10_fast_layers(BatchNorm):
     return layers + [Flatten(), FullyConnected(10, activation="softmax")]
 
 
-def cifar10_fast_torch(torch):
+def vgg_bn_torch(torch):
     nn = torch.nn
     modules, c_in = [], 3
     for block in ((32, 32), (64, 64), (128, 128)):
@@ -279,6 +279,54 @@ def cifar10_fast_torch(torch):
     return nn.Sequential(*modules, nn.Flatten(), nn.Linear(128 * 4 * 4, 10))
 
 
+def config_layers(path: str) -> tuple[list, int]:
+    """Fresh layers of a shipped config's model and the config's batch size."""
+    from neural_networks.config import load_config
+    from neural_networks.layers import initialize_layer
+
+    config = load_config(C.ROOT / path)
+    return [initialize_layer(**spec) for spec in config["model"]["layers"]], int(config["data"].get("batch_size", 128))
+
+
+def torch_network(torch, our_layers, in_channels: int = 3, in_hw: int = 32):
+    """The torch ``nn.Sequential`` computing the same function as our layers (Conv2D, BatchNorm,
+    max/average Pool2D without padding, Flatten, FullyConnected; ReLU, linear or a final softmax,
+    which ``F.cross_entropy`` applies)."""
+    from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
+    from neural_networks.regularization import BatchNorm
+
+    nn = torch.nn
+    modules, c, hw = [], in_channels, (in_hw, in_hw)
+    for layer in our_layers:
+        if isinstance(layer, Conv2D):
+            modules.append(nn.Conv2d(c, layer.n_out, layer.kernel_shape, stride=layer.stride, padding=layer.pad,
+                                     bias=layer.use_bias))
+            c = layer.n_out
+            hw = tuple((hw[a] + 2 * layer.pad[a] - layer.kernel_shape[a]) // layer.stride + 1 for a in (0, 1))
+        elif isinstance(layer, BatchNorm):
+            modules.append(nn.BatchNorm2d(c, eps=layer.eps, momentum=layer.momentum))
+        elif isinstance(layer, Pool2D):
+            if layer.pad != (0, 0):
+                raise ValueError("torch pads max pooling with -inf, ours with zeros: only unpadded pooling is compared")
+            pool = nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d
+            modules.append(pool(layer.kernel_shape, stride=layer.stride))
+            hw = tuple((hw[a] - layer.kernel_shape[a]) // layer.stride + 1 for a in (0, 1))
+        elif isinstance(layer, Flatten):
+            modules.append(nn.Flatten())
+            c = c * hw[0] * hw[1]
+        elif isinstance(layer, FullyConnected):
+            modules.append(nn.Linear(c, layer.n_out, bias=layer.use_bias))
+            c = layer.n_out
+        else:
+            raise ValueError(f"no torch counterpart for {layer!r}")
+        activation = layer.activation.name if layer.activation is not None else "linear"
+        if activation == "relu":
+            modules.append(nn.ReLU())
+        elif activation not in ("linear", "softmax"):
+            raise ValueError(f"no torch counterpart for activation {activation!r}")
+    return nn.Sequential(*modules)
+
+
 def copy_weights(torch, our_layers, net) -> None:
     """Copy our Conv2D / FullyConnected parameters into the torch network's Conv2d / Linear
     modules, in order (the first Linear after a Flatten gets its inputs reordered NHWC -> NCHW)."""
@@ -287,20 +335,23 @@ def copy_weights(torch, our_layers, net) -> None:
     ours = []
     for i, layer in enumerate(our_layers):
         if isinstance(layer, Conv2D):
-            ours.append(C.conv_weight_to_torch(layer.parameters["W"]))
+            W = C.conv_weight_to_torch(layer.parameters["W"])
         elif isinstance(layer, FullyConnected):
             prev = our_layers[i - 1] if i else None
             flat = tuple(prev.cache["in_dims"][1:]) if isinstance(prev, Flatten) and len(prev.cache["in_dims"]) == 4 else None
-            ours.append(C.fc_weight_to_torch(layer.parameters["W"], flatten_from=flat))
+            W = C.fc_weight_to_torch(layer.parameters["W"], flatten_from=flat)
         else:
             continue
-        ours.append(layer.parameters["b"].reshape(-1))
+        b = layer.parameters.get("b")
+        ours.append((W, None if b is None else np.ascontiguousarray(b.reshape(-1))))
     theirs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    assert len(theirs) * 2 == len(ours), "networks differ in their number of conv/linear layers"
+    assert len(theirs) == len(ours), "networks differ in their number of conv/linear layers"
     with torch.no_grad():
-        for module, (W, b) in zip(theirs, zip(ours[::2], ours[1::2])):
+        for module, (W, b) in zip(theirs, ours):
             module.weight.copy_(torch.from_numpy(W))
-            module.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+            assert (module.bias is None) == (b is None), "one side has a bias, the other not"
+            if b is not None:
+                module.bias.copy_(torch.from_numpy(b))
 
 
 def train_step_case(torch, our_layers, net, batch, seed=0):
@@ -360,9 +411,17 @@ def cases(torch, BatchNorm):
     out.append(("cifar10_cnn", "train step cifar10_cnn (SGD momentum)", "b64 32x32x3",
                 lambda: train_step_case(torch, cifar10_cnn_layers(), cifar10_cnn_torch(torch), 64)))
     if BatchNorm is not None:
-        out.append(("cifar10_fast", "train step cifar10_fast (BN, SGD momentum)", "b128 32x32x3",
-                    lambda: train_step_case(torch, cifar10_fast_layers(BatchNorm), cifar10_fast_torch(torch), 128)))
+        out.append(("vgg_bn", "train step, issue's VGG net (6 conv+BN)", "b128 32x32x3",
+                    lambda: train_step_case(torch, vgg_bn_layers(BatchNorm), vgg_bn_torch(torch), 128)))
+        out.append(("cifar10_fast", "train step configs/cifar10_fast.yaml", "b128 32x32x3",
+                    lambda: config_step_case(torch, "configs/cifar10_fast.yaml")))
     return out
+
+
+def config_step_case(torch, path: str):
+    """A training step of a shipped config's network (both sides: plain cross-entropy, SGD momentum)."""
+    layers, batch = config_layers(path)
+    return train_step_case(torch, layers, torch_network(torch, layers), batch)
 
 
 def selected(name: str, only: list[str] | None) -> bool:
