@@ -21,6 +21,7 @@ from _common import ROOT  # noqa: F401  (puts the working tree first on sys.path
 
 import numpy as np
 
+from neural_networks import functional as F
 from neural_networks.config import apply_overrides, load_config
 from neural_networks.experiment import build_model
 
@@ -32,32 +33,37 @@ def profile(model, X: np.ndarray, Y: np.ndarray, steps: int, warmup: int) -> lis
     names = [f"{i:2d} {layer.name}" for i, layer in enumerate(model.layers)]
     rows: dict[str, list[float]] = {}
     for step in range(warmup + steps):
-        times = []
-        A = X
-        for name, layer in zip(names, model.layers):
-            start = time.perf_counter()
-            A = layer.forward(A)
-            times.append((f"{name} forward", time.perf_counter() - start))
-        model._last_output = A
-        # The fused softmax + cross-entropy gradient, as NeuralNetwork.backward computes it.
-        start = time.perf_counter()
-        last = model.layers[-1]
-        from neural_networks import functional as F
-
-        loss, dZ, _ = F.softmax_cross_entropy(last.cache["Z"], model.loss.targets(Y.astype(A.dtype)))
-        dA = last.backward_preactivation(dZ)
-        times.append((f"{names[-1]} backward (fused softmax-CE)", time.perf_counter() - start))
-        for name, layer in zip(reversed(names[:-1]), reversed(model.layers[:-1])):
-            start = time.perf_counter()
-            dA = layer.backward(dA)
-            times.append((f"{name} backward", time.perf_counter() - start))
-        start = time.perf_counter()
-        model.update(0.5)
-        times.append(("update", time.perf_counter() - start))
+        with model.parallel_region():  # as NeuralNetwork.train_step runs a step
+            times = _profile_step(model, names, X, Y)
         if step >= warmup:
             for key, seconds in times:
                 rows.setdefault(key, []).append(seconds * 1e3)
     return list(rows.items())
+
+
+def _profile_step(model, names, X, Y) -> list[tuple[str, float]]:
+    """One training step, layer by layer: ``[(what, seconds), ...]``."""
+    times = []
+    A = X
+    for name, layer in zip(names, model.layers):
+        start = time.perf_counter()
+        A = layer.forward(A)
+        times.append((f"{name} forward", time.perf_counter() - start))
+    model._last_output = A
+    # The fused softmax + cross-entropy gradient, as NeuralNetwork.backward computes it.
+    start = time.perf_counter()
+    last = model.layers[-1]
+    loss, dZ, _ = F.softmax_cross_entropy(last.cache["Z"], model.loss.targets(Y.astype(A.dtype)))
+    dA = last.backward_preactivation(dZ)
+    times.append((f"{names[-1]} backward (fused softmax-CE)", time.perf_counter() - start))
+    for name, layer in zip(reversed(names[:-1]), reversed(model.layers[:-1])):
+        start = time.perf_counter()
+        dA = layer.backward(dA)
+        times.append((f"{name} backward", time.perf_counter() - start))
+    start = time.perf_counter()
+    model.update(0.5)
+    times.append(("update", time.perf_counter() - start))
+    return times
 
 
 def main(argv=None) -> int:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import parallel
+
 __all__ = [
     "column_sums",
     "conv_output_size",
@@ -229,55 +231,71 @@ CHUNK_ROWS = 1024
 
 
 def patch_matmul(view: np.ndarray, weights: np.ndarray, out: np.ndarray, keep: np.ndarray | None = None,
-                 bias: np.ndarray | None = None, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+                 bias: np.ndarray | None = None, relu: bool = False, chunk_rows: int | None = None) -> np.ndarray:
     """``out = view.reshape(-1, K) @ weights`` for a strided patch view ``(n, ho, wo, kh, kw, c)``,
     a few images at a time: each chunk of patches is copied (into ``keep``, a full buffer
     shaped like ``view`` that the caller keeps, or else into a small scratch array) and multiplied
     while it is still in cache, about 1.4x faster than one big im2col followed by one product.
 
     ``weights (kh*kw*c, f)``, ``out (n*ho*wo, f)`` C-contiguous, optional ``bias (1, f)`` added to
-    each chunk; returns ``out``.
+    each chunk and, with ``relu``, ``max(., 0)`` applied in place while the rows are in cache;
+    ``chunk_rows`` defaults to ``CHUNK_ROWS``. Returns ``out``.
     """
     n = view.shape[0]
     rows_per_image = view.shape[1] * view.shape[2]
     k = weights.shape[0]
-    step = max(1, chunk_rows // max(rows_per_image, 1))
     scratch = None
-    for a in range(0, n, step):
-        b = min(n, a + step)
+    for a, b in _chunks(n, rows_per_image, chunk_rows):
         if keep is not None:
             block = keep[a:b]
         else:
             if scratch is None:
-                scratch = np.empty((step, *view.shape[1:]), dtype=view.dtype)
+                scratch = np.empty((b - a, *view.shape[1:]), dtype=view.dtype)
             block = scratch[: b - a]
         np.copyto(block, view[a:b])
         rows = out[a * rows_per_image : b * rows_per_image]
         np.matmul(block.reshape(-1, k), weights, out=rows)
         if bias is not None:
-            rows += bias  # while the rows are in cache
+            rows += bias
+        if relu:
+            np.maximum(rows, 0, out=rows)
     return out
 
 
+def _chunks(n: int, rows_per_image: int, chunk_rows: int | None = None) -> list[tuple[int, int]]:
+    """``(start, stop)`` image ranges of about ``chunk_rows`` (default ``CHUNK_ROWS``) rows, at least one
+    image each, covering ``range(n)``; the first is the largest."""
+    step = max(1, (CHUNK_ROWS if chunk_rows is None else chunk_rows) // max(rows_per_image, 1))
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+
 def conv2d_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: tuple[int, int],
-                   cols: np.ndarray | None = None, keep_cols: bool = True):
+                   cols: np.ndarray | None = None, keep_cols: bool = True, relu: bool = False):
     """Cross-correlation ``Z[n, r, s, f] = sum_{i,j,c} W[i,j,c,f] * Xpad[n, r*st+i, s*st+j, c] + b[f]``.
 
     ``X (n, h, w, c), W (kh, kw, c, f), b (1, f) or None (no bias) -> Z (n, ho, wo, f)`` plus the cache
     ``(cols, X)`` that :func:`conv2d_backward` needs: ``cols (n, ho, wo, kh, kw, c)`` is the
     im2col matrix, filled chunk by chunk by :func:`patch_matmul` (``cols`` may be passed in as a
     reusable buffer). With ``keep_cols=False`` (inference) only a small scratch block is used
-    and the cache holds ``None``; the backward pass then rebuilds ``cols`` from ``X``.
+    and the cache holds ``None``; the backward pass then regathers the patches from ``X``.
+    With ``relu`` the result is ``max(Z, 0)``, rectified chunk by chunk while it is in cache.
     """
     kh, kw, c, f = W.shape
     n, h, w, _ = X.shape
     ho = conv_output_size(h, kh, pad[0], stride)
     wo = conv_output_size(w, kw, pad[1], stride)
-    view = patches(pad_nhwc(X, pad), (kh, kw), stride, (ho, wo))
     if keep_cols and cols is None:
-        cols = np.empty(view.shape, dtype=X.dtype)
-    Z = patch_matmul(view, W.reshape(kh * kw * c, f), np.empty((n * ho * wo, f), dtype=X.dtype),
-                     keep=cols if keep_cols else None, bias=None if b is None else b.reshape(1, f))
+        cols = np.empty((n, ho, wo, kh, kw, c), dtype=X.dtype)
+    Z = np.empty((n * ho * wo, f), dtype=X.dtype)
+    weights = W.reshape(kh * kw * c, f)
+    bias = None if b is None else b.reshape(1, f)
+
+    def images(a: int, b_: int) -> None:
+        view = patches(pad_nhwc(X[a:b_], pad), (kh, kw), stride, (ho, wo))
+        patch_matmul(view, weights, Z[a * ho * wo : b_ * ho * wo], keep=cols[a:b_] if keep_cols else None,
+                     bias=bias, relu=relu)
+
+    parallel.map_batch(images, n, work=n * ho * wo * kh * kw * c * f)
     return Z.reshape(n, ho, wo, f), (cols if keep_cols else None, X)
 
 
@@ -288,36 +306,96 @@ def transposed_conv_applies(kernel_shape, stride: int, pad) -> bool:
 
 
 def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tuple[int, int], need_dX: bool = True,
-                    need_db: bool = True):
+                    need_db: bool = True, relu_output: np.ndarray | None = None):
     """Gradients of :func:`conv2d_forward`.
 
     ``dZ (n, ho, wo, f) -> dX (n, h, w, c) (None unless need_dX), dW (kh, kw, c, f),
-    db (1, f) (None unless need_db)``.
+    db (1, f) (None unless need_db)``. With ``relu_output`` (the output ``Y`` of a forward pass
+    with ``relu=True``) ``dZ`` is the gradient at ``Y``, and the ReLU's derivative (``Y > 0``)
+    is applied first.
 
-    ``dW = cols^T dZ`` is one matrix product. ``dX``: with stride 1 it is the "full"
-    cross-correlation of ``dZ`` (padded by ``k - 1 - pad``) with the kernel flipped in space
-    and transposed in channels -- an im2col of ``dZ`` and one matrix product; otherwise
-    ``dcols = dZ W^T`` scattered back by :func:`col2im`.
+    ``dW = cols^T dZ``. ``dX``: with stride 1 it is the "full" cross-correlation of ``dZ``
+    (padded by ``k - 1 - pad``) with the kernel flipped in space and transposed in channels --
+    an im2col of ``dZ`` and one matrix product; otherwise ``dcols = dZ W^T`` scattered back by
+    :func:`col2im`. The batch is split over :mod:`~neural_networks.parallel` threads, and each
+    slice runs a few images at a time (:func:`_conv2d_backward_images`), so that a chunk's
+    ``dZ`` (masked, padded, gathered) and its patches stay in cache between the products.
     """
     cols, X = cache
-    in_shape = X.shape
+    n = X.shape[0]
+    dX = np.empty(X.shape, dtype=dZ.dtype) if need_dX else None
+
+    def images(a: int, b: int):
+        return _conv2d_backward_images(dZ[a:b], W, None if cols is None else cols[a:b], X[a:b], stride, pad,
+                                       None if dX is None else dX[a:b], need_db,
+                                       None if relu_output is None else relu_output[a:b])
+
     kh, kw, c, f = W.shape
-    n, ho, wo, _ = dZ.shape
+    parts = parallel.map_batch(images, n, work=(2 if need_dX else 1) * dZ.size * kh * kw * c)
+    dW, db = parts[0]
+    for dW_part, db_part in parts[1:]:  # slice order: the same sums for the same thread count
+        dW += dW_part
+        if need_db:
+            db += db_part
+    return dX, dW.reshape(W.shape), (db.astype(dZ.dtype).reshape(1, f) if need_db else None)
+
+
+def _conv2d_backward_images(dZ, W, cols, X, stride, pad, dX, need_db, relu_output):
+    """:func:`conv2d_backward` for one slice of the batch, a chunk of images at a time; writes
+    ``dX`` (this slice's rows of the output, or ``None``) and returns ``(dW (K, f), db (f,) float64 or None)``.
+
+    Per chunk: ``dZ_c`` (times the ReLU mask), its column sums for ``db``, ``dW += cols_c^T dZ_c``
+    (``cols_c`` from the forward pass's buffer, or regathered from ``X``), then ``dX_c``: for
+    stride 1, ``dZ_c`` copied into a zero-bordered block, its patches gathered and multiplied by
+    the flipped kernel; otherwise ``dZ_c W^T`` scattered back by :func:`col2im`. No full-size
+    padded, masked or gathered copy of ``dZ`` is made.
+    """
+    n, h, w, c = X.shape
+    kh, kw, _, f = W.shape
+    _, ho, wo, _ = dZ.shape
+    K = kh * kw * c
+    rows_out = ho * wo
+    chunks = _chunks(n, max(rows_out, h * w))
+    step = chunks[0][1] - chunks[0][0]
+    dW = np.zeros((K, f), dtype=dZ.dtype)
+    dW_part = np.empty((K, f), dtype=dZ.dtype)
+    db = np.zeros(f, dtype=np.float64) if need_db else None
     if cols is None:  # the forward pass ran without keeping its patches
-        cols = im2col(X, (kh, kw), stride, pad, (ho, wo))
-    dZ2 = dZ.reshape(n * ho * wo, f)
-    db = column_sums(dZ2).astype(dZ2.dtype).reshape(1, f) if need_db else None
-    dW = (cols.reshape(n * ho * wo, kh * kw * c).T @ dZ2).reshape(W.shape)
-    if not need_dX:
-        return None, dW, db
-    h, w = in_shape[1:3]
-    if transposed_conv_applies((kh, kw), stride, pad):
+        X_view = patches(pad_nhwc(X, pad), (kh, kw), stride, (ho, wo))
+        cols_scratch = np.empty((step, ho, wo, kh, kw, c), dtype=dZ.dtype)
+    if relu_output is not None:
+        masked = np.empty((step * rows_out, f), dtype=dZ.dtype)
+    transposed = transposed_conv_applies((kh, kw), stride, pad)
+    if dX is not None and transposed:
+        p0, p1 = kh - 1 - pad[0], kw - 1 - pad[1]
+        dZ_block = np.zeros((step, ho + 2 * p0, wo + 2 * p1, f), dtype=dZ.dtype)  # the border stays zero
+        dZ_patches = np.empty((step, h, w, kh, kw, f), dtype=dZ.dtype)
         W_flipped = np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh * kw * f, c)
-        view = patches(pad_nhwc(dZ, (kh - 1 - pad[0], kw - 1 - pad[1])), (kh, kw), 1, (h, w))
-        dX = patch_matmul(view, W_flipped, np.empty((n * h * w, c), dtype=dZ.dtype))
-        return dX.reshape(in_shape), dW, db
-    dcols_ = (dZ2 @ W.reshape(kh * kw * c, f).T).reshape(n, ho, wo, kh, kw, c)
-    return col2im(dcols_, in_shape, (kh, kw), stride, pad), dW, db
+    for a, b in chunks:
+        m = b - a
+        dZ_c = dZ[a:b].reshape(m * rows_out, f)
+        if relu_output is not None:
+            dZ_c = np.multiply(dZ_c, relu_output[a:b].reshape(m * rows_out, f) > 0, out=masked[: m * rows_out])
+        if need_db:
+            db += column_sums(dZ_c)
+        if cols is None:
+            np.copyto(cols_scratch[:m], X_view[a:b])
+            cols_c = cols_scratch[:m]
+        else:
+            cols_c = cols[a:b]
+        np.matmul(cols_c.reshape(m * rows_out, K).T, dZ_c, out=dW_part)
+        dW += dW_part
+        if dX is None:
+            continue
+        if transposed:
+            block = dZ_block[:m]
+            block[:, p0 : p0 + ho, p1 : p1 + wo] = dZ_c.reshape(m, ho, wo, f)
+            np.copyto(dZ_patches[:m], patches(block, (kh, kw), 1, (h, w)))
+            np.matmul(dZ_patches[:m].reshape(m * h * w, kh * kw * f), W_flipped, out=dX[a:b].reshape(m * h * w, c))
+        else:
+            dcols = (dZ_c @ W.reshape(K, f).T).reshape(m, ho, wo, kh, kw, c)
+            dX[a:b] = col2im(dcols, (m, h, w, c), (kh, kw), stride, pad)
+    return dW, db
 
 
 # ----------------------------------------------------------------------------- pooling

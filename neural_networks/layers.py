@@ -18,7 +18,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import functional as F
-from .activations import Activation, initialize_activation
+from .activations import Activation, ReLU, initialize_activation
 from .validation import boolean, positive_int
 from .weights import initialize_weights
 
@@ -57,6 +57,10 @@ class Layer(ABC):
     sets one derived from its seed); ``training`` switches layers whose behaviour differs
     between training and evaluation.
     """
+
+    # Whether the layer's kernels split the batch over threads (:mod:`neural_networks.parallel`);
+    # a model containing one runs its steps in a parallel region.
+    splits_batch = False
 
     def __init__(self) -> None:
         self.activation: Activation | None = None
@@ -250,6 +254,7 @@ class Conv2D(_ParametricLayer):
     """
 
     name = "conv2d"
+    splits_batch = True
 
     def __init__(self, n_out: int, kernel_shape=(3, 3), activation="relu", stride: int = 1, pad="same",
                  weight_init: str = "xavier_uniform", use_bias: bool = True) -> None:
@@ -282,16 +287,32 @@ class Conv2D(_ParametricLayer):
         # Training keeps the patches for dW in a buffer reused across batches; evaluation keeps
         # none (a backward pass after it rebuilds them), so large inference batches stay small.
         cols = self._buffer("cols", (X.shape[0], *out_hw, kh, kw, X.shape[3]), X.dtype) if self.training else None
+        # A ReLU is applied inside the kernel, chunk by chunk while the rows are in cache; only its
+        # output is kept, whose positive entries are exactly those of Z (as BatchNorm does).
+        relu = isinstance(self.activation, ReLU)
         Z, conv_cache = F.conv2d_forward(X, self._param("W", X.dtype), self._bias(X.dtype), self.stride, self.pad,
-                                         cols=cols, keep_cols=self.training)
-        self.cache["conv"] = conv_cache
+                                         cols=cols, keep_cols=self.training, relu=relu)
+        self.cache = OrderedDict(conv=conv_cache)
+        if relu:
+            self.cache["Y"] = Z
+            return Z
         self.cache["Z"] = Z
         return self.activation(Z)
 
+    def backward(self, dLdY: np.ndarray) -> np.ndarray:
+        if "Y" not in self.cache:
+            return super().backward(dLdY)
+        Y = self.cache["Y"]
+        dLdY = self._check_grad_shape(dLdY, Y.shape)
+        return self._conv_backward(dLdY.astype(Y.dtype, copy=False), relu_output=Y)
+
     def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
-        dtype = self.cache["Z"].dtype
-        dX, dW, db = F.conv2d_backward(dLdZ.astype(dtype, copy=False), self._param("W", dtype), self.cache["conv"],
-                                       self.stride, self.pad, need_dX=self.input_gradient, need_db=self.use_bias)
+        dtype = (self.cache["Y"] if "Y" in self.cache else self.cache["Z"]).dtype
+        return self._conv_backward(dLdZ.astype(dtype, copy=False))
+
+    def _conv_backward(self, dL: np.ndarray, relu_output: np.ndarray | None = None) -> np.ndarray:
+        dX, dW, db = F.conv2d_backward(dL, self._param("W", dL.dtype), self.cache["conv"], self.stride, self.pad,
+                                       need_dX=self.input_gradient, need_db=self.use_bias, relu_output=relu_output)
         self._store_gradient("W", dW)
         if self.use_bias:
             self._store_gradient("b", db)

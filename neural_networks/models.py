@@ -12,6 +12,7 @@ Two ways to build one:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import OrderedDict
@@ -19,6 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import functional as F
+from . import parallel
 from .activations import SoftMax
 from .io import atomic_write
 from .layers import Layer, initialize_layer
@@ -119,11 +121,24 @@ class NeuralNetwork:
         return isinstance(self.loss, CrossEntropy) and isinstance(last.activation, SoftMax) and hasattr(
             last, "backward_preactivation")
 
+    def parallel_region(self):
+        """:func:`parallel.region` if a layer splits its batch over threads (convolutions), else a no-op.
+
+        Inside the region numpy's BLAS runs single-threaded, so that no BLAS call of the step
+        (dense layers, batch-norm sums) leaves BLAS worker threads spinning on the cores that
+        the convolutions' batch threads need. Networks without convolutions keep BLAS's own
+        threads for their dense products.
+        """
+        if any(layer.splits_batch for layer in self.layers):
+            return parallel.region()
+        return contextlib.nullcontext()
+
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Run ``X`` through every layer; returns the last layer's output."""
         Y = X
-        for layer in self.layers:
-            Y = layer.forward(Y)
+        with self.parallel_region():
+            for layer in self.layers:
+                Y = layer.forward(Y)
         self._last_output = Y
         return Y
 
@@ -141,6 +156,10 @@ class NeuralNetwork:
                 f"labels of shape {target.shape} do not match the network's output of shape {np.shape(out)} "
                 "(targets must be one-hot with one column per output unit)"
             )
+        with self.parallel_region():
+            return self._backward(target, out)
+
+    def _backward(self, target: np.ndarray, out: np.ndarray) -> float:
         if self._fused_softmax_cross_entropy and out is self._last_output:
             last = self.layers[-1]
             Z = last.cache["Z"]
@@ -196,7 +215,8 @@ class NeuralNetwork:
         was_training = self.training
         self.eval_mode()
         try:
-            outputs = [self._forward_tta(X[i : i + batch_size], tta) for i in range(0, len(X), batch_size)]
+            with self.parallel_region():
+                outputs = [self._forward_tta(X[i : i + batch_size], tta) for i in range(0, len(X), batch_size)]
         finally:
             self.train_mode(was_training)
         Y_hat = np.concatenate(outputs) if outputs else np.empty((0,))
@@ -248,11 +268,13 @@ class NeuralNetwork:
 
     # ------------------------------------------------------------------ training
     def train_step(self, X: np.ndarray, Y: np.ndarray, epoch: float) -> tuple[float, int]:
-        """One mini-batch: forward, backward, update. Returns ``(loss, correct predictions)``."""
-        Y_hat = self.forward(X)
-        loss = self.backward(Y, Y_hat)
-        correct = _accuracy_counts(Y, Y_hat)
-        self.update(epoch)
+        """One mini-batch: forward, backward, update. Returns ``(loss, correct predictions)``.
+        With convolutions it runs in one parallel region (see :meth:`parallel_region`)."""
+        with self.parallel_region():
+            Y_hat = self.forward(X)
+            loss = self.backward(Y, Y_hat)
+            correct = _accuracy_counts(Y, Y_hat)
+            self.update(epoch)
         return loss, correct
 
     def train(self, dataset, epochs: int, verbose: int = 1, start_epoch: int = 0, history: History | None = None) -> History:
