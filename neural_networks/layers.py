@@ -285,7 +285,7 @@ class Conv2D(_ParametricLayer):
         kh, kw = self.kernel_shape
         out_hw = [F.conv_output_size(X.shape[1 + a], self.kernel_shape[a], self.pad[a], self.stride) for a in (0, 1)]
         # Training keeps the patches for dW in a buffer reused across batches; evaluation keeps
-        # none (a backward pass after it rebuilds them), so large inference batches stay small.
+        # none (a backward pass after it regathers them chunk by chunk), so large inference batches stay small.
         cols = self._buffer("cols", (X.shape[0], *out_hw, kh, kw, X.shape[3]), X.dtype) if self.training else None
         # A ReLU is applied inside the kernel, chunk by chunk while the rows are in cache; only its
         # output is kept, whose positive entries are exactly those of Z (as BatchNorm does).

@@ -9,11 +9,12 @@ two-thread BLAS leaves one core idle during every copy. Measured on the 2-core m
 each): 77-81 ms in one thread, 63-64 ms split in two.
 
 The number of threads is ``$NEURAL_NETWORKS_NUM_THREADS`` if set, else the number of threads
-numpy's BLAS had when this module first needed it (``OPENBLAS_NUM_THREADS`` and friends
-therefore apply too). With one thread, or where the BLAS thread count cannot be controlled
-(``threadpoolctl`` finds no BLAS), kernels run in the calling thread as before. Results do not
-depend on the thread count beyond float rounding: slices are fixed by the batch size and the
-count, and partial sums (weight gradients) are added in slice order.
+numpy's BLAS uses at the time of the call (so ``OPENBLAS_NUM_THREADS`` and threadpoolctl limits
+apply too). With one thread, or where the BLAS thread count cannot be controlled
+(``threadpoolctl`` finds no BLAS), kernels run in the calling thread. Results do not depend on
+the thread count beyond float rounding: slices are fixed by the batch size and the count, and
+partial sums (weight gradients) are added in slice order, so one count gives the same bits
+every run.
 
 One parallel region runs at a time (a lock); a kernel called from inside a worker runs
 serially in that worker. While a region runs, numpy's BLAS is limited to one thread
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Callable, TypeVar
 
 __all__ = ["num_threads", "region", "map_batch", "split_points", "ENV_THREADS", "MIN_PARALLEL_WORK"]
@@ -38,6 +39,7 @@ _state = threading.local()  # .worker: inside a slice; .threads: count of the re
 _lock = threading.RLock()
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] | None = None  # (process id, workers) the pool was made for
+_pool_cpus: list[int] = []  # CPUs the pool's threads are pinned to (cpus[0]: the caller's, during a map)
 _blas = None  # threadpoolctl controller of the BLAS libraries loaded when first needed
 
 
@@ -102,18 +104,46 @@ def region():
             _state.threads = None
 
 
-def _mark_worker() -> None:
+def _cpus() -> list[int]:
+    """The CPUs this process may run on (empty where the OS cannot pin threads)."""
+    if not hasattr(os, "sched_getaffinity") or not hasattr(os, "sched_setaffinity"):
+        return []
+    return sorted(os.sched_getaffinity(0))
+
+
+def _pin(cpu: int | None) -> None:
+    """Keep the calling thread on ``cpu`` (no-op for ``None`` or where pinning is refused)."""
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError:
+            pass
+
+
+def _start_worker(cpus: list[int], counter: list[int]) -> None:
+    """Pool thread initializer: mark the thread as a slice worker and pin worker ``k`` (from 1) to
+    ``cpus[k % len(cpus)]``; the calling thread takes ``cpus[0]`` (see :func:`map_batch`)."""
     _state.worker = True
+    with _counter_lock:
+        counter[0] += 1
+        index = counter[0]
+    _pin(cpus[index % len(cpus)] if cpus else None)
+
+
+_counter_lock = threading.Lock()
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_key
+    global _pool, _pool_key, _pool_cpus
     key = (os.getpid(), workers)
     if _pool is None or _pool_key != key:
         # A fresh pool after a fork (the parent's threads do not exist in the child) or for a new count.
         if _pool is not None and _pool_key[0] == key[0]:
             _pool.shutdown(wait=False)
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="neural_networks", initializer=_mark_worker)
+        cpus = _cpus()
+        _pool_cpus = cpus if len(cpus) > workers else []  # pin only with a core for every thread
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="neural_networks",
+                                   initializer=_start_worker, initargs=(_pool_cpus, [0]))
         _pool_key = key
     return _pool
 
@@ -148,10 +178,14 @@ def map_batch(fn: Callable[[int, int], T], n: int, work: int | None = None) -> l
         slices = split_points(n, threads)
         pool = _executor(threads - 1)
         futures = [pool.submit(fn, a, b) for a, b in slices[1:]]
+        allowed = _cpus() if _pool_cpus else None
+        _pin(_pool_cpus[0] if _pool_cpus else None)
         try:
             _state.worker = True  # the caller works on the first slice itself
             first = fn(*slices[0])
         finally:
             _state.worker = False
+            if allowed:
+                os.sched_setaffinity(0, allowed)
             wait(futures)  # every slice finishes (even if one failed) before BLAS threads are restored
         return [first] + [future.result() for future in futures]

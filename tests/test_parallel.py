@@ -1,0 +1,192 @@
+"""Batch-parallel kernels: slicing, the BLAS thread limit of a region, errors, and convolutions
+giving the same results in one thread, in two, and in several uneven slices and chunks."""
+
+import contextlib
+import itertools
+import os
+import threading
+import unittest
+from unittest import mock
+
+import numpy as np
+
+from neural_networks import functional as F
+from neural_networks import parallel
+
+BLAS = parallel._blas_controller()
+
+
+def blas_threads() -> int:
+    return max(lib.num_threads for lib in BLAS.lib_controllers)
+
+
+def threads_env(count):
+    """Environment with ``NEURAL_NETWORKS_NUM_THREADS`` set to ``count`` (removed for ``None``)."""
+    env = {k: v for k, v in os.environ.items() if k != parallel.ENV_THREADS}
+    if count is not None:
+        env[parallel.ENV_THREADS] = str(count)
+    return mock.patch.dict(os.environ, env, clear=True)
+
+
+@contextlib.contextmanager
+def forced(count):
+    """``count`` threads for every kernel, however small its work."""
+    with threads_env(count), mock.patch.object(parallel, "MIN_PARALLEL_WORK", 0):
+        yield
+
+
+class TestSlices(unittest.TestCase):
+    def test_split_points_cover_the_range_evenly(self):
+        for n, parts in itertools.product(range(1, 12), range(1, 6)):
+            if parts > n:
+                continue
+            slices = parallel.split_points(n, parts)
+            self.assertEqual(len(slices), parts)
+            self.assertEqual(slices[0][0], 0)
+            self.assertEqual(slices[-1][1], n)
+            for (a, b), (c, _) in zip(slices, slices[1:]):
+                self.assertEqual(b, c)
+            sizes = [b - a for a, b in slices]
+            self.assertLessEqual(max(sizes) - min(sizes), 1)
+            self.assertGreaterEqual(min(sizes), 1)
+
+
+@unittest.skipIf(BLAS is None, "no controllable BLAS (threadpoolctl cannot see numpy's BLAS)")
+class TestMapBatch(unittest.TestCase):
+    def test_results_in_slice_order_and_slices_run_at_once(self):
+        together = threading.Barrier(3, timeout=30)  # broken unless three slices run concurrently
+
+        def fn(a, b):
+            together.wait()
+            return (a, b, blas_threads())
+
+        with forced(3):
+            out = parallel.map_batch(fn, 10)
+        self.assertEqual([(a, b) for a, b, _ in out], [(0, 3), (3, 6), (6, 10)])
+        self.assertTrue(all(t == 1 for _, _, t in out), "BLAS limited to one thread inside the slices")
+
+    def test_serial_cases(self):
+        def fn(a, b):
+            return (a, b)
+
+        with threads_env(2):
+            self.assertEqual(parallel.map_batch(fn, 10, work=parallel.MIN_PARALLEL_WORK - 1), [(0, 10)])
+            self.assertEqual(parallel.map_batch(fn, 1, work=10**12), [(0, 1)])
+        with forced(1):
+            self.assertEqual(parallel.map_batch(fn, 10), [(0, 10)])
+
+    def test_nested_call_runs_serially_inside_a_slice(self):
+        with forced(2):
+            out = parallel.map_batch(lambda a, b: parallel.map_batch(lambda c, d: (c, d), b - a), 8)
+        self.assertEqual(out, [[(0, 4)], [(0, 4)]])
+
+    def test_error_in_a_slice_propagates_and_blas_threads_come_back(self):
+        before = blas_threads()
+
+        def fn(a, b):
+            if a > 0:
+                raise RuntimeError(f"slice {a}:{b} failed")
+            return a
+
+        with forced(2):
+            with self.assertRaisesRegex(RuntimeError, "slice 5:10 failed"):
+                parallel.map_batch(fn, 10)
+        self.assertEqual(blas_threads(), before)
+
+    def test_region_limits_blas_and_keeps_the_thread_count(self):
+        before = blas_threads()
+        with threads_env(2):
+            with parallel.region():
+                self.assertEqual(blas_threads(), 1)
+                self.assertEqual(parallel.num_threads(), 2)
+                with parallel.region():  # nested: no-op
+                    self.assertEqual(blas_threads(), 1)
+                self.assertEqual(blas_threads(), 1)
+        self.assertEqual(blas_threads(), before)
+        with self.assertRaises(KeyError):
+            with threads_env(2), parallel.region():
+                raise KeyError("inside")
+        self.assertEqual(blas_threads(), before)
+
+    def test_bad_thread_count(self):
+        for bad in ("0", "-2", "two", "1.5"):
+            with threads_env(bad):
+                with self.assertRaisesRegex(ValueError, parallel.ENV_THREADS):
+                    parallel.num_threads()
+
+
+def reference_conv(X, W, b, stride, pad, dZ):
+    """Z, dX, dW, db of a convolution in float64 with loops over output positions and taps."""
+    n, h, w, c = X.shape
+    kh, kw, _, f = W.shape
+    ho, wo = (F.conv_output_size(h, kh, pad[0], stride), F.conv_output_size(w, kw, pad[1], stride))
+    Xp = np.pad(X, ((0, 0), (pad[0],) * 2, (pad[1],) * 2, (0, 0)))
+    Z = np.zeros((n, ho, wo, f)) + b.reshape(f)
+    dXp = np.zeros_like(Xp)
+    dW = np.zeros_like(W)
+    for r, s, i, j in itertools.product(range(ho), range(wo), range(kh), range(kw)):
+        x = Xp[:, r * stride + i, s * stride + j, :]
+        Z[:, r, s, :] += x @ W[i, j]
+        dW[i, j] += x.T @ dZ[:, r, s, :]
+        dXp[:, r * stride + i, s * stride + j, :] += dZ[:, r, s, :] @ W[i, j].T
+    return Z, dXp[:, pad[0] : pad[0] + h, pad[1] : pad[1] + w], dW, dZ.sum(axis=(0, 1, 2))[None]
+
+
+CASES = [  # (batch, h, w, c, f, kernel, stride, pad)
+    (5, 6, 6, 3, 4, (3, 3), 1, (1, 1)),
+    (7, 5, 7, 2, 3, (3, 3), 2, (1, 1)),
+    (3, 6, 5, 2, 2, (2, 3), 1, (0, 2)),
+    (4, 7, 7, 3, 2, (5, 5), 1, (2, 2)),
+    (6, 8, 6, 1, 3, (3, 2), 3, (1, 0)),
+]
+
+
+@unittest.skipIf(BLAS is None, "no controllable BLAS (threadpoolctl cannot see numpy's BLAS)")
+class TestConvolutionSlices(unittest.TestCase):
+    """Forward and backward against the loop reference, in 1-4 threads and with chunks of one
+    image up to the whole slice (uneven last slices and chunks included), with and without the
+    fused ReLU, kept or regathered patches, and with or without dX."""
+
+    def test_against_reference(self):
+        rng = np.random.default_rng(0)
+        for case, threads, chunk_rows, relu, keep in itertools.product(CASES, (1, 2, 3, 4), (1, 50, 10**6),
+                                                                       (False, True), (False, True)):
+            n, h, w, c, f, kernel, stride, pad = case
+            X = rng.standard_normal((n, h, w, c))
+            W = rng.standard_normal((*kernel, c, f))
+            b = rng.standard_normal((1, f))
+            with self.subTest(case=case, threads=threads, chunk_rows=chunk_rows, relu=relu, keep=keep), \
+                    forced(threads), mock.patch.object(F, "CHUNK_ROWS", chunk_rows):
+                Z, cache = F.conv2d_forward(X, W, b, stride, pad, keep_cols=keep, relu=relu)
+                dY = rng.standard_normal(Z.shape)
+                Z_ref, _, _, _ = reference_conv(X, W, b, stride, pad, dY)
+                np.testing.assert_allclose(Z, np.maximum(Z_ref, 0) if relu else Z_ref, rtol=1e-10, atol=1e-12)
+                dZ = dY * (Z_ref > 0) if relu else dY
+                _, dX_ref, dW_ref, db_ref = reference_conv(X, W, b, stride, pad, dZ)
+                dX, dW, db = F.conv2d_backward(dY, W, cache, stride, pad, relu_output=Z if relu else None)
+                np.testing.assert_allclose(dX, dX_ref, rtol=1e-10, atol=1e-11)
+                np.testing.assert_allclose(dW, dW_ref, rtol=1e-10, atol=1e-11)
+                np.testing.assert_allclose(db, db_ref, rtol=1e-10, atol=1e-11)
+                no_dX, dW2, no_db = F.conv2d_backward(dY, W, cache, stride, pad, need_dX=False, need_db=False,
+                                                      relu_output=Z if relu else None)
+                self.assertIsNone(no_dX)
+                self.assertIsNone(no_db)
+                np.testing.assert_allclose(dW2, dW_ref, rtol=1e-10, atol=1e-11)
+
+    def test_same_thread_count_same_bits(self):
+        rng = np.random.default_rng(1)
+        X = rng.standard_normal((9, 8, 8, 4)).astype(np.float32)
+        W = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
+        dY = rng.standard_normal((9, 8, 8, 5)).astype(np.float32)
+        runs = []
+        for _ in range(2):
+            with forced(2):
+                Z, cache = F.conv2d_forward(X, W, None, 1, (1, 1), relu=True)
+                runs.append((Z, *F.conv2d_backward(dY, W, cache, 1, (1, 1), need_db=False, relu_output=Z)))
+        for a, b in zip(*runs):
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
+
+
+if __name__ == "__main__":
+    unittest.main()
