@@ -4,9 +4,14 @@ NumPy releases the GIL in its copies, ufuncs and matrix products, so threads in 
 run at once. The convolution kernels split their batch into ``num_threads()`` contiguous slices
 and run each in a worker thread, with numpy's BLAS limited to one thread meanwhile: every
 core then gathers its own patches and multiplies them, where a single thread calling a
-two-thread BLAS leaves one core idle during every copy. Measured on the 2-core machine
-(Conv2D 3x3 +ReLU, batch 128, 16x16x32 -> 64, forward+backward, interleaved, 30 repetitions
-each): 77-81 ms in one thread, 63-64 ms split in two.
+two-thread BLAS leaves one core idle during every copy. During a map the calling thread and
+each pool thread are pinned to their own CPU (where the OS allows it and there is a CPU for
+every thread; the caller's affinity is restored afterwards): without pinning, the scheduler
+often woke the pool thread on the caller's core, and the two slices shared one core for much of
+a layer. Measured on the 2-core machine with ``benchmarks/bench_layers.py`` (ratio to PyTorch
+of the issue's target Conv2D, b128 16x16x32 -> 64, forward+backward): 1.46-1.72x in one thread,
+1.19-1.48x split without pinning, 1.05-1.17x split and pinned; the ``cifar10_cnn`` training step
+(batch 64): 1.20-1.36x, 1.25-1.41x and 1.07-1.22x.
 
 The number of threads is ``$NEURAL_NETWORKS_NUM_THREADS`` if set, else the number of threads
 numpy's BLAS uses at the time of the call (so ``OPENBLAS_NUM_THREADS`` and threadpoolctl limits

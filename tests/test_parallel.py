@@ -65,6 +65,15 @@ class TestMapBatch(unittest.TestCase):
         self.assertEqual([(a, b) for a, b, _ in out], [(0, 3), (3, 6), (6, 10)])
         self.assertTrue(all(t == 1 for _, _, t in out), "BLAS limited to one thread inside the slices")
 
+    @unittest.skipUnless(len(parallel._cpus()) >= 2, "needs two CPUs to pin to")
+    def test_slices_are_pinned_to_distinct_cpus_and_the_caller_is_restored(self):
+        before = os.sched_getaffinity(0)
+        with forced(2):
+            out = parallel.map_batch(lambda a, b: os.sched_getaffinity(0), 4)
+        self.assertEqual([len(cpus) for cpus in out], [1, 1])
+        self.assertNotEqual(out[0], out[1])
+        self.assertEqual(os.sched_getaffinity(0), before)
+
     def test_serial_cases(self):
         def fn(a, b):
             return (a, b)
@@ -186,6 +195,39 @@ class TestConvolutionSlices(unittest.TestCase):
         for a, b in zip(*runs):
             if a is not None:
                 np.testing.assert_array_equal(a, b)
+
+
+@unittest.skipIf(BLAS is None, "no controllable BLAS (threadpoolctl cannot see numpy's BLAS)")
+class TestModelSteps(unittest.TestCase):
+    """Training steps of a small CNN (conv+ReLU, conv, batch norm, pooling, dense) in one thread and
+    in two end with the same parameters up to float32 rounding; BLAS threads are restored."""
+
+    def build(self):
+        from neural_networks.layers import BatchNorm, Conv2D, Flatten, FullyConnected, Pool2D
+        from neural_networks.models import NeuralNetwork
+
+        layers = [Conv2D(6), Conv2D(8, activation="linear", use_bias=False), Pool2D((2, 2), stride=2),
+                  BatchNorm(activation="relu"), Flatten(), FullyConnected(4, activation="softmax")]
+        return NeuralNetwork(layers=layers, loss="cross_entropy", seed=3,
+                             optimizer_args={"name": "sgd", "lr": 0.1, "momentum": 0.9})
+
+    def test_one_and_two_threads_agree(self):
+        rng = np.random.default_rng(4)
+        X = rng.standard_normal((10, 8, 8, 3)).astype(np.float32)
+        Y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 10)]
+        before = blas_threads()
+        models = {}
+        for threads in (1, 2):
+            model = self.build()
+            with forced(threads):
+                for epoch in range(3):
+                    model.train_step(X, Y, epoch)
+                models[threads] = model
+            self.assertEqual(blas_threads(), before)
+        self.assertTrue(models[2].layers[0].splits_batch)
+        for one, two in zip(models[1].layers, models[2].layers):
+            for key in one.parameters:
+                np.testing.assert_allclose(one.parameters[key], two.parameters[key], rtol=2e-4, atol=2e-5)
 
 
 if __name__ == "__main__":
