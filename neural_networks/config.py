@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from .utils import to_plain
+
 __all__ = ["ConfigError", "load_config", "apply_overrides", "validate_config", "TOP_LEVEL_KEYS", "dump_config"]
 
 TOP_LEVEL_KEYS = {"name": True, "seed": False, "epochs": False, "data": True, "model": True, "optimizer": True,
@@ -78,7 +80,7 @@ def validate_config(config: dict) -> dict:
     from .tta import check_tta
 
     _check_keys(config, TOP_LEVEL_KEYS, "config")
-    config = copy.deepcopy(config)
+    config = to_plain(config)  # a copy, with AttrDicts and tuples as plain YAML data
     for key, value in DEFAULTS.items():
         config.setdefault(key, value)
     if not isinstance(config["name"], str) or not config["name"] or "/" in config["name"]:

@@ -62,8 +62,8 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
     """
     config = validate_config(config)
     run_dir = Path(out_dir) / config["name"]
-    logger = Logger(model_args=config["model"], data_args=config["data"], save=True, plot=True,
-                    save_dir=Path(out_dir), name=config["name"])
+    logger = Logger(config["name"], model_args=config["model"], data_args=config["data"], save=True, plot=True,
+                    save_dir=Path(out_dir))
     with atomic_write(run_dir / "config.yaml", "w") as handle:
         handle.write(dump_config(config))
     dataset = build_dataset(config)
@@ -76,8 +76,7 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
         model = NeuralNetwork.load(last, logger=logger)
         start_epoch = int(model.extra.get("epoch", 0))
         logger.best_val_accuracy = float(model.extra.get("best_val_accuracy", float("-inf")))
-        rows = [r for r in read_metrics_csv(run_dir / "metrics.csv") if r["epoch"] <= start_epoch]
-        logger.rows = [{**r, "epoch": int(r["epoch"])} for r in rows]
+        rows = logger.restore(start_epoch)
         for row in rows:
             history.append(**{k: v for k, v in row.items() if k != "epoch" and v is not None})
         previous_seconds = sum(r["seconds"] or 0.0 for r in rows)

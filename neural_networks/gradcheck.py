@@ -1,50 +1,25 @@
-"""Numerical gradient checks (the spec's two-sided finite differences).
+"""The gradient-check report over every activation, layer and loss type.
 
-``check_gradients(fn, x, dLdf)`` estimates ``dL/dx`` for ``L = sum(fn(x) * dLdf)``;
-compare it with an analytic gradient using :func:`relative_error`.
-:func:`check_all` runs that comparison for every activation, layer and loss type and
-:func:`main` (``python -m neural_networks.gradcheck`` or ``neural-networks gradcheck``) prints
-the table.
+The finite differences themselves live in :mod:`neural_networks.utils` (the spec's
+``check_gradients(fn, grad, x, dLdf)`` and the estimate ``numerical_gradient(fn, x, dLdf)``, both
+re-exported here). :func:`check_all` compares every analytic gradient with the estimate using
+:func:`relative_error` (a max-norm error) and :func:`main` (``python -m neural_networks.gradcheck``
+or ``neural-networks gradcheck``) prints the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
 from .activations import ACTIVATIONS, initialize_activation
 from .layers import Layer, initialize_layer
 from .losses import LOSSES, initialize_loss
+from .utils import check_gradients, numerical_gradient
 
 __all__ = ["check_gradients", "numerical_gradient", "relative_error", "GradientCheck", "check_layer", "check_all", "main"]
 
 
-def check_gradients(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dLdf: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Two-sided finite-difference estimate of ``dL/dx`` where ``L = sum(fn(x) * dLdf)``:
-    ``(L(x + h e_i) - L(x - h e_i)) / (2h)`` for every element ``i`` of ``x``.
-
-    ``x`` is perturbed in place and restored; use float64 for meaningful results.
-    Cost: two calls of ``fn`` per element of ``x``.
-    """
-    x = np.asarray(x)
-    grad = np.zeros(x.shape, dtype=np.float64)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    if not np.shares_memory(flat, x):
-        raise ValueError("check_gradients needs a contiguous array x (it perturbs x in place)")
-    for i in range(flat.size):
-        original = flat[i]
-        flat[i] = original + h
-        plus = np.sum(fn(x) * dLdf)
-        flat[i] = original - h
-        minus = np.sum(fn(x) * dLdf)
-        flat[i] = original
-        gflat[i] = (plus - minus) / (2 * h)
-    return grad
-
-
-numerical_gradient = check_gradients
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
@@ -83,10 +58,10 @@ def check_layer(layer: Layer, X: np.ndarray, rng: np.random.Generator, name: str
     dY = rng.standard_normal(Y.shape)
     dX = layer.backward(dY)
     analytic = {"X": dX, **{k: v.copy() for k, v in layer.gradients.items()}}
-    rows = [GradientCheck(name, "X", relative_error(dX, check_gradients(layer.forward, X.copy(), dY, h)))]
+    rows = [GradientCheck(name, "X", relative_error(dX, numerical_gradient(layer.forward, X.copy(), dY, h)))]
     for key in layer.parameters:
         param = layer.parameters[key].copy()
-        numeric = check_gradients(layer.forward_with_param(key, X), param, dY, h)
+        numeric = numerical_gradient(layer.forward_with_param(key, X), param, dY, h)
         rows.append(GradientCheck(name, key, relative_error(analytic[key], numeric)))
     return rows
 
@@ -105,7 +80,7 @@ def check_all(seed: int = 0) -> list[GradientCheck]:
         Z = _away_from_zero(rng, (4, 5))
         dY = rng.standard_normal(Z.shape)
         rows.append(GradientCheck(f"activation {act_name}", "Z",
-                                  relative_error(act.backward(Z, dY), check_gradients(act.forward, Z.copy(), dY))))
+                                  relative_error(act.backward(Z, dY), numerical_gradient(act.forward, Z.copy(), dY))))
     layer_cases = [
         ("fully_connected relu", dict(name="fully_connected", n_out=4, activation="relu"), (3, 5)),
         ("fully_connected softmax", dict(name="fully_connected", n_out=4, activation="softmax"), (3, 5)),
@@ -130,7 +105,7 @@ def check_all(seed: int = 0) -> list[GradientCheck]:
         Y = np.eye(3)[rng.integers(0, 3, size=4)]
         rows.append(GradientCheck(f"loss {loss_name}", "Y_hat",
                                   relative_error(loss.backward(Y, Y_hat),
-                                                 check_gradients(lambda p: np.array(loss.forward(Y, p)), Y_hat.copy(), 1.0))))
+                                                 numerical_gradient(lambda p: loss.forward(Y, p), Y_hat.copy(), 1.0))))
     return rows
 
 

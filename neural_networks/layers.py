@@ -4,10 +4,15 @@ kernels in :mod:`neural_networks.functional`.
 Every layer has the spec's attributes ``parameters``, ``gradients`` (same keys),
 ``cache`` (all ``OrderedDict``), ``activation``, ``n_in`` and ``n_out``, and the methods
 ``forward(X)``, ``backward(dLdY)`` and ``clear_gradients()``. Parameters are created on the
-first forward pass, from the input's shape, as float32.
+first forward pass, from the input's shape.
 
-A layer computes in the floating dtype of its input (float32 for training, float64 for
-gradient checks); integer input (e.g. uint8 pixels) is converted to float32.
+Dtypes: a layer computes in the floating dtype of its input (float32 for training, float64 for
+gradient checks); integer input (e.g. uint8 pixels) is converted to float32. Parameters made by
+a first forward pass on float64 input are float64 (so the course's gradient check, which
+perturbs ``layer.parameters[name]`` by 1e-6, sees no float32 rounding), and float32 otherwise
+(training); a direct call of ``_init_parameters(X_shape)`` makes float64 parameters, as the
+course's own helper did. A layer's ``n_out`` may be ``None`` until a model sizes its output
+layer from the data set it trains on.
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ def _as_float(X, where: str) -> np.ndarray:
     if X.dtype.kind in "biu":
         return X.astype(np.float32)
     raise TypeError(f"{where}: expected a numeric array, got dtype {X.dtype}")
+
+
+def _param_dtype(X: np.ndarray):
+    """The dtype of parameters made for input ``X``: float64 for float64 input, else float32."""
+    return np.float64 if X.dtype == np.float64 else np.float32
+
+
+def _output_size(n_out, what: str) -> int | None:
+    """``n_out`` as a positive int, or ``None`` (sized later from the data set)."""
+    return None if n_out is None else positive_int(n_out, what)
 
 
 def _pair(value, what: str) -> tuple[int, int]:
@@ -123,6 +138,25 @@ class Layer(ABC):
         cls = type(self).__name__
         return cls if self.index is None else f"{cls} (layer {self.index})"
 
+    def _get_parameters(self) -> list:
+        """The parameter arrays, in order (the course's helper)."""
+        return list(self.parameters.values())
+
+    def _get_cache(self) -> list:
+        """The cached values, in order (the course's helper)."""
+        return list(self.cache.values())
+
+    def _get_gradients(self) -> list:
+        """The gradient arrays, in order (the course's helper)."""
+        return list(self.gradients.values())
+
+    def _check_output_size(self) -> None:
+        if self.n_out is None:
+            raise ValueError(
+                f"{self.where}: n_out is None, so the layer's output size is unknown. Set n_out, or train the "
+                "model on a data set first: a model sizes its output layer from dataset.out_dim"
+            )
+
     def _check_rank(self, X: np.ndarray, rank: int, layout: str) -> None:
         if X.ndim != rank:
             raise ValueError(f"{self.where}: expected input of rank {rank} {layout}, got shape {X.shape}")
@@ -179,12 +213,12 @@ class _ParametricLayer(Layer):
         """Backward pass given ``dL/dZ`` (the gradient before the activation); used by the
         model for the fused softmax + cross-entropy gradient."""
 
-    def _init(self, shapes: dict, weight_init: str) -> None:
-        """Draw ``W`` from the initializer and zero ``b`` (skipped without a bias)."""
+    def _init(self, shapes: dict, weight_init: str, dtype) -> None:
+        """Draw ``W`` from the initializer and zero ``b`` (skipped without a bias), in ``dtype``."""
         init_W = initialize_weights(weight_init, activation=self.activation.name)
-        self.parameters = OrderedDict(W=init_W(shapes["W"], rng=self.rng))
+        self.parameters = OrderedDict(W=init_W(shapes["W"], rng=self.rng, dtype=dtype))
         if self.use_bias:
-            self.parameters["b"] = np.zeros(shapes["b"], dtype=np.float32)
+            self.parameters["b"] = np.zeros(shapes["b"], dtype=dtype)
         self.clear_gradients()
         self.cache = OrderedDict()
 
@@ -198,28 +232,31 @@ class FullyConnected(_ParametricLayer):
 
     ``use_bias=False`` (as in Keras; PyTorch's ``bias=False``) leaves out ``b``, e.g. before a
     :class:`BatchNorm`, whose shift makes a bias redundant; ``parameters`` then holds only ``W``.
+    ``n_out=None`` (the course's output layer) is filled in by the model from the data set.
     """
 
     name = "fully_connected"
 
-    def __init__(self, n_out: int, activation="linear", weight_init: str = "xavier_uniform", use_bias: bool = True) -> None:
+    def __init__(self, n_out: int | None = None, activation="linear", weight_init: str = "xavier_uniform",
+                 use_bias: bool = True) -> None:
         super().__init__()
-        self.n_out = positive_int(n_out, "FullyConnected n_out")
+        self.n_out = _output_size(n_out, "FullyConnected n_out")
         self.activation = initialize_activation(activation)
         initialize_weights(weight_init, activation=self.activation.name)  # validate the name now
         self.weight_init = weight_init
         self.use_bias = boolean(use_bias, "FullyConnected use_bias")
 
-    def _init_parameters(self, X_shape) -> None:
+    def _init_parameters(self, X_shape, dtype=np.float64) -> None:
         """Create ``W (n_in, n_out)``, ``b (1, n_out)`` and zero gradients for input ``X_shape``."""
+        self._check_output_size()
         self.n_in = int(X_shape[1])
-        self._init({"W": (self.n_in, self.n_out), "b": (1, self.n_out)}, self.weight_init)
+        self._init({"W": (self.n_in, self.n_out), "b": (1, self.n_out)}, self.weight_init, dtype)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         X = _as_float(X, self.where)
         self._check_rank(X, 2, "(batch, features)")
         if self.n_in is None:
-            self._init_parameters(X.shape)
+            self._init_parameters(X.shape, _param_dtype(X))
         self._check_features(X.shape[1], "features", X.shape)
         Z = X @ self._param("W", X.dtype)
         if self.use_bias:
@@ -250,16 +287,17 @@ class Conv2D(_ParametricLayer):
 
     ``pad``: ``"same"`` ((k - 1) // 2 zeros on each side of each axis), ``"valid"`` (none), an
     int, or a pair of ints for rows and columns. ``use_bias=False`` leaves out ``b`` (for a
-    convolution followed by :class:`BatchNorm`).
+    convolution followed by :class:`BatchNorm`). ``n_out=None`` is filled in by a model from the
+    data set, as for :class:`FullyConnected`.
     """
 
     name = "conv2d"
     splits_batch = True
 
-    def __init__(self, n_out: int, kernel_shape=(3, 3), activation="relu", stride: int = 1, pad="same",
+    def __init__(self, n_out: int | None = None, kernel_shape=(3, 3), activation="relu", stride: int = 1, pad="same",
                  weight_init: str = "xavier_uniform", use_bias: bool = True) -> None:
         super().__init__()
-        self.n_out = positive_int(n_out, "Conv2D n_out")
+        self.n_out = _output_size(n_out, "Conv2D n_out")
         self.kernel_shape = _pair(kernel_shape, "Conv2D kernel_shape")
         self.activation = initialize_activation(activation)
         self.stride = positive_int(stride, "Conv2D stride")
@@ -269,18 +307,19 @@ class Conv2D(_ParametricLayer):
         self.weight_init = weight_init
         self.use_bias = boolean(use_bias, "Conv2D use_bias")
 
-    def _init_parameters(self, X_shape) -> None:
+    def _init_parameters(self, X_shape, dtype=np.float64) -> None:
         """Create ``W (kh, kw, in_channels, n_out)``, ``b (1, n_out)`` for input ``X_shape``."""
+        self._check_output_size()
         self.n_in = int(X_shape[3])
         kh, kw = self.kernel_shape
-        self._init({"W": (kh, kw, self.n_in, self.n_out), "b": (1, self.n_out)}, self.weight_init)
+        self._init({"W": (kh, kw, self.n_in, self.n_out), "b": (1, self.n_out)}, self.weight_init, dtype)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         X = _as_float(X, self.where)
         self._check_rank(X, 4, "(batch, rows, cols, channels)")
         _check_window_fits(self, X.shape, self.kernel_shape, self.pad)
         if self.n_in is None:
-            self._init_parameters(X.shape)
+            self._init_parameters(X.shape, _param_dtype(X))
         self._check_features(X.shape[3], "channels", X.shape)
         kh, kw = self.kernel_shape
         out_hw = [F.conv_output_size(X.shape[1 + a], self.kernel_shape[a], self.pad[a], self.stride) for a in (0, 1)]

@@ -1,11 +1,15 @@
 """Experiment logging (the spec's ``Logger``): one directory per run.
 
-``experiments/<name>/`` receives, as training goes:
+``Logger(model_name=..., model_args=..., data_args=..., save=True, plot=True, save_dir="experiments/")``
+(the course's arguments; ``name=`` also works) writes to ``save_dir/model_name/``, as training goes:
 
-* ``config.json`` (model and data arguments) — written at construction;
-* ``metrics.csv`` — one row per epoch (train/validation loss and accuracy, learning rate, seconds);
+* ``config.json`` (model and data arguments, AttrDicts written as plain JSON) -- at construction;
+* ``metrics.csv`` -- one row per epoch (train/validation loss and accuracy, learning rate, seconds);
+* ``parameters.csv`` -- each parameter array's min and max after every epoch (``W0``, ``b0``, ...:
+  parameter name and layer index, as the course's logger names them);
 * ``last.npz`` every epoch and ``best.npz`` when validation accuracy improves (model checkpoints);
-* ``loss.png`` and ``accuracy.png`` (per epoch) and ``loss_iterations.png`` (per mini-batch).
+* ``loss.png``, ``accuracy.png`` and ``error.png`` (1 - accuracy) per epoch, ``parameters.png``
+  (the min/max curves) and ``loss_iterations.png`` (per mini-batch).
 
 Every file is written atomically. Pass ``logger=Logger(...)`` to the model; it calls
 ``on_epoch_end`` and ``on_train_end``.
@@ -16,15 +20,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from pathlib import Path
 
-from .io import atomic_write
-from . import plots
+import numpy as np
 
-__all__ = ["Logger", "write_json", "read_metrics_csv", "METRIC_COLUMNS"]
+from . import plots
+from .io import atomic_write
+from .utils import to_plain
+
+__all__ = ["Logger", "write_json", "read_metrics_csv", "parameter_ranges", "METRIC_COLUMNS", "RANGE_COLUMNS"]
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+RANGE_COLUMNS = ("epoch", "parameter", "min", "max")
 
 
 def write_json(path, data) -> None:
@@ -42,6 +51,22 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+def parameter_ranges(model) -> dict[str, tuple[float, float]]:
+    """``{"W0": (min, max), "b0": ..., ...}`` over every parameter array of ``model`` (parameter
+    name followed by the layer's index)."""
+    return {f"{name}{i}": (float(np.min(value)), float(np.max(value)))
+            for i, layer in enumerate(model.layers) for name, value in layer.parameters.items() if value.size}
+
+
+def _csv_text(columns, rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in columns})
+    return buffer.getvalue()
+
+
 def read_metrics_csv(path) -> list[dict]:
     """Rows of a ``metrics.csv`` with numbers parsed (empty cells become None)."""
     with open(path, newline="") as handle:
@@ -49,37 +74,48 @@ def read_metrics_csv(path) -> list[dict]:
 
 
 class Logger:
-    """Saves a run's configuration, metrics, checkpoints and plots under ``save_dir/name``.
+    """Saves a run's configuration, metrics, parameter ranges, checkpoints and plots under
+    ``save_dir/model_name``.
 
-    ``save``: write files at all; ``plot``: draw the PNG plots; ``checkpoints``: write
-    ``last.npz`` / ``best.npz``. ``name`` defaults to ``model_args["name"]`` (the spec's
-    ``model_name``); an existing directory of that name is reused (its files overwritten).
+    ``model_name`` (or ``name``) defaults to ``model_args["name"]``; ``save``: write files at all;
+    ``plot``: draw the PNG plots; ``checkpoints``: write ``last.npz`` / ``best.npz``. An existing
+    directory of that name is reused (its files overwritten). As in the course, ``save_dir`` is
+    afterwards the run directory itself, as a string ending in a separator (``directory`` is
+    the same as a ``Path``); ``model_args`` and ``data_args`` are kept as given.
     """
 
-    def __init__(self, model_args=None, data_args=None, save: bool = False, plot: bool = False,
-                 save_dir="experiments/", name: str | None = None, checkpoints: bool = True,
+    def __init__(self, model_name: str | None = None, model_args=None, data_args=None, save: bool = False,
+                 plot: bool = False, save_dir="experiments/", *, name: str | None = None, checkpoints: bool = True,
                  plot_every_seconds: float = 30.0) -> None:
-        self.model_args = dict(model_args or {})
-        self.data_args = dict(data_args or {})
+        if model_name is not None and name is not None and str(model_name) != str(name):
+            raise ValueError(f"Logger: model_name={model_name!r} and name={name!r} disagree; give one of them")
+        self.model_args = model_args if model_args is not None else {}
+        self.data_args = data_args if data_args is not None else {}
         self.save = bool(save)
         self.plot = bool(plot)
         self.checkpoints = bool(checkpoints)
         self.plot_every_seconds = float(plot_every_seconds)
         self._last_plot = time.monotonic()
-        self.name = name or str(self.model_args.get("name", "model"))
+        self.name = str(model_name or name or dict(self.model_args).get("name", "model"))
+        self.model_name = self.name
         self.directory = Path(save_dir) / self.name
+        self.save_dir = os.path.join(str(self.directory), "")
         self.rows: list[dict] = []
+        self.ranges: list[dict] = []  # parameters.csv rows: epoch, parameter, min, max
         self.best_val_accuracy = float("-inf")
         if self.save:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_json(self.directory / "config.json", {"model_args": self.model_args, "data_args": self.data_args})
+            write_json(self.directory / "config.json",
+                       {"model_args": to_plain(self.model_args), "data_args": to_plain(self.data_args)})
 
     def path(self, filename: str) -> Path:
         return self.directory / filename
 
     def on_epoch_end(self, model, epoch: int, metrics: dict) -> None:
-        """Record one epoch; checkpoint and redraw the curves."""
+        """Record one epoch (metrics and parameter ranges); checkpoint and redraw the curves."""
         self.rows.append({"epoch": epoch + 1, **metrics})
+        self.ranges += [{"epoch": epoch + 1, "parameter": key, "min": lo, "max": hi}
+                        for key, (lo, hi) in parameter_ranges(model).items()]
         if not self.save:
             return
         self.write_metrics_csv()
@@ -105,18 +141,36 @@ class Logger:
                                       title=f"{self.name}: training loss per iteration",
                                       smooth=max(1, len(history.iteration_loss) // 50))
 
+    def restore(self, epochs: int) -> list[dict]:
+        """Reload the first ``epochs`` epochs' rows of an existing run directory (``metrics.csv``
+        and ``parameters.csv``), to continue logging a resumed run; returns the metric rows."""
+        rows = [r for r in read_metrics_csv(self.path("metrics.csv")) if r["epoch"] <= epochs]
+        self.rows = [{**r, "epoch": int(r["epoch"])} for r in rows]
+        ranges_path = self.path("parameters.csv")
+        if ranges_path.is_file():
+            with open(ranges_path, newline="") as handle:
+                self.ranges = [{"epoch": int(r["epoch"]), "parameter": r["parameter"], "min": float(r["min"]),
+                                "max": float(r["max"])} for r in csv.DictReader(handle) if int(r["epoch"]) <= epochs]
+        return rows
+
     def write_metrics_csv(self) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
+        """Write ``metrics.csv`` and ``parameters.csv`` from the rows recorded so far."""
         with atomic_write(self.path("metrics.csv"), "w", newline="") as handle:
-            handle.write(buffer.getvalue())
+            handle.write(_csv_text(METRIC_COLUMNS, self.rows))
+        with atomic_write(self.path("parameters.csv"), "w", newline="") as handle:
+            handle.write(_csv_text(RANGE_COLUMNS, self.ranges))
 
     def plot_epochs(self) -> None:
+        """Draw the per-epoch plots: loss, accuracy, error and the parameter ranges."""
         columns = {k: [row.get(k) for row in self.rows] for k in METRIC_COLUMNS}
         history = {k: v for k, v in columns.items() if all(x is not None for x in v)}
         for metric in ("loss", "accuracy"):
             if metric in history:
                 plots.plot_curves(history, metric, self.path(f"{metric}.png"), title=f"{self.name}: {metric} per epoch")
+        errors = {f"{prefix}error": [1.0 - a for a in history[f"{prefix}accuracy"]]
+                  for prefix in ("", "val_") if f"{prefix}accuracy" in history}
+        if "error" in errors:
+            plots.plot_curves(errors, "error", self.path("error.png"), title=f"{self.name}: error (1 - accuracy) per epoch")
+        if self.ranges:
+            plots.plot_parameter_ranges(self.ranges, self.path("parameters.png"),
+                                        title=f"{self.name}: parameter range per epoch")

@@ -74,7 +74,8 @@ class NeuralNetwork:
     optimizer_args: the spec's optimizer dict (``name``, ``lr``, ``lr_scheduler``, ...).
     logger: optional object with ``on_epoch_end(model, epoch, metrics)`` and
         ``on_train_end(model, history)`` (e.g. :class:`neural_networks.logs.Logger`).
-    seed: seeds the weight initialisation (one generator per layer, derived from it).
+    seed: seeds the weight initialisation (one generator per layer, derived from it); ``None``
+        draws from NumPy's global state (``np.random.seed``), as the course's code does.
     layers, optimizer: the direct form, instead of ``layer_args`` / ``optimizer_args``.
     """
 
@@ -107,11 +108,13 @@ class NeuralNetwork:
         self.seed = seed
         self.training = True
         self._last_output = None
-        seeds = np.random.SeedSequence(seed).spawn(len(layers))
         layers[0].input_gradient = False  # nothing consumes dL/dX of the network's input
+        # A seed gives every layer its own generator; without one, layers draw from NumPy's global
+        # state, so the course's np.random.seed(...) before building a model makes it reproducible.
+        seeds = np.random.SeedSequence(seed).spawn(len(layers)) if seed is not None else [None] * len(layers)
         for i, (layer, child) in enumerate(zip(layers, seeds)):
             layer.index = i
-            if layer.rng is None:
+            if layer.rng is None and child is not None:
                 layer.rng = np.random.default_rng(child)
 
     # ------------------------------------------------------------------ core passes
@@ -237,6 +240,8 @@ class NeuralNetwork:
         total_loss, correct, count = 0.0, 0, 0
         try:
             for X, Y in loader:
+                if Y is None:
+                    raise ValueError("cannot evaluate on a split without labels (use predict on its inputs)")
                 Y_hat = self._forward_tta(X, tta)
                 m = Y.shape[0]
                 total_loss += self.loss.forward(Y, Y_hat) * m
@@ -249,9 +254,10 @@ class NeuralNetwork:
         return {"loss": total_loss / count, "accuracy": correct / count}
 
     def test(self, dataset, save_predictions: bool = False, tta: str | None = None) -> dict:
-        """Loss and accuracy on ``dataset.test``; with ``save_predictions`` also the predicted
-        class of every test example (``"predictions"``, in the loader's order)."""
+        """Loss, accuracy and error (1 - accuracy) on ``dataset.test``; with ``save_predictions``
+        also the predicted class of every test example (``"predictions"``, in the loader's order)."""
         result = self.evaluate(dataset.test, tta=tta)
+        result["error"] = 1.0 - result["accuracy"]  # the course's figure
         if save_predictions:
             result["predictions"] = np.concatenate(
                 [self.predict_classes(X, tta=tta) for X, _ in dataset.test]) if len(dataset.test) else np.empty(0, int)
@@ -283,6 +289,7 @@ class NeuralNetwork:
         summary line. Returns the :class:`History`."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int; got {epochs!r}")
+        self.size_output_layer(dataset)
         history = history if history is not None else History()
         validate = getattr(dataset, "validate", None)
         for epoch in range(start_epoch, start_epoch + epochs):
@@ -316,6 +323,18 @@ class NeuralNetwork:
         if self.logger is not None and hasattr(self.logger, "on_train_end"):
             self.logger.on_train_end(self, history)
         return history
+
+    def size_output_layer(self, dataset) -> None:
+        """Give an output layer made with ``n_out=None`` (the course's starter scripts leave it to
+        the data) the data set's output size, ``dataset.out_dim``. A no-op once it has one."""
+        last = self.layers[-1]
+        if getattr(last, "n_out", 0) is not None or "n_out" not in last.config():
+            return
+        out_dim = getattr(dataset, "out_dim", None)
+        if isinstance(out_dim, bool) or not isinstance(out_dim, (int, np.integer)) or out_dim < 1:
+            raise ValueError(f"the output layer {last.where} has n_out=None and the data set gives no usable "
+                             f"out_dim ({out_dim!r}) to size it; set n_out in the layer's arguments")
+        last.n_out = int(out_dim)
 
     def _seed_epoch(self, dataset, epoch: int) -> None:
         """Derive this epoch's randomness (shuffling, augmentation, dropout masks) from the

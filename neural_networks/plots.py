@@ -9,8 +9,8 @@ import numpy as np
 
 from .io import atomic_write
 
-__all__ = ["save_figure", "plot_curves", "plot_iteration_loss", "plot_confusion_matrix", "plot_first_layer",
-           "confusion_matrix"]
+__all__ = ["save_figure", "plot_curves", "plot_iteration_loss", "plot_parameter_ranges", "plot_confusion_matrix",
+           "plot_first_layer", "confusion_matrix"]
 
 
 def _pyplot():
@@ -66,6 +66,33 @@ def plot_iteration_loss(losses, path, title: str = "training loss per iteration"
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_parameter_ranges(rows, path, title: str = "parameter range per epoch") -> Path:
+    """One small panel per parameter array with its min and max after each epoch (the course's
+    logger plots these). ``rows``: dicts with ``epoch``, ``parameter``, ``min`` and ``max``."""
+    plt = _pyplot()
+    series: dict[str, list] = {}
+    for row in rows:
+        series.setdefault(row["parameter"], []).append((row["epoch"], row["min"], row["max"]))
+    n = len(series)
+    cols = min(4, n)
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.4 * nrows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, (name, points) in zip(axes.ravel(), series.items()):
+        epochs, lows, highs = zip(*points)
+        ax.plot(epochs, highs, marker=".", label="max")
+        ax.plot(epochs, lows, marker=".", label="min")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .activations import ReLU, initialize_activation
 from .functional import column_sums
-from .layers import Layer, _as_float
+from .layers import Layer, _as_float, _param_dtype
 from .validation import number
 
 __all__ = [
@@ -156,19 +156,20 @@ class BatchNorm(Layer):
             raise ValueError(f"BatchNorm eps must be positive; got {eps!r}")
         self.activation = initialize_activation(activation)
 
-    def _init_parameters(self, c: int) -> None:
-        """Create ``gamma``, ``beta``, zero gradients and the running statistics for ``c`` features."""
+    def _init_parameters(self, c: int, dtype=np.float32) -> None:
+        """Create ``gamma``, ``beta``, zero gradients and the running statistics for ``c`` features,
+        in ``dtype`` (float64 when the first input is float64, as for the other layers)."""
         self.n_in = self.n_out = int(c)
-        gamma = np.ones((1, c), dtype=np.float32)
-        beta = np.zeros((1, c), dtype=np.float32)
+        gamma = np.ones((1, c), dtype=dtype)
+        beta = np.zeros((1, c), dtype=dtype)
         self.parameters = OrderedDict(gamma=gamma, beta=beta)
         self.gradients = OrderedDict(gamma=np.zeros_like(gamma), beta=np.zeros_like(beta))
-        self._init_buffers(c)
+        self._init_buffers(c, dtype)
         self.cache = OrderedDict()
 
-    def _init_buffers(self, c: int) -> None:
-        self.buffers["running_mean"] = np.zeros((1, c), dtype=np.float32)
-        self.buffers["running_var"] = np.ones((1, c), dtype=np.float32)
+    def _init_buffers(self, c: int, dtype=np.float32) -> None:
+        self.buffers["running_mean"] = np.zeros((1, c), dtype=dtype)
+        self.buffers["running_var"] = np.ones((1, c), dtype=dtype)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         X = _as_float(X, self.where)
@@ -178,7 +179,7 @@ class BatchNorm(Layer):
             raise ValueError(f"{self.where}: got an empty input, shape {X.shape}")
         c = X.shape[-1]
         if self.n_in is None or not self.parameters:
-            self._init_parameters(c)
+            self._init_parameters(c, _param_dtype(X))
         self._check_features(c, "features (last axis)", X.shape)
         if self.n_out is None:  # parameters set from outside (e.g. by NeuralNetwork.load)
             self.n_out = self.n_in
@@ -254,8 +255,8 @@ class BatchNorm(Layer):
 
 class Dropout(Layer):
     """Inverted dropout: in training mode ``Y = X * mask / (1 - p)`` with ``mask`` Bernoulli
-    ``(1 - p)`` drawn from ``self.rng``; the identity in evaluation mode and when ``p == 0``.
-    Any input shape; ``backward`` applies the same mask."""
+    ``(1 - p)`` drawn from ``self.rng`` (NumPy's global state when it is None); the identity in
+    evaluation mode and when ``p == 0``. Any input shape; ``backward`` applies the same mask."""
 
     name = "dropout"
     stochastic = True  # the model reseeds rng per epoch, so resumed runs draw the same masks
@@ -276,10 +277,11 @@ class Dropout(Layer):
         if not self.training or self.p == 0.0:
             self.cache["mask"] = None
             return X
-        if self.rng is None:
-            self.rng = np.random.default_rng()
-        draw_dtype = np.float64 if X.dtype == np.float64 else np.float32
-        keep = self.rng.random(X.shape, dtype=draw_dtype) >= self.p  # True with probability 1 - p
+        if self.rng is None:  # no seeded model: NumPy's global state, like the weight initializers
+            keep = np.random.random_sample(X.shape) >= self.p
+        else:
+            draw_dtype = np.float64 if X.dtype == np.float64 else np.float32
+            keep = self.rng.random(X.shape, dtype=draw_dtype) >= self.p  # True with probability 1 - p
         self.cache["mask"] = keep
         Y = X * X.dtype.type(1.0 / (1.0 - self.p))
         Y *= keep

@@ -1,7 +1,9 @@
 """Weight initializers.
 
 ``initialize_weights(name, activation=None)`` returns a callable ``init(shape, rng=None,
-dtype=np.float32) -> array``. Fans follow the usual convention (PyTorch, Keras):
+dtype=np.float32) -> array``. ``rng`` is a ``numpy.random.Generator`` (a seeded model gives each
+layer one); without one the draws come from NumPy's global state (``np.random.seed``), as in the
+course's starter code. Fans follow the usual convention (PyTorch, Keras):
 
 * fully-connected ``(n_in, n_out)``: ``fan_in = n_in``, ``fan_out = n_out``;
 * convolution ``(kh, kw, c_in, c_out)``: ``fan_in = kh*kw*c_in``, ``fan_out = kh*kw*c_out``.
@@ -50,7 +52,9 @@ def calculate_gain(activation: str | None) -> float:
 
 
 def _rng(rng):
-    return rng if rng is not None else np.random.default_rng()
+    """The generator to draw from: ``rng``, or without one NumPy's global random state, as the
+    course's initializers draw (so ``np.random.seed`` makes an unseeded layer reproducible)."""
+    return rng if rng is not None else np.random
 
 
 def _make(name: str, gain: float) -> Callable:
@@ -62,29 +66,29 @@ def _make(name: str, gain: float) -> Callable:
             return np.ones(shape, dtype=dtype)
         g = _rng(rng)
         if name == "uniform":  # Keras' default RandomUniform range
-            return g.uniform(-0.05, 0.05, size=shape).astype(dtype)
+            return g.uniform(-0.05, 0.05, size=shape).astype(dtype, copy=False)
         if name == "normal":
-            return g.normal(0.0, 0.05, size=shape).astype(dtype)
+            return g.normal(0.0, 0.05, size=shape).astype(dtype, copy=False)
         fan_in, fan_out = compute_fans(shape)
-        if name == "xavier_uniform":
-            limit = gain * math.sqrt(6.0 / (fan_in + fan_out))
-            return g.uniform(-limit, limit, size=shape).astype(dtype)
+        if name == "xavier_uniform":  # limit written as the course's sqrt(3) * std, to the last bit
+            limit = math.sqrt(3.0) * (gain * math.sqrt(2.0 / (fan_in + fan_out)))
+            return g.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
         if name == "xavier_normal":
             std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-            return g.normal(0.0, std, size=shape).astype(dtype)
+            return g.normal(0.0, std, size=shape).astype(dtype, copy=False)
         if name == "he_uniform":
             limit = math.sqrt(6.0 / fan_in)
-            return g.uniform(-limit, limit, size=shape).astype(dtype)
+            return g.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
         if name == "he_normal":
-            return g.normal(0.0, math.sqrt(2.0 / fan_in), size=shape).astype(dtype)
+            return g.normal(0.0, math.sqrt(2.0 / fan_in), size=shape).astype(dtype, copy=False)
         if name == "lecun_uniform":
             limit = math.sqrt(3.0 / fan_in)
-            return g.uniform(-limit, limit, size=shape).astype(dtype)
+            return g.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
         if name == "lecun_normal":
-            return g.normal(0.0, math.sqrt(1.0 / fan_in), size=shape).astype(dtype)
+            return g.normal(0.0, math.sqrt(1.0 / fan_in), size=shape).astype(dtype, copy=False)
         if name == "pytorch_uniform":  # nn.Linear / nn.Conv2d default: kaiming_uniform_(a=sqrt(5))
             limit = 1.0 / math.sqrt(fan_in)
-            return g.uniform(-limit, limit, size=shape).astype(dtype)
+            return g.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
         raise AssertionError(name)  # unreachable: names are checked in initialize_weights
 
     init.__name__ = name

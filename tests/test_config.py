@@ -57,7 +57,7 @@ class TestValidation(unittest.TestCase):
             (("optimizer", "momentum"), 1.5, r"optimizer: momentum must be in \[0, 1\)"),
             (("optimizer", "lr_scheduler"), {"name": "cosine", "T_max": 3}, r"optimizer: .*valid arguments"),
             (("model", "loss"), "hinge", r"model\.loss: unknown loss 'hinge'"),
-            (("data", "name"), "mnist", r"unknown data set data\.name='mnist'; valid names"),
+            (("data", "name"), "svhn", r"unknown data set data\.name='svhn'; valid names"),
             (("epochs",), -1, r"epochs must be a non-negative integer"),
             (("name",), "a/b", r"name must be a non-empty string without '/'"),
             (("evaluation",), {"tta": "rotate"}, r"evaluation\.tta: unknown test-time augmentation tta='rotate'; valid: none, flip, flip_translate"),

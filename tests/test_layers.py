@@ -795,7 +795,7 @@ class TestInitializeLayer(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"bad arguments for layer 'conv2d'.*valid arguments: n_out, kernel_shape"):
             initialize_layer("conv2d", n_out=3, kernel=(3, 3))
         with self.assertRaisesRegex(ValueError, r"bad arguments for layer 'fully_connected'"):
-            initialize_layer("fully_connected")
+            initialize_layer("fully_connected", n_out=3, units=3)
 
     def test_layers_are_layers(self):
         for cls in LAYERS.values():

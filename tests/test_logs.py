@@ -23,8 +23,8 @@ class TestLogger(unittest.TestCase):
             model.train(data, epochs=3, verbose=0)
             run = Path(tmp) / "iris_test"
             files = sorted(p.name for p in run.iterdir())
-            self.assertEqual(files, ["accuracy.png", "best.npz", "config.json", "last.npz", "loss.png",
-                                     "loss_iterations.png", "metrics.csv"])
+            self.assertEqual(files, ["accuracy.png", "best.npz", "config.json", "error.png", "last.npz", "loss.png",
+                                     "loss_iterations.png", "metrics.csv", "parameters.csv", "parameters.png"])
             rows = read_metrics_csv(run / "metrics.csv")
             self.assertEqual([r["epoch"] for r in rows], [1.0, 2.0, 3.0])
             for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from neural_networks.datasets import initialize_dataset
-from neural_networks.gradcheck import check_gradients, relative_error
+from neural_networks.gradcheck import numerical_gradient, relative_error
 from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
 from neural_networks.losses import CrossEntropy
 from neural_networks.models import NeuralNetwork, initialize_model
@@ -63,7 +63,7 @@ class TestForwardBackward(unittest.TestCase):
                         return np.array(model.loss.forward(self.Y, model.forward(self.X)))
 
                     analytic = layer.gradients[key].copy()
-                    numeric = check_gradients(loss_of, param.copy(), 1.0)
+                    numeric = numerical_gradient(loss_of, param.copy(), 1.0)
                     layer.parameters[key] = param
                     self.assertLess(relative_error(analytic, numeric), 1e-7, f"{loss} {layer.where} {key}")
 

@@ -440,11 +440,19 @@ class TestDropout(unittest.TestCase):
         self.assertFalse(np.array_equal(first_a, first_c))
         self.assertFalse(np.array_equal(first_a, a.forward(X)))  # a fresh mask every step
 
-    def test_without_rng_one_is_created(self):
+    def test_without_rng_masks_follow_numpys_global_seed(self):
+        """No seeded model: masks come from np.random, so np.random.seed reproduces them (as the
+        course's scripts seed everything)."""
         layer = Dropout(0.5)
+        X = np.ones((40, 30))
+        np.random.seed(3)
+        first = layer.forward(X)
+        np.random.seed(3)
+        again = layer.forward(X)
         self.assertIsNone(layer.rng)
-        layer.forward(np.ones((4, 4)))
-        self.assertIsInstance(layer.rng, np.random.Generator)
+        np.testing.assert_array_equal(first, again)
+        self.assertFalse(np.array_equal(first, layer.forward(X)))
+        self.assertTrue(0.35 < np.mean(first == 0) < 0.65)
 
     def test_p_validation_and_config(self):
         for p in (-0.1, 1.0, 1.5, "0.5", True, None):

@@ -66,35 +66,52 @@ class Standardizer:
 class DataLoader:
     """Iterates over one split in mini-batches of ``(X, Y)``.
 
-    ``X``: ``(m, ...)`` float32 (after ``transform``); ``Y``: one-hot float32 ``(m, n_classes)``.
-    ``labels`` holds the integer labels of the whole split. With ``shuffle`` each pass visits
-    the examples in a new order drawn from ``rng``; the last batch may be smaller. ``augment``
-    is an optional callable ``(X_batch_uint8_or_float, rng) -> X_batch`` applied before
+    ``X``: ``(m, ...)`` float32 (after ``transform``); ``Y``: one-hot float32 ``(m, n_classes)``
+    built from the integer ``labels`` of the split, or, for a regression split made with
+    ``targets (m, d)`` instead of labels, those rows as float32. A split with neither is
+    unlabelled (``Y`` is ``None``; e.g. a competition's test inputs). With ``shuffle`` each pass
+    visits the examples in a new order drawn from ``rng``; the last batch may be smaller.
+    ``augment`` is an optional callable ``(X_batch_uint8_or_float, rng) -> X_batch`` applied before
     ``transform`` when ``augmenting`` is true (training only).
 
-    The spec's interface is kept too: ``samples_per_epoch`` (batches per pass) and
-    ``sample()`` (the next batch, starting a new pass when one ends).
+    The course's interface is kept too: ``samples_per_epoch`` (batches per pass), ``sample()``
+    (the next batch, starting a new pass when one ends; the inputs alone for an unlabelled split),
+    ``iteration`` (batches taken from the current pass), ``reset()``, ``shuffle()`` (reorder the
+    stored examples now), ``data_``, ``n_samples`` and ``out_dim``.
 
     ``seed`` (or an explicit ``rng``) drives shuffling and augmentation; with a seed,
     :meth:`set_epoch` makes each epoch's randomness depend on the epoch number only.
     """
 
-    def __init__(self, X: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int, shuffle: bool = False,
-                 transform=None, augment=None, rng: np.random.Generator | None = None, seed: int | None = None) -> None:
+    def __init__(self, X: np.ndarray, labels: np.ndarray | None, n_classes: int | None, batch_size: int,
+                 shuffle: bool = False, transform=None, augment=None, rng: np.random.Generator | None = None,
+                 seed: int | None = None, targets: np.ndarray | None = None) -> None:
         X = np.asarray(X)
-        labels = np.asarray(labels)
-        if X.shape[0] != labels.shape[0]:
-            raise ValueError(f"{X.shape[0]} inputs but {labels.shape[0]} labels")
+        if labels is not None and targets is not None:
+            raise ValueError("give integer labels (classification) or targets (regression), not both")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
         self.X = X
-        self.labels = labels.astype(np.int64)
-        self.n_classes = int(n_classes)
-        one_hot(self.labels[:0], self.n_classes)  # validates dtype/rank cheaply
-        if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
-            raise ValueError(f"labels must lie in [0, {self.n_classes - 1}]")
+        self.labels = None
+        self.targets = None
+        self.n_classes = None if n_classes is None else int(n_classes)
+        if labels is not None:
+            labels = np.asarray(labels)
+            if X.shape[0] != labels.shape[0]:
+                raise ValueError(f"{X.shape[0]} inputs but {labels.shape[0]} labels")
+            if self.n_classes is None:
+                raise ValueError("integer labels need n_classes")
+            self.labels = labels.astype(np.int64)
+            one_hot(self.labels[:0], self.n_classes)  # validates dtype/rank cheaply
+            if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
+                raise ValueError(f"labels must lie in [0, {self.n_classes - 1}]")
+        elif targets is not None:
+            targets = np.asarray(targets)
+            if targets.ndim != 2 or targets.shape[0] != X.shape[0]:
+                raise ValueError(f"targets must be (m, d) with m = {X.shape[0]} inputs; got shape {targets.shape}")
+            self.targets = targets
         self.batch_size = int(batch_size)
-        self.shuffle = shuffle
+        self.shuffling = bool(shuffle)
         self.transform = transform
         self.augment = augment
         self.augmenting = augment is not None
@@ -103,6 +120,7 @@ class DataLoader:
             rng = np.random.default_rng(0 if seed is None else [seed, 0])
         self.rng = rng
         self._iterator = None
+        self._taken = 0  # batches sample() has taken from the current pass
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed shuffling and augmentation from ``(seed, epoch)`` (like PyTorch's
@@ -110,7 +128,7 @@ class DataLoader:
         augmentations whether or not the run was interrupted before it. No effect without a seed."""
         if self.seed is not None:
             self.rng = np.random.default_rng([self.seed, int(epoch)])
-            self._iterator = None
+            self.reset()
 
     def __len__(self) -> int:
         return -(-self.X.shape[0] // self.batch_size)
@@ -124,36 +142,103 @@ class DataLoader:
     def n_examples(self) -> int:
         return int(self.X.shape[0])
 
-    def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n_samples = n_examples  # the course's name
+
+    @property
+    def data_(self) -> np.ndarray:
+        """The stored inputs (the course's name), before transform and augmentation."""
+        return self.X
+
+    @property
+    def out_dim(self) -> int | None:
+        """Width of ``Y``: the number of classes, or of regression targets (``None`` if unlabelled)."""
+        if self.targets is not None:
+            return int(self.targets.shape[1])
+        return self.n_classes if self.labels is not None else None
+
+    @property
+    def iteration(self) -> int:
+        """Batches :meth:`sample` has taken from the current pass (0 when a pass starts)."""
+        return self._taken
+
+    def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The batch made of the examples at ``index`` (after augmentation and transform)."""
         X = self.X[index]
         if self.augmenting and self.augment is not None:
             X = self.augment(X, self.rng)
         X = self.transform(X) if self.transform is not None else X.astype(np.float32, copy=False)
-        return X, one_hot(self.labels[index], self.n_classes)
+        if self.labels is not None:
+            return X, one_hot(self.labels[index], self.n_classes)
+        if self.targets is not None:
+            return X, self.targets[index].astype(np.float32)
+        return X, None
 
-    def __iter__(self):
+    def _pass(self, shuffle: bool):
         m = self.X.shape[0]
-        order = self.rng.permutation(m) if self.shuffle else np.arange(m)
+        order = self.rng.permutation(m) if shuffle else np.arange(m)
         for start in range(0, m, self.batch_size):
             yield self.batch(order[start : start + self.batch_size])
 
-    def sample(self) -> tuple[np.ndarray, np.ndarray]:
-        """The next batch of the current pass (a new pass starts when one is exhausted)."""
-        if self._iterator is None:
-            self._iterator = iter(self)
-        try:
-            return next(self._iterator)
-        except StopIteration:
-            self._iterator = iter(self)
-            return next(self._iterator)
+    def __iter__(self):
+        return self._pass(self.shuffling)
+
+    def sample(self, shuffle: bool | None = None):
+        """The next batch of the current pass; a new pass starts when one is exhausted, in a new
+        random order when ``shuffle`` (default: the loader's own setting). Returns ``(X, Y)``, or
+        ``X`` alone for an unlabelled split (as the course's loader)."""
+        if self._iterator is None or self._taken >= len(self):
+            self._iterator = self._pass(self.shuffling if shuffle is None else bool(shuffle))
+            self._taken = 0
+        X, Y = next(self._iterator)
+        self._taken += 1
+        return X if Y is None else (X, Y)
+
+    def reset(self) -> None:
+        """Start the next :meth:`sample` at the beginning of a new pass."""
+        self._iterator = None
+        self._taken = 0
+
+    def shuffle(self) -> None:
+        """Reorder the stored examples (inputs with their labels) at random now, as the course's
+        loader does, and start a new pass. The arrays are copied, never permuted in place."""
+        order = self.rng.permutation(self.X.shape[0])
+        self.X = self.X[order]
+        if self.labels is not None:
+            self.labels = self.labels[order]
+        if self.targets is not None:
+            self.targets = self.targets[order]
+        self.reset()
+
+
+def _split_size(loader) -> int:
+    return 0 if loader is None else loader.n_examples
 
 
 class Dataset:
-    """Three splits, each a :class:`DataLoader`: ``train``, ``validate`` (alias
-    ``validation``) and ``test``, plus ``class_names``, ``n_classes`` and ``input_shape``."""
+    """Three splits, each a :class:`DataLoader`: ``train``, ``validate`` (alias ``validation``)
+    and ``test``, plus ``class_names``, ``n_classes``, ``out_dim``, ``input_shape``, ``batch_size``
+    and the split sizes ``n_training``, ``n_validation``, ``n_test``.
 
-    def __init__(self, name: str, train: DataLoader, validate: DataLoader, test: DataLoader, class_names) -> None:
+    Two ways to make one:
+
+    * from loaders (what the library's data sets do): ``Dataset(name, train, validate, test, class_names)``;
+    * from a user's arrays, as the course's ``Dataset``: ``Dataset(training_set, training_labels,
+      batch_size, validation_set=None, validation_labels=None, test_set=None, test_labels=None)``
+      (keywords ``shuffle=True``, ``seed=None`` and ``name="arrays"`` too). Labels are one-hot rows
+      ``(m, k)`` or class indices ``(m,)``; other ``(m, d)`` arrays are regression targets, passed
+      through as they are. ``out_dim`` comes from the labels (``k``, or ``d`` for targets). A split
+      given without labels is unlabelled; one not given at all is ``None``. Inputs are used as
+      they are (no standardisation, as the course's loader) and become float32 per batch; the
+      training split is shuffled every pass.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        if "training_set" in kwargs or (args and not isinstance(args[0], str)):
+            self._from_arrays(*args, **kwargs)
+        else:
+            self._from_loaders(*args, **kwargs)
+
+    def _from_loaders(self, name: str, train: DataLoader, validate: DataLoader, test: DataLoader, class_names) -> None:
         self.name = name
         self.train = train
         self.validate = validate
@@ -163,13 +248,107 @@ class Dataset:
         self.input_shape = tuple(train.X.shape[1:])
         self.out_dim = self.n_classes
 
+    def _from_arrays(self, training_set, training_labels, batch_size, validation_set=None, validation_labels=None,
+                     test_set=None, test_labels=None, *, shuffle: bool = True, seed: int | None = None,
+                     name: str = "arrays") -> None:
+        splits = {"training": (training_set, training_labels), "validation": (validation_set, validation_labels),
+                  "test": (test_set, test_labels)}
+        if training_labels is None:
+            raise ValueError("Dataset: training_labels are required")
+        arrays = {split: (np.asarray(X), labels) for split, (X, labels) in splits.items() if X is not None}
+        for split, (X, labels) in arrays.items():
+            if X.ndim < 2 or X.shape[0] == 0:
+                raise ValueError(f"Dataset: {split}_set must be a non-empty (m, ...) array; got shape {X.shape}")
+        kinds = {split: _read_labels(labels, X.shape[0], split) for split, (X, labels) in arrays.items()}
+        kind, width = _common_label_kind(kinds)
+        self.name = name
+        self.n_classes = width if kind == "classes" else None
+        self.class_names = [str(i) for i in range(width)] if kind == "classes" else []
+        self.out_dim = width
+        self.input_shape = tuple(arrays["training"][0].shape[1:])
+        for split, (X, _) in arrays.items():
+            if tuple(X.shape[1:]) != self.input_shape:
+                raise ValueError(f"Dataset: {split}_set examples have shape {X.shape[1:]}, training examples "
+                                 f"{self.input_shape}")
+
+        def loader(split, train):
+            if split not in arrays:
+                return None
+            X, _ = arrays[split]
+            values = kinds[split][1]
+            labels = values if kinds[split][0] == "classes" else None
+            targets = values if kinds[split][0] == "targets" else None
+            return DataLoader(X, labels, self.n_classes, batch_size, shuffle=train and shuffle, seed=seed,
+                              targets=targets)
+
+        self.train = loader("training", True)
+        self.validate = loader("validation", False)
+        self.test = loader("test", False)
+
     @property
     def validation(self) -> DataLoader:
         return self.validate
 
+    @property
+    def batch_size(self) -> int:
+        return self.train.batch_size
+
+    @property
+    def n_training(self) -> int:
+        return _split_size(self.train)
+
+    @property
+    def n_validation(self) -> int:
+        return _split_size(self.validate)
+
+    @property
+    def n_test(self) -> int:
+        return _split_size(self.test)
+
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{k}={getattr(self, k).n_examples}" for k in ("train", "validate", "test"))
-        return f"Dataset({self.name!r}, {sizes}, input_shape={self.input_shape}, classes={self.n_classes})"
+        sizes = f"train={self.n_training}, validate={self.n_validation}, test={self.n_test}"
+        return f"Dataset({self.name!r}, {sizes}, input_shape={self.input_shape}, out_dim={self.out_dim})"
+
+
+def _read_labels(labels, m: int, split: str):
+    """``(kind, values, width)`` for one split's labels: ``("classes", int64 (m,), k)`` for class
+    indices or one-hot rows, ``("targets", (m, d), d)`` for other 2-D arrays, ``(None, None, None)``
+    for no labels. ``k`` is the one-hot width, or the largest index + 1."""
+    if labels is None:
+        return None, None, None
+    labels = np.asarray(labels)
+    where = f"Dataset: {split}_labels"
+    if labels.shape[:1] != (m,):
+        raise ValueError(f"{where} have shape {labels.shape}, but the {split} set has {m} examples")
+    if labels.dtype.kind not in "biuf" or not np.all(np.isfinite(labels)):
+        raise ValueError(f"{where} must be finite numbers; got dtype {labels.dtype}")
+    if labels.ndim == 1:
+        if np.any(labels < 0) or np.any(labels != np.round(labels)):
+            bad = labels[(labels < 0) | (labels != np.round(labels))][0]
+            raise ValueError(f"{where}: a 1-D label array holds class indices, which are whole numbers >= 0; got {bad!r}")
+        indices = labels.astype(np.int64)
+        return "classes", indices, int(indices.max()) + 1
+    if labels.ndim != 2:
+        raise ValueError(f"{where} must be (m,) class indices or (m, k) one-hot rows / targets; got shape {labels.shape}")
+    is_one_hot = labels.shape[1] >= 2 and np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(axis=1) == 1)
+    if is_one_hot:
+        return "classes", labels.argmax(axis=1).astype(np.int64), labels.shape[1]
+    return "targets", labels, labels.shape[1]
+
+
+def _common_label_kind(kinds: dict) -> tuple[str, int]:
+    """The splits' common label kind and output width; a clear error when they disagree."""
+    kind, _, width = kinds["training"]
+    for split, (other, values, other_width) in kinds.items():
+        if other is None:
+            continue
+        if other != kind:
+            raise ValueError(f"Dataset: training labels are {kind} but {split} labels are {other}")
+        if kind == "targets" and other_width != width:
+            raise ValueError(f"Dataset: {split} targets have {other_width} columns, training targets {width}")
+        if kind == "classes":
+            width = max(width, other_width)
+    return kind, width
 
 
 def stratified_split(labels: np.ndarray, fractions, seed: int) -> list[np.ndarray]:
