@@ -62,11 +62,14 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
     """
     config = validate_config(config)
     run_dir = Path(out_dir) / config["name"]
+    dataset = build_dataset(config)
+    output_layer = config["model"]["layers"][-1]
+    if "n_out" in output_layer and output_layer["n_out"] is None:  # sized by the data set: record the size
+        output_layer["n_out"] = int(dataset.out_dim)
     logger = Logger(config["name"], model_args=config["model"], data_args=config["data"], save=True, plot=True,
                     save_dir=Path(out_dir))
     with atomic_write(run_dir / "config.yaml", "w") as handle:
         handle.write(dump_config(config))
-    dataset = build_dataset(config)
     history = History()
     start_epoch, previous_seconds = 0, 0.0
     if resume:

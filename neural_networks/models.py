@@ -430,9 +430,9 @@ class NeuralNetwork:
 def _progress(loader, description: str, verbose: int):
     if not verbose:
         return loader
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
-    return tqdm(loader, desc=description, total=len(loader), leave=False, unit="batch", dynamic_ncols=True)
+    return progress_bar(loader, desc=description, total=len(loader), leave=False, unit="batch", dynamic_ncols=True)
 
 
 def _summary(epoch: int, epochs: int, metrics: dict) -> str:

@@ -1,24 +1,45 @@
-"""Write-up generator: the spec's ``generate_submission.py`` grown up.
+"""Write-ups: the spec's ``generate_submission.py`` and a report of a training run.
 
-``build_report(run_dir, fmt="markdown"|"latex", heading_level=1|2|3)`` returns a document with
-the run's config, its final figures, its plots, and the source code of the implementations
-the run used, grouped as the spec groups them: activations, layers, losses and the model.
+* ``code_appendix(fmt="markdown"|"latex", heading_level=1|2|3, implementations=None)`` is the
+  spec's code appendix (section 3.3): the source of each listed implementation, grouped as
+  the spec groups them -- activations, layers, losses and the model -- with the groups as
+  sections, subsections or subsubsections. Implementations are named by dotted paths
+  (``"neural_networks.activations.ReLU.forward"``); :data:`DEFAULT_IMPLEMENTATIONS` lists what
+  the spec asks students to implement together with the kernels of
+  :mod:`neural_networks.functional` that actually compute it. The root script
+  ``generate_submission.py`` is a command line around it.
+* ``build_report(run_dir, fmt, heading_level)`` is a document about one run directory: its
+  config, final figures, plots, and the source of the classes the run used, grouped the same way.
+
 As in the spec, the LaTeX output is a fragment to ``\\input{}`` into a document (it needs the
-``listings`` and ``graphicx`` packages).
+``listings`` package, and ``graphicx`` for a run's plots); the markdown stands by itself.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from . import activations, losses, models
 
-__all__ = ["build_report", "implementations_used", "PLOTS"]
+__all__ = [
+    "build_report",
+    "implementations_used",
+    "code_appendix",
+    "gather_implementations",
+    "resolve_implementation",
+    "Implementation",
+    "UnknownImplementation",
+    "DEFAULT_IMPLEMENTATIONS",
+    "GROUPS",
+    "PLOTS",
+]
 
 PLOTS = (
     ("loss.png", "Training and validation loss per epoch"),
@@ -29,6 +50,192 @@ PLOTS = (
 )
 
 MODEL_METHODS = ("forward", "backward", "update", "predict", "train_step", "train", "evaluate")
+
+FORMATS = ("markdown", "latex")
+HEADING_LEVELS = (1, 2, 3)
+# LaTeX sectioning commands by depth; heading level 1 starts at \section.
+_LATEX_HEADINGS = ("section", "subsection", "subsubsection", "paragraph", "subparagraph")
+
+# The spec's groups, in the order the documents list them.
+GROUPS = ("Activations", "Layers", "Losses", "Model")
+OTHER_GROUP = "Other"  # code from modules the tables below do not place (e.g. a student's own module)
+
+# Group of an implementation by the short name of the module that defines it. The
+# regularisation layers and the weight initialisers that ``_init_parameters`` calls are
+# layer code; the optimizers and schedules are what ``NeuralNetwork.update`` runs.
+_MODULE_GROUPS = {
+    "activations": "Activations",
+    "layers": "Layers",
+    "regularization": "Layers",
+    "weights": "Layers",
+    "losses": "Losses",
+    "models": "Model",
+    "optimizers": "Model",
+    "schedulers": "Model",
+}
+# Kernels of ``neural_networks.functional`` go to the group of the class that calls them:
+# the softmax kernels to the activations, the fused softmax + cross-entropy (and the
+# log-softmax only it uses) to the losses, and every other kernel (convolution, pooling,
+# padding, im2col) to the layers.
+_FUNCTIONAL_GROUPS = {
+    "softmax": "Activations",
+    "softmax_backward": "Activations",
+    "log_softmax": "Losses",
+    "softmax_cross_entropy": "Losses",
+}
+_FUNCTIONAL_DEFAULT_GROUP = "Layers"
+
+
+def _names(module: str, *attributes: str) -> tuple[str, ...]:
+    """Dotted names of ``attributes`` of ``neural_networks.<module>``."""
+    return tuple(f"neural_networks.{module}.{attribute}" for attribute in attributes)
+
+
+# What the spec asks students to implement, and what computes it here: our layers are thin
+# wrappers around the kernels of ``functional.py``, so the kernels are listed after them.
+DEFAULT_IMPLEMENTATIONS: tuple[str, ...] = (
+    *_names("activations", *(f"{cls}.{method}" for cls in ("ReLU", "SoftMax", "Linear", "Sigmoid", "TanH", "ArcTan")
+                             for method in ("forward", "backward"))),
+    *_names("functional", "softmax", "softmax_backward"),
+    *_names("layers", "FullyConnected._init_parameters", "_ParametricLayer._init", "FullyConnected.forward",
+            "FullyConnected.backward", "FullyConnected.backward_preactivation",
+            "Conv2D._init_parameters", "Conv2D.forward", "Conv2D.backward", "Conv2D.backward_preactivation",
+            "Conv2D._conv_backward"),
+    *_names("functional", "pad_nhwc", "patches", "patch_matmul", "conv2d_forward", "conv2d_backward",
+            "_conv2d_backward_images", "col2im"),
+    *_names("layers", "Pool2D.forward", "Pool2D.backward"),
+    *_names("functional", "window_views", "pool2d_forward", "_average_block", "_max_block", "pool2d_backward"),
+    *_names("losses", "CrossEntropy.forward", "CrossEntropy.backward", "L2.forward", "L2.backward"),
+    *_names("functional", "log_softmax", "softmax_cross_entropy"),
+    *_names("models", "NeuralNetwork.forward", "NeuralNetwork.backward", "NeuralNetwork._backward",
+            "NeuralNetwork.update", "NeuralNetwork.predict", "NeuralNetwork.train_step"),
+)
+
+
+# ----------------------------------------------------------------------------- code appendix
+
+
+class UnknownImplementation(ValueError):
+    """A dotted name that names no function, class or module with Python source."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"unknown implementation {name!r}: {reason}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One entry of the appendix: its heading ``title``, its ``group`` and its ``source``."""
+
+    name: str
+    title: str
+    group: str
+    source: str
+    obj: object = field(compare=False, repr=False)  # what was looked up, to list each object once
+
+
+def _import_longest_prefix(name: str, parts: list[str]):
+    """``(module, number of parts it took)`` for the longest importable prefix of ``parts``."""
+    for cut in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            return importlib.import_module(module_name), cut
+        except ModuleNotFoundError as err:
+            # Only "this prefix is not a module" means: try a shorter one. A module that exists
+            # but fails to import (a missing dependency, a bug) keeps its traceback.
+            if err.name is None or not (module_name == err.name or module_name.startswith(err.name + ".")):
+                raise
+    raise UnknownImplementation(name, f"there is no module {parts[0]!r}")
+
+
+def _lookup(name: str) -> tuple[object, str]:
+    """The object a dotted name names -- a module, then attributes of it -- and the attribute
+    path after the module (``"ReLU.forward"``; empty for a module)."""
+    parts = name.split(".") if isinstance(name, str) else []
+    if not parts or not all(part.isidentifier() for part in parts):
+        raise UnknownImplementation(name, "not a dotted Python name such as 'neural_networks.activations.ReLU.forward'")
+    obj, cut = _import_longest_prefix(name, parts)
+    for i in range(cut, len(parts)):
+        try:
+            obj = getattr(obj, parts[i])
+        except AttributeError:
+            raise UnknownImplementation(name, f"{'.'.join(parts[:i])} has no attribute {parts[i]!r}") from None
+    if isinstance(obj, property):  # a property's code is its getter
+        obj = obj.fget
+    return obj, ".".join(parts[cut:])
+
+
+def _defining_module(obj) -> tuple[str, str]:
+    """``(package, short name)`` of the module that defines ``obj``: ``("neural_networks", "layers")``."""
+    module = inspect.getmodule(obj)
+    package, _, short = (module.__name__ if module is not None else "").rpartition(".")
+    return package, short
+
+
+def _group_of(obj, attribute: str) -> str:
+    """The appendix group of ``obj`` (see ``_MODULE_GROUPS`` and ``_FUNCTIONAL_GROUPS``)."""
+    package, short = _defining_module(obj)
+    if package != "neural_networks":
+        return OTHER_GROUP
+    if short == "functional":
+        return _FUNCTIONAL_GROUPS.get(attribute, _FUNCTIONAL_DEFAULT_GROUP)
+    return _MODULE_GROUPS.get(short, OTHER_GROUP)
+
+
+def _title_of(obj, name: str, path: str) -> str:
+    """An entry's heading: the attribute ``path`` (``"ReLU.forward"``), prefixed by its module
+    where that is not one of the groups' own (``"functional.conv2d_forward"``), and saying
+    where an inherited method is defined. A module is titled by its full name."""
+    if not path:
+        return name
+    _, short = _defining_module(obj)
+    title = path if short in _MODULE_GROUPS else f"{short}.{path}"
+    qualname = getattr(obj, "__qualname__", "")
+    if inspect.isfunction(obj) and "." in qualname and not path.endswith(qualname):
+        title += f" (inherited from {qualname.rpartition('.')[0]})"
+    return title
+
+
+def resolve_implementation(name: str) -> Implementation:
+    """The :class:`Implementation` of dotted ``name``; :class:`UnknownImplementation` (a
+    ``ValueError``) names it when it does not resolve or has no Python source."""
+    obj, path = _lookup(name)
+    try:
+        source = inspect.getsource(obj)
+    except (TypeError, OSError):
+        raise UnknownImplementation(name, f"a {type(obj).__name__} has no Python source to show; "
+                                          "name a function, method, class or module") from None
+    return Implementation(name, _title_of(obj, name, path), _group_of(obj, name.rpartition(".")[2]), source, obj)
+
+
+def gather_implementations(implementations=None) -> dict[str, list[tuple[str, str]]]:
+    """``{group: [(title, source), ...]}`` for dotted names ``implementations`` (default
+    :data:`DEFAULT_IMPLEMENTATIONS`), groups in the order of :data:`GROUPS` then ``"Other"``,
+    entries in list order. Empty groups are left out; a name listed twice, or two names of one
+    object (an inherited method), appear once."""
+    names = DEFAULT_IMPLEMENTATIONS if implementations is None else implementations
+    groups: dict[str, list[tuple[str, str]]] = {group: [] for group in (*GROUPS, OTHER_GROUP)}
+    seen: list[object] = []
+    for name in names:
+        entry = resolve_implementation(name)
+        if any(entry.obj is other for other in seen):
+            continue
+        seen.append(entry.obj)
+        groups[entry.group].append((entry.title, entry.source))
+    return {group: items for group, items in groups.items() if items}
+
+
+def code_appendix(fmt: str = "markdown", heading_level: int = 1, implementations=None) -> str:
+    """The spec's code appendix as markdown or LaTeX text: one heading per group at
+    ``heading_level`` (1 sections, 2 subsections, 3 subsubsections), one a level deeper per
+    implementation, each followed by its source. ``implementations``: dotted names, default
+    :data:`DEFAULT_IMPLEMENTATIONS`."""
+    _check_options(fmt, heading_level)
+    groups = gather_implementations(implementations)
+    return "\n".join(_code_sections(fmt, heading_level, groups, depth=0)).rstrip() + "\n"
+
+
+# ----------------------------------------------------------------------------- run report
 
 
 def _layer_classes() -> dict:
@@ -50,7 +257,7 @@ def implementations_used(config: dict) -> dict[str, list[tuple[str, str]]]:
             name = default.default if default is not None and default.default is not inspect.Parameter.empty else None
         if name is not None and name not in act_names:
             act_names.append(name)
-    groups: dict[str, list[tuple[str, str]]] = {"Activations": [], "Layers": [], "Losses": [], "Model": []}
+    groups: dict[str, list[tuple[str, str]]] = {group: [] for group in GROUPS}
     for name in act_names:
         cls = activations.ACTIVATIONS[str(name).lower()]
         groups["Activations"].append((cls.__name__, inspect.getsource(cls)))
@@ -69,18 +276,6 @@ def implementations_used(config: dict) -> dict[str, list[tuple[str, str]]]:
     return groups
 
 
-def _dedent(source: str) -> str:
-    lines = source.splitlines()
-    indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
-    return "\n".join(l[indent:] for l in lines)
-
-
-def _latex_escape(text: str) -> str:
-    table = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-    return "".join(table.get(ch, ch) for ch in text)
-
-
 def _figure_lines(figures: dict) -> list[tuple[str, str]]:
     labels = [("test_accuracy", "test accuracy"), ("val_accuracy", "final validation accuracy"),
               ("best_val_accuracy", "best validation accuracy"), ("test_loss", "test loss"),
@@ -97,10 +292,7 @@ def _figure_lines(figures: dict) -> list[tuple[str, str]]:
 def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=None) -> str:
     """The report of run ``run_dir`` as markdown or LaTeX text. Image paths are written
     relative to ``output``'s folder when given, else relative to the current directory."""
-    if fmt not in ("markdown", "latex"):
-        raise ValueError(f"format must be 'markdown' or 'latex'; got {fmt!r}")
-    if heading_level not in (1, 2, 3):
-        raise ValueError(f"heading level must be 1, 2 or 3; got {heading_level!r}")
+    _check_options(fmt, heading_level)
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
@@ -118,40 +310,99 @@ def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=
 
 
 def _markdown(name, config_text, figure_rows, plots, groups, level) -> str:
-    h = lambda depth, text: f"{'#' * min(6, level + depth)} {text}"  # noqa: E731
-    out = [h(0, f"Run `{name}`"), "", h(1, "Configuration"), "", "```yaml", config_text.rstrip(), "```", ""]
+    fmt = "markdown"
+    out = [_heading(fmt, level, 0, f"Run `{name}`"), "", *_heading_lines(fmt, level, 1, "Configuration"),
+           *_listing(fmt, config_text, "yaml"), ""]
     if figure_rows:
-        out += [h(1, "Results"), "", "| figure | value |", "|---|---:|"]
+        out += [*_heading_lines(fmt, level, 1, "Results"), "| figure | value |", "|---|---:|"]
         out += [f"| {label} | {value} |" for label, value in figure_rows]
         out.append("")
     if plots:
-        out += [h(1, "Plots"), ""]
+        out += _heading_lines(fmt, level, 1, "Plots")
         for path, caption in plots:
             out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
-    for group, items in groups.items():
-        out += [h(1, group), ""]
-        for title, source in items:
-            out += [h(2, f"`{title}`"), "", "```python", _dedent(source).rstrip(), "```", ""]
+    out += _code_sections(fmt, level, groups, depth=1)
     return "\n".join(out)
 
 
 def _latex(name, config_text, figure_rows, plots, groups, level) -> str:
-    commands = ["section", "subsection", "subsubsection", "paragraph", "subparagraph"]
-    h = lambda depth, text: f"\\{commands[min(level - 1 + depth, 4)]}{{{_latex_escape(text)}}}"  # noqa: E731
-    out = [h(0, f"Run {name}"), "", h(1, "Configuration"), "\\begin{lstlisting}", config_text.rstrip(),
-           "\\end{lstlisting}", ""]
+    fmt = "latex"
+    out = [_heading(fmt, level, 0, f"Run {name}"), "", *_heading_lines(fmt, level, 1, "Configuration"),
+           *_listing(fmt, config_text, "yaml"), ""]
     if figure_rows:
-        out += [h(1, "Results"), "\\begin{tabular}{lr}", "\\hline"]
+        out += [*_heading_lines(fmt, level, 1, "Results"), "\\begin{tabular}{lr}", "\\hline"]
         out += [f"{_latex_escape(label)} & {_latex_escape(value)} \\\\" for label, value in figure_rows]
         out += ["\\hline", "\\end{tabular}", ""]
     if plots:
-        out += [h(1, "Plots")]
+        out += _heading_lines(fmt, level, 1, "Plots")
         for path, caption in plots:
             out += ["\\begin{figure}[h]", "\\centering", f"\\includegraphics[width=0.7\\linewidth]{{{path}}}",
                     f"\\caption{{{_latex_escape(caption)}}}", "\\end{figure}", ""]
-    for group, items in groups.items():
-        out += [h(1, group), ""]
-        for title, source in items:
-            out += [h(2, title), "\\begin{lstlisting}[language=Python]", _dedent(source).rstrip(),
-                    "\\end{lstlisting}", ""]
+    out += _code_sections(fmt, level, groups, depth=1)
     return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- shared rendering
+
+
+def _check_options(fmt: str, heading_level: int) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be 'markdown' or 'latex'; got {fmt!r}")
+    if heading_level not in HEADING_LEVELS:
+        raise ValueError(f"heading level must be 1, 2 or 3; got {heading_level!r}")
+
+
+def _dedent(source: str) -> str:
+    """``source`` without the indentation its least indented line has (a method's class indent)."""
+    lines = source.splitlines()
+    indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
+    return "\n".join(l[indent:] for l in lines)
+
+
+def _latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped, for headings, captions and tables
+    (code goes into listings verbatim)."""
+    table = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(table.get(ch, ch) for ch in text)
+
+
+def _heading(fmt: str, level: int, depth: int, text: str) -> str:
+    """A heading ``depth`` levels below ``level``: markdown ``#``s (at most six), or a LaTeX
+    sectioning command (``\\section`` for level 1) with ``text`` escaped."""
+    if fmt == "markdown":
+        return f"{'#' * min(6, level + depth)} {text}"
+    command = _LATEX_HEADINGS[min(level - 1 + depth, len(_LATEX_HEADINGS) - 1)]
+    return f"\\{command}{{{_latex_escape(text)}}}"
+
+
+def _heading_lines(fmt: str, level: int, depth: int, text: str) -> list[str]:
+    """A heading directly followed by its content: markdown wants a blank line after it."""
+    return [_heading(fmt, level, depth, text)] + ([""] if fmt == "markdown" else [])
+
+
+def _listing(fmt: str, text: str, language: str = "python") -> list[str]:
+    """``text`` as a verbatim code block: a fenced block, or a ``lstlisting`` environment
+    (listings knows Python but not YAML, which goes in as plain text)."""
+    if fmt == "markdown":
+        return [f"```{language}", text.rstrip(), "```"]
+    option = "[language=Python]" if language == "python" else ""
+    return [f"\\begin{{lstlisting}}{option}", text.rstrip(), "\\end{lstlisting}"]
+
+
+def _code_title(fmt: str, title: str) -> str:
+    """An entry's heading text: in markdown the dotted name is code, a note after it is not."""
+    if fmt == "latex":
+        return title
+    name, space, note = title.partition(" ")
+    return f"`{name}`{space}{note}"
+
+
+def _code_sections(fmt: str, level: int, groups: dict, depth: int) -> list[str]:
+    """One heading per group at ``depth``, then per entry a heading one deeper and its source."""
+    out = []
+    for group, items in groups.items():
+        out += [_heading(fmt, level, depth, group), ""]
+        for title, source in items:
+            out += [*_heading_lines(fmt, level, depth + 1, _code_title(fmt, title)), *_listing(fmt, _dedent(source)), ""]
+    return out

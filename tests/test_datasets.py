@@ -5,11 +5,14 @@ folder, the system copies are hidden and the default URL opener fails loudly."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
+import inspect
 import io
 import os
 import pickle
+import re
 import shutil
 import stat
 import tarfile
@@ -23,12 +26,13 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from neural_networks import datasets
-from neural_networks.datasets import augment, cifar10, fashion_mnist, image_folder, sources
+from neural_networks.datasets import augment, cifar10, fashion_mnist, idx, image_folder, mnist, sources
 from neural_networks.datasets import (ChecksumError, DataFormatError, DataNotFoundError, initialize_dataset,
-                                      list_datasets, load_cifar10, load_fashion_mnist, load_image_folder,
+                                      list_datasets, load_cifar10, load_fashion_mnist, load_image_folder, load_mnist,
                                       split_validation, verify_dataset)
 
 CLASSES = ["cat", "dog", "frog"]
@@ -42,8 +46,9 @@ def write_idx(path: Path, array: np.ndarray, magic: int, gz: bool) -> Path:
     return path
 
 
-def make_fashion(folder: Path, n_train: int = 60, n_test: int = 20, gz: bool = True, seed: int = 0) -> Path:
-    """Four IDX files; each image's pixels are its label * 20 plus noise, labels cycle 0..9."""
+def make_idx_set(folder: Path, n_train: int = 60, n_test: int = 20, gz: bool = True, seed: int = 0) -> Path:
+    """Four IDX files under their official names; each image's pixels are its label * 20 plus
+    noise, labels cycle 0..9."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
@@ -134,12 +139,20 @@ class TestIDX(DataTestCase):
         array = np.arange(2 * 28 * 28, dtype=np.uint32).reshape(2, 28, 28).astype(np.uint8)
         for gz in (True, False):
             path = write_idx(self.tmp / f"a{gz}", array, 2051, gz)
-            np.testing.assert_array_equal(fashion_mnist.read_idx(path, 2051), array)
+            np.testing.assert_array_equal(idx.read_idx(path, 2051), array)
+
+    def test_fashion_mnist_keeps_exporting_the_idx_names(self):
+        for name in ("read_idx", "candidates", "IMAGE_MAGIC", "LABEL_MAGIC", "DEFAULT_VALIDATION_SIZE"):
+            self.assertIs(getattr(fashion_mnist, name), getattr(idx, name))
+        self.assertIs(datasets.read_idx, idx.read_idx)
+        self.assertEqual(idx.candidates(mnist.FILES["test_labels"]),
+                         ["t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte.gz",
+                          "t10k-labels.idx1-ubyte"])
 
     def test_wrong_magic(self):
         path = write_idx(self.tmp / "labels", np.arange(5), 2049, True)
         with self.assertRaisesRegex(DataFormatError, "magic number 2049") as ctx:
-            fashion_mnist.read_idx(path, 2051)
+            idx.read_idx(path, 2051)
         self.assertIn(str(path), str(ctx.exception))
 
     def test_truncated_and_trailing_bytes(self):
@@ -147,51 +160,96 @@ class TestIDX(DataTestCase):
         data = path.read_bytes()
         path.write_bytes(data[:-10])
         with self.assertRaisesRegex(DataFormatError, r"truncated.*\(3, 28, 28\)"):
-            fashion_mnist.read_idx(path, 2051)
+            idx.read_idx(path, 2051)
         path.write_bytes(data + b"\0")
         with self.assertRaisesRegex(DataFormatError, "trailing bytes"):
-            fashion_mnist.read_idx(path, 2051)
+            idx.read_idx(path, 2051)
         path.write_bytes(data[:6])
         with self.assertRaisesRegex(DataFormatError, "truncated IDX header"):
-            fashion_mnist.read_idx(path, 2051)
+            idx.read_idx(path, 2051)
 
     def test_truncated_gzip(self):
         path = write_idx(self.tmp / "img", np.zeros((3, 28, 28)), 2051, True)
         path.write_bytes(path.read_bytes()[:-12])
         with self.assertRaisesRegex(DataFormatError, "gzip") as ctx:
-            fashion_mnist.read_idx(path, 2051)
+            idx.read_idx(path, 2051)
         self.assertIn(str(path), str(ctx.exception))
 
+    def test_empty_file_raw_or_gzip(self):
+        for content in (b"", gzip.compress(b"")):
+            path = self.tmp / "empty"
+            path.write_bytes(content)
+            with self.assertRaisesRegex(DataFormatError, "empty file") as ctx:
+                idx.read_idx(path, idx.IMAGE_MAGIC)
+            self.assertIn(str(path), str(ctx.exception))
 
-class TestFashionMNIST(DataTestCase):
-    def test_load_flat_and_images(self):
-        folder = make_fashion(self.tmp / "fm")
-        ds = load_fashion_mnist(batch_size=16, path=folder, validation_size=10, progress=False)
+
+class Response(io.BytesIO):
+    """What a fake opener hands out: the bytes, with their Content-Length."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.headers = {"Content-Length": str(len(data))}
+
+
+def serve_idx_set(source: Path, files: dict, host: str = "https://example.invalid/") -> tuple[dict, dict]:
+    """``(served, patched)``: URL -> bytes of the four files in ``source``, and the files' remotes
+    pointing at those URLs with the md5 of those bytes (to patch into a data set's ``FILES``)."""
+    served, patched = {}, {}
+    for role, remote in files.items():
+        data = (source / remote.name).read_bytes()
+        served[host + remote.name] = data
+        patched[role] = sources.RemoteFile(remote.name, host + remote.name, hashlib.md5(data).hexdigest())
+    return served, patched
+
+
+class IDXDataSetCases:
+    """Loader tests run for each IDX data set (the subclasses below say which): ``spec`` is its
+    :class:`~neural_networks.datasets.idx.IDXDataset`, ``load`` its loader, ``provide`` words the
+    not-found message must hold beyond the generic ones."""
+
+    spec: idx.IDXDataset
+    load = None
+    provide: tuple[str, ...] = ()
+
+    def make(self, folder: Path, **kwargs) -> Path:
+        return make_idx_set(folder, **kwargs)
+
+    def test_load_images_by_default_and_flat(self):
+        folder = self.make(self.tmp / "set")
+        ds = self.load(batch_size=16, path=folder, validation_size=10, progress=False)
         self.assertEqual((ds.train.n_examples, ds.validate.n_examples, ds.test.n_examples), (50, 10, 20))
-        self.assertEqual(ds.class_names[0], "T-shirt/top")
+        self.assertEqual(ds.name, self.spec.name)
+        self.assertEqual(ds.class_names, list(self.spec.class_names))
         self.assertEqual(len(ds.class_names), 10)
         self.assertEqual(ds.train.X.dtype, np.uint8)
+        self.assertEqual(ds.source, folder)
         X, Y = next(iter(ds.train))
-        self.assertEqual((X.shape, X.dtype, Y.shape, Y.dtype), ((16, 784), np.float32, (16, 10), np.float32))
+        self.assertEqual((X.shape, X.dtype, Y.shape, Y.dtype), ((16, 28, 28, 1), np.float32, (16, 10), np.float32))
         np.testing.assert_array_equal(Y.sum(axis=1), 1)
-        ds = load_fashion_mnist(batch_size=16, path=folder, flatten=False, validation_size=10, progress=False)
-        X, _ = next(iter(ds.test))
-        self.assertEqual(X.shape, (16, 28, 28, 1))
         # labels follow the images: pixel // 20 is the label
         np.testing.assert_array_equal(ds.test.X[:, 0, 0, 0] // 20, ds.test.labels)
+        flat = self.load(batch_size=16, path=folder, flatten=True, validation_size=10, progress=False)
+        X, _ = next(iter(flat.test))
+        self.assertEqual(X.shape, (16, 784))
+        np.testing.assert_array_equal(flat.test.X, ds.test.X.reshape(20, 784))
         # uncompressed files work too
-        raw = make_fashion(self.tmp / "raw", gz=False)
-        self.assertEqual(load_fashion_mnist(path=raw, validation_size=10, progress=False).test.n_examples, 20)
+        raw = self.make(self.tmp / "raw", gz=False)
+        self.assertEqual(self.load(path=raw, validation_size=10, progress=False).test.n_examples, 20)
 
     def test_found_in_data_folder(self):
-        make_fashion(self.home / "fashion_mnist")
-        ds = initialize_dataset("fashion-mnist", 8, validation_size=10, progress=False)
+        self.make(self.home / self.spec.name)
+        ds = initialize_dataset(self.spec.name.replace("_", "-"), 8, validation_size=10, progress=False)
         self.assertEqual(ds.test.n_examples, 20)
-        self.assertEqual(ds.source, self.home / "fashion_mnist")
+        self.assertEqual(ds.source, self.home / self.spec.name)
+        other = self.tmp / "elsewhere"
+        self.make(other / self.spec.name, n_test=30)
+        with mock.patch.dict(os.environ, {sources.DATA_ENV: str(other)}):
+            self.assertEqual(self.load(validation_size=10, progress=False).test.n_examples, 30)
 
     def test_standardization_uses_training_split_only(self):
-        folder = make_fashion(self.tmp / "fm")
-        ds = load_fashion_mnist(path=folder, validation_size=10, progress=False, cache=False)
+        folder = self.make(self.tmp / "set")
+        ds = self.load(path=folder, validation_size=10, progress=False, cache=False)
         pixels = ds.train.X.astype(np.float64) / 255
         np.testing.assert_allclose(ds.train.transform.mean, [pixels.mean()], rtol=1e-12)
         np.testing.assert_allclose(ds.train.transform.std, [pixels.std()], rtol=1e-12)
@@ -202,79 +260,153 @@ class TestFashionMNIST(DataTestCase):
         all_pixels = np.concatenate([ds.train.X, ds.validate.X, ds.test.X]).astype(np.float64) / 255
         self.assertNotAlmostEqual(float(ds.train.transform.mean[0]), float(all_pixels.mean()), places=6)
         self.assertIs(ds.test.transform, ds.train.transform)
-        scaled = load_fashion_mnist(path=folder, validation_size=10, standardize=False, progress=False)
+        scaled = self.load(path=folder, validation_size=10, standardize=False, progress=False)
         X, _ = scaled.test.batch(np.arange(3))
         np.testing.assert_allclose(X, scaled.test.X[:3] / np.float32(255), rtol=1e-6)
 
     def test_deterministic_stratified_validation_split(self):
-        folder = make_fashion(self.tmp / "fm", n_train=100)
-        a = load_fashion_mnist(path=folder, validation_size=20, split_seed=3, seed=1, progress=False)
-        b = load_fashion_mnist(path=folder, validation_size=20, split_seed=3, seed=2, progress=False)
-        c = load_fashion_mnist(path=folder, validation_size=20, split_seed=4, progress=False)
+        folder = self.make(self.tmp / "set", n_train=100)
+        a = self.load(path=folder, validation_size=20, split_seed=3, seed=1, progress=False)
+        b = self.load(path=folder, validation_size=20, split_seed=3, seed=2, progress=False)
+        c = self.load(path=folder, validation_size=20, split_seed=4, progress=False)
         np.testing.assert_array_equal(a.validate.X, b.validate.X)
         self.assertFalse(np.array_equal(a.validate.X, c.validate.X))
         np.testing.assert_array_equal(np.bincount(a.validate.labels, minlength=10), 2)
-        f = load_fashion_mnist(path=folder, validation_size=0.3, progress=False)
+        f = self.load(path=folder, validation_size=0.3, progress=False)
         self.assertEqual(f.validate.n_examples, 30)
 
     def test_label_out_of_range_and_count_mismatch(self):
-        folder = make_fashion(self.tmp / "fm")
+        folder = self.make(self.tmp / "set")
         write_idx(folder / "t10k-labels-idx1-ubyte", np.full(20, 12), 2049, True)
-        with self.assertRaisesRegex(DataFormatError, r"t10k-labels.*label 12 at index 0 is out of range"):
-            load_fashion_mnist(path=folder, progress=False)
+        with self.assertRaisesRegex(DataFormatError, r"t10k-labels.*label 12 at index 0 is out of range 0..9"):
+            self.load(path=folder, progress=False)
         write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(19), 2049, True)
         with self.assertRaisesRegex(DataFormatError, "20 images but .* 19 labels"):
-            load_fashion_mnist(path=folder, progress=False)
+            self.load(path=folder, progress=False)
+
+    def test_truncated_wrong_magic_and_empty_files_name_the_file(self):
+        folder = self.make(self.tmp / "set", gz=False)
+        images = folder / "train-images-idx3-ubyte"
+        data = images.read_bytes()
+        images.write_bytes(data[:-100])
+        with self.assertRaisesRegex(DataFormatError, f"{re.escape(str(images))}: truncated"):
+            self.load(path=folder, progress=False, cache=False)
+        # a label file where the images should be
+        shutil.copy(folder / "train-labels-idx1-ubyte", images)
+        with self.assertRaisesRegex(DataFormatError, f"{re.escape(str(images))}: wrong magic number 2049"):
+            self.load(path=folder, progress=False, cache=False)
+        images.write_bytes(b"")
+        with self.assertRaisesRegex(DataFormatError, f"{re.escape(str(images))}: empty file"):
+            self.load(path=folder, progress=False, cache=False)
 
     def test_missing_file_without_download(self):
         with self.assertRaises(DataNotFoundError) as ctx:
-            load_fashion_mnist(download=False, progress=False)
+            self.load(download=False, progress=False)
         message = str(ctx.exception)
         self.assertIsInstance(ctx.exception, FileNotFoundError)
-        for needle in ("train-images-idx3-ubyte.gz", "path=", sources.DATA_ENV, "dataset-fashion-mnist"):
+        for needle in ("train-images-idx3-ubyte.gz", "path=", sources.DATA_ENV, str(self.home / self.spec.name),
+                       self.spec.files["train_images"].url, *self.provide):
             self.assertIn(needle, message)
-        folder = make_fashion(self.tmp / "fm")
+        folder = self.make(self.tmp / "set")
         (folder / "train-labels-idx1-ubyte.gz").unlink()
         with self.assertRaisesRegex(DataNotFoundError, "train-labels-idx1-ubyte.gz.*explicit|explicit.*train-labels"):
-            load_fashion_mnist(path=folder, progress=False)
+            self.load(path=folder, progress=False)
 
     def test_offline_download_error_names_the_ways(self):
+        tried = []
+
         def offline(url, timeout=None):
+            tried.append(url)
             raise urllib.error.URLError("no route to host")
 
         with mock.patch.object(sources, "_urlopen", offline):
             with self.assertRaises(DataNotFoundError) as ctx:
-                load_fashion_mnist(progress=False)
+                self.load(progress=False)
         message = str(ctx.exception)
-        for needle in ("no route to host", fashion_mnist.FILES["train_images"].url, "apt-get install", "path="):
+        for needle in ("no route to host", "path=", *self.spec.files["train_images"].urls, *self.provide):
             self.assertIn(needle, message)
+        self.assertEqual(tried, list(self.spec.files["train_images"].urls))  # every URL once, in order
+        self.assertFalse((self.home / self.spec.name).exists() and any((self.home / self.spec.name).iterdir()))
 
     def test_download_through_fake_opener(self):
-        source = make_fashion(self.tmp / "upstream")
-        served = {}
-        patched = {}
-        for role, remote in fashion_mnist.FILES.items():
-            data = (source / remote.name).read_bytes()
-            url = "https://example.invalid/" + remote.name
-            served[url] = data
-            patched[role] = sources.RemoteFile(remote.name, url, hashlib.md5(data).hexdigest())
-
-        class Response(io.BytesIO):
-            def __init__(self, data):
-                super().__init__(data)
-                self.headers = {"Content-Length": str(len(data))}
-
+        served, patched = serve_idx_set(self.make(self.tmp / "upstream"), self.spec.files)
         calls = []
 
         def opener(url, timeout=None):
             calls.append(url)
             return Response(served[url])
 
-        with mock.patch.dict(fashion_mnist.FILES, patched), mock.patch.object(sources, "_urlopen", opener):
-            ds = load_fashion_mnist(validation_size=10, progress=False)
+        with mock.patch.dict(self.spec.files, patched), mock.patch.object(sources, "_urlopen", opener):
+            ds = self.load(validation_size=10, progress=False)
         self.assertEqual(len(calls), 4)
         self.assertEqual(ds.test.n_examples, 20)
-        self.assertTrue((self.home / "fashion_mnist" / "t10k-images-idx3-ubyte.gz").is_file())
+        self.assertTrue((self.home / self.spec.name / "t10k-images-idx3-ubyte.gz").is_file())
+
+    def test_download_with_wrong_checksum_writes_nothing(self):
+        served, patched = serve_idx_set(self.make(self.tmp / "upstream"), self.spec.files)
+        patched = {role: dataclasses.replace(remote, md5="0" * 32) for role, remote in patched.items()}
+        with mock.patch.dict(self.spec.files, patched), \
+                mock.patch.object(sources, "_urlopen", lambda url, timeout=None: Response(served[url])):
+            with self.assertRaisesRegex(ChecksumError, r"train-images-idx3-ubyte.gz: md5 .* not saved"):
+                self.load(progress=False)
+        folder = self.home / self.spec.name
+        self.assertEqual(list(folder.iterdir()) if folder.exists() else [], [])
+
+
+class TestFashionMNIST(IDXDataSetCases, DataTestCase):
+    spec = fashion_mnist.SPEC
+    load = staticmethod(load_fashion_mnist)
+    provide = ("apt-get install dataset-fashion-mnist",)
+
+    def test_flatten_default_changed_and_mlp_config_asks_for_it(self):
+        self.assertIs(inspect.signature(load_fashion_mnist).parameters["flatten"].default, False)
+        self.assertEqual(load_fashion_mnist.__module__, fashion_mnist.__name__)
+        config = yaml.safe_load((Path(__file__).parents[1] / "configs" / "fashion_mnist_mlp.yaml").read_text())
+        self.assertIs(config["data"]["flatten"], True)
+
+
+class TestMNIST(IDXDataSetCases, DataTestCase):
+    spec = mnist.SPEC
+    load = staticmethod(load_mnist)
+
+    def test_description(self):
+        self.assertEqual(mnist.CLASS_NAMES, [str(d) for d in range(10)])
+        self.assertIs(datasets.DATASETS["mnist"], load_mnist)
+        expected = {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+                    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+                    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}
+        self.assertEqual({r.name: r.md5 for r in mnist.FILES.values()}, expected)
+        for remote in mnist.FILES.values():
+            self.assertEqual(remote.urls, ("https://ossci-datasets.s3.amazonaws.com/mnist/" + remote.name,
+                                           "http://yann.lecun.com/exdb/mnist/" + remote.name))
+            self.assertIsNone(remote.sha256)  # none is published
+        signature = inspect.signature(load_mnist).parameters
+        self.assertEqual({k: signature[k].default for k in ("batch_size", "flatten", "validation_size", "augment")},
+                         {"batch_size": 128, "flatten": False, "validation_size": 10_000, "augment": False})
+
+    def test_augment_means_crops_only(self):
+        ds = load_mnist(path=make_idx_set(self.tmp / "set"), validation_size=10, augment=True, progress=False)
+        self.assertTrue(ds.train.augmenting)
+        self.assertEqual(ds.train.augment.names, ("crop",))
+
+    def test_mirror_used_when_the_first_url_refuses(self):
+        source = make_idx_set(self.tmp / "upstream")
+        calls = []
+
+        def opener(url, timeout=None):
+            calls.append(url)
+            if "yann.lecun.com" not in url:
+                raise urllib.error.HTTPError(url, 403, "Forbidden", {}, None)
+            return Response((source / url.rsplit("/", 1)[1]).read_bytes())
+
+        patched = {role: dataclasses.replace(remote, md5=hashlib.md5((source / remote.name).read_bytes()).hexdigest())
+                   for role, remote in mnist.FILES.items()}
+        with mock.patch.dict(mnist.FILES, patched), mock.patch.object(sources, "_urlopen", opener):
+            ds = load_mnist(validation_size=10, progress=False)
+        self.assertEqual(ds.test.n_examples, 20)
+        self.assertEqual(len(calls), 8)
+        self.assertEqual(calls[:2], list(mnist.FILES["train_images"].urls))
 
 
 class TestDownload(DataTestCase):
@@ -308,6 +440,47 @@ class TestDownload(DataTestCase):
             sources.download("https://example.invalid/x", self.tmp / "x", opener=lambda u, timeout=None: Short(b"0" * 10),
                              progress=False)
         self.assertFalse((self.tmp / "x").exists())
+
+
+    def test_mirrors_tried_in_order(self):
+        payload = os.urandom(500)
+        remote = sources.RemoteFile("f.bin", "https://a.invalid/f.bin", hashlib.md5(payload).hexdigest(),
+                                    mirrors=("https://b.invalid/f.bin", "https://c.invalid/f.bin"))
+        self.assertEqual(remote.urls, ("https://a.invalid/f.bin", "https://b.invalid/f.bin", "https://c.invalid/f.bin"))
+        dest = self.tmp / "out" / "f.bin"
+
+        def serving(answers):
+            calls = []
+
+            def opener(url, timeout=None):
+                calls.append(url)
+                answer = answers[url]
+                if isinstance(answer, Exception):
+                    raise answer
+                return Response(answer)
+
+            return opener, calls
+
+        # the first refuses, the second serves other bytes, the third the right ones
+        opener, calls = serving({remote.urls[0]: urllib.error.URLError("403 Forbidden"), remote.urls[1]: b"junk",
+                                 remote.urls[2]: payload})
+        self.assertEqual(sources.download_remote(remote, dest, opener=opener, progress=False), dest)
+        self.assertEqual((dest.read_bytes(), calls), (payload, list(remote.urls)))
+        dest.unlink()
+        # the first that works is the last one tried
+        opener, calls = serving({remote.urls[0]: payload})
+        sources.download_remote(remote, dest, opener=opener, progress=False)
+        self.assertEqual(calls, [remote.urls[0]])
+        dest.unlink()
+        # all unreachable: one error naming every URL; a wrong checksum among them makes it a ChecksumError
+        opener, _ = serving({u: urllib.error.URLError(f"down {i}") for i, u in enumerate(remote.urls)})
+        with self.assertRaisesRegex(DataNotFoundError, r"all 3 URLs of f.bin failed: .*a.invalid.*down 0.*c.invalid"):
+            sources.download_remote(remote, dest, opener=opener, progress=False)
+        opener, _ = serving({remote.urls[0]: urllib.error.URLError("down"), remote.urls[1]: b"junk",
+                             remote.urls[2]: urllib.error.URLError("down")})
+        with self.assertRaisesRegex(ChecksumError, r"b.invalid/f.bin: md5"):
+            sources.download_remote(remote, dest, opener=opener, progress=False)
+        self.assertEqual(list(dest.parent.iterdir()), [])
 
 
 class TestCIFAR10(DataTestCase):
@@ -631,7 +804,7 @@ class TestSplitsAndCatalog(DataTestCase):
         self.assertFalse(rows["fashion_mnist"]["found"])
         self.assertFalse(rows["cifar10"]["found"])
         self.assertEqual([c.status for c in verify_dataset("fashion_mnist")], ["missing"] * 4)
-        folder = make_fashion(self.home / "fashion_mnist")
+        folder = make_idx_set(self.home / "fashion_mnist")
         rows = {r["name"]: r for r in list_datasets()}
         self.assertTrue(rows["fashion_mnist"]["found"])
         self.assertEqual(rows["fashion_mnist"]["path"], str(folder))
@@ -656,11 +829,38 @@ class TestSplitsAndCatalog(DataTestCase):
             self.assertEqual(verify_dataset("cifar10", path=archive)[0].status, "ok")
         self.assertEqual(verify_dataset("cifar10")[0].status, "missing")
 
+    def test_list_and_verify_mnist(self):
+        rows = {r["name"]: r for r in list_datasets()}
+        self.assertFalse(rows["mnist"]["found"])
+        self.assertIn(f"will download to {self.home / 'mnist'}", rows["mnist"]["message"])
+        self.assertNotIn("apt-get", rows["mnist"]["message"])
+        self.assertIn("mnist", datasets.VERIFIABLE)
+        self.assertEqual([c.status for c in verify_dataset("mnist")], ["missing"] * 4)
+        with self.assertRaisesRegex(DataNotFoundError, "MNIST file 'train-images-idx3-ubyte.gz' not found"):
+            datasets.dataset_path("mnist")
+        folder = make_idx_set(self.home / "mnist")
+        rows = {r["name"]: r for r in list_datasets()}
+        self.assertEqual((rows["mnist"]["found"], rows["mnist"]["path"]), (True, str(folder)))
+        self.assertEqual(datasets.dataset_path("mnist"), folder)
+        # .gz files are checked by the md5 of the published .gz (the tiny ones are not it)
+        checks = verify_dataset("mnist")
+        self.assertEqual([(c.status, c.algorithm) for c in checks], [("mismatch", "md5")] * 4)
+        self.assertIn("not the published train-images-idx3-ubyte.gz", checks[0].line)
+        patched = {role: dataclasses.replace(r, md5=hashlib.md5((folder / r.name).read_bytes()).hexdigest())
+                   for role, r in mnist.FILES.items()}
+        with mock.patch.dict(mnist.FILES, patched):
+            self.assertEqual([c.status for c in verify_dataset("mnist")], ["ok"] * 4)
+        # decompressed files have no published checksum: unknown, which passes, not a mismatch
+        raw = make_idx_set(self.tmp / "raw", gz=False)
+        checks = verify_dataset("mnist", path=raw)
+        self.assertEqual([(c.status, c.passed) for c in checks], [("unknown", True)] * 4)
+        self.assertIn("no published checksum", checks[0].line)
+
     def test_initialize_dataset_names(self):
         self.assertEqual(initialize_dataset("iris", 10).train.batch_size, 10)
-        with self.assertRaisesRegex(ValueError, "unknown data set 'mnist'; valid names: iris, fashion_mnist"):
-            initialize_dataset("mnist", 10)
-        self.assertEqual(set(datasets.DATASETS), {"iris", "fashion_mnist", "cifar10", "image_folder"})
+        with self.assertRaisesRegex(ValueError, "unknown data set 'imagenet'; valid names: iris, fashion_mnist, mnist"):
+            initialize_dataset("imagenet", 10)
+        self.assertEqual(set(datasets.DATASETS), {"iris", "fashion_mnist", "mnist", "cifar10", "image_folder"})
 
 
 if __name__ == "__main__":

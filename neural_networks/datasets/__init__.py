@@ -4,9 +4,10 @@
 :class:`Dataset` with ``train``, ``validate`` and ``test`` loaders yielding ``(float32 X,
 one-hot float32 Y)``; integer labels are ``loader.labels``, class names ``dataset.class_names``.
 
-Data sets: ``"iris"`` (shipped), ``"fashion_mnist"``, ``"cifar10"`` and ``"image_folder"``
-(needs ``path``). Where files come from: :mod:`.sources`; the decoded-image cache: :mod:`.cache`;
-augmentation: :mod:`.augment`; presence and checksums: :func:`list_datasets`, :func:`verify_dataset`.
+Data sets: ``"iris"`` (shipped), ``"fashion_mnist"`` and ``"mnist"`` (four IDX files each, read by
+:mod:`.idx`), ``"cifar10"`` and ``"image_folder"`` (needs ``path``). Where files come from:
+:mod:`.sources`; the decoded-image cache: :mod:`.cache`; augmentation: :mod:`.augment`; presence
+and checksums: :func:`list_datasets`, :func:`verify_dataset`.
 """
 
 from __future__ import annotations
@@ -18,18 +19,19 @@ from .cifar10 import load_cifar10, load_cifar10_arrays
 from .fashion_mnist import load_fashion_mnist, load_fashion_mnist_arrays, read_idx
 from .image_folder import load_image_folder, load_image_folder_arrays, load_images
 from .iris import load_iris
+from .mnist import load_mnist, load_mnist_arrays
 from .sources import ChecksumError, DataFormatError, DataNotFoundError, data_home, download
 
 __all__ = ["DataLoader", "Dataset", "Standardizer", "ImageTransform", "one_hot", "stratified_split",
            "split_validation", "channel_stats", "make_image_dataset", "DEFAULT_SPLIT_SEED",
-           "load_iris", "load_fashion_mnist", "load_fashion_mnist_arrays", "read_idx", "load_cifar10",
-           "load_cifar10_arrays", "load_image_folder", "load_image_folder_arrays", "load_images",
+           "load_iris", "load_fashion_mnist", "load_fashion_mnist_arrays", "read_idx", "load_mnist",
+           "load_mnist_arrays", "load_cifar10", "load_cifar10_arrays", "load_image_folder", "load_image_folder_arrays", "load_images",
            "Augmenter", "make_augmenter", "random_crop", "random_flip",
            "DataNotFoundError", "DataFormatError", "ChecksumError", "data_home", "download",
            "list_datasets", "format_dataset_row", "dataset_path", "verify_dataset", "VERIFIABLE", "FileCheck",
            "DATASETS", "initialize_dataset"]
 
-DATASETS = {"iris": load_iris, "fashion_mnist": load_fashion_mnist, "cifar10": load_cifar10,
+DATASETS = {"iris": load_iris, "fashion_mnist": load_fashion_mnist, "mnist": load_mnist, "cifar10": load_cifar10,
             "image_folder": load_image_folder}
 _ALIASES = {"fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist", "cifar_10": "cifar10",
             "imagefolder": "image_folder"}

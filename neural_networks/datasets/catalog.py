@@ -6,17 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cifar10, fashion_mnist
-from .sources import DataFormatError, DataNotFoundError, data_home, dataset_dir, file_digests, find_file
+from . import cifar10, fashion_mnist, mnist
+from .idx import IDXDataset
+from .sources import (SYSTEM_PACKAGES, DataFormatError, DataNotFoundError, RemoteFile, data_home, dataset_dir,
+                      file_digests, find_file, is_gzip)
 
 __all__ = ["FileCheck", "VERIFIABLE", "list_datasets", "format_dataset_row", "dataset_path", "verify_dataset"]
 
 #: Data sets with published checksums (what ``data verify`` checks by default).
-VERIFIABLE = ("fashion_mnist", "cifar10")
+VERIFIABLE = ("fashion_mnist", "mnist", "cifar10")
+
+#: The data sets of four IDX files, by name (one code path serves them all).
+_IDX: dict[str, IDXDataset] = {spec.name: spec for spec in (fashion_mnist.SPEC, mnist.SPEC)}
 
 _DESCRIPTIONS = {
     "iris": "Iris (Fisher, 1936): 150 flowers, 4 features, 3 classes; shipped with the package",
     "fashion_mnist": "Fashion-MNIST: 70,000 28x28 grayscale images, 10 classes (4 IDX files)",
+    "mnist": "MNIST: 70,000 28x28 grayscale handwritten digits, 10 classes (4 IDX files)",
     "cifar10": "CIFAR-10: 60,000 32x32 RGB images, 10 classes (cifar-10-python.tar.gz or an image folder)",
     "image_folder": "any <split>/<class>/<image> tree or .tar/.tar.gz/.zip of one (needs path)",
 }
@@ -57,20 +63,15 @@ class FileCheck:
         return iter((self.line, self.passed))
 
 
-def _fashion_files(path=None) -> dict[str, tuple[Path, str] | None]:
-    return {role: find_file(fashion_mnist.NAME, fashion_mnist.candidates(remote), path)
-            for role, remote in fashion_mnist.FILES.items()}
-
-
 def dataset_path(name: str, path=None) -> Path:
-    """Where data set ``name`` is read from (no download): a folder for Fashion-MNIST, the
-    archive or folder for CIFAR-10, the shipped CSV for Iris. Raises :class:`DataNotFoundError`."""
+    """Where data set ``name`` is read from (no download): the folder of the IDX files for
+    Fashion-MNIST and MNIST, the archive or folder for CIFAR-10, the shipped CSV for Iris. Raises
+    :class:`DataNotFoundError`."""
     key = _key(name)
     if key == "iris":
         return Path(__file__).parent / "data" / "iris.csv"
-    if key == "fashion_mnist":
-        files = fashion_mnist.fashion_mnist_files(path, download=False, progress=False)
-        return files["train_images"].parent
+    if key in _IDX:
+        return _IDX[key].locate(path, download=False, progress=False)["train_images"].parent
     if key == "cifar10":
         return cifar10.cifar10_source(path, download=False)
     if path is None:
@@ -94,15 +95,7 @@ def list_datasets(path=None) -> list[dict]:
     applies to every data set (mostly useful with one)."""
     rows = [{"name": "iris", "description": _DESCRIPTIONS["iris"], "found": True,
              "path": str(dataset_path("iris")), "where": "shipped"}]
-    files = _fashion_files(path)
-    present = [f for f in files.values() if f is not None]
-    row = {"name": "fashion_mnist", "description": _DESCRIPTIONS["fashion_mnist"], "found": len(present) == 4,
-           "path": str(present[0][0].parent) if present else None, "where": present[0][1] if present else None}
-    if len(present) < 4:
-        missing = [fashion_mnist.FILES[r].name for r, f in files.items() if f is None]
-        row["message"] = (f"missing {', '.join(missing)}; will download to {dataset_dir('fashion_mnist')} "
-                          "on first use (or apt-get install dataset-fashion-mnist)")
-    rows.append(row)
+    rows += [_idx_row(spec, path) for spec in _IDX.values()]
     if path is not None:
         found = (Path(path).expanduser(), "explicit path") if Path(path).expanduser().exists() else None
     else:
@@ -117,6 +110,20 @@ def list_datasets(path=None) -> list[dict]:
                  "path": str(path) if path is not None else None, "where": "explicit path" if path else None,
                  "message": "" if path else f"needs a path (data folder: {data_home()})"})
     return rows
+
+
+def _idx_row(spec: IDXDataset, path=None) -> dict:
+    """The :func:`list_datasets` row of an IDX data set: found when all four files are."""
+    files = spec.find(path)
+    present = [f for f in files.values() if f is not None]
+    row = {"name": spec.name, "description": _DESCRIPTIONS[spec.name], "found": len(present) == len(files),
+           "path": str(present[0][0].parent) if present else None, "where": present[0][1] if present else None}
+    if not row["found"]:
+        missing = [spec.files[r].name for r, f in files.items() if f is None]
+        package = SYSTEM_PACKAGES.get(spec.name)
+        row["message"] = (f"missing {', '.join(missing)}; will download to {dataset_dir(spec.name)} on first use"
+                          + (f" (or apt-get install {package[0]})" if package else ""))
+    return row
 
 
 def format_dataset_row(row: dict) -> str:
@@ -139,15 +146,39 @@ def _check(name: str, path: Path | None, algorithm: str, expected: str | None, d
     return FileCheck(name, str(path), status, algorithm, expected, actual)
 
 
+def _check_idx_file(role: str, path: Path | None, remote: RemoteFile) -> FileCheck:
+    """By the sha256 of the decompressed content where it is published (Fashion-MNIST), else by
+    the md5 of the published ``.gz`` when the file is gzip (MNIST); a decompressed file whose
+    content has no published checksum is ``"unknown"``."""
+    if path is None or remote.sha256 is not None:
+        return _check(role, path, "sha256", remote.sha256, decompress=True)
+    try:
+        compressed = is_gzip(path)
+    except OSError as err:
+        return FileCheck(role, str(path), "corrupt", message=str(err))
+    if not compressed:
+        return FileCheck(role, str(path), "unknown",
+                         message="no published checksum of the decompressed file (only of the original .gz)")
+    check = _check(role, path, "md5", remote.md5)
+    if check.status == "mismatch":
+        check.message = f"not the published {remote.name} (a re-compressed copy differs even with the same content)"
+    return check
+
+
 def verify_dataset(name: str, path=None) -> list[FileCheck]:
-    """Check a data set's files against the published checksums (no download):
-    Fashion-MNIST by the sha256 of each decompressed IDX file (so Debian's re-compressed copy
-    verifies), the CIFAR-10 canonical tarball by md5 and the CIFAR-10 JPEG archive by sha256.
-    Returns one :class:`FileCheck` per file; all ``"ok"`` means verified."""
+    """Check a data set's files against the published checksums (no download).
+
+    Fashion-MNIST: the sha256 of each decompressed IDX file (so Debian's re-compressed copy
+    verifies). MNIST: no checksum of the decompressed files is published, so each file is checked
+    by the md5 of the original ``.gz`` when that is what is present; a decompressed file is
+    ``"unknown"`` (no published checksum), not a mismatch. CIFAR-10: the canonical tarball by md5,
+    the JPEG archive by sha256. Returns one :class:`FileCheck` per file; all ``"ok"`` means
+    verified."""
     key = _key(name)
-    if key == "fashion_mnist":
-        return [_check(role, found[0] if found else None, "sha256", fashion_mnist.FILES[role].sha256, True)
-                for role, found in _fashion_files(path).items()]
+    if key in _IDX:
+        spec = _IDX[key]
+        return [_check_idx_file(role, found[0] if found else None, spec.files[role])
+                for role, found in spec.find(path).items()]
     if key == "cifar10":
         try:
             source = cifar10.cifar10_source(path, download=False)

@@ -23,7 +23,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
 from .cache import cached

@@ -6,8 +6,9 @@ A file is looked for, in this order:
    there, that is an error; nothing else is searched);
 2. the data folder ``$NEURAL_NETWORKS_DATA/<data set>/`` (default ``~/.cache/neural_networks``);
 3. a system copy (Debian's ``dataset-fashion-mnist`` installs ``/usr/share/datasets/fashion-mnist``);
-4. a download from the official URL into the data folder, with a progress bar, verified by
-   checksum and written atomically (a failed or interrupted download leaves no file behind).
+4. a download into the data folder from the published URL, then from each mirror in turn while
+   they fail (:func:`download_remote`), with a progress bar, verified by checksum and written
+   atomically (a failed or interrupted download leaves no file behind).
 
 Without a network the :class:`DataNotFoundError` names the missing file, the places searched and
 the ways to provide it. Tests replace the opener (``download(..., opener=...)`` or the module
@@ -25,23 +26,25 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from ..progress import progress_bar as tqdm
 
 from ..io import atomic_write
 
 __all__ = [
     "DATA_ENV", "DataNotFoundError", "DataFormatError", "ChecksumError", "RemoteFile", "data_home",
-    "dataset_dir", "SYSTEM_DIRS", "search_dirs", "find_file", "locate_file", "download", "file_digests",
-    "is_gzip",
+    "dataset_dir", "SYSTEM_PACKAGES", "SYSTEM_DIRS", "search_dirs", "find_file", "locate_file", "download",
+    "download_remote", "file_digests", "is_gzip",
 ]
 
 DATA_ENV = "NEURAL_NETWORKS_DATA"
 _DEFAULT_HOME = Path("~") / ".cache" / "neural_networks"
 
-#: System-wide copies of a data set (searched after the data folder, before a download).
-SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
-    "fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),),
+#: Debian packages that install a data set system-wide: data set -> (package, folder it fills).
+SYSTEM_PACKAGES: dict[str, tuple[str, Path]] = {
+    "fashion_mnist": ("dataset-fashion-mnist", Path("/usr/share/datasets/fashion-mnist")),
 }
+#: System-wide copies of a data set (searched after the data folder, before a download).
+SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {name: (folder,) for name, (_, folder) in SYSTEM_PACKAGES.items()}
 
 _CHUNK = 1 << 20
 
@@ -61,13 +64,20 @@ class ChecksumError(DataFormatError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file of a published data set: its file name, official URL, the md5 of the file as
-    downloaded and (where published) the sha256 of its content (decompressed for ``.gz`` files)."""
+    """A file of a published data set: its file name, the URL tried first, the md5 of the file as
+    downloaded, (where published) the sha256 of its content (decompressed for ``.gz`` files) and
+    further URLs of the same file, tried in order when the ones before fail."""
 
     name: str
     url: str
     md5: str | None = None
     sha256: str | None = None
+    mirrors: tuple[str, ...] = ()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every URL of the file, in the order they are tried."""
+        return (self.url, *self.mirrors)
 
 
 def data_home() -> Path:
@@ -107,14 +117,15 @@ def _how_to_provide(name: str, title: str, remote: RemoteFile | None, candidates
         "Provide it in one of these ways:",
         f"  1. pass path=<folder holding {files}> to the loader (or the config's data path);",
         f"  2. put the file in the data folder ${DATA_ENV}/{name} (now {dataset_dir(name)})"
-        + (f", e.g. downloaded on a connected machine from {remote.url}" if remote else "") + ";",
+        + (f", e.g. downloaded on a connected machine from {' or '.join(remote.urls)}" if remote else "") + ";",
     ]
-    if name == "fashion_mnist":
-        lines.append("  3. install Debian's copy: apt-get install dataset-fashion-mnist "
-                     "(it puts the files in /usr/share/datasets/fashion-mnist);")
+    if name in SYSTEM_PACKAGES:
+        package, folder = SYSTEM_PACKAGES[name]
+        lines.append(f"  3. install Debian's copy: apt-get install {package} (it puts the files in {folder});")
         lines.append("  or run with network access so the loader downloads it.")
     elif remote is not None:
-        lines.append(f"  3. run with network access so the loader downloads {remote.url} itself.")
+        lines.append(f"  3. run with network access so the loader downloads {remote.url} itself"
+                     + (" (or from a mirror)." if remote.mirrors else "."))
     return f"{title}: " + "\n".join(lines)
 
 
@@ -137,7 +148,7 @@ def locate_file(name: str, candidates, path=None, remote: RemoteFile | None = No
         raise DataNotFoundError(_how_to_provide(name, missing + reason, remote, candidates))
     dest = dataset_dir(name) / remote.name
     try:
-        return download(remote.url, dest, md5=remote.md5, progress=progress)
+        return download_remote(remote, dest, progress=progress)
     except DataNotFoundError as err:
         raise DataNotFoundError(_how_to_provide(name, f"{missing}; {err}", remote, candidates)) from err
 
@@ -193,6 +204,23 @@ def download(url: str, dest, md5: str | None = None, sha256: str | None = None, 
         if close is not None:
             close()
     return dest
+
+
+def download_remote(remote: RemoteFile, dest, opener=None, progress: bool = True, timeout: float = 60.0) -> Path:
+    """:func:`download` ``remote`` to ``dest`` from each of ``remote.urls`` in turn until one
+    gives the file with the published md5. A mirror that cannot be read or serves other bytes is
+    passed over; when all fail, the error lists each URL's failure: :class:`ChecksumError` if
+    one of them served the wrong bytes, else :class:`DataNotFoundError`."""
+    errors: list[DataNotFoundError | ChecksumError] = []
+    for url in remote.urls:
+        try:
+            return download(url, dest, md5=remote.md5, opener=opener, progress=progress, timeout=timeout)
+        except (DataNotFoundError, ChecksumError) as err:
+            errors.append(err)
+    if len(errors) == 1:
+        raise errors[0]
+    kind = ChecksumError if any(isinstance(e, ChecksumError) for e in errors) else DataNotFoundError
+    raise kind(f"all {len(errors)} URLs of {remote.name} failed: " + "; ".join(map(str, errors))) from errors[-1]
 
 
 def is_gzip(path) -> bool:
