@@ -90,7 +90,8 @@ class TestCommandLine(unittest.TestCase):
     def test_train_writes_the_run_directory(self):
         self.assertIn("test accuracy", self.train.stdout)
         for name in ("config.yaml", "metrics.csv", "metrics.json", "loss.png", "accuracy.png", "loss_iterations.png",
-                     "confusion_matrix.png", "first_layer.png", "last.npz", "best.npz"):
+                     "error.png", "parameters.csv", "parameters.png", "confusion_matrix.png", "first_layer.png",
+                     "last.npz", "best.npz"):
             self.assertTrue((self.run_dir / name).is_file(), name)
         figures = json.loads((self.run_dir / "metrics.json").read_text())
         self.assertEqual(figures["epochs"], 2)
@@ -221,6 +222,10 @@ class TestCommandLine(unittest.TestCase):
         for key in a.files:
             if key != "config":
                 np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        # the parameter ranges continue across the resume: every epoch once, equal to the full run's
+        full_ranges = (base / "full" / "tiny" / "parameters.csv").read_text()
+        self.assertEqual((base / "split" / "tiny" / "parameters.csv").read_text(), full_ranges)
+        self.assertEqual(sorted({line.split(",")[0] for line in full_ranges.splitlines()[1:]}), ["1", "2", "3"])
 
     def test_ctrl_c_saves_and_resumes(self):
         out = self.dir / "interrupted"

@@ -865,3 +865,99 @@ class TestSplitsAndCatalog(DataTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestDatasetFromArrays(unittest.TestCase):
+    """The course's Dataset(training_set, training_labels, batch_size, validation_set, ...) and
+    its loader interface (samples_per_epoch, sample, iteration, reset, shuffle, data_, n_samples)."""
+
+    def setUp(self):
+        rng = np.random.default_rng(0)
+        self.X = rng.standard_normal((25, 4))
+        self.y = rng.integers(0, 3, size=25)
+        self.y[:3] = [0, 1, 2]
+        self.Y = np.eye(3)[self.y]
+
+    def test_one_hot_labels_and_course_attributes(self):
+        ds = datasets.Dataset(training_set=self.X, training_labels=self.Y, batch_size=10,
+                              validation_set=self.X[:6], validation_labels=self.Y[:6],
+                              test_set=self.X[:5], test_labels=self.Y[:5])
+        self.assertEqual((ds.out_dim, ds.n_classes, ds.batch_size), (3, 3, 10))
+        self.assertEqual((ds.n_training, ds.n_validation, ds.n_test), (25, 6, 5))
+        train = ds.train
+        self.assertEqual((train.n_samples, train.samples_per_epoch, train.out_dim), (25, 3, 3))
+        self.assertIs(train.data_, self.X)
+        seen = []
+        for step in range(3):
+            self.assertEqual(train.iteration, step)
+            X, Y = train.sample()
+            seen.append((X, Y))
+        self.assertEqual([len(X) for X, _ in seen], [10, 10, 5])
+        self.assertEqual(train.iteration, 3)
+        # one pass covers every example once, inputs float32 and labels aligned with them
+        X_all = np.concatenate([X for X, _ in seen])
+        Y_all = np.concatenate([Y for _, Y in seen])
+        self.assertEqual(X_all.dtype, np.float32)
+        order = np.lexsort(X_all.T)
+        np.testing.assert_allclose(X_all[order], self.X.astype(np.float32)[np.lexsort(self.X.astype(np.float32).T)])
+        for x, yrow in zip(X_all, Y_all):
+            row = np.flatnonzero(np.all(np.isclose(self.X.astype(np.float32), x), axis=1))[0]
+            np.testing.assert_array_equal(yrow, self.Y[row])
+        X, _ = train.sample()  # a new pass starts
+        self.assertEqual((len(X), train.iteration), (10, 1))
+        train.reset()
+        self.assertEqual(train.iteration, 0)
+        X_test, Y_test = ds.test.sample(shuffle=False)
+        np.testing.assert_allclose(X_test, self.X[:5])
+        np.testing.assert_array_equal(Y_test, self.Y[:5])
+
+    def test_positional_integer_labels_regression_and_unlabelled(self):
+        ds = datasets.Dataset(self.X, self.y, 8, self.X[:4], self.y[:4])
+        self.assertEqual((ds.out_dim, ds.n_test), (3, 0))
+        self.assertIsNone(ds.test)
+        self.assertEqual(ds.train.sample()[1].shape, (8, 3))
+        targets = np.stack([self.X.sum(axis=1), self.X[:, 0]], axis=1)
+        reg = datasets.Dataset(self.X, targets, 5, test_set=self.X[:3])
+        self.assertEqual((reg.out_dim, reg.n_classes, reg.class_names), (2, None, []))
+        X, T = next(iter(datasets.Dataset(self.X, targets, 5, shuffle=False).train))
+        np.testing.assert_allclose(T, targets[:5].astype(np.float32))
+        self.assertIsInstance(reg.test.sample(), np.ndarray)  # unlabelled: the inputs alone
+
+    def test_shuffle_reorders_inputs_with_labels(self):
+        ds = datasets.Dataset(self.X, self.Y, 25, seed=1)
+        ds.train.shuffle()
+        shuffled_X, shuffled_y = ds.train.data_, ds.train.labels
+        self.assertFalse(np.array_equal(shuffled_X, self.X))
+        for x, label in zip(shuffled_X, shuffled_y):
+            row = np.flatnonzero(np.all(self.X == x, axis=1))[0]
+            self.assertEqual(label, self.y[row])
+        self.assertEqual(ds.train.iteration, 0)
+
+    def test_bad_arrays_name_the_problem(self):
+        cases = [
+            (lambda: datasets.Dataset(self.X, self.Y[:20], 5), r"training_labels have shape \(20, 3\).*25 examples"),
+            (lambda: datasets.Dataset(self.X, self.y - 1, 5), "whole numbers >= 0"),
+            (lambda: datasets.Dataset(self.X, self.y + 0.5, 5), "whole numbers >= 0"),
+            (lambda: datasets.Dataset(self.X, self.Y, 5, self.X[:4], self.X[:4, :2]), "training labels are classes but"),
+            (lambda: datasets.Dataset(self.X, self.Y, 5, self.X[:4, :3], self.Y[:4]), "validation_set examples have shape"),
+            (lambda: datasets.Dataset(self.X, None, 5), "training_labels are required"),
+            (lambda: datasets.Dataset(self.X, self.Y, 0), "batch_size must be a positive int"),
+            (lambda: datasets.Dataset(self.X, np.full((25, 3), np.nan), 5), "finite numbers"),
+        ]
+        for make, pattern in cases:
+            with self.subTest(pattern=pattern), self.assertRaisesRegex(ValueError, pattern):
+                make()
+
+    def test_a_model_trains_on_it_and_sizes_its_output(self):
+        from neural_networks import FullyConnected, NeuralNetwork, SGD
+
+        ds = datasets.Dataset(self.X, self.Y, 5, self.X[:10], self.Y[:10], self.X[:10], self.Y[:10])
+        model = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(None, "softmax")],
+                              optimizer=SGD(lr=0.1, momentum=0.9), seed=0)
+        history = model.train(ds, epochs=3, verbose=0)
+        self.assertEqual(model.layers[-1].n_out, 3)
+        self.assertEqual(len(history["val_accuracy"]), 3)
+        self.assertIn("accuracy", model.test(ds))
+        unlabelled = datasets.Dataset(self.X, self.Y, 5, test_set=self.X[:4])
+        with self.assertRaisesRegex(ValueError, "without labels"):
+            model.test(unlabelled)

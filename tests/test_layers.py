@@ -15,6 +15,7 @@ import numpy as np
 from neural_networks import functional as F
 from neural_networks.activations import ReLU, SoftMax, TanH
 from neural_networks.layers import LAYERS, Conv2D, Flatten, FullyConnected, Layer, Pool2D, initialize_layer
+from neural_networks.regularization import BatchNorm
 
 from .helpers import (
     distinct_values,
@@ -864,3 +865,61 @@ class TestAgainstPyTorch(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestParameterDtypeAndRandomness(unittest.TestCase):
+    """Parameters follow a float64 first input (the course's gradient-check flow) and are float32
+    otherwise; layers without a seeded generator draw from NumPy's global state."""
+
+    def test_dtype_follows_the_first_input(self):
+        cases = [(lambda: FullyConnected(3, "relu"), (4, 5)), (lambda: Conv2D(2, (3, 3), "relu"), (2, 4, 4, 3)),
+                 (lambda: BatchNorm(), (6, 3))]
+        for make, shape in cases:
+            for dtype, expected in ((np.float64, np.float64), (np.float32, np.float32), (np.uint8, np.float32)):
+                with self.subTest(layer=make().name, dtype=dtype):
+                    layer = make()
+                    out = layer.forward(np.ones(shape, dtype=dtype))
+                    self.assertEqual({p.dtype for p in layer.parameters.values()}, {np.dtype(expected)})
+                    self.assertEqual(out.dtype, np.float64 if dtype == np.float64 else np.float32)
+                    layer.backward(np.ones_like(out))
+                    self.assertEqual({g.dtype for g in layer.gradients.values()}, {np.dtype(expected)})
+
+    def test_direct_init_parameters_is_float64_like_the_course(self):
+        layer = FullyConnected(n_out=4, activation="relu")
+        layer._init_parameters((10, 3))
+        self.assertEqual((layer.n_in, layer.parameters["W"].shape, layer.parameters["b"].shape), (3, (3, 4), (1, 4)))
+        self.assertEqual(layer.parameters["W"].dtype, np.float64)
+        np.testing.assert_array_equal(layer.parameters["b"], np.zeros((1, 4)))
+        self.assertEqual(list(layer.gradients), ["W", "b"])
+        self.assertEqual(layer._get_parameters()[0].shape, (3, 4))
+        self.assertEqual([g.shape for g in layer._get_gradients()], [(3, 4), (1, 4)])
+
+    def test_unseeded_layers_follow_np_random_seed(self):
+        """The course's xavier_uniform draws np.random.uniform(-a, a, shape) with
+        a = sqrt(3) * gain * sqrt(2 / (fan_in + fan_out)); the same seed gives the same weights."""
+        np.random.seed(189)
+        layer = FullyConnected(n_out=4, activation="relu", weight_init="xavier_uniform")
+        layer._init_parameters((10, 3))
+        np.random.seed(189)
+        a = np.sqrt(3.0) * (np.sqrt(2.0) * np.sqrt(2.0 / (3 + 4)))
+        np.testing.assert_array_equal(layer.parameters["W"], np.random.uniform(-a, a, size=(3, 4)))
+        np.random.seed(5)
+        first = Conv2D(2, (3, 3), "relu")
+        first.forward(np.ones((1, 4, 4, 2)))
+        np.random.seed(5)
+        second = Conv2D(2, (3, 3), "relu")
+        second.forward(np.ones((1, 4, 4, 2)))
+        np.testing.assert_array_equal(first.parameters["W"], second.parameters["W"])
+
+    def test_n_out_none_until_sized(self):
+        layer = initialize_layer("fully_connected", n_out=None, activation="softmax")
+        self.assertIsNone(layer.n_out)
+        self.assertEqual(layer.config()["n_out"], None)
+        with self.assertRaisesRegex(ValueError, r"n_out is None.*train the model on a data set first"):
+            layer.forward(np.ones((2, 3)))
+        layer.n_out = 3
+        self.assertEqual(layer.forward(np.ones((2, 3))).shape, (2, 3))
+        with self.assertRaisesRegex(ValueError, "n_out is None"):
+            Conv2D(None, (3, 3), "relu").forward(np.ones((1, 4, 4, 1)))
+        with self.assertRaisesRegex(ValueError, "n_out must be a positive int"):
+            FullyConnected(n_out=0)

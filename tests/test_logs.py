@@ -1,5 +1,6 @@
 """Logger: experiment directory with metrics, checkpoints and plots, written atomically."""
 
+import csv
 import json
 import tempfile
 import unittest
@@ -32,6 +33,40 @@ class TestLogger(unittest.TestCase):
             self.assertEqual(json.loads((run / "config.json").read_text())["model_args"]["lr"], 0.1)
             self.assertEqual(NeuralNetwork.load(run / "last.npz").extra["epoch"], 3)
             self.assertEqual((run / "loss.png").read_bytes()[:4], b"\x89PNG")
+
+    def test_course_arguments_attrdicts_and_parameter_ranges(self):
+        from neural_networks.utils import AttrDict
+
+        layer_args = [AttrDict(name="fully_connected", activation="relu", n_out=8, kernel_shape=(1, 1)),
+                      AttrDict(name="fully_connected", activation="softmax", n_out=None)]
+        model_args = AttrDict(name="feed_forward", loss="cross_entropy", layer_args=layer_args,
+                              optimizer_args=AttrDict(name="SGD", lr=0.1), seed=0)
+        data_args = AttrDict(name="iris", batch_size=30)
+        with tempfile.TemporaryDirectory() as tmp:
+            logger = Logger(model_name="ffnn_lr0.1", model_args=model_args, data_args=data_args, save=True, plot=True,
+                            save_dir=tmp + "/")
+            self.assertEqual(logger.save_dir, str(Path(tmp) / "ffnn_lr0.1") + "/")
+            self.assertIs(logger.model_args, model_args)
+            saved = json.loads((Path(tmp) / "ffnn_lr0.1" / "config.json").read_text())
+            self.assertEqual(AttrDict(saved["model_args"])["optimizer_args"], {"name": "SGD", "lr": 0.1})
+            self.assertEqual(saved["model_args"]["layer_args"][0]["kernel_shape"], [1, 1])
+            self.assertEqual(saved["data_args"], dict(data_args))
+            model = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(None, "softmax")],
+                                  optimizer=SGD(lr=0.1, momentum=0.9), logger=logger, seed=0)
+            model.train(initialize_dataset("iris", batch_size=30), epochs=2, verbose=0)
+            run = Path(tmp) / "ffnn_lr0.1"
+            with open(run / "parameters.csv") as handle:
+                rows = list(csv.DictReader(handle))
+            self.assertEqual([(r["epoch"], r["parameter"]) for r in rows],
+                             [(e, p) for e in ("1", "2") for p in ("W0", "b0", "W1", "b1")])
+            last = {r["parameter"]: (float(r["min"]), float(r["max"])) for r in rows if r["epoch"] == "2"}
+            W1 = model.layers[1].parameters["W"]
+            self.assertEqual(last["W1"], (float(W1.min()), float(W1.max())))
+            for plot in ("error.png", "parameters.png"):
+                self.assertEqual((run / plot).read_bytes()[:4], b"\x89PNG", plot)
+        self.assertEqual(Logger(name="x").name, "x")
+        with self.assertRaisesRegex(ValueError, "disagree"):
+            Logger(model_name="a", name="b")
 
     def test_save_false_writes_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:

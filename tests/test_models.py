@@ -261,3 +261,61 @@ class TestTrainingAndPersistence(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestOutputSizedByData(unittest.TestCase):
+    """The course's starter scripts leave the output layer's n_out to the data set."""
+
+    def test_spec_form_direct_form_and_config(self):
+        from neural_networks.experiment import run_experiment
+        from neural_networks.utils import AttrDict
+
+        data = initialize_dataset("iris", batch_size=30)
+        spec = initialize_model(
+            name="ffnn", loss="cross_entropy",
+            layer_args=[AttrDict(name="fully_connected", activation="relu", n_out=8),
+                        AttrDict(name="fully_connected", activation="softmax", n_out=None)],
+            optimizer_args=AttrDict(name="SGD", lr=0.1, momentum=0.9), seed=0)
+        direct = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(None, "softmax")],
+                               optimizer=SGD(lr=0.1), seed=0)
+        for model in (spec, direct):
+            with self.assertRaisesRegex(ValueError, "n_out is None"):
+                model.predict(data.test.X[:2].astype(np.float32))
+            model.train(data, epochs=2, verbose=0)
+            self.assertEqual(model.layers[-1].n_out, 3)
+            self.assertEqual(model.predict(data.test.X[:2].astype(np.float32)).shape, (2, 3))
+            self.assertEqual(model.config()["layers"][-1]["n_out"], 3)
+        config = {"name": "sized", "epochs": 1, "data": {"name": "iris", "batch_size": 30},
+                  "model": {"loss": "cross_entropy", "layers": [{"name": "fully_connected", "n_out": 4, "activation": "relu"},
+                                                                {"name": "fully_connected", "n_out": None,
+                                                                 "activation": "softmax"}]},
+                  "optimizer": {"name": "sgd", "lr": 0.1}}
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = run_experiment(config, out_dir=tmp, verbose=0)
+            self.assertIsNotNone(figures["test_accuracy"])
+            self.assertIn("n_out: 3", (Path(tmp) / "sized" / "config.yaml").read_text())
+
+    def test_only_the_output_layer_can_be_sized_by_data(self):
+        data = initialize_dataset("iris", batch_size=30)
+        model = NeuralNetwork(layers=[FullyConnected(None, "relu"), FullyConnected(None, "softmax")],
+                              optimizer=SGD(lr=0.1), seed=0)
+        with self.assertRaisesRegex(ValueError, r"FullyConnected \(layer 0\): n_out is None"):
+            model.train(data, epochs=1, verbose=0)
+
+    def test_unseeded_model_follows_np_random_seed_and_test_reports_error(self):
+        def build():
+            return initialize_model(name="m", loss="cross_entropy",
+                                    layer_args=[{"name": "fully_connected", "activation": "relu", "n_out": 5},
+                                                {"name": "fully_connected", "activation": "softmax", "n_out": None}],
+                                    optimizer_args={"name": "SGD", "lr": 0.1})
+
+        data = initialize_dataset("iris", batch_size=30)
+        results = []
+        for _ in range(2):
+            np.random.seed(42)
+            model = build()
+            model.train(data, epochs=1, verbose=0)
+            results.append(model.layers[0].parameters["W"].copy())
+        np.testing.assert_array_equal(results[0], results[1])
+        result = model.test(data)
+        self.assertAlmostEqual(result["error"], 1.0 - result["accuracy"])
