@@ -1,0 +1,108 @@
+"""One registry helper for every family of named things (layers, activations, losses,
+initializers, optimizers, schedules, data sets, callbacks).
+
+A family keeps a :class:`Registry`; a new member is one line (``LAYERS.add("conv2d", Conv2D)``
+or the ``@LAYERS.register("conv2d")`` decorator). Look-ups ignore case and treat ``-`` like
+``_``; errors name the family, the name and the valid names, and bad keyword arguments are
+reported with the valid ones read from the factory's signature, before anything is built.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Iterator
+
+__all__ = ["Registry"]
+
+
+def _key(name) -> str:
+    return str(name).strip().lower().replace("-", "_")
+
+
+class Registry:
+    """Names -> factories (classes or functions) of one ``family`` (e.g. ``"layer"``)."""
+
+    def __init__(self, family: str, sort_names: bool = False) -> None:
+        self.family = family
+        self.sort_names = sort_names  # list valid names sorted in errors, else in registration order
+        self._factories: dict[str, Callable] = {}
+        self._aliases: dict[str, str] = {}
+
+    # -- building ------------------------------------------------------------------
+    def add(self, name: str, factory: Callable, aliases=()) -> Callable:
+        """Register ``factory`` under ``name`` (and ``aliases``); returns ``factory``."""
+        key = _key(name)
+        if key in self._factories or key in self._aliases:
+            raise ValueError(f"{self.family} {name!r} is registered twice")
+        self._factories[key] = factory
+        for alias in aliases:
+            self._aliases[_key(alias)] = key
+        return factory
+
+    def register(self, name: str | None = None, aliases=()):
+        """Decorator form of :meth:`add`; ``name`` defaults to the factory's ``name`` attribute."""
+
+        def decorate(factory):
+            return self.add(name or factory.name, factory, aliases)
+
+        return decorate
+
+    # -- looking up ----------------------------------------------------------------
+    def names(self) -> list[str]:
+        """The registered names (not the aliases)."""
+        names = list(self._factories)
+        return sorted(names) if self.sort_names else names
+
+    def __contains__(self, name) -> bool:
+        key = _key(name)
+        return key in self._factories or key in self._aliases
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._factories)
+
+    def canonical(self, name) -> str:
+        """The registered name for ``name`` (an alias, another case); ``ValueError`` if unknown."""
+        key = _key(name)
+        key = self._aliases.get(key, key)
+        if key not in self._factories:
+            raise ValueError(f"unknown {self.family} {name!r}; valid names: {', '.join(self.names())}")
+        return key
+
+    def get(self, name) -> Callable:
+        """The factory registered as ``name``."""
+        return self._factories[self.canonical(name)]
+
+    def items(self):
+        return [(name, self._factories[name]) for name in self.names()]
+
+    def arguments(self, name) -> list[str]:
+        """The keyword arguments the factory of ``name`` accepts (from its signature)."""
+        return [p.name for p in self._parameters(self.get(name)) if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    @staticmethod
+    def _parameters(factory) -> list[inspect.Parameter]:
+        target = factory.__init__ if inspect.isclass(factory) else factory
+        params = list(inspect.signature(target).parameters.values())
+        return params[1:] if inspect.isclass(factory) else params  # drop self
+
+    def check_arguments(self, name, kwargs: dict) -> None:
+        """``ValueError`` naming the first unknown or missing keyword argument for ``name``."""
+        params = self._parameters(self.get(name))
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return  # the factory takes anything; it checks for itself
+        valid = [p.name for p in params if p.kind is not p.VAR_POSITIONAL]
+        unknown = [k for k in kwargs if k not in valid]
+        missing = [p.name for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL
+                   and p.name not in kwargs]
+        if unknown or missing:
+            detail = f"unexpected argument {unknown[0]!r}" if unknown else f"missing argument {missing[0]!r}"
+            raise ValueError(f"bad arguments for {self.family} {name!r} ({detail}); "
+                             f"valid arguments: {', '.join(valid)}")
+
+    def create(self, name, **kwargs):
+        """Build ``name`` from keyword arguments, after checking them against its signature."""
+        self.check_arguments(name, kwargs)
+        return self.get(name)(**kwargs)
