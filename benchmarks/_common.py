@@ -65,6 +65,10 @@ def setup_threads(requested: int | None):
     import torch
 
     torch.set_num_threads(k)
+    # What training turns on (neural_networks.training.fit): the benchmarks time steps directly.
+    from neural_networks import allocator
+
+    allocator.apply_default()
     return k, how, torch
 
 

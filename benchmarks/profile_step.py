@@ -21,6 +21,7 @@ from _common import ROOT  # noqa: F401  (puts the working tree first on sys.path
 
 import numpy as np
 
+from neural_networks import allocator
 from neural_networks import functional as F
 from neural_networks.config import apply_overrides, load_config
 from neural_networks.experiment import build_model
@@ -53,7 +54,7 @@ def _profile_step(model, names, X, Y) -> list[tuple[str, float]]:
     # The fused softmax + cross-entropy gradient, as NeuralNetwork.backward computes it.
     start = time.perf_counter()
     last = model.layers[-1]
-    loss, dZ, _ = F.softmax_cross_entropy(last.cache["Z"], model.loss.targets(Y.astype(A.dtype)))
+    loss, dZ, _ = F.softmax_cross_entropy(last.preactivation(), model.loss.targets(Y.astype(A.dtype)))
     dA = last.backward_preactivation(dZ)
     times.append((f"{names[-1]} backward (fused softmax-CE)", time.perf_counter() - start))
     for name, layer in zip(reversed(names[:-1]), reversed(model.layers[:-1])):
@@ -80,6 +81,7 @@ def main(argv=None) -> int:
     shape = IMAGE_SHAPES.get(config["data"]["name"])
     if shape is None:
         parser.error(f"unknown image shape for data set {config['data']['name']!r}")
+    allocator.apply_default()  # as training does
     model = build_model(config)
     model.train_mode(True)
     rng = np.random.default_rng(0)

@@ -3,13 +3,11 @@
 The spec's modules are importable directly (``from neural_networks.layers import Conv2D``);
 the most used names are re-exported here.
 
-Importing the package raises glibc's malloc thresholds so that freed arrays are reused
-between training steps (:mod:`neural_networks.allocator`; ``NEURAL_NETWORKS_MALLOC=system`` opts out).
+Importing the package changes no process-wide setting. What makes training fast is turned on
+where it is used (see the README's "Process-wide settings"): the training loop keeps freed
+memory for reuse (:mod:`neural_networks.allocator`), and steps with convolutions limit BLAS
+threads and pin their batch threads only while they run (:mod:`neural_networks.parallel`).
 """
-
-from . import allocator as _allocator
-
-_allocator.apply_default()  # keep freed arrays for reuse between steps (see allocator.py)
 
 from .activations import ArcTan, Linear, ReLU, Sigmoid, SoftMax, TanH, initialize_activation
 from .layers import Conv2D, Flatten, FullyConnected, Pool2D, initialize_layer

@@ -1,5 +1,7 @@
 """Activation functions: ``forward(Z)`` and ``backward(Z, dY)``, applied element-wise
-(softmax row-wise over the last axis). Every method works on a whole batch of any shape."""
+(softmax row-wise over the last axis). Every method works on a whole batch of any shape.
+An activation that a layer's kernel may apply itself names that operation in ``fused_kernel``
+and computes its gradient from its output with ``backward_from_output(Y, dY)``."""
 
 from __future__ import annotations
 
@@ -27,9 +29,19 @@ class Activation(ABC):
 
     ``backward(Z, dY)`` takes the forward input ``Z`` and ``dY = dL/d(output)`` (same shape as
     ``Z``) and returns ``dL/dZ``.
+
+    Fusing with a layer (the contract between an activation and the layers that apply it):
+
+    * ``fused_kernel`` names an element-wise operation that a layer's own kernel may apply in
+      place to the array it computes (``"relu"``: ``Z <- max(Z, 0)``, as
+      ``functional.conv2d_forward(..., relu=True)`` does chunk by chunk), or is ``None`` when the
+      activation is always applied by calling it;
+    * an activation with a ``fused_kernel`` must implement ``backward_from_output(Y, dY)``:
+      ``dL/dZ`` from the output ``Y = f(Z)`` alone, since a layer that fused it keeps only ``Y``.
     """
 
     name: str = ""
+    fused_kernel: str | None = None
 
     def __init__(self) -> None:
         pass
@@ -44,6 +56,15 @@ class Activation(ABC):
     @abstractmethod
     def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
         """``dL/dZ`` given ``dL/df(Z)``, same shape as ``Z``."""
+
+    def backward_from_output(self, Y: np.ndarray, dY: np.ndarray) -> np.ndarray:
+        """``dL/dZ`` given the output ``Y = f(Z)`` and ``dY = dL/dY``, for a layer that kept only
+        ``Y`` because it applied :attr:`fused_kernel` itself. Required of every activation with a
+        ``fused_kernel``; the others raise ``NotImplementedError``."""
+        raise NotImplementedError(
+            f"activation {self.name or type(self).__name__!r} cannot compute its gradient from its output "
+            "(it has no fused kernel); call backward(Z, dY) with the pre-activation Z"
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -106,12 +127,17 @@ class ReLU(Activation):
     (as PyTorch does)."""
 
     name = "relu"
+    fused_kernel = "relu"  # max(Z, 0) in place; the output's positive entries are those of Z
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
         return np.maximum(Z, 0)
 
     def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
         return np.multiply(dY, Z > 0, dtype=dY.dtype)  # 4x faster than np.where here
+
+    def backward_from_output(self, Y: np.ndarray, dY: np.ndarray) -> np.ndarray:
+        """``dY * (Y > 0)``: ``Y = max(Z, 0)`` is positive exactly where ``Z`` is."""
+        return np.multiply(dY, Y > 0, dtype=dY.dtype)
 
 
 class SoftMax(Activation):

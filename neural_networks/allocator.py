@@ -10,9 +10,11 @@ took ~64 ms with ~1,800 page faults per call, ~52 ms with none.
 :func:`retain_freed_memory` raises glibc's ``mmap`` and trim thresholds with ``mallopt`` so that
 freed blocks stay in the heap and are reused: what PyTorch's caching allocators do for their
 tensors. The resident size then stays at the high-water mark of the run instead of dropping
-between steps. It is applied once when :mod:`neural_networks` is imported, unless the
-environment variable ``NEURAL_NETWORKS_MALLOC`` is ``system``; on other C libraries (macOS,
-musl) it does nothing.
+between steps. The training loop (:func:`neural_networks.training.fit`) and the command line apply
+it once, when they first run, unless the environment variable ``NEURAL_NETWORKS_MALLOC`` is
+``system``; importing the package does not. glibc offers no way to read the thresholds back, so
+it stays on for the rest of the process (it only changes when memory is returned to the OS, not
+what a program computes). On other C libraries (macOS, musl) it does nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["retain_freed_memory", "apply_default", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["retain_freed_memory", "apply_default", "is_applied", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 # mallopt parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
@@ -45,9 +47,18 @@ def retain_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: in
     return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
 
 
+_applied = False
+
+
 def apply_default() -> bool:
-    """What the package does at import: :func:`retain_freed_memory` unless
-    ``NEURAL_NETWORKS_MALLOC=system``."""
-    if os.environ.get("NEURAL_NETWORKS_MALLOC", "").strip().lower() == "system":
-        return False
-    return retain_freed_memory()
+    """:func:`retain_freed_memory` once per process (what training and the CLI call), unless
+    ``NEURAL_NETWORKS_MALLOC=system``. Returns whether the thresholds are raised."""
+    global _applied
+    if not _applied and os.environ.get("NEURAL_NETWORKS_MALLOC", "").strip().lower() != "system":
+        _applied = retain_freed_memory()
+    return _applied
+
+
+def is_applied() -> bool:
+    """Whether :func:`apply_default` has raised the thresholds in this process."""
+    return _applied

@@ -178,10 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from . import allocator
     from .config import ConfigError
     from .experiment import RunInterrupted
 
     args = build_parser().parse_args(argv)
+    allocator.apply_default()  # the commands train and predict: keep freed memory for reuse (allocator.py)
     try:
         return args.func(args)
     except RunInterrupted as err:

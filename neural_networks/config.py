@@ -19,6 +19,9 @@ A config has these top-level keys (``name``, ``data``, ``model`` and ``optimizer
       momentum: 0.9
     evaluation:                 # optional: how the final val/test figures and predictions are made
       tta: flip                 # test-time augmentation: none (default), flip or flip_translate (neural_networks.tta)
+    callbacks:                  # optional: neural_networks.callbacks.CALLBACKS by name, with their arguments
+      - {name: early_stopping, monitor: val_loss, patience: 3, restore_best_weights: true}
+      - {name: model_checkpoint, monitor: val_loss}   # the run's checkpoint (default: val_accuracy)
 
 ``--set key=value`` overrides use dotted paths (``optimizer.lr=0.1``, ``data.batch_size=64``,
 ``model.layers.0.n_out=64``); values are parsed as YAML (numbers, booleans, lists).
@@ -37,7 +40,7 @@ from .utils import to_plain
 __all__ = ["ConfigError", "load_config", "apply_overrides", "validate_config", "TOP_LEVEL_KEYS", "dump_config"]
 
 TOP_LEVEL_KEYS = {"name": True, "seed": False, "epochs": False, "data": True, "model": True, "optimizer": True,
-                  "evaluation": False}
+                  "evaluation": False, "callbacks": False}
 MODEL_KEYS = {"loss": True, "layers": True}
 EVALUATION_KEYS = {"tta": False}
 DEFAULTS = {"seed": 0, "epochs": 10}
@@ -124,6 +127,8 @@ def validate_config(config: dict) -> dict:
     except ValueError as err:
         raise ConfigError(f"evaluation.tta: {err}") from None
 
+    config["callbacks"] = _check_callbacks(config.get("callbacks"))
+
     optimizer = config["optimizer"]
     if not isinstance(optimizer, dict) or "name" not in optimizer or "lr" not in optimizer:
         raise ConfigError("optimizer must be a mapping with at least 'name' and 'lr'")
@@ -135,6 +140,38 @@ def validate_config(config: dict) -> dict:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"optimizer: {err}") from None
     return config
+
+
+def _check_callbacks(callbacks) -> list:
+    """Each entry names a registered callback and valid arguments; they are built to check the
+    values. ``model_checkpoint`` (at most one) configures the run's own checkpoint, whose
+    directory is the run directory."""
+    from .callbacks import CALLBACKS
+
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, list):
+        raise ConfigError(f"callbacks must be a list of mappings with a 'name', got {type(callbacks).__name__}")
+    checked, checkpoints = [], 0
+    for i, entry in enumerate(callbacks):
+        where = f"callbacks.{i}"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ConfigError(f"{where} must be a mapping with a 'name' (valid names: {', '.join(CALLBACKS.names())})")
+        kwargs = {k: v for k, v in entry.items() if k != "name"}
+        try:
+            name = CALLBACKS.canonical(entry["name"])
+            if name == "model_checkpoint":
+                checkpoints += 1
+                if checkpoints > 1:
+                    raise ValueError("a run has one checkpoint; give model_checkpoint once")
+                if "directory" in kwargs:
+                    raise ValueError("model_checkpoint takes no directory here: the run directory holds the checkpoints")
+                kwargs["directory"] = "."
+            CALLBACKS.create(name, **kwargs)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{where}: {err}") from None
+        checked.append({"name": name, **{k: v for k, v in entry.items() if k != "name"}})
+    return checked
 
 
 def load_config(path) -> dict:

@@ -1,9 +1,11 @@
 """Run an experiment config end to end: data, model, training with checkpoints, final figures.
 
-The run directory (``<out>/<name>/``, ``out`` defaulting to ``experiments``) receives
-``config.yaml`` (the resolved config), ``metrics.csv``, ``metrics.json``, ``loss.png``,
+Training is :func:`neural_networks.training.fit` with a :class:`~neural_networks.logs.Logger`, a
+:class:`~neural_networks.callbacks.ModelCheckpoint` on the run directory and the config's
+``callbacks``. The run directory (``<out>/<name>/``, ``out`` defaulting to ``experiments``)
+receives ``config.yaml`` (the resolved config), ``metrics.csv``, ``metrics.json``, ``loss.png``,
 ``accuracy.png``, ``loss_iterations.png``, ``confusion_matrix.png``, ``first_layer.png``,
-``last.npz`` and ``best.npz``.
+``last.npz`` and ``best.npz``. ``--resume`` reads ``last.npz`` alone.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from . import plots
+from .callbacks import CALLBACKS, ModelCheckpoint, initialize_callback
 from .config import ConfigError, dump_config, validate_config
 from .datasets import initialize_dataset
 from .io import atomic_write
 from .logs import Logger, read_metrics_csv, write_json
 from .losses import initialize_loss
 from .models import History, NeuralNetwork
+from .training import fit
 
-__all__ = ["build_dataset", "build_model", "run_experiment", "finish_run", "load_run", "split_inputs", "RunInterrupted"]
+__all__ = ["build_dataset", "build_model", "build_callbacks", "run_experiment", "finish_run", "load_run",
+           "split_inputs", "RunInterrupted"]
 
 
 class RunInterrupted(Exception):
@@ -53,12 +58,28 @@ def build_model(config: dict, logger=None) -> NeuralNetwork:
                          logger=logger, seed=config["seed"])
 
 
+def build_callbacks(config: dict, run_dir) -> tuple[ModelCheckpoint, list]:
+    """The run's checkpoint (on ``run_dir``; a ``model_checkpoint`` entry of the config's
+    ``callbacks`` sets its ``monitor`` / ``mode``, default validation accuracy) and the config's
+    other callbacks, built in order."""
+    checkpoint_args, others = {}, []
+    for entry in config.get("callbacks") or ():
+        entry = dict(entry)
+        name = entry.pop("name")
+        if CALLBACKS.canonical(name) == "model_checkpoint":
+            checkpoint_args = entry
+        else:
+            others.append(initialize_callback(name, **entry))
+    return ModelCheckpoint(run_dir, **checkpoint_args), others
+
+
 def run_experiment(config: dict, out_dir="experiments", resume: bool = False, verbose: int = 1) -> dict:
     """Train the run described by ``config``; returns the final figures (also in metrics.json).
 
-    With ``resume``, continue from ``<run>/last.npz`` (model, optimizer state, epoch) and the
-    existing ``metrics.csv``; shuffling, augmentation and dropout are seeded per epoch, so the
-    result equals an uninterrupted run's.
+    With ``resume``, continue from ``<run>/last.npz`` alone: model, optimizer state, epoch, best
+    value, History and every callback's state (the Logger's rows and parameter ranges, early
+    stopping's counters). Shuffling, augmentation and dropout are seeded per epoch, so the result
+    equals an uninterrupted run's; a run that a callback stopped early stays stopped.
     """
     config = validate_config(config)
     run_dir = Path(out_dir) / config["name"]
@@ -67,41 +88,46 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
     if "n_out" in output_layer and output_layer["n_out"] is None:  # sized by the data set: record the size
         output_layer["n_out"] = int(dataset.out_dim)
     logger = Logger(config["name"], model_args=config["model"], data_args=config["data"], save=True, plot=True,
-                    save_dir=Path(out_dir))
+                    save_dir=Path(out_dir), checkpoints=False)
+    checkpoint, callbacks = build_callbacks(config, run_dir)
     with atomic_write(run_dir / "config.yaml", "w") as handle:
         handle.write(dump_config(config))
-    history = History()
-    start_epoch, previous_seconds = 0, 0.0
+    start_epoch = 0
     if resume:
-        last = run_dir / "last.npz"
-        if not last.is_file():
-            raise ConfigError(f"cannot resume: {last} does not exist (train without --resume first)")
-        model = NeuralNetwork.load(last, logger=logger)
-        start_epoch = int(model.extra.get("epoch", 0))
-        logger.best_val_accuracy = float(model.extra.get("best_val_accuracy", float("-inf")))
-        rows = logger.restore(start_epoch)
-        for row in rows:
-            history.append(**{k: v for k, v in row.items() if k != "epoch" and v is not None})
-        previous_seconds = sum(r["seconds"] or 0.0 for r in rows)
+        try:
+            model = checkpoint.resume()
+        except (FileNotFoundError, ValueError) as err:
+            raise ConfigError(f"{err} (train without --resume first)") from None
+        start_epoch = checkpoint.epoch
     else:
-        model = build_model(config, logger=logger)
-    remaining = max(0, config["epochs"] - start_epoch)
+        model = build_model(config)
+    epochs = start_epoch if checkpoint.stopped else max(config["epochs"], start_epoch)
     if verbose:
-        print(f"run {config['name']}: {dataset!r}; {remaining} epoch(s) from epoch {start_epoch + 1} -> {run_dir}")
+        note = f" (it stopped early after epoch {start_epoch})" if checkpoint.stopped else ""
+        print(f"run {config['name']}: {dataset!r}; {epochs - start_epoch} epoch(s) from epoch {start_epoch + 1}"
+              f"{note} -> {run_dir}")
     started = time.perf_counter()
     try:
-        model.train(dataset, remaining, verbose=verbose, start_epoch=start_epoch, history=history)
+        history = fit(model, dataset, epochs, callbacks=[logger, *callbacks, checkpoint], verbose=verbose,
+                      initial_epoch=start_epoch)
     except KeyboardInterrupt:
         raise RunInterrupted(f"interrupted; the last finished epoch is saved in {run_dir / 'last.npz'}; "
                              f"continue with --resume") from None
+    previous_seconds = sum(history["seconds"][:start_epoch]) if "seconds" in history else 0.0
     train_seconds = previous_seconds + (time.perf_counter() - started)
-    return finish_run(model, dataset, run_dir, config, train_seconds)
+    # a callback ended training before the config's last epoch (now or before a resume)
+    stopped = (checkpoint.stopped or model.stop_training) and history.epochs < config["epochs"]
+    if verbose and model.stop_training and stopped:
+        print(f"stopped early after epoch {history.epochs} of {config['epochs']}")
+    return finish_run(model, dataset, run_dir, config, train_seconds, history=history, stopped_early=stopped)
 
 
-def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train_seconds: float) -> dict:
+def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train_seconds: float,
+               history: History | None = None, stopped_early: bool = False) -> dict:
     """Evaluate the final model on validation (if the run holds any out) and test data (with the
     config's ``evaluation.tta``; per-epoch validation during training uses none), draw the confusion
-    matrix and the first layer, and write ``metrics.json``."""
+    matrix and the first layer, and write ``metrics.json``. The epoch figures come from
+    ``history`` (else from the run's ``metrics.csv``)."""
     tta = (config.get("evaluation") or {}).get("tta", "none")
     validate = getattr(dataset, "validate", None)
     # A run may hold out no validation data (validation_size: 0): its validation figures are None.
@@ -115,7 +141,12 @@ def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train
     first = next((layer for layer in model.layers if "W" in layer.parameters), None)
     if first is not None:
         plots.plot_first_layer(first.parameters["W"], run_dir / "first_layer.png", input_shape=_image_shape(dataset))
-    rows = read_metrics_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
+    if history is not None:
+        epochs, val_accuracies = history.epochs, history.history.get("val_accuracy", [])
+    else:
+        rows = read_metrics_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
+        epochs = len(rows)
+        val_accuracies = [r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None]
     figures = {
         "name": config["name"],
         "test_accuracy": test["accuracy"],
@@ -123,9 +154,10 @@ def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train
         "val_accuracy": val["accuracy"],
         "val_loss": val["loss"],
         "tta": tta,
-        "epochs": len(rows),
+        "epochs": epochs,
+        "stopped_early": bool(stopped_early),
         "train_seconds": round(train_seconds, 2),
-        "best_val_accuracy": max((r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None), default=None),
+        "best_val_accuracy": max(val_accuracies, default=None),
         "peak_memory_mb": _peak_memory_mb(),
     }
     if tta != "none":  # the figures without test-time augmentation too, for comparison

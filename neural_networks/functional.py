@@ -13,7 +13,9 @@ Every kernel is vectorised over the batch; none loops over examples or output pi
   transposed convolution (the same gather on the zero-bordered ``dZ`` times the flipped kernel);
   other strides scatter ``dZ W^T`` back with ``kh * kw`` strided adds (:func:`col2im`);
 * both convolution passes split the batch over threads (:mod:`neural_networks.parallel`);
-* pooling reduces over the ``kh * kw`` strided views of the padded input.
+* pooling reduces over the ``kh * kw`` strided views of the padded input;
+* batch normalisation works on the ``(M, c)`` view with per-column statistics, summed in one
+  read of the data (one-pass moments where no column's mean dwarfs its spread, two-pass otherwise).
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ __all__ = [
     "conv2d_backward",
     "pool2d_forward",
     "pool2d_backward",
+    "ONE_PASS_LIMIT",
+    "batchnorm_train_forward",
+    "batchnorm_train_backward",
+    "batchnorm_eval_forward",
+    "batchnorm_eval_backward",
     "softmax",
     "log_softmax",
     "softmax_backward",
@@ -496,6 +503,97 @@ def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple
             else:
                 view += dY_block * hit
     return _unpad(dX_pad, pad)
+
+
+# ----------------------------------------------------------------------------- batch normalisation
+# Every kernel works on the flattened view ``X (M, c)`` (M = batch * rows * cols for NHWC
+# input): statistics are per column. ``gamma``, ``beta``, statistics: ``(1, c)``.
+#
+# The kernels are memory-bound: each pass over an (M, c) array costs about as much as any
+# other, so they are written to make few. Column sums read the data once
+# (:func:`column_sums`); the variance is one-pass
+# (E[x^2] - E[x]^2) while no column's mean is large against its spread, and two-pass otherwise.
+
+ONE_PASS_LIMIT = 64.0  # one-pass moments only where mean^2 <= ONE_PASS_LIMIT * var
+
+
+def _one_pass_safe(mean: np.ndarray, var: np.ndarray) -> bool:
+    """Whether ``E[x y] - E[x] E[y]`` loses at most a few digits in every column."""
+    return bool(np.all(mean * mean <= ONE_PASS_LIMIT * var))
+
+
+def batchnorm_train_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
+    """``X (M, c) -> Z (M, c), mean (1, c), inv_std (1, c), var (1, c)`` with batch statistics
+    (``var`` is the biased variance used for normalising), ``Z = X * scale + shift``."""
+    M = X.shape[0]
+    dtype = X.dtype
+    mean = column_sums(X) / M
+    var = np.maximum(column_sums(X, X) / M - mean * mean, 0.0)
+    if _one_pass_safe(mean, var):
+        inv_std = 1.0 / np.sqrt(var + eps)
+        scale = gamma.reshape(-1) * inv_std
+        Z = np.multiply(X, scale.astype(dtype))
+        Z += (beta.reshape(-1) - mean * scale).astype(dtype)
+    else:  # two-pass: centre first, so the variance suffers no cancellation
+        Z = np.subtract(X, mean.astype(dtype))
+        var = column_sums(Z, Z) / M
+        inv_std = 1.0 / np.sqrt(var + eps)
+        Z *= (gamma.reshape(-1) * inv_std).astype(dtype)
+        Z += beta.astype(dtype)
+    as_row = lambda v: v.reshape(1, -1).astype(dtype)  # noqa: E731
+    return Z, as_row(mean), as_row(inv_std), as_row(var)
+
+
+def batchnorm_train_backward(dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
+                             gamma: np.ndarray, overwrite_dZ: bool = False):
+    """``dZ (M, c) -> dX (M, c), dgamma (1, c), dbeta (1, c)`` for the training transform, from
+    the input ``X`` and the batch statistics of :func:`batchnorm_train_forward` (``xhat`` is
+    not stored):
+
+    ``dX = gamma * inv_std * (dZ - sum(dZ) / M - xhat * sum(dZ * xhat) / M)``
+
+    computed as ``a * dZ + b * X + c`` with per-column ``a, b, c``. With ``overwrite_dZ`` the
+    caller's ``dZ`` (a temporary) is used as scratch.
+    """
+    M = dZ.shape[0]
+    dtype = dZ.dtype
+    mean64, inv_std64 = mean.reshape(-1).astype(np.float64), inv_std.reshape(-1).astype(np.float64)
+    dbeta = column_sums(dZ)
+    if _one_pass_safe(mean64, 1.0 / inv_std64**2):
+        centred_dot = column_sums(dZ, X) - mean64 * dbeta  # sum(dZ * (X - mean))
+    else:
+        centred_dot = column_sums(dZ, np.subtract(X, mean))
+    dgamma = centred_dot * inv_std64
+    a = gamma.reshape(-1).astype(np.float64) * inv_std64
+    b = -a * inv_std64 * dgamma / M
+    c = -b * mean64 - a * dbeta / M
+    dX = np.multiply(X, b.astype(dtype))
+    dX += c.astype(dtype)
+    scaled_dZ = np.multiply(dZ, a.astype(dtype), out=dZ if overwrite_dZ else None)
+    dX += scaled_dZ
+    as_row = lambda v: v.reshape(1, -1).astype(dtype)  # noqa: E731
+    return dX, as_row(dgamma), as_row(dbeta)
+
+
+def batchnorm_eval_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray,
+                           eps: float):
+    """``X (M, c) -> Z (M, c), inv_std (1, c)``: the affine map
+    ``Z = (X - mean) / sqrt(var + eps) * gamma + beta`` with fixed statistics."""
+    inv_std = 1.0 / np.sqrt(var + eps)
+    scale = gamma * inv_std
+    Z = np.multiply(X, scale)
+    Z += beta - mean * scale
+    return Z, inv_std
+
+
+def batchnorm_eval_backward(dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
+                            gamma: np.ndarray):
+    """``dZ (M, c) -> dX (M, c), dgamma (1, c), dbeta (1, c)`` for the evaluation transform
+    (statistics are constants)."""
+    dbeta = dZ.sum(axis=0, keepdims=True)
+    dgamma = (np.einsum("ij,ij->j", dZ, X).reshape(1, -1) - mean * dbeta) * inv_std
+    dX = dZ * (gamma * inv_std)
+    return dX, dgamma, dbeta
 
 
 # ----------------------------------------------------------------------------- softmax

@@ -23,12 +23,14 @@ __all__ = ["check_gradients", "numerical_gradient", "relative_error", "GradientC
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """``max |a - n| / max(|a| + |n|)``: a scale-free error, 0 when both are zero."""
+    """``max |a - n| / max(1e-12, max(|a| + |n|))``: a scale-free max-norm error, 0 for equal
+    arrays (and for empty ones); the floor keeps two near-zero gradients from reading as different."""
     a, n = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
     if a.shape != n.shape:
         raise ValueError(f"gradient shapes differ: analytic {a.shape}, numeric {n.shape}")
-    scale = float(np.max(np.abs(a) + np.abs(n), initial=0.0))
-    return 0.0 if scale == 0.0 else float(np.max(np.abs(a - n)) / scale)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - n)) / max(1e-12, float(np.max(np.abs(a) + np.abs(n)))))
 
 
 @dataclass

@@ -7,12 +7,15 @@
 * ``metrics.csv`` -- one row per epoch (train/validation loss and accuracy, learning rate, seconds);
 * ``parameters.csv`` -- each parameter array's min and max after every epoch (``W0``, ``b0``, ...:
   parameter name and layer index, as the course's logger names them);
-* ``last.npz`` every epoch and ``best.npz`` when validation accuracy improves (model checkpoints);
+* ``last.npz`` every epoch and ``best.npz`` when validation accuracy improves (model checkpoints,
+  written by the logger's :class:`~neural_networks.callbacks.ModelCheckpoint`, ``logger.checkpoint``);
 * ``loss.png``, ``accuracy.png`` and ``error.png`` (1 - accuracy) per epoch, ``parameters.png``
   (the min/max curves) and ``loss_iterations.png`` (per mini-batch).
 
-Every file is written atomically. Pass ``logger=Logger(...)`` to the model; it calls
-``on_epoch_end`` and ``on_train_end``.
+Every file is written atomically. The Logger is a :class:`~neural_networks.callbacks.Callback`:
+pass ``logger=Logger(...)`` to the model (every ``train`` then runs it, and its checkpoint) or
+pass it to ``fit(..., callbacks=[...])``. A resumed run gets its rows back from the
+checkpoint's History and its parameter ranges from the logger's own saved state.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import plots
+from .callbacks import Callback, ModelCheckpoint
 from .io import atomic_write
 from .utils import to_plain
 
@@ -73,12 +77,14 @@ def read_metrics_csv(path) -> list[dict]:
         return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-class Logger:
+class Logger(Callback):
     """Saves a run's configuration, metrics, parameter ranges, checkpoints and plots under
     ``save_dir/model_name``.
 
     ``model_name`` (or ``name``) defaults to ``model_args["name"]``; ``save``: write files at all;
-    ``plot``: draw the PNG plots; ``checkpoints``: write ``last.npz`` / ``best.npz``. An existing
+    ``plot``: draw the PNG plots; ``checkpoints``: write ``last.npz`` / ``best.npz`` (through
+    ``self.checkpoint``, a :class:`ModelCheckpoint` on validation accuracy that training runs
+    alongside the logger; ``None`` without ``save`` or ``checkpoints``). An existing
     directory of that name is reused (its files overwritten). As in the course, ``save_dir`` is
     afterwards the run directory itself, as a string ending in a separator (``directory`` is
     the same as a ``Path``); ``model_args`` and ``data_args`` are kept as given.
@@ -102,7 +108,8 @@ class Logger:
         self.save_dir = os.path.join(str(self.directory), "")
         self.rows: list[dict] = []
         self.ranges: list[dict] = []  # parameters.csv rows: epoch, parameter, min, max
-        self.best_val_accuracy = float("-inf")
+        self.checkpoint = ModelCheckpoint(self.directory, monitor="val_accuracy") if self.save and self.checkpoints \
+            else None
         if self.save:
             self.directory.mkdir(parents=True, exist_ok=True)
             write_json(self.directory / "config.json",
@@ -111,39 +118,54 @@ class Logger:
     def path(self, filename: str) -> Path:
         return self.directory / filename
 
-    def on_epoch_end(self, model, epoch: int, metrics: dict) -> None:
-        """Record one epoch (metrics and parameter ranges); checkpoint and redraw the curves."""
-        self.rows.append({"epoch": epoch + 1, **metrics})
+    @property
+    def best_val_accuracy(self) -> float:
+        """The best validation accuracy logged so far (the training accuracy where the data set
+        holds no validation examples); ``-inf`` before the first epoch."""
+        values = [row.get("val_accuracy", row.get("accuracy")) for row in self.rows]
+        return max((v for v in values if v is not None), default=float("-inf"))
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Record one epoch (metrics and parameter ranges); rewrite the CSV files and, at most
+        every ``plot_every_seconds``, the curves."""
+        self.rows.append({"epoch": epoch + 1, **(logs or {})})
         self.ranges += [{"epoch": epoch + 1, "parameter": key, "min": lo, "max": hi}
-                        for key, (lo, hi) in parameter_ranges(model).items()]
+                        for key, (lo, hi) in parameter_ranges(self.model).items()]
         if not self.save:
             return
         self.write_metrics_csv()
-        val = metrics.get("val_accuracy", metrics.get("accuracy"))
-        improved = val is not None and val > self.best_val_accuracy
-        if improved:
-            self.best_val_accuracy = val
-        if self.checkpoints:
-            extra = {"epoch": epoch + 1, "best_val_accuracy": self.best_val_accuracy}
-            model.save(self.path("last.npz"), extra=extra)
-            if improved:
-                model.save(self.path("best.npz"), extra=extra)
         # Drawing takes ~0.3 s: redraw the curves during training at most every plot_every_seconds.
         if self.plot and time.monotonic() - self._last_plot >= self.plot_every_seconds:
             self.plot_epochs()
             self._last_plot = time.monotonic()
 
-    def on_train_end(self, model, history) -> None:
+    def on_train_end(self, logs=None) -> None:
         if self.save and self.plot and self.rows:
             self.plot_epochs()
-        if self.save and self.plot and getattr(history, "iteration_loss", None):
-            plots.plot_iteration_loss(history.iteration_loss, self.path("loss_iterations.png"),
+        iteration_loss = getattr(getattr(self.model, "history", None), "iteration_loss", None)
+        if self.save and self.plot and iteration_loss:
+            plots.plot_iteration_loss(iteration_loss, self.path("loss_iterations.png"),
                                       title=f"{self.name}: training loss per iteration",
-                                      smooth=max(1, len(history.iteration_loss) // 50))
+                                      smooth=max(1, len(iteration_loss) // 50))
+
+    def state_dict(self) -> dict:
+        """The parameter ranges (the metric rows are the History's, saved with it)."""
+        return {"ranges": [dict(r) for r in self.ranges]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue a resumed run: the parameter ranges from ``state``, the metric rows from the
+        model's (already restored) History."""
+        self.ranges = [{"epoch": int(r["epoch"]), "parameter": r["parameter"], "min": float(r["min"]),
+                        "max": float(r["max"])} for r in state.get("ranges", ())]
+        history = getattr(self.model, "history", None)
+        if history is not None:
+            self.rows = [{"epoch": i + 1, **{key: values[i] for key, values in history.history.items() if i < len(values)}}
+                         for i in range(history.epochs)]
 
     def restore(self, epochs: int) -> list[dict]:
         """Reload the first ``epochs`` epochs' rows of an existing run directory (``metrics.csv``
-        and ``parameters.csv``), to continue logging a resumed run; returns the metric rows."""
+        and ``parameters.csv``); returns the metric rows. (A run resumed through its checkpoint
+        needs none of this: :meth:`load_state_dict` restores the logger from ``last.npz``.)"""
         rows = [r for r in read_metrics_csv(self.path("metrics.csv")) if r["epoch"] <= epochs]
         self.rows = [{**r, "epoch": int(r["epoch"])} for r in rows]
         ranges_path = self.path("parameters.csv")

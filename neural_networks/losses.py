@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from . import functional as F
+
 __all__ = ["Loss", "CrossEntropy", "L2", "LOSSES", "initialize_loss", "check_targets"]
 
 
@@ -49,6 +51,12 @@ class Loss(ABC):
     def backward(self, Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
         """``dL/dY_hat``, shape ``(m, k)``."""
 
+    def preactivation_gradient(self, activation, Z: np.ndarray, Y: np.ndarray):
+        """``(loss, dL/dZ)`` computed directly from the output layer's pre-activation ``Z`` when
+        this loss knows a fused, numerically better form for ``activation`` (the model's fused
+        path), else ``None`` (the model then chains ``backward`` through the activation)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
@@ -87,6 +95,17 @@ class CrossEntropy(Loss):
         check_targets(self.name, Y, Y_hat)
         tiny = np.finfo(np.result_type(Y_hat, np.float32)).tiny
         return -self.targets(Y) / (np.maximum(Y_hat, tiny) * Y.shape[0])
+
+    def preactivation_gradient(self, activation, Z: np.ndarray, Y: np.ndarray):
+        """After a softmax (told by its registry name), the loss from log-sum-exp and the exact,
+        stable gradient at the logits ``(softmax(Z) - Y) / m``, instead of chaining the two
+        ill-conditioned backward passes."""
+        if getattr(activation, "name", None) != "softmax":
+            return None
+        Y = Y.astype(Z.dtype, copy=False)
+        check_targets(self.name, Y, Z)
+        loss, dZ, _ = F.softmax_cross_entropy(Z, self.targets(Y))
+        return loss, dZ
 
 
 class L2(Loss):

@@ -1,5 +1,6 @@
-"""The model: a stack of layers, a loss and an optimizer, with the training loop and
-save/load.
+"""The model: a stack of layers, a loss and an optimizer: the passes, the training step,
+inference and evaluation. The epoch loop lives in :mod:`neural_networks.training`
+(:meth:`NeuralNetwork.train` delegates to its ``fit``), files in :mod:`neural_networks.serialization`.
 
 Two ways to build one:
 
@@ -13,51 +14,19 @@ Two ways to build one:
 from __future__ import annotations
 
 import contextlib
-import json
-import time
-from collections import OrderedDict
 
 import numpy as np
 
-from . import functional as F
-from . import parallel
-from .activations import SoftMax
-from .io import atomic_write
-from .layers import Layer, initialize_layer
-from .losses import CrossEntropy, Loss, check_targets, initialize_loss
+from . import parallel, serialization
+from .callbacks import History
+from .layers import ActivatedLayer, Layer, initialize_layer
+from .losses import Loss, initialize_loss
 from .optimizers import Optimizer, initialize_optimizer
+from .serialization import FORMAT
+from .training import fit
 from .tta import check_tta, tta_views
 
 __all__ = ["NeuralNetwork", "History", "initialize_model", "FORMAT"]
-
-FORMAT = "neural_networks.model/1"
-
-
-class History:
-    """What :meth:`NeuralNetwork.train` measured: ``history[key]`` is a per-epoch list for
-    ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``lr`` and ``seconds``;
-    ``iteration_loss`` holds the training loss of every mini-batch."""
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = OrderedDict()
-        self.iteration_loss: list[float] = []
-
-    def append(self, **metrics: float) -> None:
-        for key, value in metrics.items():
-            self.history.setdefault(key, []).append(float(value))
-
-    def __getitem__(self, key: str) -> list[float]:
-        return self.history[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.history
-
-    @property
-    def epochs(self) -> int:
-        return len(next(iter(self.history.values()), []))
-
-    def __repr__(self) -> str:
-        return f"History(epochs={self.epochs}, keys={list(self.history)})"
 
 
 def _accuracy_counts(Y: np.ndarray, Y_hat: np.ndarray) -> int:
@@ -72,8 +41,9 @@ class NeuralNetwork:
     loss: a loss name (``"cross_entropy"``, ``"l2"``) or a :class:`Loss`.
     layer_args: the spec's list of layer dicts (each with ``name`` and the layer's arguments).
     optimizer_args: the spec's optimizer dict (``name``, ``lr``, ``lr_scheduler``, ...).
-    logger: optional object with ``on_epoch_end(model, epoch, metrics)`` and
-        ``on_train_end(model, history)`` (e.g. :class:`neural_networks.logs.Logger`).
+    logger: optional :class:`neural_networks.logs.Logger` (or any callback): every :meth:`train`
+        runs it as a callback, with its checkpoint (objects of the older protocol,
+        ``on_epoch_end(model, epoch, metrics)`` and ``on_train_end(model, history)``, work too).
     seed: seeds the weight initialisation (one generator per layer, derived from it); ``None``
         draws from NumPy's global state (``np.random.seed``), as the course's code does.
     layers, optimizer: the direct form, instead of ``layer_args`` / ``optimizer_args``.
@@ -107,6 +77,8 @@ class NeuralNetwork:
         self.logger = logger
         self.seed = seed
         self.training = True
+        self.stop_training = False  # set by a callback to end training after the current epoch
+        self.history: History | None = None  # the History of the latest fit
         self._last_output = None
         layers[0].input_gradient = False  # nothing consumes dL/dX of the network's input
         # A seed gives every layer its own generator; without one, layers draw from NumPy's global
@@ -118,12 +90,6 @@ class NeuralNetwork:
                 layer.rng = np.random.default_rng(child)
 
     # ------------------------------------------------------------------ core passes
-    @property
-    def _fused_softmax_cross_entropy(self) -> bool:
-        last = self.layers[-1]
-        return isinstance(self.loss, CrossEntropy) and isinstance(last.activation, SoftMax) and hasattr(
-            last, "backward_preactivation")
-
     def parallel_region(self):
         """:func:`parallel.region` if a layer splits its batch over threads (convolutions), else a no-op.
 
@@ -163,29 +129,39 @@ class NeuralNetwork:
             return self._backward(target, out)
 
     def _backward(self, target: np.ndarray, out: np.ndarray) -> float:
-        if self._fused_softmax_cross_entropy and out is self._last_output:
-            last = self.layers[-1]
-            Z = last.cache["Z"]
-            target = target.astype(Z.dtype, copy=False)
-            check_targets(self.loss.name, target, Z)
-            loss, dZ, _ = F.softmax_cross_entropy(Z, self.loss.targets(target))
+        last = self.layers[-1]
+        fused = None
+        if out is self._last_output and isinstance(last, ActivatedLayer):
+            Z = last.preactivation()  # None when the layer kept only its (fused-kernel) output
+            if Z is not None:
+                fused = self.loss.preactivation_gradient(last.activation, Z, target)
+        if fused is not None:
+            loss, dZ = fused
             dX = last.backward_preactivation(dZ)
         else:
             loss = self.loss.forward(target, out)
-            dX = self.layers[-1].backward(self.loss.backward(target, out))
+            dX = last.backward(self.loss.backward(target, out))
         for layer in reversed(self.layers[:-1]):
             dX = layer.backward(dX)
         return loss
 
-    def update(self, epoch: float) -> None:
-        """Apply one optimizer step to every parameter (in place), then clear the gradients.
-        ``epoch`` is the training progress the learning-rate schedule is evaluated at."""
-        if self.optimizer is None:
-            raise ValueError("this model has no optimizer; pass optimizer_args or optimizer= to train it")
+    def parameter_groups(self) -> list[dict]:
+        """Every parameter with its gradient, grouped for the optimizer as each layer declares
+        (``"weights"``, ``"biases"``, ``"normalization"``; see :mod:`.optimizers`):
+        ``[{"name": group, "params": [(key, param, grad), ...]}, ...]``, keys ``"<param><layer index>"``."""
+        groups: dict[str, list] = {}
         for i, layer in enumerate(self.layers):
             for name, param in layer.parameters.items():
-                delta = self.optimizer.update(f"{name}{i}", param, layer.gradients[name], epoch)
-                param -= delta
+                groups.setdefault(layer.parameter_group(name), []).append((f"{name}{i}", param, layer.gradients[name]))
+        return [{"name": name, "params": params} for name, params in groups.items()]
+
+    def update(self, epoch: float) -> None:
+        """Apply one optimizer step to every parameter (in place, by parameter group), then clear
+        the gradients. ``epoch`` is the training progress the learning-rate schedule is evaluated at."""
+        if self.optimizer is None:
+            raise ValueError("this model has no optimizer; pass optimizer_args or optimizer= to train it")
+        self.optimizer.step(self.parameter_groups(), epoch)
+        for layer in self.layers:
             layer.clear_gradients()
 
     def train_mode(self, mode: bool = True) -> "NeuralNetwork":
@@ -283,46 +259,17 @@ class NeuralNetwork:
             self.update(epoch)
         return loss, correct
 
-    def train(self, dataset, epochs: int, verbose: int = 1, start_epoch: int = 0, history: History | None = None) -> History:
-        """Train on ``dataset.train`` for ``epochs`` epochs, evaluating on ``dataset.validate``
-        after each (if it has one). ``verbose``: 0 silent, 1 a progress bar per epoch and a
-        summary line. Returns the :class:`History`."""
+    def train(self, dataset, epochs: int, verbose: int = 1, start_epoch: int = 0, history: History | None = None,
+              callbacks=None) -> History:
+        """Train on ``dataset.train`` for ``epochs`` epochs from epoch ``start_epoch``, evaluating on
+        ``dataset.validate`` after each (if it has examples). ``verbose``: 0 silent, 1 a progress
+        bar per epoch and a summary line; ``history``: a :class:`History` to append to;
+        ``callbacks``: more callbacks (see :mod:`neural_networks.callbacks`). Returns the
+        :class:`History`. The loop is :func:`neural_networks.training.fit`."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int; got {epochs!r}")
-        self.size_output_layer(dataset)
-        history = history if history is not None else History()
-        validate = getattr(dataset, "validate", None)
-        for epoch in range(start_epoch, start_epoch + epochs):
-            self.train_mode(True)
-            self._seed_epoch(dataset, epoch)
-            started = time.perf_counter()
-            total_loss, correct, count = 0.0, 0, 0
-            batches = _progress(dataset.train, f"epoch {epoch + 1}/{start_epoch + epochs}", verbose)
-            n_batches = max(len(dataset.train), 1)
-            for b, (X, Y) in enumerate(batches):
-                # Schedules see fractional epochs so that cosine / one-cycle move every step.
-                loss, hits = self.train_step(X, Y, epoch + b / n_batches)
-                history.iteration_loss.append(loss)
-                m = Y.shape[0]
-                total_loss += loss * m
-                correct += hits
-                count += m
-                if verbose and hasattr(batches, "set_postfix"):
-                    batches.set_postfix(loss=f"{total_loss / count:.4f}", acc=f"{correct / count:.3f}", refresh=False)
-            metrics = {"loss": total_loss / max(count, 1), "accuracy": correct / max(count, 1)}
-            if validate is not None and getattr(validate, "n_examples", 1) > 0:
-                val = self.evaluate(validate)
-                metrics.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-            metrics["lr"] = self.optimizer.lr_scheduler(epoch)
-            metrics["seconds"] = time.perf_counter() - started
-            history.append(**metrics)
-            if verbose:
-                print(_summary(epoch + 1, start_epoch + epochs, metrics), flush=True)
-            if self.logger is not None and hasattr(self.logger, "on_epoch_end"):
-                self.logger.on_epoch_end(self, epoch, metrics)
-        if self.logger is not None and hasattr(self.logger, "on_train_end"):
-            self.logger.on_train_end(self, history)
-        return history
+        given = ([history] if history is not None else []) + list(callbacks or [])
+        return fit(self, dataset, start_epoch + epochs, callbacks=given, verbose=verbose, initial_epoch=start_epoch)
 
     def size_output_layer(self, dataset) -> None:
         """Give an output layer made with ``n_out=None`` (the course's starter scripts leave it to
@@ -336,111 +283,50 @@ class NeuralNetwork:
                              f"out_dim ({out_dim!r}) to size it; set n_out in the layer's arguments")
         last.n_out = int(out_dim)
 
-    def _seed_epoch(self, dataset, epoch: int) -> None:
-        """Derive this epoch's randomness (shuffling, augmentation, dropout masks) from the
-        seed and the epoch number alone, so a run resumed at an epoch boundary continues
-        exactly as an uninterrupted one would."""
-        set_epoch = getattr(dataset.train, "set_epoch", None)
-        if set_epoch is not None:
-            set_epoch(epoch)
-        if self.seed is None:
-            return
-        for i, layer in enumerate(self.layers):
-            if layer.stochastic:
-                layer.rng = np.random.default_rng([int(self.seed), i, epoch, 1])
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every parameter and buffer (e.g. batch-norm running statistics), layer by
+        layer in :attr:`layers` order (Keras's name)."""
+        return [np.array(value) for layer in self.layers
+                for group in (layer.parameters, getattr(layer, "buffers", {})) for value in group.values()]
+
+    def set_weights(self, weights) -> None:
+        """Copy ``weights`` (as :meth:`get_weights` returns them) into the parameters and buffers, in place."""
+        targets = [value for layer in self.layers
+                   for group in (layer.parameters, getattr(layer, "buffers", {})) for value in group.values()]
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(f"set_weights: the model has {len(targets)} parameter and buffer arrays, got {len(weights)}")
+        for i, (target, value) in enumerate(zip(targets, weights)):
+            if np.shape(value) != target.shape:
+                raise ValueError(f"set_weights: array {i} has shape {np.shape(value)}, expected {target.shape}")
+        for target, value in zip(targets, weights):
+            np.copyto(target, value)
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict:
         """Architecture, loss and optimizer as plain JSON-serialisable data."""
-        loss_config = {"name": self.loss.name}
-        if isinstance(self.loss, CrossEntropy) and self.loss.label_smoothing:
-            loss_config["label_smoothing"] = self.loss.label_smoothing
-        return {
-            "format": FORMAT,
-            "layers": [{**layer.config(), "n_in": layer.n_in} for layer in self.layers],
-            "loss": loss_config,
-            "optimizer": None if self.optimizer is None else self.optimizer.config(),
-            "seed": self.seed,
-        }
+        return serialization.model_config(self)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Every parameter (``layers.<i>.<name>``) and optimizer buffer (``optimizer.<key>``)."""
-        arrays = {}
-        for i, layer in enumerate(self.layers):
-            for name, value in layer.parameters.items():
-                arrays[f"layers.{i}.{name}"] = value
-            for name, value in getattr(layer, "buffers", {}).items():
-                arrays[f"buffers.{i}.{name}"] = value
-        if self.optimizer is not None:
-            for key, value in self.optimizer.state().items():
-                arrays[f"optimizer.{key}"] = value
-        return arrays
+        """Every parameter (``layers.<i>.<name>``), buffer (``buffers.<i>.<name>``) and optimizer
+        state array (``optimizer.<key>``)."""
+        return serialization.model_arrays(self)
 
     def save(self, path, extra: dict | None = None) -> None:
-        """Write architecture, parameters and optimizer state to one ``.npz`` file, atomically.
-        The architecture is stored as JSON text, so :meth:`load` needs no pickle. ``extra`` is
-        JSON-serialisable metadata stored alongside (e.g. the epoch of a checkpoint)."""
-        config = self.config()
-        config["extra"] = extra or {}
-        arrays = {"config": np.array(json.dumps(config))}
-        arrays.update(self.state_arrays())
-        with atomic_write(path, "wb") as handle:
-            np.savez(handle, **arrays)
+        """Write architecture, parameters and optimizer state to one ``.npz`` file, atomically
+        (:mod:`neural_networks.serialization`; no pickle). ``extra`` is JSON-serialisable
+        metadata stored alongside (e.g. the epoch of a checkpoint)."""
+        serialization.save_model(self, path, extra=extra)
 
     @classmethod
     def load(cls, path, logger=None) -> "NeuralNetwork":
-        """Rebuild a model written by :meth:`save` (no pickled objects are read)."""
-        with np.load(path, allow_pickle=False) as archive:
-            if "config" not in archive.files:
-                raise ValueError(f"{path}: not a neural_networks model file (no 'config' entry)")
-            config = json.loads(str(archive["config"]))
-            if config.get("format") != FORMAT:
-                raise ValueError(f"{path}: unsupported model format {config.get('format')!r}; expected {FORMAT!r}")
-            arrays = {key: archive[key] for key in archive.files if key != "config"}
-        layers = []
-        for i, layer_config in enumerate(config["layers"]):
-            layer_config = dict(layer_config)
-            n_in = layer_config.pop("n_in", None)
-            layer = initialize_layer(**layer_config)
-            params = OrderedDict((key.split(".", 2)[2], value) for key, value in arrays.items()
-                                 if key.startswith(f"layers.{i}."))
-            if params:
-                layer.n_in = n_in
-                layer.parameters = params
-                layer.clear_gradients()
-            buffers = {key.split(".", 2)[2]: value for key, value in arrays.items() if key.startswith(f"buffers.{i}.")}
-            if buffers:
-                layer.buffers.update(buffers)
-            layers.append(layer)
-        optimizer = None
-        if config.get("optimizer"):
-            optimizer = initialize_optimizer(**config["optimizer"])
-            optimizer.load_state({key[len("optimizer."):]: value for key, value in arrays.items()
-                                  if key.startswith("optimizer.")})
-        model = cls(loss=initialize_loss(**config["loss"]), layers=layers, optimizer=optimizer, logger=logger,
-                    seed=config.get("seed"))
-        model.extra = config.get("extra", {})
-        return model
+        """Rebuild a model written by :meth:`save` or a checkpoint (also files of earlier
+        versions); ``model.extra`` holds the file's metadata. No pickled objects are read."""
+        return serialization.load_model(path, logger=logger, cls=cls)
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"NeuralNetwork(\n  {inner},\n  loss={self.loss!r}, optimizer={type(self.optimizer).__name__})"
-
-
-def _progress(loader, description: str, verbose: int):
-    if not verbose:
-        return loader
-    from .progress import progress_bar
-
-    return progress_bar(loader, desc=description, total=len(loader), leave=False, unit="batch", dynamic_ncols=True)
-
-
-def _summary(epoch: int, epochs: int, metrics: dict) -> str:
-    parts = [f"epoch {epoch}/{epochs}", f"loss {metrics['loss']:.4f}", f"acc {metrics['accuracy']:.4f}"]
-    if "val_loss" in metrics:
-        parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_acc {metrics['val_accuracy']:.4f}"]
-    parts += [f"lr {metrics['lr']:.3g}", f"{metrics['seconds']:.1f}s"]
-    return "  ".join(parts)
 
 
 def initialize_model(name: str = "feed_forward", loss="cross_entropy", layer_args=None, optimizer_args=None,

@@ -75,6 +75,18 @@ class Registry:
         """The factory registered as ``name``."""
         return self._factories[self.canonical(name)]
 
+    def __getitem__(self, name) -> Callable:
+        """``registry[name]`` is :meth:`get` (so ``dict(registry)`` maps names to factories)."""
+        return self.get(name)
+
+    def keys(self) -> list[str]:
+        """The registered names, as :meth:`names` (with :meth:`__getitem__`, the mapping protocol)."""
+        return self.names()
+
+    def values(self) -> list[Callable]:
+        """The factories, in the order of :meth:`names`."""
+        return [self._factories[name] for name in self.names()]
+
     def items(self):
         return [(name, self._factories[name]) for name in self.names()]
 

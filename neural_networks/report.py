@@ -98,9 +98,9 @@ DEFAULT_IMPLEMENTATIONS: tuple[str, ...] = (
                              for method in ("forward", "backward"))),
     *_names("functional", "softmax", "softmax_backward"),
     *_names("layers", "FullyConnected._init_parameters", "_ParametricLayer._init", "FullyConnected.forward",
-            "FullyConnected.backward", "FullyConnected.backward_preactivation",
-            "Conv2D._init_parameters", "Conv2D.forward", "Conv2D.backward", "Conv2D.backward_preactivation",
-            "Conv2D._conv_backward"),
+            "ActivatedLayer._activate", "FullyConnected.backward", "FullyConnected.backward_preactivation",
+            "Conv2D._init_parameters", "Conv2D.forward", "Conv2D._backward_from_output",
+            "Conv2D.backward_preactivation", "Conv2D._conv_backward"),
     *_names("functional", "pad_nhwc", "patches", "patch_matmul", "conv2d_forward", "conv2d_backward",
             "_conv2d_backward_images", "col2im"),
     *_names("layers", "Pool2D.forward", "Pool2D.backward"),
@@ -166,9 +166,14 @@ def _lookup(name: str) -> tuple[object, str]:
 
 
 def _defining_module(obj) -> tuple[str, str]:
-    """``(package, short name)`` of the module that defines ``obj``: ``("neural_networks", "layers")``."""
+    """``(package, short name)`` of the module that defines ``obj``: ``("neural_networks", "layers")``.
+    A module of a sub-package that ``_MODULE_GROUPS`` names (``neural_networks.layers.dense``)
+    counts as that sub-package."""
     module = inspect.getmodule(obj)
     package, _, short = (module.__name__ if module is not None else "").rpartition(".")
+    parent_package, _, parent = package.rpartition(".")
+    if parent_package == "neural_networks" and parent in _MODULE_GROUPS:
+        return parent_package, parent
     return package, short
 
 

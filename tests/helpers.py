@@ -1,4 +1,5 @@
-"""Shared helpers for the unit tests: finite differences, error measures, random arrays.
+"""Shared helpers for the unit tests: finite differences and the error measure (the library's
+own, so there is one implementation of each), random arrays.
 
 Every random helper takes a seeded ``numpy.random.Generator`` so that a failing test can be
 reproduced exactly.
@@ -7,6 +8,9 @@ reproduced exactly.
 from __future__ import annotations
 
 import numpy as np
+
+from neural_networks.gradcheck import relative_error
+from neural_networks.utils import numerical_gradient as _numerical_gradient
 
 __all__ = [
     "numerical_gradient",
@@ -21,38 +25,12 @@ __all__ = [
 
 
 def numerical_gradient(f, x: np.ndarray, dout=1.0, h: float = 1e-6) -> np.ndarray:
-    """Central finite-difference estimate of ``d(sum(f(x) * dout)) / dx`` in float64.
-
-    ``f`` takes ``x`` (which is perturbed in place, one element at a time, and restored) and
-    returns an array (or a scalar, with ``dout = 1``). ``x`` must be a float64 array.
-    """
+    """Central finite-difference estimate of ``d(sum(f(x) * dout)) / dx``: the library's own
+    (:func:`neural_networks.utils.numerical_gradient`, the one implementation), restricted to
+    float64 ``x`` so that a test cannot silently check in float32."""
     if x.dtype != np.float64:
         raise TypeError(f"numerical_gradient needs a float64 array, got {x.dtype}")
-    dout = np.asarray(dout, dtype=np.float64)
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
-    while not it.finished:
-        idx = it.multi_index
-        old = x[idx]
-        x[idx] = old + h
-        plus = np.array(f(x), dtype=np.float64, copy=True)
-        x[idx] = old - h
-        minus = np.array(f(x), dtype=np.float64, copy=True)
-        x[idx] = old
-        grad[idx] = np.sum((plus - minus) * dout) / (2.0 * h)
-        it.iternext()
-    return grad
-
-
-def relative_error(a, b) -> float:
-    """``max|a - b| / max(1e-12, max(|a| + |b|))``: 0 for equal arrays, scale-free otherwise."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"relative_error: shapes differ, {a.shape} vs {b.shape}")
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - b)) / max(1e-12, float(np.max(np.abs(a) + np.abs(b)))))
+    return _numerical_gradient(f, x, dout, h)
 
 
 def randn(rng: np.random.Generator, *shape, dtype=np.float64) -> np.ndarray:

@@ -198,6 +198,46 @@ class TestSoftMax(ActivationChecks, unittest.TestCase):
             np.testing.assert_allclose(SoftMax().forward(Z[n : n + 1]), S[n : n + 1], rtol=1e-12)
 
 
+class TestFusedKernelProtocol(unittest.TestCase):
+    """``fused_kernel`` / ``backward_from_output``: the contract layers rely on when they apply an
+    activation inside their own kernel and keep only its output."""
+
+    def test_only_relu_names_a_fused_kernel(self):
+        kernels = {name: cls().fused_kernel for name, cls in ACTIVATIONS.items()}
+        self.assertEqual(kernels, {"linear": None, "sigmoid": None, "tanh": None, "arctan": None, "relu": "relu",
+                                   "softmax": None})
+
+    def test_relu_gradient_from_output_equals_backward(self):
+        rng = np.random.default_rng(3)
+        relu = ReLU()
+        for dtype in (np.float64, np.float32):
+            for shape in ((5, 4), (2, 3, 3, 4)):
+                with self.subTest(dtype=dtype.__name__, shape=shape):
+                    Z = randn(rng, *shape, dtype=dtype)
+                    Z.flat[::3] = 0.0  # the kink: both give 0 there
+                    dY = randn(rng, *shape, dtype=dtype)
+                    from_output = relu.backward_from_output(relu.forward(Z), dY)
+                    np.testing.assert_array_equal(from_output, relu.backward(Z, dY))
+                    np.testing.assert_array_equal(from_output, dY * (Z > 0))
+                    self.assertEqual(from_output.dtype, dtype)
+
+    def test_every_fused_activation_computes_its_gradient_from_its_output(self):
+        rng = np.random.default_rng(4)
+        Z, dY = randn(rng, 6, 5), randn(rng, 6, 5)
+        for name, cls in ACTIVATIONS.items():
+            act = cls()
+            if act.fused_kernel is not None:
+                with self.subTest(name=name):
+                    np.testing.assert_allclose(act.backward_from_output(act.forward(Z), dY), act.backward(Z, dY))
+
+    def test_base_raises_naming_the_activation(self):
+        for cls in (Linear, Sigmoid, TanH, ArcTan, SoftMax):
+            with self.subTest(cls=cls.__name__):
+                self.assertIsNone(cls.fused_kernel)
+                with self.assertRaisesRegex(NotImplementedError, f"activation '{cls.name}' cannot compute"):
+                    cls().backward_from_output(np.ones((2, 2)), np.ones((2, 2)))
+
+
 class TestInitializeActivation(unittest.TestCase):
     def test_names(self):
         expected = {"linear": Linear, "sigmoid": Sigmoid, "tanh": TanH, "arctan": ArcTan, "relu": ReLU, "softmax": SoftMax}

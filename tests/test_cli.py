@@ -193,7 +193,7 @@ class TestCommandLine(unittest.TestCase):
         result = cli("train", path, "--out", self.dir / "bad_runs", cwd=self.dir, check=False)
         self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
-        self.assertIn("unknown key optimiser; valid keys: data, epochs, evaluation, model, name, optimizer, seed", result.stderr)
+        self.assertIn("unknown key optimiser; valid keys: callbacks, data, epochs, evaluation, model, name, optimizer, seed", result.stderr)
         for args, needle in (
             (("train", self.config_path, "--set", "model.layers.0.activation=relu6"), "unknown activation 'relu6'"),
             (("train", self.config_path, "--set", "data.batchsize=3"), "unknown key data.batchsize"),
@@ -219,13 +219,46 @@ class TestCommandLine(unittest.TestCase):
             self.assertEqual(full[key], split[key], key)
         a = np.load(base / "full" / "tiny" / "last.npz")
         b = np.load(base / "split" / "tiny" / "last.npz")
+        self.assertEqual(sorted(a.files), sorted(b.files))
         for key in a.files:
-            if key != "config":
+            if key not in ("config", "training"):
                 np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        # the training state is the same but for the wall-clock seconds of each epoch
+        state_a, state_b = (json.loads(str(f["training"])) for f in (a, b))
+        for state in (state_a, state_b):
+            self.assertEqual(len(state["callbacks"]["History"]["history"].pop("seconds")), 3)
+        self.assertEqual(state_a, state_b)
         # the parameter ranges continue across the resume: every epoch once, equal to the full run's
         full_ranges = (base / "full" / "tiny" / "parameters.csv").read_text()
         self.assertEqual((base / "split" / "tiny" / "parameters.csv").read_text(), full_ranges)
         self.assertEqual(sorted({line.split(",")[0] for line in full_ranges.splitlines()[1:]}), ["1", "2", "3"])
+
+    def test_early_stopping_from_the_config(self):
+        """No epoch can improve val_loss by more than 10: the run stops after its second epoch of 10,
+        metrics.json says so, and --resume leaves a stopped run stopped."""
+        runs = self.dir / "runs_early"
+        args = ("train", self.config_path, "--out", runs, "--epochs", "10", "--quiet",
+                "--set", "callbacks=[{name: early_stopping, min_delta: 10}, {name: model_checkpoint, monitor: val_loss}]")
+        out = cli(*args, cwd=self.dir).stdout
+        self.assertIn("epochs 2 ", out)
+        figures = json.loads((runs / "tiny" / "metrics.json").read_text())
+        self.assertEqual((figures["epochs"], figures["stopped_early"]), (2, True))
+        with open(runs / "tiny" / "metrics.csv") as handle:
+            self.assertEqual([r["epoch"] for r in csv.DictReader(handle)], ["1", "2"])
+        config = yaml.safe_load((runs / "tiny" / "config.yaml").read_text())
+        self.assertEqual(config["callbacks"][0], {"name": "early_stopping", "min_delta": 10})
+        from neural_networks.models import NeuralNetwork
+
+        self.assertEqual(NeuralNetwork.load(runs / "tiny" / "last.npz").extra["monitor"], "val_loss")
+        cli(*args, "--resume", cwd=self.dir)
+        figures = json.loads((runs / "tiny" / "metrics.json").read_text())
+        self.assertEqual((figures["epochs"], figures["stopped_early"]), (2, True))
+        self.assertFalse(json.loads((self.run_dir / "metrics.json").read_text())["stopped_early"])
+        bad = cli("train", self.config_path, "--out", runs, "--set", "callbacks=[{name: early_stop}]", cwd=self.dir,
+                  check=False)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("error: callbacks.0: unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint",
+                      bad.stderr)
 
     def test_ctrl_c_saves_and_resumes(self):
         out = self.dir / "interrupted"

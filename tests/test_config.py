@@ -39,7 +39,7 @@ class TestValidation(unittest.TestCase):
     def test_unknown_and_missing_keys(self):
         bad = copy.deepcopy(BASE)
         bad["optimiser"] = bad.pop("optimizer")
-        self.assert_error(bad, r"unknown key optimiser; valid keys: data, epochs, evaluation, model, name, optimizer, seed")
+        self.assert_error(bad, r"unknown key optimiser; valid keys: callbacks, data, epochs, evaluation, model, name, optimizer, seed")
         bad = copy.deepcopy(BASE)
         del bad["model"]
         self.assert_error(bad, r"missing key model")
@@ -71,6 +71,30 @@ class TestValidation(unittest.TestCase):
             node[path[-1]] = value
             with self.subTest(path=path):
                 self.assert_error(config, pattern)
+
+    def test_callbacks(self):
+        config = copy.deepcopy(BASE)
+        config["callbacks"] = [{"name": "EarlyStopping", "patience": 3, "restore_best_weights": True},
+                               {"name": "model_checkpoint", "monitor": "val_loss"}]
+        self.assertEqual(validate_config(config)["callbacks"],
+                         [{"name": "early_stopping", "patience": 3, "restore_best_weights": True},
+                          {"name": "model_checkpoint", "monitor": "val_loss"}])
+        self.assertEqual(validate_config(BASE)["callbacks"], [])
+        for callbacks, pattern in (
+            ([{"name": "early_stop"}], r"^callbacks\.0: unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint$"),
+            ([{"name": "early_stopping", "patiense": 3}],
+             r"^callbacks\.0: bad arguments for callback 'early_stopping' \(unexpected argument 'patiense'\); valid arguments: monitor, patience"),
+            ([{"name": "early_stopping", "patience": -2}], r"^callbacks\.0: EarlyStopping: patience must be a non-negative integer"),
+            ([{"name": "early_stopping", "monitor": "val_f1"}], r"^callbacks\.0: EarlyStopping: mode='auto' cannot tell"),
+            ([{"patience": 3}], r"^callbacks\.0 must be a mapping with a 'name'"),
+            ({"name": "early_stopping"}, r"^callbacks must be a list"),
+            ([{"name": "model_checkpoint", "directory": "x"}], r"^callbacks\.0: model_checkpoint takes no directory"),
+            ([{"name": "model_checkpoint"}, {"name": "model_checkpoint"}], r"^callbacks\.1: a run has one checkpoint"),
+        ):
+            config = copy.deepcopy(BASE)
+            config["callbacks"] = callbacks
+            with self.subTest(callbacks=callbacks), self.assertRaisesRegex(ConfigError, pattern):
+                validate_config(config)
 
     def test_cosine_schedule_spans_the_run_by_default(self):
         config = copy.deepcopy(BASE)

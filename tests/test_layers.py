@@ -8,13 +8,15 @@ against it as an independent oracle.
 
 import itertools
 import unittest
+from collections import OrderedDict
 from unittest import mock
 
 import numpy as np
 
 from neural_networks import functional as F
-from neural_networks.activations import ReLU, SoftMax, TanH
-from neural_networks.layers import LAYERS, Conv2D, Flatten, FullyConnected, Layer, Pool2D, initialize_layer
+from neural_networks.activations import Activation, ReLU, SoftMax, TanH
+from neural_networks.layers import (LAYERS, ActivatedLayer, Conv2D, Flatten, FullyConnected, Layer, Pool2D,
+                                    initialize_layer)
 from neural_networks.regularization import BatchNorm
 
 from .helpers import (
@@ -801,6 +803,107 @@ class TestInitializeLayer(unittest.TestCase):
     def test_layers_are_layers(self):
         for cls in LAYERS.values():
             self.assertTrue(issubclass(cls, Layer))
+
+
+# ----------------------------------------------------------------------------- activation protocol
+
+
+class _CappedReLU(Activation):
+    """Not a ReLU subclass: fuses like one (kernel "relu") so long as its inputs stay below 1e9."""
+
+    name = "capped_relu"
+    fused_kernel = "relu"
+
+    def forward(self, Z):
+        return np.minimum(np.maximum(Z, 0), 1e9)
+
+    def backward(self, Z, dY):
+        return dY * ((Z > 0) & (Z < 1e9))
+
+    def backward_from_output(self, Y, dY):
+        return dY * ((Y > 0) & (Y < 1e9))
+
+
+class TestPreactivation(unittest.TestCase):
+    """ActivatedLayer: forward keeps Z (``preactivation()``) or, when the layer applied the
+    activation's fused kernel itself, only Y; backward goes through either."""
+
+    def setUp(self):
+        self.rng = np.random.default_rng(21)
+
+    def test_z_for_linear_and_softmax_dense_layers(self):
+        X = randn(self.rng, 5, 4)
+        for activation in ("linear", "softmax", "tanh"):
+            with self.subTest(activation=activation):
+                layer = FullyConnected(3, activation=activation)
+                self.assertIsNone(layer.preactivation())  # before any forward pass
+                Y = layer.forward(X)
+                Z = layer.preactivation()
+                np.testing.assert_allclose(Z, X @ layer.parameters["W"] + layer.parameters["b"], rtol=1e-12)
+                np.testing.assert_allclose(Y, layer.activation(Z), rtol=1e-12)
+                self.assertNotIn("Y", layer.cache)
+
+    def test_z_for_unfused_conv_and_batchnorm(self):
+        X = randn(self.rng, 2, 5, 5, 3)
+        for layer in (Conv2D(4, (3, 3), activation="linear"), Conv2D(4, (3, 3), activation="sigmoid"),
+                      BatchNorm(activation="linear"), BatchNorm(activation="tanh")):
+            with self.subTest(layer=repr(layer)):
+                Y = layer.forward(X)
+                self.assertIsNotNone(layer.preactivation())
+                np.testing.assert_allclose(Y, layer.activation(layer.preactivation()), rtol=1e-12)
+
+    def test_none_for_fused_relu_conv_and_batchnorm(self):
+        X = randn(self.rng, 2, 5, 5, 3)
+        for layer in (Conv2D(4, (3, 3), activation="relu"), BatchNorm(activation="relu")):
+            for training in (True, False):
+                with self.subTest(layer=repr(layer), training=training):
+                    layer.train(training)
+                    Y = layer.forward(X)
+                    self.assertIsNone(layer.preactivation())
+                    self.assertIs(layer.cache["Y"], Y)
+                    self.assertNotIn("Z", layer.cache)
+
+    def test_fused_relu_matches_linear_then_relu(self):
+        X = randn(self.rng, 3, 6, 6, 2)
+        dY = randn(self.rng, 3, 6, 6, 4)
+        fused, plain = Conv2D(4, (3, 3), activation="relu"), Conv2D(4, (3, 3), activation="linear")
+        fused.forward(X)
+        plain.parameters = OrderedDict((k, v.copy()) for k, v in fused.parameters.items())
+        plain.n_in = fused.n_in
+        Y = fused.forward(X)
+        Z = plain.forward(X)
+        np.testing.assert_allclose(Y, ReLU().forward(Z), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(fused.backward(dY), plain.backward(ReLU().backward(Z, dY)), rtol=1e-10, atol=1e-12)
+        for key in fused.gradients:
+            np.testing.assert_allclose(fused.gradients[key], plain.gradients[key], rtol=1e-10, atol=1e-12)
+
+    def test_backward_is_activation_backward_then_backward_preactivation(self):
+        X = randn(self.rng, 6, 4)
+        dY = randn(self.rng, 6, 3)
+        layer = FullyConnected(3, activation="softmax")
+        layer.forward(X)
+        dX = layer.backward(dY)
+        grads = {k: v.copy() for k, v in layer.gradients.items()}
+        dX_pre = layer.backward_preactivation(SoftMax().backward(layer.preactivation(), dY))
+        np.testing.assert_allclose(dX, dX_pre, rtol=1e-12)
+        for key, grad in grads.items():
+            np.testing.assert_allclose(layer.gradients[key], grad, rtol=1e-12)
+
+    def test_fusion_follows_fused_kernel_not_the_class(self):
+        X = randn(self.rng, 2, 5, 5, 3)
+        for layer in (Conv2D(4, (3, 3), activation=_CappedReLU(), weight_init="he_normal"),
+                      BatchNorm(activation=_CappedReLU())):
+            with self.subTest(layer=type(layer).__name__):
+                Y = layer.forward(X)
+                self.assertIsNone(layer.preactivation())
+                self.assertIs(layer.cache["Y"], Y)
+                self.assertEqual(layer.backward(np.ones_like(Y)).shape, X.shape)
+
+    def test_layers_share_one_activated_base(self):
+        for cls in (FullyConnected, Conv2D, BatchNorm):
+            self.assertTrue(issubclass(cls, ActivatedLayer), cls.__name__)
+        for cls in (Pool2D, Flatten):
+            self.assertFalse(issubclass(cls, ActivatedLayer), cls.__name__)
 
 
 # ----------------------------------------------------------------------------- PyTorch oracle

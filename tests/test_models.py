@@ -319,3 +319,24 @@ class TestOutputSizedByData(unittest.TestCase):
         np.testing.assert_array_equal(results[0], results[1])
         result = model.test(data)
         self.assertAlmostEqual(result["error"], 1.0 - result["accuracy"])
+
+
+class TestParameterGroupsInAModel(unittest.TestCase):
+    def test_layers_declare_groups_and_group_options_reach_the_optimizer(self):
+        from neural_networks.regularization import BatchNorm
+
+        model = NeuralNetwork(layers=[FullyConnected(6, "linear"), BatchNorm(activation="relu"), FullyConnected(3, "softmax")],
+                              optimizer=SGD(lr=0.1, momentum=0.9, weight_decay=0.01,
+                                            param_groups={"biases": {"lr_multiplier": 0.0},
+                                                          "normalization": {"lr_multiplier": 0.0}}), seed=0)
+        data = initialize_dataset("iris", batch_size=30)
+        model.train(data, epochs=0, verbose=0)
+        model.forward(data.train.X[:4].astype(np.float32))
+        groups = {g["name"]: [key for key, _, _ in g["params"]] for g in model.parameter_groups()}
+        self.assertEqual(groups, {"weights": ["W0", "W2"], "biases": ["b0", "b2"], "normalization": ["gamma1", "beta1"]})
+        before = {key: p.copy() for g in model.parameter_groups() for key, p, _ in g["params"]}
+        model.train(data, epochs=2, verbose=0)
+        after = {key: p for g in model.parameter_groups() for key, p, _ in g["params"]}
+        for key in ("b0", "b2", "gamma1", "beta1"):
+            np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+        self.assertFalse(np.array_equal(after["W0"], before["W0"]))

@@ -200,10 +200,12 @@ except ImportError:  # the PyTorch parity classes below are skipped
 
 
 def _run_ours(optimizer, params, grads_per_step, names, epoch_of_step=lambda s: 0):
+    """Steps through Optimizer.step with "W*" in the weights group and "b*" in the biases group."""
     params = {k: v.copy() for k, v in params.items()}
     for step, grads in enumerate(grads_per_step):
-        for name in names:
-            params[name] -= optimizer.update(name, params[name], grads[name], epoch_of_step(step))
+        groups = [{"name": group, "params": [(n, params[n], grads[n]) for n in names if n.startswith(prefix)]}
+                  for group, prefix in (("weights", "W"), ("biases", "b"))]
+        optimizer.step(groups, epoch_of_step(step))
     return params
 
 
@@ -346,3 +348,79 @@ class TestNewSchedules(unittest.TestCase):
             initialize_scheduler("cosine", lr=0.1, T_max=3)
         with self.assertRaisesRegex(ValueError, r"pct_start must be in \(0, 1\)"):
             OneCycleLR(0.1, pct_start=1.5)
+
+
+class TestParameterGroups(unittest.TestCase):
+    """Per-group options (lr multiplier, weight decay, momentum) and state apart from scratch."""
+
+    def setUp(self):
+        rng = np.random.default_rng(1)
+        self.params = {"W0": rng.standard_normal((4, 3)), "b0": rng.standard_normal((1, 3))}
+        self.grads = [{k: rng.standard_normal(v.shape) for k, v in self.params.items()} for _ in range(4)]
+
+    def test_a_group_with_lr_multiplier_zero_does_not_move(self):
+        for opt in (SGD(lr=0.1, momentum=0.9, param_groups={"biases": {"lr_multiplier": 0}}),
+                    Adam(lr=0.01, param_groups={"biases": {"lr_multiplier": 0.0}})):
+            with self.subTest(opt.name):
+                out = _run_ours(opt, self.params, self.grads, ["W0", "b0"])
+                np.testing.assert_array_equal(out["b0"], self.params["b0"])
+                self.assertFalse(np.allclose(out["W0"], self.params["W0"]))
+
+    def test_options_match_a_hand_written_update(self):
+        lr, mult, decay, momentum = 0.05, 4.0, 0.1, 0.5
+        opt = SGD(lr=lr, momentum=0.9, weight_decay=0.01,
+                  param_groups={"biases": {"lr_multiplier": mult, "weight_decay": decay, "momentum": momentum}})
+        out = _run_ours(opt, self.params, self.grads, ["W0", "b0"])
+        b, v = self.params["b0"].copy(), np.zeros_like(self.params["b0"])
+        W, vW = self.params["W0"].copy(), np.zeros_like(self.params["W0"])
+        for grads in self.grads:
+            v = momentum * v + lr * mult * (grads["b0"] + decay * b)
+            b = b - v
+            vW = 0.9 * vW + lr * (grads["W0"] + 0.01 * W)
+            W = W - vW
+        np.testing.assert_allclose(out["b0"], b, rtol=1e-12)
+        np.testing.assert_allclose(out["W0"], W, rtol=1e-12)
+        self.assertEqual(opt.group_options("normalization"), {"lr_multiplier": 1.0, "weight_decay": 0.0, "momentum": 0.9})
+        self.assertEqual(opt.group_options("weights")["weight_decay"], 0.01)
+
+    def test_state_holds_no_scratch_and_config_round_trips(self):
+        for opt in (SGD(lr=0.1, momentum=0.9, nesterov=True), Adam(lr=0.01), AdamW(lr=0.01)):
+            with self.subTest(opt.name):
+                _run_ours(opt, self.params, self.grads[:2], ["W0", "b0"])
+                expected = {"W0", "b0"} if opt.name == "sgd" else {f"{k}.{n}" for k in "mvt" for n in ("W0", "b0")}
+                self.assertEqual(set(opt.state()), expected)
+        opt = SGD(lr=0.1, momentum=0.9, param_groups={"normalization": {"lr_multiplier": 64, "weight_decay": 0}})
+        again = initialize_optimizer(**opt.config())
+        self.assertEqual(again.param_groups, {"normalization": {"lr_multiplier": 64.0, "weight_decay": 0.0}})
+        again.load_state({"W0": np.ones(2), "step.W0": np.zeros(2)})  # an old checkpoint's scratch is dropped
+        self.assertEqual(set(again.state()), {"W0"})
+
+    def test_bad_groups_name_the_problem(self):
+        for groups, pattern in (({"bias": {}}, "unknown parameter group 'bias'; valid groups: weights, biases"),
+                                ({"biases": {"lr": 1}}, "unknown option param_groups.biases.lr"),
+                                ({"biases": {"lr_multiplier": -1}}, "lr_multiplier must be a non-negative"),
+                                ({"biases": {"momentum": 1.0}}, r"momentum must be in \[0, 1\)"),
+                                ([1], "param_groups must map")):
+            with self.subTest(groups=groups), self.assertRaisesRegex(ValueError, pattern):
+                SGD(lr=0.1, param_groups=groups)
+
+
+@unittest.skipIf(torch is None, "torch not installed")
+class TestParameterGroupParity(unittest.TestCase):
+    def test_sgd_groups_against_torch(self):
+        rng = np.random.default_rng(2)
+        params = {"W0": rng.standard_normal((4, 3)), "b0": rng.standard_normal((1, 3))}
+        grads = [{k: rng.standard_normal(v.shape) for k, v in params.items()} for _ in range(5)]
+        ours = _run_ours(SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01,
+                             param_groups={"biases": {"lr_multiplier": 3.0, "weight_decay": 0.02, "momentum": 0.5}}),
+                         params, grads, ["W0", "b0"])
+        tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+        opt = torch.optim.SGD([{"params": [tensors["W0"]]},
+                               {"params": [tensors["b0"]], "lr": 0.3, "weight_decay": 0.02, "momentum": 0.5}],
+                              lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+        for step in grads:
+            for k, t in tensors.items():
+                t.grad = torch.tensor(step[k])
+            opt.step()
+        for k in ours:
+            np.testing.assert_allclose(ours[k], tensors[k].detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=k)

@@ -86,8 +86,8 @@ class TestCodeAppendixMarkdown(unittest.TestCase):
 
     def test_inherited_method_says_where_it_is_defined(self):
         text = code_appendix("markdown", implementations=["neural_networks.layers.FullyConnected.backward"])
-        self.assertIn("## `FullyConnected.backward` (inherited from _ParametricLayer)", text)
-        self.assertIn(source_of(layers._ParametricLayer.backward), text)
+        self.assertIn("## `FullyConnected.backward` (inherited from ActivatedLayer)", text)
+        self.assertIn(source_of(layers.ActivatedLayer.backward), text)
 
 
 class TestCodeAppendixLatex(unittest.TestCase):
@@ -126,7 +126,7 @@ class TestImplementations(unittest.TestCase):
         titles = {group: [title for title, _ in items] for group, items in groups.items()}
         self.assertIn("SoftMax.backward", titles["Activations"])
         self.assertIn("functional.softmax_backward", titles["Activations"])
-        for title in ("FullyConnected._init_parameters", "Conv2D.backward", "functional.conv2d_forward",
+        for title in ("FullyConnected._init_parameters", "Conv2D.backward_preactivation", "functional.conv2d_forward",
                       "functional.col2im", "Pool2D.forward", "functional.pool2d_backward"):
             self.assertIn(title, titles["Layers"])
         self.assertIn("CrossEntropy.backward", titles["Losses"])

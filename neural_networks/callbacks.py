@@ -1,0 +1,509 @@
+"""Callbacks: what the fit loop (:func:`neural_networks.training.fit`) runs around training,
+epochs and batches, with Keras's hook names and arguments.
+
+A callback subclasses :class:`Callback` and overrides any of::
+
+    on_train_begin(logs)           on_train_end(logs)            # logs: the last epoch's
+    on_epoch_begin(epoch, logs)    on_epoch_end(epoch, logs)     # epoch: 0-based
+    on_train_batch_begin(batch, logs)  on_train_batch_end(batch, logs)  # batch: 0-based, per epoch
+
+Epoch logs hold ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy`` (when the data set
+holds validation examples), ``lr`` and ``seconds``; batch-end logs the batch's ``loss`` and the
+epoch's running ``accuracy``; begin logs are empty. ``self.model`` is the model being trained
+and ``self.params`` the loop's ``epochs`` (the last epoch, as Keras), ``initial_epoch``, ``steps``
+(batches per epoch) and ``verbose``. Setting ``self.model.stop_training = True`` ends training
+after the current epoch. Hooks a callback does not override cost nothing.
+
+A callback with state worth keeping across a resume returns it from :meth:`Callback.state_dict`
+(JSON-serialisable values, or NumPy arrays); :class:`ModelCheckpoint` stores the states of all
+callbacks of the run in ``last.npz`` and hands them back through ``load_state_dict`` when the
+resumed fit begins.
+
+Configs name callbacks through :data:`CALLBACKS` (``early_stopping``, ``model_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from . import serialization
+from .registry import Registry
+
+__all__ = ["Callback", "CallbackList", "History", "ProgressBar", "ModelCheckpoint", "EarlyStopping", "CALLBACKS",
+           "initialize_callback", "HOOKS"]
+
+HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+         "on_train_batch_end")
+
+
+class Callback:
+    """Base class of callbacks: every hook does nothing (see the module docstring)."""
+
+    model = None
+    params: dict | None = None
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = dict(params)
+
+    def on_train_begin(self, logs=None) -> None:
+        pass
+
+    def on_train_end(self, logs=None) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        pass
+
+    def on_train_batch_begin(self, batch: int, logs=None) -> None:
+        pass
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        pass
+
+    def state_dict(self) -> dict | None:
+        """What a resumed run needs of this callback (JSON-serialisable values or NumPy arrays),
+        or ``None`` for a callback without state."""
+        return None
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (called when a resumed fit begins)."""
+
+
+def _overridden(callback, hook: str):
+    """The bound ``hook`` of ``callback`` unless it is :class:`Callback`'s no-op (or missing)."""
+    method = getattr(callback, hook, None)
+    if method is None or getattr(method, "__func__", None) is getattr(Callback, hook):
+        return None
+    return method
+
+
+class CallbackList:
+    """Calls each hook on every callback that overrides it, in list order.
+
+    Callbacks with a ``set_callbacks`` method (:class:`ModelCheckpoint`) receive the list, so
+    that they can save and restore the states of the others."""
+
+    def __init__(self, callbacks=(), model=None, params: dict | None = None) -> None:
+        self.callbacks = list(callbacks)
+        self._hooks = {hook: [m for m in (_overridden(cb, hook) for cb in self.callbacks) if m is not None]
+                       for hook in HOOKS}
+        for callback in self.callbacks:
+            if hasattr(callback, "set_callbacks"):
+                callback.set_callbacks(self)
+        if model is not None:
+            self.set_model(model)
+        if params is not None:
+            self.set_params(params)
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def __len__(self) -> int:
+        return len(self.callbacks)
+
+    def set_model(self, model) -> None:
+        for callback in self.callbacks:
+            if hasattr(callback, "set_model"):
+                callback.set_model(model)
+            else:
+                callback.model = model
+
+    def set_params(self, params: dict) -> None:
+        for callback in self.callbacks:
+            if hasattr(callback, "set_params"):
+                callback.set_params(params)
+
+    def has(self, hook: str) -> bool:
+        """Whether any callback overrides ``hook`` (the loop skips building logs otherwise)."""
+        return bool(self._hooks[hook])
+
+    def on_train_begin(self, logs=None) -> None:
+        for method in self._hooks["on_train_begin"]:
+            method(logs)
+
+    def on_train_end(self, logs=None) -> None:
+        for method in self._hooks["on_train_end"]:
+            method(logs)
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        for method in self._hooks["on_epoch_begin"]:
+            method(epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        for method in self._hooks["on_epoch_end"]:
+            method(epoch, logs)
+
+    def on_train_batch_begin(self, batch: int, logs=None) -> None:
+        for method in self._hooks["on_train_batch_begin"]:
+            method(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        for method in self._hooks["on_train_batch_end"]:
+            method(batch, logs)
+
+    # -- resume state ------------------------------------------------------------------
+    def _keyed(self):
+        """``(key, callback)`` for every callback with a ``state_dict``: the class name, with
+        ``_2``, ``_3``, ... for later callbacks of the same class."""
+        seen: dict[str, int] = {}
+        for callback in self.callbacks:
+            if not hasattr(callback, "state_dict"):
+                continue
+            name = type(callback).__name__
+            seen[name] = seen.get(name, 0) + 1
+            yield (name if seen[name] == 1 else f"{name}_{seen[name]}"), callback
+
+    def state_dict(self) -> dict[str, dict]:
+        """``{key: state}`` of every callback whose ``state_dict()`` is not ``None``."""
+        states = {}
+        for key, callback in self._keyed():
+            state = callback.state_dict()
+            if state is not None:
+                states[key] = state
+        return states
+
+    def load_state_dict(self, states: dict[str, dict]) -> None:
+        """Hand each callback its saved state, the History first (other states may refer to
+        it: the Logger's rows are the History's); callbacks without one (added since) start
+        afresh, states without a callback (removed since) are ignored."""
+        for key, callback in sorted(self._keyed(), key=lambda item: not isinstance(item[1], History)):
+            if key in states and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(states[key])
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+class History(Callback):
+    """What training measured: ``history[key]`` is a per-epoch list for ``loss``, ``accuracy``,
+    ``val_loss``, ``val_accuracy``, ``lr`` and ``seconds``; ``iteration_loss`` holds the training
+    loss of every mini-batch. ``fit`` (and :meth:`NeuralNetwork.train`) return it; it is also
+    ``model.history``. Rows accumulate over fits given the same History."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = OrderedDict()
+        self.iteration_loss: list[float] = []
+
+    def append(self, **metrics: float) -> None:
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append(float(value))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.history
+
+    @property
+    def epochs(self) -> int:
+        return len(next(iter(self.history.values()), []))
+
+    def __repr__(self) -> str:
+        return f"History(epochs={self.epochs}, keys={list(self.history)})"
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.iteration_loss.append(float(logs["loss"]))
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self.append(**{key: value for key, value in (logs or {}).items() if _number(value)})
+
+    def state_dict(self) -> dict:
+        return {"history": {key: list(values) for key, values in self.history.items()},
+                "iteration_loss": np.asarray(self.iteration_loss, dtype=np.float64)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = OrderedDict((key, [float(v) for v in values]) for key, values in state["history"].items())
+        self.iteration_loss = [float(v) for v in np.asarray(state.get("iteration_loss", ()))]
+
+
+def summary_line(epoch: int, epochs: int, logs: dict) -> str:
+    """The one-line epoch summary :class:`ProgressBar` prints (``epoch`` counted from 1)."""
+    parts = [f"epoch {epoch}/{epochs}", f"loss {logs['loss']:.4f}", f"acc {logs['accuracy']:.4f}"]
+    if "val_loss" in logs:
+        parts += [f"val_loss {logs['val_loss']:.4f}", f"val_acc {logs['val_accuracy']:.4f}"]
+    parts += [f"lr {logs['lr']:.3g}", f"{logs['seconds']:.1f}s"]
+    return "  ".join(parts)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch with the running loss and accuracy (:func:`neural_networks.progress.progress_bar`:
+    a widget in notebooks, text elsewhere), then a one-line summary. What ``verbose=1`` adds."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._loss_sum, self._seen = 0.0, 0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        from .progress import progress_bar
+
+        self._close()
+        params = self.params or {}
+        self._bar = progress_bar(total=params.get("steps"), desc=f"epoch {epoch + 1}/{params.get('epochs')}",
+                                 leave=False, unit="batch", dynamic_ncols=True)
+        self._loss_sum, self._seen = 0.0, 0
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self._loss_sum += logs["loss"]
+        self._seen += 1
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{self._loss_sum / self._seen:.4f}", acc=f"{logs['accuracy']:.3f}",
+                                  refresh=False)
+            self._bar.update()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self._close()
+        print(summary_line(epoch + 1, (self.params or {}).get("epochs", epoch + 1), logs), flush=True)
+
+    def on_train_end(self, logs=None) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+# ---------------------------------------------------------------------------- monitoring
+def _direction(monitor: str, mode: str, owner: str) -> str:
+    """``"min"`` or ``"max"``; ``mode="auto"`` reads it from the name (losses down, accuracies up)."""
+    if not isinstance(monitor, str) or not monitor:
+        raise ValueError(f"{owner}: monitor must be a metric name such as 'val_loss'; got {monitor!r}")
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max'; got {mode!r}")
+    if mode != "auto":
+        return mode
+    name = monitor.removeprefix("val_")
+    if name.endswith("loss"):
+        return "min"
+    if name.endswith("accuracy") or name == "acc":
+        return "max"
+    raise ValueError(f"{owner}: mode='auto' cannot tell whether {monitor!r} should go down or up; "
+                     f"pass mode='min' or mode='max'")
+
+
+def _missing(owner: str, monitor: str, logs: dict) -> ValueError:
+    hint = " (val_* values exist only when the data set holds validation examples)" if monitor.startswith("val_") else ""
+    return ValueError(f"{owner}: monitor={monitor!r} is not in the epoch's logs; available: "
+                      f"{', '.join(logs) or 'none'}{hint}")
+
+
+def _finite(value: float):
+    return float(value) if math.isfinite(value) else None
+
+
+def _split_states(states: dict[str, dict]) -> tuple[dict, dict[str, np.ndarray]]:
+    """Callback states -> (JSON part, arrays keyed ``callbacks.<key>.<name>``)."""
+    plain, arrays = {}, {}
+    for key, state in states.items():
+        plain[key] = {}
+        for name, value in state.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"callbacks.{key}.{name}"] = value
+            else:
+                plain[key][name] = value
+    return plain, arrays
+
+
+def _join_states(plain: dict, arrays: dict[str, np.ndarray]) -> dict[str, dict]:
+    states = {key: dict(state) for key, state in plain.items()}
+    for name, value in arrays.items():
+        if name.startswith("callbacks."):
+            key, field = name[len("callbacks."):].split(".", 1)
+            states.setdefault(key, {})[field] = value
+    return states
+
+
+class ModelCheckpoint(Callback):
+    """Writes ``directory/last.npz`` after every epoch and ``directory/best.npz`` when the
+    ``monitor``-ed value improves (``mode`` as for :class:`EarlyStopping`; the default follows
+    validation accuracy, or the training accuracy when the data set holds no validation
+    examples: a missing ``val_x`` falls back to ``x``).
+
+    ``last.npz`` is the one place a run's resume state lives: besides the model and optimizer
+    it records the finished epochs, the best value so far, whether a callback stopped training,
+    and the state of every callback of the fit (the :class:`History` rows and mini-batch losses,
+    the Logger's parameter ranges, :class:`EarlyStopping`'s counters and best weights).
+    :meth:`resume` reads it back; ``best.npz`` holds the model only. Both files' ``extra``
+    metadata is ``{"epoch", "monitor", "best"}``.
+    """
+
+    def __init__(self, directory, monitor: str = "val_accuracy", mode: str = "auto") -> None:
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.mode = _direction(monitor, mode, "ModelCheckpoint")
+        self.best = -math.inf if self.mode == "max" else math.inf
+        self.epoch = 0  # epochs finished, as recorded in last.npz
+        self.stopped = False  # whether a callback had stopped training when last.npz was written
+        self.callbacks: CallbackList | None = None
+        self._resumed: dict | None = None
+
+    @property
+    def last_path(self) -> Path:
+        return self.directory / "last.npz"
+
+    @property
+    def best_path(self) -> Path:
+        return self.directory / "best.npz"
+
+    def set_callbacks(self, callbacks: CallbackList) -> None:
+        self.callbacks = callbacks
+
+    def _improved(self, value: float) -> bool:
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def _extra(self) -> dict:
+        return {"epoch": self.epoch, "monitor": self.monitor, "best": _finite(self.best)}
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None and self.monitor.startswith("val_"):
+            value = logs.get(self.monitor[len("val_"):])
+        if value is None:
+            raise _missing("ModelCheckpoint", self.monitor, logs)
+        improved = self._improved(value)
+        if improved:
+            self.best = float(value)
+        self.epoch = epoch + 1
+        self.stopped = bool(getattr(self.model, "stop_training", False))
+        states = self.callbacks.state_dict() if self.callbacks is not None else {}
+        plain, arrays = _split_states(states)
+        training = {"epoch": self.epoch, "monitor": self.monitor, "mode": self.mode, "best": _finite(self.best),
+                    "stop_training": self.stopped, "callbacks": plain}
+        serialization.save_checkpoint(self.last_path, self.model, extra=self._extra(), training=training,
+                                      arrays=arrays)
+        if improved:
+            serialization.save_model(self.model, self.best_path, extra=self._extra())
+
+    def resume(self, logger=None):
+        """The model of ``last.npz`` (with its optimizer state), ready for
+        ``fit(..., initial_epoch=checkpoint.epoch)`` with this checkpoint among the callbacks:
+        when that fit begins, the checkpoint gives every callback its saved state back
+        (History, Logger, EarlyStopping, ...). Raises ``FileNotFoundError`` without the file
+        and ``ValueError`` for a file without training state (a plain model file, or one
+        written in format ``neural_networks.model/1``)."""
+        path = self.last_path
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: {path} does not exist")
+        checkpoint = serialization.load_checkpoint(path, logger=logger)
+        training = checkpoint.training
+        if training is None:
+            raise ValueError(f"cannot resume from {path}: it holds no training state (format {checkpoint.format}); "
+                             f"it still loads as a model")
+        self.epoch = int(training["epoch"])
+        self.stopped = bool(training.get("stop_training", False))
+        best = training.get("best")
+        if best is not None and training.get("monitor") == self.monitor:
+            self.best = float(best)
+        self._resumed = _join_states(training.get("callbacks", {}), checkpoint.arrays)
+        return checkpoint.model
+
+    def on_train_begin(self, logs=None) -> None:
+        if self._resumed is None:
+            return
+        initial_epoch = (self.params or {}).get("initial_epoch", self.epoch)
+        if initial_epoch != self.epoch:
+            raise ValueError(f"ModelCheckpoint: {self.last_path} resumes after epoch {self.epoch}, "
+                             f"but fit starts at initial_epoch={initial_epoch}")
+        if self.callbacks is not None:
+            self.callbacks.load_state_dict(self._resumed)
+        self._resumed = None
+
+
+class EarlyStopping(Callback):
+    """Stop training when ``monitor`` has stopped improving (Keras's semantics).
+
+    An epoch improves when its value beats the best so far by more than ``min_delta`` (lower
+    for ``mode="min"``, higher for ``"max"``; ``"auto"``: ``min`` for losses, ``max`` for
+    accuracies). After ``patience`` epochs in a row without improvement it sets
+    ``model.stop_training`` (never after the first epoch). With ``restore_best_weights`` the
+    model gets the parameters and buffers of its best epoch back when training ends.
+    ``stopped_epoch`` (0-based; 0 if it never stopped) and ``best_epoch`` tell what happened.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
+                 restore_best_weights: bool = False) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be a non-negative integer; got {patience!r}")
+        if isinstance(min_delta, bool) or not _number(min_delta) or not min_delta >= 0:
+            raise ValueError(f"EarlyStopping: min_delta must be a non-negative number; got {min_delta!r}")
+        if not isinstance(restore_best_weights, bool):
+            raise ValueError(f"EarlyStopping: restore_best_weights must be true or false; got {restore_best_weights!r}")
+        self.monitor = monitor
+        self.mode = _direction(monitor, mode, "EarlyStopping")
+        self.patience = int(patience)
+        self.min_delta = float(min_delta)
+        self.restore_best_weights = restore_best_weights
+        self._reset()
+
+    def _reset(self) -> None:
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+
+    def _improves(self, value: float) -> bool:
+        if self.mode == "min":
+            return value + self.min_delta < self.best
+        return value - self.min_delta > self.best
+
+    def on_train_begin(self, logs=None) -> None:
+        self._reset()  # an instance may be reused for another fit
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            raise _missing("EarlyStopping", self.monitor, logs)
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights, self.best_epoch = self.model.get_weights(), epoch
+        self.wait += 1
+        if self._improves(value):
+            self.best, self.best_epoch, self.wait = float(value), epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None) -> None:
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+    def state_dict(self) -> dict:
+        state = {"wait": self.wait, "best": _finite(self.best), "best_epoch": self.best_epoch,
+                 "stopped_epoch": self.stopped_epoch}
+        for i, weights in enumerate(self.best_weights or ()):
+            state[f"weights.{i}"] = weights
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.wait, self.best_epoch = int(state["wait"]), int(state["best_epoch"])
+        self.stopped_epoch = int(state.get("stopped_epoch", 0))
+        if state.get("best") is not None:
+            self.best = float(state["best"])
+        weights = sorted((int(key.split(".", 1)[1]), value) for key, value in state.items() if key.startswith("weights."))
+        self.best_weights = [np.array(value) for _, value in weights] or None
+
+
+CALLBACKS = Registry("callback")
+CALLBACKS.add("early_stopping", EarlyStopping, aliases=("earlystopping",))
+CALLBACKS.add("model_checkpoint", ModelCheckpoint, aliases=("modelcheckpoint", "checkpoint"))
+
+
+def initialize_callback(name: str, **kwargs) -> Callback:
+    """Build the callback registered as ``name`` (see :data:`CALLBACKS`) from keyword arguments."""
+    return CALLBACKS.create(name, **kwargs)

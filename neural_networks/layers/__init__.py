@@ -1,0 +1,44 @@
+"""Layers: stateful wrappers that own parameters, gradients and a cache, and call the array
+kernels in :mod:`neural_networks.functional`.
+
+One module per family: :mod:`.base` (:class:`Layer`, :class:`ActivatedLayer` and the shared
+helpers), :mod:`.dense` (:class:`FullyConnected`), :mod:`.convolution` (:class:`Conv2D`,
+:class:`Pool2D`), :mod:`.reshape` (:class:`Flatten`), :mod:`.normalization`
+(:class:`BatchNorm`) and :mod:`.dropout` (:class:`Dropout`). Every layer is registered here,
+in :data:`LAYERS`, and made by name with :func:`initialize_layer`; adding a layer is its
+module and one ``LAYERS.add`` line.
+
+Every layer has the spec's attributes ``parameters``, ``gradients`` (same keys),
+``cache`` (all ``OrderedDict``), ``activation``, ``n_in`` and ``n_out``, and the methods
+``forward(X)``, ``backward(dLdY)`` and ``clear_gradients()``. Parameters are created on the
+first forward pass, from the input's shape (see :mod:`.base` for their dtype).
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+# The private helpers are re-exported for code written against the former layers.py module.
+from .base import ActivatedLayer, Layer, _as_float, _output_size, _pair, _param_dtype, _ParametricLayer  # noqa: F401
+from .convolution import Conv2D, Pool2D, _check_window_fits  # noqa: F401
+from .dense import FullyConnected
+from .dropout import Dropout
+from .normalization import BatchNorm
+from .reshape import Flatten
+
+__all__ = ["Layer", "ActivatedLayer", "FullyConnected", "Conv2D", "Pool2D", "Flatten", "BatchNorm", "Dropout",
+           "LAYERS", "initialize_layer"]
+
+LAYERS = Registry("layer")
+LAYERS.add("fully_connected", FullyConnected)
+LAYERS.add("conv2d", Conv2D)
+LAYERS.add("pool2d", Pool2D)
+LAYERS.add("flatten", Flatten)
+LAYERS.add("batchnorm", BatchNorm)
+LAYERS.add("dropout", Dropout)
+
+
+def initialize_layer(name: str, **kwargs) -> Layer:
+    """Make a layer from its name (one of :data:`LAYERS`: ``"fully_connected"``, ``"conv2d"``,
+    ``"pool2d"``, ``"flatten"``, ``"batchnorm"``, ``"dropout"``; case-insensitive) and its
+    constructor arguments; ``ValueError`` names an unknown layer or argument and the valid ones."""
+    return LAYERS.create(name, **kwargs)

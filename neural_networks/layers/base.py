@@ -1,0 +1,292 @@
+"""The layer base classes and the helpers every layer module shares.
+
+Every layer has the spec's attributes ``parameters``, ``gradients`` (same keys),
+``cache`` (all ``OrderedDict``), ``activation``, ``n_in`` and ``n_out``, and the methods
+``forward(X)``, ``backward(dLdY)`` and ``clear_gradients()``. Parameters are created on the
+first forward pass, from the input's shape.
+
+Dtypes: a layer computes in the floating dtype of its input (float32 for training, float64 for
+gradient checks); integer input (e.g. uint8 pixels) is converted to float32. Parameters made by
+a first forward pass on float64 input are float64 (so the course's gradient check, which
+perturbs ``layer.parameters[name]`` by 1e-6, sees no float32 rounding), and float32 otherwise
+(training); a direct call of ``_init_parameters(X_shape)`` makes float64 parameters, as the
+course's own helper did. A layer's ``n_out`` may be ``None`` until a model sizes its output
+layer from the data set it trains on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+
+import numpy as np
+
+from ..activations import Activation
+from ..validation import positive_int
+from ..weights import initialize_weights
+
+__all__ = ["Layer", "ActivatedLayer"]
+
+
+def _as_float(X, where: str) -> np.ndarray:
+    """``X`` as a floating array (integers and booleans become float32)."""
+    X = np.asarray(X)
+    if X.dtype.kind == "f":
+        return X
+    if X.dtype.kind in "biu":
+        return X.astype(np.float32)
+    raise TypeError(f"{where}: expected a numeric array, got dtype {X.dtype}")
+
+
+def _param_dtype(X: np.ndarray):
+    """The dtype of parameters made for input ``X``: float64 for float64 input, else float32."""
+    return np.float64 if X.dtype == np.float64 else np.float32
+
+
+def _output_size(n_out, what: str) -> int | None:
+    """``n_out`` as a positive int, or ``None`` (sized later from the data set)."""
+    return None if n_out is None else positive_int(n_out, what)
+
+
+def _pair(value, what: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair of positive ints."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    ):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{what} must be a positive int or a pair of positive ints; got {value!r}")
+    if min(pair) < 1:
+        raise ValueError(f"{what} must be positive; got {value!r}")
+    return pair
+
+
+class Layer(ABC):
+    """Base class of all layers.
+
+    ``rng`` is the ``numpy.random.Generator`` the layer's initializers draw from (the model
+    sets one derived from its seed); ``training`` switches layers whose behaviour differs
+    between training and evaluation.
+    """
+
+    # Whether the layer's kernels split the batch over threads (:mod:`neural_networks.parallel`);
+    # a model containing one runs its steps in a parallel region.
+    splits_batch = False
+
+    def __init__(self) -> None:
+        self.activation: Activation | None = None
+        self.n_in: int | None = None
+        self.n_out: int | None = None
+        self.parameters: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.gradients: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.cache: OrderedDict[str, object] = OrderedDict()
+        self.buffers: OrderedDict[str, np.ndarray] = OrderedDict()  # non-trained state, saved with the model
+        self.rng: np.random.Generator | None = None
+        self.training = True
+        self.index: int | None = None  # position in a model, for error messages
+        # Compute dL/dX in backward. A model turns this off for its first layer, whose input
+        # gradient nobody uses (backward then returns None); it saves a large matrix product.
+        self.input_gradient = True
+        self._workspace: dict = {}  # reusable scratch buffers, keyed by shape
+
+    # -- interface -------------------------------------------------------------------
+    @abstractmethod
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Output of the layer for a batch ``X``; caches what ``backward`` needs."""
+
+    @abstractmethod
+    def backward(self, dLdY: np.ndarray) -> np.ndarray:
+        """Given ``dL/dY`` for the last forward output, fill ``gradients`` and return ``dL/dX``."""
+
+    def config(self) -> dict:
+        """Constructor arguments (with ``name`` for :func:`initialize_layer`), JSON-serialisable."""
+        return {"name": self.name}
+
+    name = ""
+    stochastic = False  # True for layers that draw random numbers while training (dropout)
+    # The optimizer group of each parameter (see neural_networks.optimizers): what a layer says
+    # about its parameters, so that nothing parses parameter names.
+    parameter_groups: dict[str, str] = {"W": "weights", "b": "biases"}
+
+    def parameter_group(self, key: str) -> str:
+        """The optimizer group of parameter ``key``: ``"weights"``, ``"biases"`` or ``"normalization"``."""
+        try:
+            return self.parameter_groups[key]
+        except KeyError:
+            raise ValueError(f"{self.where}: parameter {key!r} belongs to no optimizer group "
+                             f"(known: {', '.join(self.parameter_groups)})") from None
+
+    # -- shared helpers ---------------------------------------------------------------
+    def clear_gradients(self) -> None:
+        """Set every gradient to zeros shaped like its parameter."""
+        for key, param in self.parameters.items():
+            self.gradients[key] = np.zeros_like(param)
+
+    def train(self, mode: bool = True) -> "Layer":
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> "Layer":
+        return self.train(False)
+
+    def forward_with_param(self, param_name: str, X: np.ndarray):
+        """``f(value) -> forward(X)`` with parameter ``param_name`` set to ``value`` (for
+        numerical gradient checks)."""
+
+        def inner(value: np.ndarray) -> np.ndarray:
+            self.parameters[param_name] = value
+            return self.forward(X)
+
+        return inner
+
+    @property
+    def where(self) -> str:
+        """How error messages name this layer."""
+        cls = type(self).__name__
+        return cls if self.index is None else f"{cls} (layer {self.index})"
+
+    def _get_parameters(self) -> list:
+        """The parameter arrays, in order (the course's helper)."""
+        return list(self.parameters.values())
+
+    def _get_cache(self) -> list:
+        """The cached values, in order (the course's helper)."""
+        return list(self.cache.values())
+
+    def _get_gradients(self) -> list:
+        """The gradient arrays, in order (the course's helper)."""
+        return list(self.gradients.values())
+
+    def _check_output_size(self) -> None:
+        if self.n_out is None:
+            raise ValueError(
+                f"{self.where}: n_out is None, so the layer's output size is unknown. Set n_out, or train the "
+                "model on a data set first: a model sizes its output layer from dataset.out_dim"
+            )
+
+    def _check_rank(self, X: np.ndarray, rank: int, layout: str) -> None:
+        if X.ndim != rank:
+            raise ValueError(f"{self.where}: expected input of rank {rank} {layout}, got shape {X.shape}")
+        if X.shape[0] == 0:
+            raise ValueError(f"{self.where}: got an empty batch, shape {X.shape}")
+
+    def _check_features(self, got: int, what: str, shape) -> None:
+        if self.n_in is not None and got != self.n_in:
+            raise ValueError(
+                f"{self.where}: expected {self.n_in} input {what} (the parameters were made for that), "
+                f"got {got} in input of shape {tuple(shape)}"
+            )
+
+    def _check_grad_shape(self, dLdY: np.ndarray, expected) -> np.ndarray:
+        dLdY = np.asarray(dLdY)
+        if dLdY.shape != tuple(expected):
+            raise ValueError(f"{self.where}: backward expected dLdY of shape {tuple(expected)} (the forward output), got {dLdY.shape}")
+        return dLdY
+
+    def _param(self, key: str, dtype) -> np.ndarray:
+        """Parameter ``key`` in the compute dtype (no copy when it already matches)."""
+        return self.parameters[key].astype(dtype, copy=False)
+
+    def _buffer(self, name: str, shape, dtype) -> np.ndarray:
+        """A scratch array kept between calls for one shape and dtype, so that batches of one size
+        reuse its memory instead of faulting in a fresh allocation every step."""
+        key = (name, tuple(shape), np.dtype(dtype))
+        buffer = self._workspace.get(key)
+        if buffer is None:
+            if len(self._workspace) >= 4:  # e.g. a smaller last batch, or evaluation batches
+                self._workspace.clear()
+            buffer = self._workspace[key] = np.zeros(shape, dtype=dtype)
+        return buffer
+
+    def _store_gradient(self, key: str, grad: np.ndarray) -> None:
+        self.gradients[key] = grad.astype(self.parameters[key].dtype, copy=False)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class ActivatedLayer(Layer):
+    """A layer computing ``Y = activation(Z)`` from a pre-activation ``Z`` it computes itself
+    (:class:`FullyConnected`, :class:`Conv2D`, :class:`BatchNorm`).
+
+    The protocol, shared by those layers and by the model's fused softmax + cross-entropy:
+
+    * ``forward`` ends with :meth:`_activate`: it caches either the pre-activation as
+      ``cache["Z"]`` and returns ``activation(Z)``, or, when the layer's own kernel already
+      applied the activation's :attr:`~neural_networks.activations.Activation.fused_kernel` to
+      its output (a layer fuses only kernels it knows, e.g. ``fused_kernel == "relu"``), only
+      the output as ``cache["Y"]`` -- one array and one pass fewer;
+    * :meth:`backward` turns ``dL/dY`` into ``dL/dZ`` with ``activation.backward(Z, dY)``, or
+      ``activation.backward_from_output(Y, dY)`` when only ``Y`` was kept (every activation
+      with a fused kernel can compute its gradient from its output), and hands it to
+      :meth:`backward_preactivation`;
+    * :meth:`preactivation` is the last forward's ``Z`` (``None`` when only ``Y`` was kept), and
+      :meth:`backward_preactivation` the backward pass from ``dL/dZ``: a model ending in softmax
+      with a cross-entropy loss computes ``dL/dZ`` from ``Z`` directly and stably.
+
+    A layer may override :meth:`_backward_from_output` to apply the activation's gradient inside
+    its own kernel (:class:`Conv2D` masks ``dL/dY`` chunk by chunk), and
+    :meth:`_backward_temporary` to use a ``dL/dZ`` made by :meth:`backward` as scratch.
+    """
+
+    def _activate(self, Z: np.ndarray, fused: bool = False) -> np.ndarray:
+        """The layer's output for pre-activation ``Z``, caching what :meth:`backward` needs.
+        ``fused``: ``Z`` already went through the activation's fused kernel (it is the output)."""
+        if fused:
+            self.cache.pop("Z", None)
+            self.cache["Y"] = Z
+            return Z
+        self.cache.pop("Y", None)
+        self.cache["Z"] = Z
+        return self.activation(Z)
+
+    def preactivation(self) -> np.ndarray | None:
+        """The pre-activation ``Z`` of the last forward pass, or ``None`` when the layer applied
+        the activation's fused kernel itself and kept only the output (or has not run)."""
+        return self.cache.get("Z")
+
+    def backward(self, dLdY: np.ndarray) -> np.ndarray:
+        if "Y" in self.cache:  # fused forward: the gradient from the output
+            Y = self.cache["Y"]
+            dLdY = self._check_grad_shape(dLdY, Y.shape)
+            return self._backward_from_output(Y, dLdY.astype(Y.dtype, copy=False))
+        Z = self.cache["Z"]
+        dLdY = self._check_grad_shape(dLdY, Z.shape).astype(Z.dtype, copy=False)
+        dLdZ = self.activation.backward(Z, dLdY)
+        return self._backward_temporary(dLdZ, owned=not np.may_share_memory(dLdZ, dLdY))
+
+    def _backward_from_output(self, Y: np.ndarray, dLdY: np.ndarray) -> np.ndarray:
+        """``dL/dX`` from the kept output ``Y`` and ``dL/dY`` (already checked and in ``Y``'s dtype)."""
+        dLdZ = self.activation.backward_from_output(Y, dLdY)
+        return self._backward_temporary(dLdZ, owned=not np.may_share_memory(dLdZ, dLdY))
+
+    def _backward_temporary(self, dLdZ: np.ndarray, owned: bool) -> np.ndarray:
+        """:meth:`backward_preactivation` for a ``dLdZ`` made by :meth:`backward`; ``owned``: it is
+        a temporary no caller sees, which the layer may overwrite."""
+        return self.backward_preactivation(dLdZ)
+
+    @abstractmethod
+    def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
+        """Fill ``gradients`` and return ``dL/dX`` given ``dL/dZ`` (the gradient before the
+        activation); ``dLdZ`` is left unchanged."""
+
+
+class _ParametricLayer(ActivatedLayer):
+    """An :class:`ActivatedLayer` whose pre-activation is affine in a weight ``W`` and an
+    optional bias ``b`` (:class:`FullyConnected`, :class:`Conv2D`)."""
+
+    def _init(self, shapes: dict, weight_init: str, dtype) -> None:
+        """Draw ``W`` from the initializer and zero ``b`` (skipped without a bias), in ``dtype``."""
+        init_W = initialize_weights(weight_init, activation=self.activation.name)
+        self.parameters = OrderedDict(W=init_W(shapes["W"], rng=self.rng, dtype=dtype))
+        if self.use_bias:
+            self.parameters["b"] = np.zeros(shapes["b"], dtype=dtype)
+        self.clear_gradients()
+        self.cache = OrderedDict()
+
+    def _bias(self, dtype) -> np.ndarray | None:
+        """``b`` in the compute dtype, or ``None`` for a layer made with ``use_bias=False``."""
+        return self._param("b", dtype) if self.use_bias else None

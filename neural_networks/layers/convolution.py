@@ -1,0 +1,142 @@
+"""Convolution and pooling on NHWC images: the layers around the kernels of
+:mod:`neural_networks.functional` (``conv2d_*``, ``pool2d_*``)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import functional as F
+from ..activations import initialize_activation
+from ..validation import boolean, positive_int
+from ..weights import initialize_weights
+from .base import Layer, _as_float, _output_size, _pair, _param_dtype, _ParametricLayer
+
+__all__ = ["Conv2D", "Pool2D"]
+
+
+class Conv2D(_ParametricLayer):
+    """2-D cross-correlation on NHWC input, as in the spec:
+    ``Z[n, r, s, f] = sum_{i,j,c} W[i, j, c, f] * Xpad[n, r*stride + i, s*stride + j, c] + b[f]``.
+
+    ``X (batch, rows, cols, in_channels), W (kh, kw, in_channels, n_out), b (1, n_out)
+    -> Y (batch, out_rows, out_cols, n_out)`` with ``out = floor((in + 2*pad - k) / stride) + 1``.
+
+    ``pad``: ``"same"`` ((k - 1) // 2 zeros on each side of each axis), ``"valid"`` (none), an
+    int, or a pair of ints for rows and columns. ``use_bias=False`` leaves out ``b`` (for a
+    convolution followed by :class:`BatchNorm`). ``n_out=None`` is filled in by a model from the
+    data set, as for :class:`FullyConnected`.
+    """
+
+    name = "conv2d"
+    splits_batch = True
+
+    def __init__(self, n_out: int | None = None, kernel_shape=(3, 3), activation="relu", stride: int = 1, pad="same",
+                 weight_init: str = "xavier_uniform", use_bias: bool = True) -> None:
+        super().__init__()
+        self.n_out = _output_size(n_out, "Conv2D n_out")
+        self.kernel_shape = _pair(kernel_shape, "Conv2D kernel_shape")
+        self.activation = initialize_activation(activation)
+        self.stride = positive_int(stride, "Conv2D stride")
+        self.pad_arg = pad
+        self.pad = F.resolve_padding(pad, self.kernel_shape)
+        initialize_weights(weight_init, activation=self.activation.name)
+        self.weight_init = weight_init
+        self.use_bias = boolean(use_bias, "Conv2D use_bias")
+
+    def _init_parameters(self, X_shape, dtype=np.float64) -> None:
+        """Create ``W (kh, kw, in_channels, n_out)``, ``b (1, n_out)`` for input ``X_shape``."""
+        self._check_output_size()
+        self.n_in = int(X_shape[3])
+        kh, kw = self.kernel_shape
+        self._init({"W": (kh, kw, self.n_in, self.n_out), "b": (1, self.n_out)}, self.weight_init, dtype)
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        X = _as_float(X, self.where)
+        self._check_rank(X, 4, "(batch, rows, cols, channels)")
+        _check_window_fits(self, X.shape, self.kernel_shape, self.pad)
+        if self.n_in is None:
+            self._init_parameters(X.shape, _param_dtype(X))
+        self._check_features(X.shape[3], "channels", X.shape)
+        kh, kw = self.kernel_shape
+        out_hw = [F.conv_output_size(X.shape[1 + a], self.kernel_shape[a], self.pad[a], self.stride) for a in (0, 1)]
+        # Training keeps the patches for dW in a buffer reused across batches; evaluation keeps
+        # none (a backward pass after it regathers them chunk by chunk), so large inference batches stay small.
+        cols = self._buffer("cols", (X.shape[0], *out_hw, kh, kw, X.shape[3]), X.dtype) if self.training else None
+        # A ReLU is applied inside the kernel, chunk by chunk while the rows are in cache; only its
+        # output is kept, whose positive entries are exactly those of Z (as BatchNorm does).
+        relu = self.activation.fused_kernel == "relu"
+        Z, conv_cache = F.conv2d_forward(X, self._param("W", X.dtype), self._bias(X.dtype), self.stride, self.pad,
+                                         cols=cols, keep_cols=self.training, relu=relu)
+        self.cache = OrderedDict(conv=conv_cache)
+        return self._activate(Z, fused=relu)
+
+    def _backward_from_output(self, Y: np.ndarray, dLdY: np.ndarray) -> np.ndarray:
+        # The fused ReLU's gradient, dL/dY where Y > 0, is applied inside the kernel chunk by chunk.
+        return self._conv_backward(dLdY, relu_output=Y)
+
+    def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
+        dtype = (self.cache["Y"] if "Y" in self.cache else self.cache["Z"]).dtype
+        return self._conv_backward(dLdZ.astype(dtype, copy=False))
+
+    def _conv_backward(self, dL: np.ndarray, relu_output: np.ndarray | None = None) -> np.ndarray:
+        dX, dW, db = F.conv2d_backward(dL, self._param("W", dL.dtype), self.cache["conv"], self.stride, self.pad,
+                                       need_dX=self.input_gradient, need_db=self.use_bias, relu_output=relu_output)
+        self._store_gradient("W", dW)
+        if self.use_bias:
+            self._store_gradient("b", db)
+        return dX
+
+    def config(self) -> dict:
+        return {"name": self.name, "n_out": self.n_out, "kernel_shape": list(self.kernel_shape),
+                "activation": self.activation.name, "stride": self.stride,
+                "pad": list(self.pad_arg) if isinstance(self.pad_arg, tuple) else self.pad_arg,
+                "weight_init": self.weight_init, "use_bias": self.use_bias}
+
+
+def _check_window_fits(layer: Layer, X_shape, kernel_shape, pad) -> None:
+    for axis, (size, k, p) in enumerate(zip(X_shape[1:3], kernel_shape, pad)):
+        if k > size + 2 * p:
+            what = "rows" if axis == 0 else "cols"
+            raise ValueError(
+                f"{layer.where}: kernel {tuple(kernel_shape)} is larger than the padded input: "
+                f"{size} {what} + 2*{p} padding = {size + 2 * p} < {k} (input shape {tuple(X_shape)})"
+            )
+
+
+class Pool2D(Layer):
+    """Max or average pooling on NHWC input over ``kernel_shape`` windows moved by ``stride``,
+    with zero padding as in the spec. ``X (batch, rows, cols, c) -> (batch, out_rows, out_cols, c)``.
+    Average pooling divides by the full window size."""
+
+    name = "pool2d"
+    MODES = ("max", "average")
+
+    def __init__(self, kernel_shape=(2, 2), mode: str = "max", stride: int = 1, pad=0) -> None:
+        super().__init__()
+        self.kernel_shape = _pair(kernel_shape, "Pool2D kernel_shape")
+        if mode not in self.MODES:
+            raise ValueError(f"Pool2D mode must be one of {', '.join(self.MODES)}; got {mode!r}")
+        self.mode = mode
+        self.stride = positive_int(stride, "Pool2D stride")
+        self.pad_arg = pad
+        self.pad = F.resolve_padding(pad, self.kernel_shape)
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        X = _as_float(X, self.where)
+        self._check_rank(X, 4, "(batch, rows, cols, channels)")
+        _check_window_fits(self, X.shape, self.kernel_shape, self.pad)
+        self.n_in = self.n_out = X.shape[3]
+        Y, pool_cache = F.pool2d_forward(X, self.kernel_shape, self.stride, self.pad, self.mode)
+        self.cache["pool"] = pool_cache
+        self.cache["out_shape"] = Y.shape
+        return Y
+
+    def backward(self, dLdY: np.ndarray) -> np.ndarray:
+        dLdY = self._check_grad_shape(dLdY, self.cache["out_shape"])
+        return F.pool2d_backward(dLdY, self.cache["pool"], self.kernel_shape, self.stride, self.pad, self.mode)
+
+    def config(self) -> dict:
+        return {"name": self.name, "kernel_shape": list(self.kernel_shape), "mode": self.mode, "stride": self.stride,
+                "pad": list(self.pad_arg) if isinstance(self.pad_arg, tuple) else self.pad_arg}

@@ -1,0 +1,62 @@
+"""The fully connected (dense) layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..activations import initialize_activation
+from ..validation import boolean
+from ..weights import initialize_weights
+from .base import _as_float, _output_size, _param_dtype, _ParametricLayer
+
+__all__ = ["FullyConnected"]
+
+
+class FullyConnected(_ParametricLayer):
+    """``Y = activation(X @ W + b)``: ``X (m, n_in), W (n_in, n_out), b (1, n_out) -> Y (m, n_out)``.
+
+    ``use_bias=False`` (as in Keras; PyTorch's ``bias=False``) leaves out ``b``, e.g. before a
+    :class:`BatchNorm`, whose shift makes a bias redundant; ``parameters`` then holds only ``W``.
+    ``n_out=None`` (the course's output layer) is filled in by the model from the data set.
+    """
+
+    name = "fully_connected"
+
+    def __init__(self, n_out: int | None = None, activation="linear", weight_init: str = "xavier_uniform",
+                 use_bias: bool = True) -> None:
+        super().__init__()
+        self.n_out = _output_size(n_out, "FullyConnected n_out")
+        self.activation = initialize_activation(activation)
+        initialize_weights(weight_init, activation=self.activation.name)  # validate the name now
+        self.weight_init = weight_init
+        self.use_bias = boolean(use_bias, "FullyConnected use_bias")
+
+    def _init_parameters(self, X_shape, dtype=np.float64) -> None:
+        """Create ``W (n_in, n_out)``, ``b (1, n_out)`` and zero gradients for input ``X_shape``."""
+        self._check_output_size()
+        self.n_in = int(X_shape[1])
+        self._init({"W": (self.n_in, self.n_out), "b": (1, self.n_out)}, self.weight_init, dtype)
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        X = _as_float(X, self.where)
+        self._check_rank(X, 2, "(batch, features)")
+        if self.n_in is None:
+            self._init_parameters(X.shape, _param_dtype(X))
+        self._check_features(X.shape[1], "features", X.shape)
+        Z = X @ self._param("W", X.dtype)
+        if self.use_bias:
+            Z += self._param("b", X.dtype)
+        self.cache["X"] = X
+        return self._activate(Z)
+
+    def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
+        X = self.cache["X"]
+        dLdZ = dLdZ.astype(X.dtype, copy=False)
+        self._store_gradient("W", X.T @ dLdZ)
+        if self.use_bias:
+            self._store_gradient("b", dLdZ.sum(axis=0, keepdims=True))
+        return dLdZ @ self._param("W", X.dtype).T if self.input_gradient else None
+
+    def config(self) -> dict:
+        return {"name": self.name, "n_out": self.n_out, "activation": self.activation.name, "weight_init": self.weight_init,
+                "use_bias": self.use_bias}

@@ -1,0 +1,139 @@
+"""Batch normalisation: the layer around the ``batchnorm_*`` kernels of
+:mod:`neural_networks.functional`.
+
+It behaves differently in training and evaluation (``layer.training``, switched by
+``NeuralNetwork.train_mode`` / ``eval_mode``): it normalises with the batch's statistics while
+training and updates running estimates of them (kept in ``layer.buffers``, saved with the
+model); in evaluation it normalises with the running estimates.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import functional as F
+from ..activations import initialize_activation
+from ..validation import number
+from .base import ActivatedLayer, _as_float, _param_dtype
+
+__all__ = ["BatchNorm"]
+
+
+class BatchNorm(ActivatedLayer):
+    """Batch normalisation over every axis but the last (per feature for ``(m, n)`` input,
+    per channel for NHWC ``(m, rows, cols, c)`` input), followed by an optional activation:
+    ``Y = activation(gamma * (X - mean) / sqrt(var + eps) + beta)``.
+
+    ``gamma (1, c)`` (ones) and ``beta (1, c)`` (zeros) are created on the first forward pass;
+    ``n_in = n_out = c``. Training mode uses the batch's mean and biased variance and updates
+    ``buffers["running_mean"]`` / ``buffers["running_var"]`` as PyTorch does:
+    ``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased variance.
+    Evaluation mode uses the running statistics.
+
+    With ``activation="relu"`` (an activation whose ``fused_kernel`` is ``"relu"``) the
+    rectification is applied in place to the layer's own output array and only that output is
+    cached (its positive entries are those of the pre-activation); other activations cache the
+    pre-activation ``Z`` as the other layers do (see :class:`ActivatedLayer`).
+    """
+
+    name = "batchnorm"
+    parameter_groups = {"gamma": "normalization", "beta": "normalization"}
+
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5, activation="linear") -> None:
+        super().__init__()
+        self.momentum = number(momentum, "BatchNorm momentum")
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ValueError(f"BatchNorm momentum must be in [0, 1]; got {momentum!r}")
+        self.eps = number(eps, "BatchNorm eps")
+        if not self.eps > 0.0:
+            raise ValueError(f"BatchNorm eps must be positive; got {eps!r}")
+        self.activation = initialize_activation(activation)
+
+    def _init_parameters(self, c: int, dtype=np.float32) -> None:
+        """Create ``gamma``, ``beta``, zero gradients and the running statistics for ``c`` features,
+        in ``dtype`` (float64 when the first input is float64, as for the other layers)."""
+        self.n_in = self.n_out = int(c)
+        gamma = np.ones((1, c), dtype=dtype)
+        beta = np.zeros((1, c), dtype=dtype)
+        self.parameters = OrderedDict(gamma=gamma, beta=beta)
+        self.gradients = OrderedDict(gamma=np.zeros_like(gamma), beta=np.zeros_like(beta))
+        self._init_buffers(c, dtype)
+        self.cache = OrderedDict()
+
+    def _init_buffers(self, c: int, dtype=np.float32) -> None:
+        self.buffers["running_mean"] = np.zeros((1, c), dtype=dtype)
+        self.buffers["running_var"] = np.ones((1, c), dtype=dtype)
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        X = _as_float(X, self.where)
+        if X.ndim < 2:
+            raise ValueError(f"{self.where}: expected input of rank >= 2 (batch, ..., features), got shape {X.shape}")
+        if X.size == 0:
+            raise ValueError(f"{self.where}: got an empty input, shape {X.shape}")
+        c = X.shape[-1]
+        if self.n_in is None or not self.parameters:
+            self._init_parameters(c, _param_dtype(X))
+        self._check_features(c, "features (last axis)", X.shape)
+        if self.n_out is None:  # parameters set from outside (e.g. by NeuralNetwork.load)
+            self.n_out = self.n_in
+        if "running_mean" not in self.buffers or "running_var" not in self.buffers:
+            self._init_buffers(c)
+        dtype = X.dtype
+        X2 = X.reshape(-1, c)
+        gamma = self._param("gamma", dtype)
+        beta = self._param("beta", dtype)
+        if self.training:
+            M = X2.shape[0]
+            if M < 2:
+                raise ValueError(
+                    f"{self.where}: training needs more than one value per feature to estimate the variance, "
+                    f"got input of shape {X.shape}"
+                )
+            Z2, mean, inv_std, var = F.batchnorm_train_forward(X2, gamma, beta, self.eps)
+            self._update_running(mean, var * (M / (M - 1)))
+            self.cache = OrderedDict(mode="train", X=X2, mean=mean, inv_std=inv_std, gamma=gamma)
+        else:
+            mean = self.buffers["running_mean"].astype(dtype, copy=False)
+            var = self.buffers["running_var"].astype(dtype, copy=False)
+            Z2, inv_std = F.batchnorm_eval_forward(X2, gamma, beta, mean, var, self.eps)
+            self.cache = OrderedDict(mode="eval", X=X2, mean=mean, inv_std=inv_std, gamma=gamma)
+        Z = Z2.reshape(X.shape)
+        fused = self.activation.fused_kernel == "relu"
+        if fused:
+            # Z is this call's own array: rectify it in place and keep only the output, whose
+            # positive entries are exactly those of Z (one pass and one array fewer).
+            np.maximum(Z, 0, out=Z)
+        return self._activate(Z, fused=fused)
+
+    def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
+        m = self.momentum
+        for key, stat in (("running_mean", mean), ("running_var", unbiased_var)):
+            old = self.buffers[key]
+            self.buffers[key] = ((1.0 - m) * old + m * stat).astype(old.dtype, copy=False)
+
+    def _backward_temporary(self, dLdZ: np.ndarray, owned: bool) -> np.ndarray:
+        # A dL/dZ made by backward (e.g. dY * (Y > 0) for the fused ReLU) is scratch for the kernel.
+        return self._backward(dLdZ, overwrite=owned)
+
+    def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
+        """Backward pass given ``dL/dZ`` (the gradient before the activation)."""
+        return self._backward(dLdZ, overwrite=False)
+
+    def _backward(self, dLdZ: np.ndarray, overwrite: bool) -> np.ndarray:
+        cache = self.cache
+        X2 = cache["X"]
+        shape = cache["Y"].shape if "Y" in cache else cache["Z"].shape
+        dZ = np.asarray(dLdZ).astype(X2.dtype, copy=False).reshape(-1, shape[-1])
+        if cache["mode"] == "train":
+            dX, dgamma, dbeta = F.batchnorm_train_backward(dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"],
+                                                           overwrite_dZ=overwrite)
+        else:
+            dX, dgamma, dbeta = F.batchnorm_eval_backward(dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"])
+        self._store_gradient("gamma", dgamma)
+        self._store_gradient("beta", dbeta)
+        return dX.reshape(shape)
+
+    def config(self) -> dict:
+        return {"name": self.name, "momentum": self.momentum, "eps": self.eps, "activation": self.activation.name}

@@ -1,0 +1,163 @@
+"""Model and checkpoint files: one ``.npz`` archive, the architecture as JSON text, no pickle.
+
+Format ``neural_networks.model/2`` (what :func:`save_model` and :func:`save_checkpoint` write):
+
+* ``config``: JSON text of the architecture: ``format``, ``layers`` (each layer's ``config()``
+  plus ``n_in``), ``loss``, ``optimizer`` (its ``config()``) and ``seed``;
+* ``extra``: JSON text of the caller's metadata (``NeuralNetwork.save(path, extra=...)``; a
+  checkpoint's holds the epoch);
+* ``training`` (checkpoints only): JSON text of the state a resumed run needs, as
+  :class:`~neural_networks.callbacks.ModelCheckpoint` writes it (epoch, best value, History, the
+  callbacks' states);
+* arrays: ``layers.<i>.<name>`` (parameters), ``buffers.<i>.<name>`` (e.g. batch-norm running
+  statistics), ``optimizer.<key>`` (the optimizer's state) and ``training.<key>`` (the arrays of
+  the training state).
+
+Format ``neural_networks.model/1`` (files of earlier versions) is read too: the same arrays,
+with ``extra`` inside ``config`` and no training state. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .io import atomic_write
+
+__all__ = ["FORMAT", "READABLE_FORMATS", "Checkpoint", "model_config", "model_arrays", "save_model", "load_model",
+           "save_checkpoint", "load_checkpoint"]
+
+FORMAT = "neural_networks.model/2"
+FORMAT_V1 = "neural_networks.model/1"
+READABLE_FORMATS = (FORMAT_V1, FORMAT)
+TRAINING_PREFIX = "training."
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` read: the rebuilt ``model`` (with ``model.extra``), the file's
+    ``format``, the ``training`` state (``None`` for plain model files and format 1) and its
+    ``arrays`` (keys without the ``training.`` prefix)."""
+
+    model: Any
+    format: str
+    extra: dict = field(default_factory=dict)
+    training: dict | None = None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def model_config(model) -> dict:
+    """Architecture, loss and optimizer of ``model`` as plain JSON-serialisable data."""
+    from .losses import CrossEntropy
+
+    loss_config = {"name": model.loss.name}
+    if isinstance(model.loss, CrossEntropy) and model.loss.label_smoothing:
+        loss_config["label_smoothing"] = model.loss.label_smoothing
+    return {
+        "format": FORMAT,
+        "layers": [{**layer.config(), "n_in": layer.n_in} for layer in model.layers],
+        "loss": loss_config,
+        "optimizer": None if model.optimizer is None else model.optimizer.config(),
+        "seed": model.seed,
+    }
+
+
+def model_arrays(model) -> dict[str, np.ndarray]:
+    """Every parameter (``layers.<i>.<name>``), buffer (``buffers.<i>.<name>``) and optimizer
+    state array (``optimizer.<key>``) of ``model``."""
+    arrays = {}
+    for i, layer in enumerate(model.layers):
+        for name, value in layer.parameters.items():
+            arrays[f"layers.{i}.{name}"] = value
+        for name, value in getattr(layer, "buffers", {}).items():
+            arrays[f"buffers.{i}.{name}"] = value
+    if model.optimizer is not None:
+        for key, value in model.optimizer.state().items():
+            arrays[f"optimizer.{key}"] = value
+    return arrays
+
+
+def _text(data) -> np.ndarray:
+    return np.array(json.dumps(data))
+
+
+def save_checkpoint(path, model, extra: dict | None = None, training: dict | None = None,
+                    arrays: dict[str, np.ndarray] | None = None) -> None:
+    """Write ``model`` (architecture, parameters, optimizer state), ``extra`` metadata and, for a
+    checkpoint, the ``training`` state (JSON data) with its ``arrays``, to one ``.npz``, atomically."""
+    entries = {"config": _text(model_config(model)), "extra": _text(extra or {})}
+    entries.update(model_arrays(model))
+    if training is not None:
+        entries["training"] = _text(training)
+    for key, value in (arrays or {}).items():
+        entries[TRAINING_PREFIX + key] = np.asarray(value)
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **entries)
+
+
+def save_model(model, path, extra: dict | None = None) -> None:
+    """Write ``model`` with ``extra`` metadata (JSON-serialisable) to ``path`` (see the module docstring)."""
+    save_checkpoint(path, model, extra=extra)
+
+
+def load_checkpoint(path, logger=None, cls=None) -> Checkpoint:
+    """Read a file written by :func:`save_checkpoint` / :func:`save_model` (format 2) or by an
+    earlier version (format 1); rebuilds the model as ``cls`` (default :class:`NeuralNetwork`)
+    with ``logger``. No pickled objects are read."""
+    with np.load(path, allow_pickle=False) as archive:
+        if "config" not in archive.files:
+            raise ValueError(f"{path}: not a neural_networks model file (no 'config' entry)")
+        config = json.loads(str(archive["config"]))
+        version = config.get("format") if isinstance(config, dict) else None
+        if version not in READABLE_FORMATS:
+            raise ValueError(f"{path}: unsupported model format {version!r}; expected one of {', '.join(READABLE_FORMATS)}")
+        if version == FORMAT_V1:
+            extra, training = config.get("extra") or {}, None
+        else:
+            extra = json.loads(str(archive["extra"])) if "extra" in archive.files else {}
+            training = json.loads(str(archive["training"])) if "training" in archive.files else None
+        arrays = {key: archive[key] for key in archive.files if key not in ("config", "extra", "training")}
+    model = _build(config, arrays, logger, cls)
+    model.extra = extra
+    state = {key[len(TRAINING_PREFIX):]: value for key, value in arrays.items() if key.startswith(TRAINING_PREFIX)}
+    return Checkpoint(model=model, format=version, extra=extra, training=training, arrays=state)
+
+
+def load_model(path, logger=None, cls=None):
+    """The model stored in ``path`` (``model.extra`` holds the file's metadata)."""
+    return load_checkpoint(path, logger=logger, cls=cls).model
+
+
+def _build(config: dict, arrays: dict[str, np.ndarray], logger, cls):
+    from .layers import initialize_layer
+    from .losses import initialize_loss
+    from .optimizers import initialize_optimizer
+
+    if cls is None:
+        from .models import NeuralNetwork as cls
+    layers = []
+    for i, layer_config in enumerate(config["layers"]):
+        layer_config = dict(layer_config)
+        n_in = layer_config.pop("n_in", None)
+        layer = initialize_layer(**layer_config)
+        params = OrderedDict((key.split(".", 2)[2], value) for key, value in arrays.items()
+                             if key.startswith(f"layers.{i}."))
+        if params:
+            layer.n_in = n_in
+            layer.parameters = params
+            layer.clear_gradients()
+        buffers = {key.split(".", 2)[2]: value for key, value in arrays.items() if key.startswith(f"buffers.{i}.")}
+        if buffers:
+            layer.buffers.update(buffers)
+        layers.append(layer)
+    optimizer = None
+    if config.get("optimizer"):
+        optimizer = initialize_optimizer(**config["optimizer"])
+        optimizer.load_state({key[len("optimizer."):]: value for key, value in arrays.items()
+                              if key.startswith("optimizer.")})
+    return cls(loss=initialize_loss(**config["loss"]), layers=layers, optimizer=optimizer, logger=logger,
+               seed=config.get("seed"))

@@ -1,0 +1,137 @@
+"""The fit loop: epochs of mini-batch steps, validation, and the callbacks around them.
+
+``fit(model, dataset, epochs, callbacks=None, verbose=1, initial_epoch=0) -> History`` trains
+``model`` on ``dataset.train`` for the epochs ``initial_epoch .. epochs - 1`` (as in Keras,
+``epochs`` is the index of the last epoch, so a resumed run passes the same ``epochs`` and the
+epoch it stopped at). Each epoch:
+
+1. derives its randomness (shuffling, augmentation, dropout masks) from the model's seed and
+   the epoch number alone, so a run resumed at an epoch boundary continues exactly as an
+   uninterrupted one would;
+2. runs one ``model.train_step`` per batch (one parallel region per step), with the learning
+   rate schedule at the fractional epoch ``epoch + b / n_batches``;
+3. evaluates on ``dataset.validate`` when it holds examples;
+4. hands the epoch's logs to the callbacks, then stops if one set ``model.stop_training``.
+
+The callbacks run in this order (as Keras's): the given callbacks and the model's ``logger``,
+then the :class:`~neural_networks.callbacks.History` (a new one unless one is passed; it is
+returned and set as ``model.history``) and the :class:`~neural_networks.callbacks.ProgressBar`
+(``verbose=1``, unless one is passed), so that both see what earlier callbacks added to the
+logs, and last every :class:`~neural_networks.callbacks.ModelCheckpoint` (the logger's
+included), so that what a checkpoint saves includes every other callback's work of the epoch.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import allocator
+from .callbacks import Callback, CallbackList, History, ModelCheckpoint, ProgressBar
+
+__all__ = ["fit"]
+
+
+def _check_epoch(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int; got {value!r}")
+    return int(value)
+
+
+class _LoggerAdapter(Callback):
+    """A ``logger=`` object of the older protocol (``on_epoch_end(model, epoch, metrics)``,
+    ``on_train_end(model, history)``) as a callback."""
+
+    def __init__(self, logger) -> None:
+        self.logger = logger
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if hasattr(self.logger, "on_epoch_end"):
+            self.logger.on_epoch_end(self.model, epoch, logs)
+
+    def on_train_end(self, logs=None) -> None:
+        if hasattr(self.logger, "on_train_end"):
+            self.logger.on_train_end(self.model, self.model.history)
+
+
+def _arrange(model, callbacks, verbose: int) -> tuple[History, list]:
+    """The fit's History and its callbacks in calling order (see the module docstring)."""
+    given = list(callbacks or [])
+    history = next((cb for cb in given if isinstance(cb, History)), None) or History()
+    others = [cb for cb in given if cb is not history]
+    logger = getattr(model, "logger", None)
+    if logger is not None and not any(cb is logger for cb in others):
+        others.append(logger if isinstance(logger, Callback) else _LoggerAdapter(logger))
+    checkpoint = getattr(logger, "checkpoint", None)
+    if isinstance(checkpoint, ModelCheckpoint) and not any(cb is checkpoint for cb in others):
+        others.append(checkpoint)
+    progress = [] if not verbose or any(isinstance(cb, ProgressBar) for cb in others) else [ProgressBar()]
+    checkpoints = [cb for cb in others if isinstance(cb, ModelCheckpoint)]
+    others = [cb for cb in others if not isinstance(cb, ModelCheckpoint)]
+    return history, [*others, history, *progress, *checkpoints]
+
+
+def _seed_epoch(model, dataset, epoch: int) -> None:
+    """Derive this epoch's randomness (shuffling, augmentation, dropout masks) from the seed and
+    the epoch number alone."""
+    set_epoch = getattr(dataset.train, "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(epoch)
+    if model.seed is None:
+        return
+    for i, layer in enumerate(model.layers):
+        if layer.stochastic:
+            layer.rng = np.random.default_rng([int(model.seed), i, epoch, 1])
+
+
+def fit(model, dataset, epochs: int, callbacks=None, verbose: int = 1, initial_epoch: int = 0) -> History:
+    """Train ``model`` on ``dataset`` for epochs ``initial_epoch .. epochs - 1``; returns the
+    :class:`History` (see the module docstring). ``verbose``: 0 silent, 1 a progress bar per
+    epoch and a summary line. An output layer built with ``n_out=None`` is sized from the data
+    set first."""
+    epochs = _check_epoch(epochs, "epochs")
+    initial_epoch = _check_epoch(initial_epoch, "initial_epoch")
+    allocator.apply_default()  # keep each step's freed temporaries for the next (see allocator.py)
+    model.size_output_layer(dataset)
+    history, ordered = _arrange(model, callbacks, verbose)
+    train = dataset.train
+    n_batches = len(train)
+    callbacks = CallbackList(ordered, model=model, params={"epochs": epochs, "initial_epoch": initial_epoch,
+                                                           "steps": n_batches, "verbose": verbose})
+    model.history = history
+    model.stop_training = False
+    validate = getattr(dataset, "validate", None)
+    has_validation = validate is not None and getattr(validate, "n_examples", 1) > 0
+    batch_begin, batch_end = callbacks.has("on_train_batch_begin"), callbacks.has("on_train_batch_end")
+    n_batches = max(n_batches, 1)
+    logs: dict = {}
+    callbacks.on_train_begin({})
+    for epoch in range(initial_epoch, epochs):
+        model.train_mode(True)
+        _seed_epoch(model, dataset, epoch)
+        started = time.perf_counter()
+        callbacks.on_epoch_begin(epoch, {})
+        total_loss, correct, count = 0.0, 0, 0
+        for b, (X, Y) in enumerate(train):
+            if batch_begin:
+                callbacks.on_train_batch_begin(b, {})
+            # Schedules see fractional epochs so that cosine / one-cycle move every step.
+            loss, hits = model.train_step(X, Y, epoch + b / n_batches)
+            m = Y.shape[0]
+            total_loss += loss * m
+            correct += hits
+            count += m
+            if batch_end:
+                callbacks.on_train_batch_end(b, {"loss": loss, "accuracy": correct / count})
+        logs = {"loss": float(total_loss / max(count, 1)), "accuracy": correct / max(count, 1)}
+        if has_validation:
+            val = model.evaluate(validate)
+            logs.update(val_loss=float(val["loss"]), val_accuracy=float(val["accuracy"]))
+        logs["lr"] = float(model.optimizer.lr_scheduler(epoch))
+        logs["seconds"] = time.perf_counter() - started
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callbacks.on_train_end(logs)
+    return history

@@ -1,0 +1,270 @@
+"""Callbacks: early stopping (Keras's semantics), checkpoints and resuming through them, the
+History, callback state, and the registry configs use."""
+
+import csv
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+
+from neural_networks.callbacks import (CALLBACKS, Callback, CallbackList, EarlyStopping, History, ModelCheckpoint,
+                                       initialize_callback)
+from neural_networks.datasets import Dataset, initialize_dataset
+from neural_networks.layers import FullyConnected
+from neural_networks.logs import Logger, read_metrics_csv
+from neural_networks.models import NeuralNetwork
+from neural_networks.optimizers import SGD
+from neural_networks.regularization import BatchNorm, Dropout
+from neural_networks.training import fit
+
+
+def mlp(seed=0):
+    return NeuralNetwork(layers=[FullyConnected(8, "linear"), BatchNorm(activation="relu"), Dropout(0.2),
+                                 FullyConnected(3, "softmax")], optimizer=SGD(lr=0.1, momentum=0.9), seed=seed)
+
+
+def iris():
+    return initialize_dataset("iris", batch_size=30, seed=0)
+
+
+class Script(Callback):
+    """Replaces the epoch's ``key`` in the logs by ``values[epoch]`` (runs before the callbacks
+    under test), and records the weights at the end of every epoch."""
+
+    def __init__(self, key, values):
+        self.key, self.values, self.weights = key, values, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs[self.key] = self.values[epoch]
+        self.weights.append(self.model.get_weights())
+
+
+class TestEarlyStopping(unittest.TestCase):
+    def run_script(self, values, key="val_loss", epochs=20, **kwargs):
+        model = mlp()
+        script, stopper = Script(key, values), EarlyStopping(monitor=key, **kwargs)
+        history = fit(model, iris(), epochs, callbacks=[script, stopper], verbose=0)
+        return model, script, stopper, history
+
+    def test_stops_after_patience_epochs_without_improvement(self):
+        # best 0.8 at epoch 1; epochs 2 and 3 do not improve: with patience 2 it stops after epoch 3
+        model, _, stopper, history = self.run_script([1.0, 0.8, 0.9, 0.85, 0.5, 0.4], patience=2)
+        self.assertEqual(history.epochs, 4)
+        self.assertEqual((stopper.stopped_epoch, stopper.best_epoch, stopper.best, stopper.wait), (3, 1, 0.8, 2))
+        self.assertTrue(model.stop_training)
+        self.assertEqual(history["val_loss"], [1.0, 0.8, 0.9, 0.85])  # the History sees the scripted values
+
+    def test_patience_zero_stops_at_the_first_epoch_without_improvement(self):
+        _, _, stopper, history = self.run_script([1.0, 0.9, 0.95, 0.1])
+        self.assertEqual((history.epochs, stopper.stopped_epoch), (3, 2))
+
+    def test_min_delta_and_mode(self):
+        # improvements of 0.05 are not more than min_delta 0.1
+        _, _, _, history = self.run_script([1.0, 0.95, 0.92, 0.5], patience=1, min_delta=0.1)
+        self.assertEqual(history.epochs, 2)
+        # accuracies go up (mode auto: max)
+        _, _, stopper, history = self.run_script([0.5, 0.6, 0.6, 0.7], key="val_accuracy", patience=1)
+        self.assertEqual((history.epochs, stopper.best, stopper.mode), (3, 0.6, "max"))
+        # mode min on an accuracy: the first value stays the best
+        _, _, stopper, history = self.run_script([0.5, 0.6, 0.7], key="val_accuracy", mode="min")
+        self.assertEqual((history.epochs, stopper.best_epoch), (2, 0))
+
+    def test_runs_to_the_end_while_improving(self):
+        model, _, stopper, history = self.run_script([1.0, 0.9, 0.8], epochs=3, patience=0)
+        self.assertEqual((history.epochs, stopper.stopped_epoch), (3, 0))
+        self.assertFalse(model.stop_training)
+
+    def test_restores_the_best_epochs_weights(self):
+        model, script, stopper, history = self.run_script([1.0, 0.7, 0.9, 0.8, 0.1], patience=2,
+                                                          restore_best_weights=True)
+        self.assertEqual((history.epochs, stopper.best_epoch), (4, 1))
+        best = script.weights[1]
+        self.assertFalse(all(np.array_equal(a, b) for a, b in zip(best, script.weights[-1])))
+        final = model.get_weights()
+        self.assertEqual(len(final), 8)  # W, b, gamma, beta, running mean and variance, W, b
+        for a, b in zip(final, best):
+            np.testing.assert_array_equal(a, b)
+        # without restore_best_weights the last epoch's weights stay
+        model, script, _, _ = self.run_script([1.0, 0.7, 0.9, 0.8, 0.1], patience=2)
+        for a, b in zip(model.get_weights(), script.weights[-1]):
+            np.testing.assert_array_equal(a, b)
+
+    def test_a_missing_value_names_the_available_keys(self):
+        rng = np.random.default_rng(0)
+        no_validation = Dataset(rng.standard_normal((20, 4)), rng.integers(0, 3, 20), 10)
+        with self.assertRaisesRegex(ValueError, r"EarlyStopping: monitor='val_loss' is not in the epoch's logs; "
+                                                r"available: loss, accuracy, lr, seconds \(val_\* values exist only"):
+            fit(mlp(), no_validation, 3, callbacks=[EarlyStopping()], verbose=0)
+
+    def test_bad_arguments(self):
+        for kwargs, pattern in (({"mode": "lowest"}, r"mode must be 'auto', 'min' or 'max'; got 'lowest'"),
+                                ({"monitor": "val_f1"}, r"cannot tell whether 'val_f1' should go down or up"),
+                                ({"patience": -1}, "patience must be a non-negative integer"),
+                                ({"patience": 1.5}, "patience must be a non-negative integer"),
+                                ({"min_delta": -0.1}, "min_delta must be a non-negative number"),
+                                ({"restore_best_weights": "yes"}, "restore_best_weights must be true or false")):
+            with self.subTest(kwargs=kwargs), self.assertRaisesRegex(ValueError, pattern):
+                EarlyStopping(**kwargs)
+        self.assertEqual(EarlyStopping(monitor="val_f1", mode="max").mode, "max")
+        self.assertEqual(EarlyStopping(monitor="loss").mode, "min")
+
+
+class TestModelCheckpoint(unittest.TestCase):
+    def test_last_every_epoch_best_when_improved(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = ModelCheckpoint(tmp)
+            model = mlp()
+            fit(model, iris(), 3, callbacks=[Script("val_accuracy", [0.5, 0.7, 0.6]), checkpoint], verbose=0)
+            self.assertEqual(NeuralNetwork.load(Path(tmp) / "last.npz").extra,
+                             {"epoch": 3, "monitor": "val_accuracy", "best": 0.7})
+            best = NeuralNetwork.load(Path(tmp) / "best.npz")
+            self.assertEqual(best.extra["epoch"], 2)
+            self.assertEqual((checkpoint.best, checkpoint.epoch, checkpoint.stopped), (0.7, 3, False))
+            self.assertEqual(sorted(p.name for p in Path(tmp).iterdir()), ["best.npz", "last.npz"])
+            for a, b in zip(NeuralNetwork.load(Path(tmp) / "last.npz").get_weights(), model.get_weights()):
+                np.testing.assert_array_equal(a, b)
+
+    def test_without_validation_data_it_follows_the_training_figure(self):
+        rng = np.random.default_rng(0)
+        data = Dataset(rng.standard_normal((20, 4)), rng.integers(0, 3, 20), 10)
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = ModelCheckpoint(tmp)
+            history = fit(mlp(), data, 2, callbacks=[checkpoint], verbose=0)
+            self.assertEqual(checkpoint.best, max(history["accuracy"]))
+            with self.assertRaisesRegex(ValueError, "ModelCheckpoint: monitor='val_f1' is not in the epoch's logs"):
+                fit(mlp(), data, 1, callbacks=[ModelCheckpoint(tmp, monitor="val_f1", mode="max")], verbose=0)
+
+    def test_checkpoints_run_after_the_other_callbacks(self):
+        """So that last.npz holds every callback's state of the epoch, and a stop decided in it."""
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = ModelCheckpoint(tmp)
+            fit(mlp(), iris(), 5, callbacks=[checkpoint, Script("val_loss", [1.0, 2.0, 3.0]), EarlyStopping()],
+                verbose=0)
+            self.assertEqual((checkpoint.epoch, checkpoint.stopped), (2, True))
+            with np.load(Path(tmp) / "last.npz") as archive:
+                training = json.loads(str(archive["training"]))
+            self.assertEqual(training["callbacks"]["EarlyStopping"],
+                             {"wait": 1, "best": 1.0, "best_epoch": 0, "stopped_epoch": 1})
+            self.assertEqual(training["callbacks"]["History"]["history"]["val_loss"], [1.0, 2.0])
+            self.assertTrue(training["stop_training"])
+
+    def test_resume_needs_the_matching_initial_epoch(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            fit(mlp(), iris(), 2, callbacks=[ModelCheckpoint(tmp)], verbose=0)
+            checkpoint = ModelCheckpoint(tmp)
+            model = checkpoint.resume()
+            with self.assertRaisesRegex(ValueError, r"resumes after epoch 2, but fit starts at initial_epoch=1"):
+                fit(model, iris(), 3, callbacks=[checkpoint], verbose=0, initial_epoch=1)
+        with self.assertRaisesRegex(FileNotFoundError, "last.npz does not exist"):
+            ModelCheckpoint(tmp).resume()
+
+
+class TestResume(unittest.TestCase):
+    """A run interrupted after epoch 2 and resumed from last.npz alone equals an uninterrupted one."""
+
+    def train_in_legs(self, tmp: Path, name: str, stops: list[int]):
+        """Train to epoch 5 in legs ending at ``stops``, each leg with fresh callbacks and data."""
+        model, start = None, 0
+        for stop in stops:
+            logger = Logger(model_name=name, save=True, plot=False, save_dir=tmp, checkpoints=False)
+            checkpoint = ModelCheckpoint(tmp / name, monitor="val_loss")
+            stopper = EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+            callbacks = [Script("val_loss", [0.9, 0.5, 0.7, 0.6, 0.8]), logger, stopper, checkpoint]
+            if start:
+                model = checkpoint.resume()
+                self.assertEqual(checkpoint.epoch, start)
+            else:
+                model = mlp()
+            history = fit(model, iris(), stop, callbacks=callbacks, verbose=0, initial_epoch=start)
+            start = stop
+        return model, history, logger, stopper
+
+    def test_resume_equals_an_uninterrupted_run(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            whole = self.train_in_legs(tmp, "whole", [5])
+            split = self.train_in_legs(tmp, "split", [2, 5])
+            (model_a, history_a, logger_a, stopper_a), (model_b, history_b, logger_b, stopper_b) = whole, split
+            # the final model: the best epoch's weights (restored by early stopping, whose best was before the resume)
+            self.assertEqual((stopper_a.best_epoch, stopper_b.best_epoch), (1, 1))
+            for a, b in zip(model_a.get_weights(), model_b.get_weights()):
+                np.testing.assert_array_equal(a, b)
+            # last.npz: every array equal (parameters, optimizer state, iteration losses, best weights)
+            with np.load(tmp / "whole" / "last.npz") as a, np.load(tmp / "split" / "last.npz") as b:
+                self.assertEqual(sorted(a.files), sorted(b.files))
+                self.assertIn("training.callbacks.History.iteration_loss", a.files)
+                self.assertIn("training.callbacks.EarlyStopping.weights.0", a.files)
+                for key in a.files:
+                    if key not in ("config", "training"):
+                        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+                self.assertEqual(str(a["config"]), str(b["config"]))
+            # the History: every epoch once, equal but for the wall-clock seconds
+            self.assertEqual(history_b.epochs, 5)
+            self.assertEqual(history_a.iteration_loss, history_b.iteration_loss)
+            self.assertEqual(len(history_b.iteration_loss), 15)
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+                self.assertEqual(history_a[key], history_b[key], key)
+            # metrics.csv and parameters.csv continue across the resume
+            rows_a, rows_b = (read_metrics_csv(tmp / name / "metrics.csv") for name in ("whole", "split"))
+            self.assertEqual([r["epoch"] for r in rows_b], [1, 2, 3, 4, 5])
+            for row_a, row_b in zip(rows_a, rows_b):
+                self.assertEqual({k: v for k, v in row_a.items() if k != "seconds"},
+                                 {k: v for k, v in row_b.items() if k != "seconds"})
+            self.assertEqual([r["seconds"] for r in rows_b[:2]], history_b["seconds"][:2])  # from the first leg
+            self.assertEqual((tmp / "whole" / "parameters.csv").read_text(), (tmp / "split" / "parameters.csv").read_text())
+            self.assertEqual(logger_a.ranges, logger_b.ranges)
+            with open(tmp / "split" / "parameters.csv") as handle:
+                self.assertEqual(sorted({r["epoch"] for r in csv.DictReader(handle)}), ["1", "2", "3", "4", "5"])
+            self.assertEqual(NeuralNetwork.load(tmp / "split" / "best.npz").extra["epoch"], 2)
+
+
+class TestHistoryAndState(unittest.TestCase):
+    def test_history_is_the_models_history_class(self):
+        from neural_networks.models import History as ModelsHistory
+
+        self.assertIs(ModelsHistory, History)
+        history = History()
+        history.append(loss=1, accuracy=0.5)
+        history.append(loss=0.5, accuracy=0.75)
+        self.assertEqual((history["loss"], history.epochs, "accuracy" in history), ([1.0, 0.5], 2, True))
+        self.assertEqual(repr(history), "History(epochs=2, keys=['loss', 'accuracy'])")
+        again = History()
+        again.load_state_dict(history.state_dict())
+        self.assertEqual(again.history, history.history)
+
+    def test_state_keys_of_several_callbacks_of_one_class(self):
+        class Counter(Callback):
+            def __init__(self, n):
+                self.n = n
+
+            def state_dict(self):
+                return {"n": self.n}
+
+            def load_state_dict(self, state):
+                self.n = state["n"]
+
+        callbacks = CallbackList([Counter(1), Callback(), Counter(2)])
+        self.assertEqual(callbacks.state_dict(), {"Counter": {"n": 1}, "Counter_2": {"n": 2}})
+        fresh = CallbackList([Counter(0), Counter(0)])
+        fresh.load_state_dict({"Counter": {"n": 1}, "Counter_2": {"n": 2}, "Gone": {}})
+        self.assertEqual([cb.n for cb in fresh], [1, 2])
+
+
+class TestRegistry(unittest.TestCase):
+    def test_names_and_arguments(self):
+        self.assertEqual(CALLBACKS.names(), ["early_stopping", "model_checkpoint"])
+        stopper = initialize_callback("early_stopping", patience=3, monitor="val_accuracy")
+        self.assertIsInstance(stopper, EarlyStopping)
+        self.assertEqual((stopper.patience, stopper.mode), (3, "max"))
+        self.assertIsInstance(initialize_callback("EarlyStopping"), EarlyStopping)
+        with self.assertRaisesRegex(ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint"):
+            initialize_callback("early_stop")
+        with self.assertRaisesRegex(ValueError, r"bad arguments for callback 'early_stopping' \(unexpected argument "
+                                                r"'patiense'\); valid arguments: monitor, patience"):
+            initialize_callback("early_stopping", patiense=3)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,210 @@
+"""Model and checkpoint files: round trips, the training state, files of earlier versions, refusals."""
+
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+
+from neural_networks import serialization
+from neural_networks.callbacks import ModelCheckpoint
+from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
+from neural_networks.models import NeuralNetwork
+from neural_networks.optimizers import SGD, Adam
+from neural_networks.regularization import BatchNorm, Dropout
+
+# What `NeuralNetwork.config()` gave for this network before the format changed (format 1):
+# conv (no bias) -> batch norm + ReLU -> max pool -> flatten -> dropout -> softmax, SGD momentum.
+V1_CONFIG = {
+    "format": "neural_networks.model/1",
+    "layers": [
+        {"name": "conv2d", "n_out": 2, "kernel_shape": [3, 3], "activation": "linear", "stride": 1, "pad": "same",
+         "weight_init": "xavier_uniform", "use_bias": False, "n_in": 1},
+        {"name": "batchnorm", "momentum": 0.1, "eps": 1e-05, "activation": "relu", "n_in": 2},
+        {"name": "pool2d", "kernel_shape": [2, 2], "mode": "max", "stride": 2, "pad": 0, "n_in": 2},
+        {"name": "flatten", "keep_dim": "first", "n_in": 8},
+        {"name": "dropout", "p": 0.25, "n_in": 8},
+        {"name": "fully_connected", "n_out": 3, "activation": "softmax", "weight_init": "xavier_uniform",
+         "use_bias": True, "n_in": 8},
+    ],
+    "loss": {"name": "cross_entropy"},
+    "optimizer": {"name": "sgd", "lr": 0.1, "clip_norm": None, "lr_scheduler": {"name": "constant", "lr": 0.1},
+                  "momentum": 0.9, "nesterov": False, "weight_decay": 0.0},
+    "seed": 0,
+}
+V1_SHAPES = {  # the arrays, in the order format 1 wrote them: parameters and buffers by layer, then the optimizer
+    "layers.0.W": (3, 3, 1, 2), "layers.1.gamma": (1, 2), "layers.1.beta": (1, 2),
+    "buffers.1.running_mean": (1, 2), "buffers.1.running_var": (1, 2), "layers.5.W": (8, 3), "layers.5.b": (1, 3),
+    "optimizer.W0": (3, 3, 1, 2), "optimizer.gamma1": (1, 2), "optimizer.beta1": (1, 2), "optimizer.W5": (8, 3),
+    "optimizer.b5": (1, 3),
+}
+
+
+def write_v1(path, config, arrays, extra):
+    """A file exactly as format 1's `NeuralNetwork.save(path, extra)` wrote it (without the library)."""
+    config = dict(config, extra=extra)
+    entries = {"config": np.array(json.dumps(config))}
+    entries.update(arrays)
+    with open(path, "wb") as handle:
+        np.savez(handle, **entries)
+
+
+def small_cnn():
+    return NeuralNetwork(layers=[Conv2D(2, (3, 3), "linear", pad="same", use_bias=False), BatchNorm(activation="relu"),
+                                 Pool2D((2, 2), "max", stride=2), Flatten(), Dropout(0.25), FullyConnected(3, "softmax")],
+                         optimizer=SGD(lr=0.1, momentum=0.9), seed=0)
+
+
+def batch(rng):
+    X = rng.standard_normal((4, 4, 4, 1)).astype(np.float32)
+    Y = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    return X, Y
+
+
+class TestFormat1(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = Path(self.tmp.name)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_a_format_1_checkpoint_loads_with_its_parameters_and_optimizer_state(self):
+        rng = np.random.default_rng(3)
+        arrays = {key: rng.standard_normal(shape).astype(np.float32) for key, shape in V1_SHAPES.items()}
+        arrays["buffers.1.running_var"] = np.abs(arrays["buffers.1.running_var"])
+        path = self.dir / "last.npz"
+        write_v1(path, V1_CONFIG, arrays, extra={"epoch": 2, "best_val_accuracy": 0.5})
+
+        checkpoint = serialization.load_checkpoint(path)
+        self.assertEqual(checkpoint.format, "neural_networks.model/1")
+        self.assertIsNone(checkpoint.training)
+        model = NeuralNetwork.load(path)
+        self.assertEqual(model.extra, {"epoch": 2, "best_val_accuracy": 0.5})
+        self.assertEqual([type(layer).__name__ for layer in model.layers],
+                         ["Conv2D", "BatchNorm", "Pool2D", "Flatten", "Dropout", "FullyConnected"])
+        self.assertEqual(model.seed, 0)
+        self.assertEqual(model.layers[4].p, 0.25)
+        for key, value in arrays.items():
+            kind, rest = key.split(".", 1)
+            if kind == "optimizer":
+                np.testing.assert_array_equal(model.optimizer.state()[rest], value, err_msg=key)
+            else:
+                i, name = rest.split(".")
+                store = model.layers[int(i)].parameters if kind == "layers" else model.layers[int(i)].buffers
+                np.testing.assert_array_equal(store[name], value, err_msg=key)
+        self.assertEqual(set(model.optimizer.state()), {k[len("optimizer."):] for k in V1_SHAPES if k.startswith("optimizer.")})
+        self.assertEqual(model.optimizer.momentum, 0.9)
+        # it predicts and trains on
+        X, Y = batch(rng)
+        self.assertEqual(model.predict(X).shape, (4, 3))
+        model.train_step(X, Y, epoch=2)
+        # and written again, it is a format-2 file with the same arrays
+        again = self.dir / "again.npz"
+        model.save(again, extra=model.extra)
+        self.assertEqual(serialization.load_checkpoint(again).format, serialization.FORMAT)
+        self.assertEqual(NeuralNetwork.load(again).extra, {"epoch": 2, "best_val_accuracy": 0.5})
+
+    def test_a_format_1_adam_file_keeps_its_step_counts(self):
+        config = {"format": "neural_networks.model/1",
+                  "layers": [{"name": "fully_connected", "n_out": 3, "activation": "softmax",
+                              "weight_init": "xavier_uniform", "use_bias": True, "n_in": 4}],
+                  "loss": {"name": "cross_entropy", "label_smoothing": 0.1},
+                  "optimizer": {"name": "adam", "lr": 0.01, "clip_norm": None,
+                                "lr_scheduler": {"name": "constant", "lr": 0.01}, "beta1": 0.9, "beta2": 0.999,
+                                "eps": 1e-08, "weight_decay": 0.0},
+                  "seed": None}
+        rng = np.random.default_rng(0)
+        arrays = {"layers.0.W": rng.standard_normal((4, 3)).astype(np.float32),
+                  "layers.0.b": rng.standard_normal((1, 3)).astype(np.float32),
+                  "optimizer.m.W0": rng.standard_normal((4, 3)).astype(np.float32),
+                  "optimizer.v.W0": rng.random((4, 3)).astype(np.float32),
+                  "optimizer.t.W0": np.array(7),
+                  "optimizer.m.b0": rng.standard_normal((1, 3)).astype(np.float32),
+                  "optimizer.v.b0": rng.random((1, 3)).astype(np.float32),
+                  "optimizer.t.b0": np.array(7)}
+        path = self.dir / "adam.npz"
+        write_v1(path, config, arrays, extra={})
+        model = NeuralNetwork.load(path)
+        self.assertIsInstance(model.optimizer, Adam)
+        self.assertEqual(model.loss.label_smoothing, 0.1)
+        self.assertIsNone(model.seed)
+        state = model.optimizer.state()
+        for key, value in arrays.items():
+            if key.startswith("optimizer."):
+                np.testing.assert_array_equal(state[key[len("optimizer."):]], value, err_msg=key)
+        np.testing.assert_array_equal(model.layers[0].parameters["W"], arrays["layers.0.W"])
+
+    def test_a_format_1_file_cannot_resume(self):
+        """It holds no History or callback state: resuming from it is an error, loading is not."""
+        rng = np.random.default_rng(3)
+        arrays = {key: rng.standard_normal(shape).astype(np.float32) for key, shape in V1_SHAPES.items()}
+        write_v1(self.dir / "last.npz", V1_CONFIG, arrays, extra={"epoch": 2})
+        with self.assertRaisesRegex(ValueError, r"holds no training state \(format neural_networks.model/1\)"):
+            ModelCheckpoint(self.dir).resume()
+        self.assertEqual(NeuralNetwork.load(self.dir / "last.npz").extra["epoch"], 2)
+
+
+class TestFormat2(unittest.TestCase):
+    def test_model_file_entries_and_round_trip(self):
+        model = small_cnn()
+        X, Y = batch(np.random.default_rng(0))
+        model.train_step(X, Y, epoch=0)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.npz"
+            model.save(path, extra={"note": "hello", "epoch": 1})
+            self.assertEqual(sorted(p.name for p in Path(tmp).iterdir()), ["model.npz"])  # no temporary file left
+            with np.load(path, allow_pickle=False) as archive:
+                files = set(archive.files)
+                config = json.loads(str(archive["config"]))
+                extra = json.loads(str(archive["extra"]))
+            self.assertEqual(config["format"], "neural_networks.model/2")
+            self.assertNotIn("extra", config)
+            self.assertEqual(extra, {"note": "hello", "epoch": 1})
+            self.assertEqual(files, {"config", "extra", *model.state_arrays()})
+            loaded = NeuralNetwork.load(path)
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+        self.assertEqual(loaded.config(), model.config())  # (layers without parameters learn n_in from input)
+        self.assertEqual(loaded.extra, {"note": "hello", "epoch": 1})
+        for a, b in zip(loaded.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        for key, value in model.optimizer.state().items():
+            np.testing.assert_array_equal(loaded.optimizer.state()[key], value)
+
+    def test_checkpoint_with_training_state(self):
+        model = small_cnn()
+        model.forward(batch(np.random.default_rng(0))[0])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "last.npz"
+            serialization.save_checkpoint(path, model, extra={"epoch": 4}, training={"epoch": 4, "best": None},
+                                          arrays={"history.loss": np.arange(3.0)})
+            checkpoint = serialization.load_checkpoint(path)
+            self.assertEqual(NeuralNetwork.load(path).extra, {"epoch": 4})
+        self.assertEqual(checkpoint.training, {"epoch": 4, "best": None})
+        self.assertEqual(list(checkpoint.arrays), ["history.loss"])
+        np.testing.assert_array_equal(checkpoint.arrays["history.loss"], np.arange(3.0))
+        self.assertEqual(checkpoint.extra, {"epoch": 4})
+
+    def test_load_builds_the_calling_class(self):
+        class MyNetwork(NeuralNetwork):
+            pass
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "m.npz"
+            NeuralNetwork(layers=[FullyConnected(3, "softmax")], optimizer=SGD(lr=0.1), seed=1).save(path)
+            self.assertIsInstance(MyNetwork.load(path), MyNetwork)
+            self.assertIsInstance(serialization.load_model(path), NeuralNetwork)
+
+    def test_an_unknown_format_is_refused(self):
+        """(Files without a config entry, or needing pickle: tests/test_models.py.)"""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "future.npz"
+            np.savez(path, config=np.array(json.dumps({"format": "neural_networks.model/9", "layers": []})))
+            with self.assertRaisesRegex(ValueError, r"unsupported model format 'neural_networks.model/9'; expected one of "
+                                                    r"neural_networks.model/1, neural_networks.model/2"):
+                serialization.load_model(path)
+
+
+if __name__ == "__main__":
+    unittest.main()
