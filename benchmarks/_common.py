@@ -1,5 +1,12 @@
 """Shared helpers of the benchmark scripts: thread setup, the environment header, interleaved
-timing, and the conversions between this library's layouts and PyTorch's.
+timing and tables.
+
+The torch side (layout conversions between this library and PyTorch, the translation of our
+layers to ``torch.nn``) is not here but in ``tests/torch_oracles.py``, which the tests use as
+their oracle too; the scripts import it as ``from tests import torch_oracles`` after importing
+this module, which puts the repository root first on ``sys.path`` (so that works whether a
+script is run from the root or from ``benchmarks/``, and the working tree's ``neural_networks``
+is measured, whatever is installed).
 
 Not a public module of the library; the scripts in this folder import it as ``_common``.
 """
@@ -16,12 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-# Measure the working tree's library, whatever is installed in the environment.
+# Measure the working tree's library, whatever is installed in the environment, and make
+# ``tests.torch_oracles`` importable (see the module's docstring).
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402  (after the path fix, before torch: see blas_info)
+import numpy as np  # noqa: E402  (after the path fix, before torch: see numpy_blas_pools)
 
 try:
     import threadpoolctl
@@ -35,8 +43,9 @@ _LIMITER = None  # keeps a threadpool_limits context alive for the whole run
 
 
 def numpy_blas_pools() -> list[dict]:
-    """threadpoolctl's description of the BLAS libraries loaded so far (numpy's, since this
-    module imports numpy before torch); empty without threadpoolctl."""
+    """threadpoolctl's description of the BLAS libraries loaded so far, in load order (numpy's
+    first: this module imports numpy before the scripts import torch, through
+    ``tests.torch_oracles``); empty without threadpoolctl."""
     if threadpoolctl is None:
         return []
     return [info for info in threadpoolctl.threadpool_info() if info.get("user_api") == "blas"]
@@ -48,7 +57,8 @@ def setup_threads(requested: int | None):
     ``k`` is ``requested`` if given, else the number of threads numpy's BLAS uses (from
     threadpoolctl), else ``os.cpu_count()``. numpy's BLAS is limited to ``k`` with threadpoolctl
     when a count is requested; torch gets ``torch.set_num_threads(k)``. Returns
-    ``(k, how_detected, torch)``; torch is imported here, after numpy's BLAS was inspected.
+    ``(k, how_detected, torch)``. numpy's BLAS is the first one threadpoolctl lists, as numpy is
+    imported before torch (see :func:`numpy_blas_pools`).
     """
     global _LIMITER
     pools = numpy_blas_pools()
@@ -62,8 +72,10 @@ def setup_threads(requested: int | None):
         k, how = int(pools[0]["num_threads"]), "threadpoolctl (numpy BLAS)"
     else:
         k, how = os.cpu_count() or 1, "os.cpu_count() (threadpoolctl not installed)"
-    import torch
+    from tests.torch_oracles import torch  # the one place torch is imported (None: not installed)
 
+    if torch is None:
+        raise SystemExit("the benchmarks compare with PyTorch, which is not installed (pip install torch)")
     torch.set_num_threads(k)
     # What training turns on (neural_networks.training.fit): the benchmarks time steps directly.
     from neural_networks import allocator
@@ -184,34 +196,6 @@ def spread(samples: list[float]) -> float:
     """Relative spread of the samples: (max - min) / median."""
     med = statistics.median(samples)
     return (max(samples) - min(samples)) / med if med else 0.0
-
-
-# ----------------------------------------------------------------------------- layouts
-
-
-def nchw(torch, X: np.ndarray, requires_grad: bool = False):
-    """NHWC numpy array -> NCHW contiguous torch tensor (a copy)."""
-    t = torch.from_numpy(np.ascontiguousarray(X.transpose(0, 3, 1, 2)))
-    return t.requires_grad_(requires_grad)
-
-
-def to_nhwc(t) -> np.ndarray:
-    """NCHW torch tensor -> NHWC numpy array."""
-    return t.detach().numpy().transpose(0, 2, 3, 1)
-
-
-def conv_weight_to_torch(W: np.ndarray) -> np.ndarray:
-    """``(kh, kw, c_in, c_out)`` -> torch's ``(c_out, c_in, kh, kw)``."""
-    return np.ascontiguousarray(W.transpose(3, 2, 0, 1))
-
-
-def fc_weight_to_torch(W: np.ndarray, flatten_from=None) -> np.ndarray:
-    """``(n_in, n_out)`` -> torch's ``(n_out, n_in)``. ``flatten_from=(h, w, c)``: the layer
-    follows a Flatten of an NHWC map, while torch flattens NCHW: reorder the inputs."""
-    if flatten_from is not None:
-        h, w, c = flatten_from
-        return np.ascontiguousarray(W.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(W.shape[1], -1))
-    return np.ascontiguousarray(W.T)
 
 
 def load_batchnorm():

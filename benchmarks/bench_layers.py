@@ -12,6 +12,9 @@ two losses of a training step), so the table compares the same computation.
 
 ``--only`` takes case names or prefixes (``conv`` selects every convolution case); the names
 are printed in the first column.
+
+The layout conversions and the translation of a network to ``torch.nn`` (``torch_network``,
+``copy_weights``) come from ``tests/torch_oracles.py``, where the parity tests check them.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import argparse
 import inspect
 import json
 
-import _common as C
+import _common as C  # first: puts the repository root on sys.path
 import numpy as np
+
+from tests import torch_oracles as O
 
 TARGET_CONV = 1.25  # issue 4: Conv2D (batch 128, 16x16x32 -> 64) fwd+bwd at most 1.25x torch
 TARGET_STEP = 1.5  # issue 4: a cifar10_cnn training step at most 1.5x torch
@@ -52,10 +57,10 @@ def conv_case(torch, n, h, w, cin, cout, activation="relu", seed=0):
 
     conv = torch.nn.Conv2d(cin, cout, 3, stride=1, padding=1)
     with torch.no_grad():
-        conv.weight.copy_(torch.from_numpy(C.conv_weight_to_torch(layer.parameters["W"])))
-        conv.bias.copy_(torch.from_numpy(layer.parameters["b"].reshape(-1)))
-    x = C.nchw(torch, X, requires_grad=True)
-    dy = C.nchw(torch, dY)
+        conv.weight.copy_(torch.from_numpy(O.conv_weight_to_torch(layer.parameters["W"])))
+        conv.bias.copy_(torch.from_numpy(O.bias_to_torch(layer.parameters["b"])))
+    x = O.nchw(X, requires_grad=True)
+    dy = O.nchw(dY)
     relu = activation == "relu"
 
     def ours():
@@ -75,8 +80,8 @@ def conv_case(torch, n, h, w, cin, cout, activation="relu", seed=0):
         Y_o = layer.forward(X)
         dX_o = layer.backward(dY)
         y = theirs()
-        return max(rel_err(Y_o, C.to_nhwc(y)), rel_err(dX_o, C.to_nhwc(x.grad)),
-                   rel_err(layer.gradients["W"], conv.weight.grad.numpy().transpose(2, 3, 1, 0)))
+        return max(rel_err(Y_o, O.to_nhwc(y)), rel_err(dX_o, O.to_nhwc(x.grad)),
+                   rel_err(layer.gradients["W"], O.conv_weight_from_torch(conv.weight.grad.numpy())))
 
     return ours, theirs, check
 
@@ -90,8 +95,8 @@ def pool_case(torch, n, h, w, c, mode, seed=0):
     layer = Pool2D((2, 2), mode=mode, stride=2, pad=0)
     Y = layer.forward(X)
     dY = rng.standard_normal(Y.shape, dtype=np.float32)
-    x = C.nchw(torch, X, requires_grad=True)
-    dy = C.nchw(torch, dY)
+    x = O.nchw(X, requires_grad=True)
+    dy = O.nchw(dY)
     fn = torch.nn.functional.max_pool2d if mode == "max" else torch.nn.functional.avg_pool2d
 
     def ours():
@@ -108,7 +113,7 @@ def pool_case(torch, n, h, w, c, mode, seed=0):
         Y_o = layer.forward(X)
         dX_o = layer.backward(dY)
         y = theirs()
-        return max(rel_err(Y_o, C.to_nhwc(y)), rel_err(dX_o, C.to_nhwc(x.grad)))
+        return max(rel_err(Y_o, O.to_nhwc(y)), rel_err(dX_o, O.to_nhwc(x.grad)))
 
     return ours, theirs, check
 
@@ -125,8 +130,8 @@ def fc_case(torch, n, n_in, n_out, seed=0):
     dY = rng.standard_normal(Y.shape, dtype=np.float32)
     lin = torch.nn.Linear(n_in, n_out)
     with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(C.fc_weight_to_torch(layer.parameters["W"])))
-        lin.bias.copy_(torch.from_numpy(layer.parameters["b"].reshape(-1)))
+        lin.weight.copy_(torch.from_numpy(O.fc_weight_to_torch(layer.parameters["W"])))
+        lin.bias.copy_(torch.from_numpy(O.bias_to_torch(layer.parameters["b"])))
     x = torch.from_numpy(X.copy()).requires_grad_(True)
     dy = torch.from_numpy(dY)
 
@@ -146,7 +151,7 @@ def fc_case(torch, n, n_in, n_out, seed=0):
         dX_o = layer.backward(dY)
         y = theirs()
         return max(rel_err(Y_o, y.detach().numpy()), rel_err(dX_o, x.grad.numpy()),
-                   rel_err(layer.gradients["W"], lin.weight.grad.numpy().T))
+                   rel_err(layer.gradients["W"], O.fc_weight_from_torch(lin.weight.grad.numpy())))
 
     return ours, theirs, check
 
@@ -167,8 +172,8 @@ def softmax_ce_case(torch, n, n_in, n_out, seed=0):
     model.forward(X)
     lin = torch.nn.Linear(n_in, n_out)
     with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(C.fc_weight_to_torch(layer.parameters["W"])))
-        lin.bias.copy_(torch.from_numpy(layer.parameters["b"].reshape(-1)))
+        lin.weight.copy_(torch.from_numpy(O.fc_weight_to_torch(layer.parameters["W"])))
+        lin.bias.copy_(torch.from_numpy(O.bias_to_torch(layer.parameters["b"])))
     x = torch.from_numpy(X.copy()).requires_grad_(True)
     t = torch.from_numpy(labels)
 
@@ -187,7 +192,7 @@ def softmax_ce_case(torch, n, n_in, n_out, seed=0):
         loss_t = theirs()
         loss_t = float(loss_t.detach())
         return max(abs(loss_o - loss_t) / abs(loss_t),
-                   rel_err(layer.gradients["W"], lin.weight.grad.numpy().T))
+                   rel_err(layer.gradients["W"], O.fc_weight_from_torch(lin.weight.grad.numpy())))
 
     return ours, theirs, check
 
@@ -203,8 +208,8 @@ def batchnorm_case(torch, BatchNorm, n, h, w, c, seed=0):
     dY = rng.standard_normal(Y.shape, dtype=np.float32)
     bn = torch.nn.BatchNorm2d(c)
     bn.train()
-    x = C.nchw(torch, X, requires_grad=True)
-    dy = C.nchw(torch, dY)
+    x = O.nchw(X, requires_grad=True)
+    dy = O.nchw(dY)
 
     def ours():
         layer.forward(X)
@@ -221,7 +226,7 @@ def batchnorm_case(torch, BatchNorm, n, h, w, c, seed=0):
         Y_o = layer.forward(X)
         dX_o = layer.backward(dY)
         y = theirs()
-        return max(rel_err(Y_o, C.to_nhwc(y)), rel_err(dX_o, C.to_nhwc(x.grad)))
+        return max(rel_err(Y_o, O.to_nhwc(y)), rel_err(dX_o, O.to_nhwc(x.grad)))
 
     return ours, theirs, check
 
@@ -247,16 +252,6 @@ def cifar10_cnn_layers():
     ]
 
 
-def cifar10_cnn_torch(torch):
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
-        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
-        nn.Flatten(), nn.Linear(128 * 4 * 4, 256), nn.ReLU(), nn.Linear(256, 10),
-    )
-
-
 def vgg_bn_layers(BatchNorm):
     from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
 
@@ -268,17 +263,6 @@ def vgg_bn_layers(BatchNorm):
     return layers + [Flatten(), FullyConnected(10, activation="softmax")]
 
 
-def vgg_bn_torch(torch):
-    nn = torch.nn
-    modules, c_in = [], 3
-    for block in ((32, 32), (64, 64), (128, 128)):
-        for width in block:
-            modules += [nn.Conv2d(c_in, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
-            c_in = width
-        modules.append(nn.MaxPool2d(2, 2))
-    return nn.Sequential(*modules, nn.Flatten(), nn.Linear(128 * 4 * 4, 10))
-
-
 def config_layers(path: str) -> tuple[list, int]:
     """Fresh layers of a shipped config's model and the config's batch size."""
     from neural_networks.config import load_config
@@ -288,74 +272,9 @@ def config_layers(path: str) -> tuple[list, int]:
     return [initialize_layer(**spec) for spec in config["model"]["layers"]], int(config["data"].get("batch_size", 128))
 
 
-def torch_network(torch, our_layers, in_channels: int = 3, in_hw: int = 32):
-    """The torch ``nn.Sequential`` computing the same function as our layers (Conv2D, BatchNorm,
-    max/average Pool2D without padding, Flatten, FullyConnected; ReLU, linear or a final softmax,
-    which ``F.cross_entropy`` applies)."""
-    from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
-    from neural_networks.regularization import BatchNorm
-
-    nn = torch.nn
-    modules, c, hw = [], in_channels, (in_hw, in_hw)
-    for layer in our_layers:
-        if isinstance(layer, Conv2D):
-            modules.append(nn.Conv2d(c, layer.n_out, layer.kernel_shape, stride=layer.stride, padding=layer.pad,
-                                     bias=layer.use_bias))
-            c = layer.n_out
-            hw = tuple((hw[a] + 2 * layer.pad[a] - layer.kernel_shape[a]) // layer.stride + 1 for a in (0, 1))
-        elif isinstance(layer, BatchNorm):
-            modules.append(nn.BatchNorm2d(c, eps=layer.eps, momentum=layer.momentum))
-        elif isinstance(layer, Pool2D):
-            if layer.pad != (0, 0):
-                raise ValueError("torch pads max pooling with -inf, ours with zeros: only unpadded pooling is compared")
-            pool = nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d
-            modules.append(pool(layer.kernel_shape, stride=layer.stride))
-            hw = tuple((hw[a] - layer.kernel_shape[a]) // layer.stride + 1 for a in (0, 1))
-        elif isinstance(layer, Flatten):
-            modules.append(nn.Flatten())
-            c = c * hw[0] * hw[1]
-        elif isinstance(layer, FullyConnected):
-            modules.append(nn.Linear(c, layer.n_out, bias=layer.use_bias))
-            c = layer.n_out
-        else:
-            raise ValueError(f"no torch counterpart for {layer!r}")
-        activation = layer.activation.name if layer.activation is not None else "linear"
-        if activation == "relu":
-            modules.append(nn.ReLU())
-        elif activation not in ("linear", "softmax"):
-            raise ValueError(f"no torch counterpart for activation {activation!r}")
-    return nn.Sequential(*modules)
-
-
-def copy_weights(torch, our_layers, net) -> None:
-    """Copy our Conv2D / FullyConnected parameters into the torch network's Conv2d / Linear
-    modules, in order (the first Linear after a Flatten gets its inputs reordered NHWC -> NCHW)."""
-    from neural_networks.layers import Conv2D, Flatten, FullyConnected
-
-    ours = []
-    for i, layer in enumerate(our_layers):
-        if isinstance(layer, Conv2D):
-            W = C.conv_weight_to_torch(layer.parameters["W"])
-        elif isinstance(layer, FullyConnected):
-            prev = our_layers[i - 1] if i else None
-            flat = tuple(prev.cache["in_dims"][1:]) if isinstance(prev, Flatten) and len(prev.cache["in_dims"]) == 4 else None
-            W = C.fc_weight_to_torch(layer.parameters["W"], flatten_from=flat)
-        else:
-            continue
-        b = layer.parameters.get("b")
-        ours.append((W, None if b is None else np.ascontiguousarray(b.reshape(-1))))
-    theirs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    assert len(theirs) == len(ours), "networks differ in their number of conv/linear layers"
-    with torch.no_grad():
-        for module, (W, b) in zip(theirs, ours):
-            module.weight.copy_(torch.from_numpy(W))
-            assert (module.bias is None) == (b is None), "one side has a bias, the other not"
-            if b is not None:
-                module.bias.copy_(torch.from_numpy(b))
-
-
-def train_step_case(torch, our_layers, net, batch, seed=0):
-    """One training step (forward, backward, SGD momentum 0.9 update) of both networks."""
+def train_step_case(torch, our_layers, batch, seed=0):
+    """One training step (forward, backward, SGD momentum 0.9 update) of our layers in a model
+    and of their translation to ``torch.nn`` (``torch_oracles.torch_network``), same weights."""
     from neural_networks.models import NeuralNetwork
     from neural_networks.optimizers import SGD
 
@@ -365,10 +284,11 @@ def train_step_case(torch, our_layers, net, batch, seed=0):
     Y = np.eye(10, dtype=np.float32)[labels]
     model = NeuralNetwork(layers=our_layers, loss="cross_entropy", optimizer=SGD(lr=0.01, momentum=0.9), seed=seed)
     model.forward(X)  # creates the parameters (no update)
-    copy_weights(torch, our_layers, net)
+    net = O.torch_network(our_layers, X.shape[1:])
+    O.copy_weights(our_layers, net)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = C.nchw(torch, X)
+    x = O.nchw(X)
     t = torch.from_numpy(labels)
 
     def ours():
@@ -409,10 +329,10 @@ def cases(torch, BatchNorm):
         out.append(("batchnorm", "BatchNorm +ReLU (train mode)", "b128 16x16x64",
                     lambda: batchnorm_case(torch, BatchNorm, 128, 16, 16, 64)))
     out.append(("cifar10_cnn", "train step cifar10_cnn (SGD momentum)", "b64 32x32x3",
-                lambda: train_step_case(torch, cifar10_cnn_layers(), cifar10_cnn_torch(torch), 64)))
+                lambda: train_step_case(torch, cifar10_cnn_layers(), 64)))
     if BatchNorm is not None:
         out.append(("vgg_bn", "train step, issue's VGG net (6 conv+BN)", "b128 32x32x3",
-                    lambda: train_step_case(torch, vgg_bn_layers(BatchNorm), vgg_bn_torch(torch), 128)))
+                    lambda: train_step_case(torch, vgg_bn_layers(BatchNorm), 128)))
         out.append(("cifar10_fast", "train step configs/cifar10_fast.yaml", "b128 32x32x3",
                     lambda: config_step_case(torch, "configs/cifar10_fast.yaml")))
     return out
@@ -421,7 +341,7 @@ def cases(torch, BatchNorm):
 def config_step_case(torch, path: str):
     """A training step of a shipped config's network (both sides: plain cross-entropy, SGD momentum)."""
     layers, batch = config_layers(path)
-    return train_step_case(torch, layers, torch_network(torch, layers), batch)
+    return train_step_case(torch, layers, batch)
 
 
 def selected(name: str, only: list[str] | None) -> bool:

@@ -43,11 +43,9 @@ def build_dataset(config: dict):
 
 
 def _accepts(name: str, argument: str) -> bool:
-    import inspect
-
     from .datasets import DATASETS
 
-    return argument in inspect.signature(DATASETS[name]).parameters
+    return argument in DATASETS.arguments(name)
 
 
 def build_model(config: dict, logger=None) -> NeuralNetwork:

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from . import functional as F
+from .registry import Registry
 
 __all__ = ["Loss", "CrossEntropy", "L2", "LOSSES", "initialize_loss", "check_targets"]
 
@@ -123,14 +124,19 @@ class L2(Loss):
         return (Y_hat - Y) / Y.shape[0]
 
 
-LOSSES = {"cross_entropy": CrossEntropy, "l2": L2}
+#: Every loss by name; adding one is its class above (taking ``name`` first, as :class:`Loss`) and
+#: one ``LOSSES.add`` line.
+LOSSES = Registry("loss")
+LOSSES.add("cross_entropy", CrossEntropy)
+LOSSES.add("l2", L2)
 
 
-def initialize_loss(name: str, **kwargs) -> Loss:
-    """Make a loss from its name: ``"cross_entropy"`` or ``"l2"``."""
+def initialize_loss(name: str | Loss, **kwargs) -> Loss:
+    """Make a loss from its name (``"cross_entropy"`` or ``"l2"``, case-insensitive) and its
+    constructor arguments (e.g. ``label_smoothing``); the loss is given its registered name. A
+    :class:`Loss` is returned as it is. ``ValueError`` names an unknown loss or argument and the
+    valid ones."""
     if isinstance(name, Loss):
         return name
-    key = str(name).lower()
-    if key not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")
-    return LOSSES[key](key, **kwargs)
+    key = LOSSES.canonical(name)
+    return LOSSES.create(key, name=key, **kwargs)

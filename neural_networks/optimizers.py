@@ -19,6 +19,12 @@ its own options, set with ``param_groups={"biases": {"lr_multiplier": 64, "weigh
 
 State (momentum, moments, step counts) is kept apart from scratch buffers, so :meth:`state`
 returns exactly what a checkpoint must hold.
+
+:func:`initialize_optimizer` builds one from the spec's ``optimizer_args``, which always carry
+``momentum`` (0 for an optimizer without momentum). The rule: each optimizer lists, in
+:attr:`Optimizer.neutral_arguments`, spec arguments with the value at which they change nothing
+(``momentum=0``); such an argument, given at that value to an optimizer whose signature does not
+take it, is dropped. Any other argument must be in the optimizer's signature.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from .registry import Registry
 from .schedulers import LRScheduler, initialize_scheduler
 from .validation import non_negative, number
 
@@ -47,6 +54,10 @@ class Optimizer(ABC):
     """
 
     name = ""
+    #: Spec arguments and their neutral values: given at that value to an optimizer whose signature
+    #: does not take them, :func:`initialize_optimizer` drops them (the spec's ``optimizer_args``
+    #: always carry ``momentum``, 0 for Adam); any other value is an unexpected argument.
+    neutral_arguments: dict = {"momentum": 0.0}
 
     def __init__(self, lr: float, lr_scheduler="constant", lr_decay: float = 0.99, stage_length: int = 1000,
                  staircase: bool = True, clip_norm: float | None = None, param_groups: dict | None = None) -> None:
@@ -264,30 +275,30 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.01, **kwargs) -> None:
-        super().__init__(lr, beta1, beta2, eps, weight_decay, **kwargs)
+                 weight_decay: float = 0.01, clip_norm: float | None = None, lr_scheduler="constant",
+                 lr_decay: float = 0.99, stage_length: int = 1000, staircase: bool = True,
+                 param_groups: dict | None = None) -> None:
+        super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm, lr_scheduler, lr_decay, stage_length,
+                         staircase, param_groups)
 
 
-OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW)}
+#: Every optimizer by name; adding one is its class above (its whole signature written out, so that
+#: arguments are checked from it) and one ``OPTIMIZERS.add`` line.
+OPTIMIZERS = Registry("optimizer")
+OPTIMIZERS.add("sgd", SGD)
+OPTIMIZERS.add("adam", Adam)
+OPTIMIZERS.add("adamw", AdamW)
 
 
 def initialize_optimizer(name: str, lr: float, **kwargs) -> Optimizer:
     """Make an optimizer from the spec's ``optimizer_args`` (``name`` is case-insensitive;
     ``lr_scheduler``, ``lr_decay``, ``stage_length``, ``staircase``, ``clip_norm``, ``momentum``
-    and each optimizer's own arguments)."""
-    key = str(name).lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}")
-    cls = OPTIMIZERS[key]
-    import inspect
-
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
-    if cls is AdamW:
-        valid += [p for p in inspect.signature(Adam.__init__).parameters if p not in ("self",) and p not in valid]
-    if key != "sgd" and kwargs.get("momentum") in (0, 0.0):
-        kwargs.pop("momentum")  # the spec's optimizer_args always carry momentum; 0 means none
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown optimizer argument(s) {', '.join(unknown)} for {name!r}; valid arguments: "
-                         f"{', '.join(valid)}")
-    return cls(lr=lr, **kwargs)
+    and each optimizer's own arguments). A spec argument the optimizer does not take is dropped
+    when it has its neutral value (:attr:`Optimizer.neutral_arguments`: ``momentum=0`` for Adam);
+    ``ValueError`` names an unknown optimizer or argument and the valid ones."""
+    cls = OPTIMIZERS.get(name)
+    accepted = OPTIMIZERS.arguments(name)
+    neutral = cls.neutral_arguments
+    kwargs = {key: value for key, value in kwargs.items()
+              if not (key in neutral and key not in accepted and value == neutral[key])}
+    return OPTIMIZERS.create(name, lr=lr, **kwargs)

@@ -5,6 +5,16 @@ A family keeps a :class:`Registry`; a new member is one line (``LAYERS.add("conv
 or the ``@LAYERS.register("conv2d")`` decorator). Look-ups ignore case and treat ``-`` like
 ``_``; errors name the family, the name and the valid names, and bad keyword arguments are
 reported with the valid ones read from the factory's signature, before anything is built.
+
+A member may carry a ``spec`` besides its factory: an object describing it beyond how it is
+built (a data set's :class:`~neural_networks.datasets.spec.DatasetSpec`: where it is read from,
+how it is verified), read back with :meth:`Registry.spec`.
+
+Where the families are built: layers in ``neural_networks/layers/__init__.py`` (``LAYERS``),
+activations in ``activations.py`` (``ACTIVATIONS``), losses in ``losses.py`` (``LOSSES``), weight
+initializers in ``weights.py`` (``INITIALIZERS``), optimizers in ``optimizers.py``
+(``OPTIMIZERS``), schedules in ``schedulers.py`` (``SCHEDULERS``), data sets in
+``datasets/catalog.py`` (``DATASETS``) and callbacks in ``callbacks.py`` (``CALLBACKS``).
 """
 
 from __future__ import annotations
@@ -27,31 +37,40 @@ class Registry:
         self.sort_names = sort_names  # list valid names sorted in errors, else in registration order
         self._factories: dict[str, Callable] = {}
         self._aliases: dict[str, str] = {}
+        self._specs: dict[str, object] = {}
 
     # -- building ------------------------------------------------------------------
-    def add(self, name: str, factory: Callable, aliases=()) -> Callable:
-        """Register ``factory`` under ``name`` (and ``aliases``); returns ``factory``."""
+    def add(self, name: str, factory: Callable, aliases=(), spec=None) -> Callable:
+        """Register ``factory`` under ``name`` (and ``aliases``), with an optional ``spec`` object
+        describing it (see :meth:`spec`); returns ``factory``."""
         key = _key(name)
-        if key in self._factories or key in self._aliases:
-            raise ValueError(f"{self.family} {name!r} is registered twice")
+        for new in (name, *aliases):
+            if _key(new) in self._factories or _key(new) in self._aliases:
+                raise ValueError(f"{self.family} {new!r} is registered twice")
         self._factories[key] = factory
         for alias in aliases:
             self._aliases[_key(alias)] = key
+        if spec is not None:
+            self._specs[key] = spec
         return factory
 
-    def register(self, name: str | None = None, aliases=()):
+    def register(self, name: str | None = None, aliases=(), spec=None):
         """Decorator form of :meth:`add`; ``name`` defaults to the factory's ``name`` attribute."""
 
         def decorate(factory):
-            return self.add(name or factory.name, factory, aliases)
+            return self.add(name or factory.name, factory, aliases, spec)
 
         return decorate
 
     # -- looking up ----------------------------------------------------------------
     def names(self) -> list[str]:
-        """The registered names (not the aliases)."""
-        names = list(self._factories)
-        return sorted(names) if self.sort_names else names
+        """The registered names (not the aliases), in registration order."""
+        return list(self._factories)
+
+    def aliases(self, name) -> list[str]:
+        """The aliases of ``name`` (normalised), in registration order."""
+        key = self.canonical(name)
+        return [alias for alias, target in self._aliases.items() if target == key]
 
     def __contains__(self, name) -> bool:
         key = _key(name)
@@ -68,12 +87,17 @@ class Registry:
         key = _key(name)
         key = self._aliases.get(key, key)
         if key not in self._factories:
-            raise ValueError(f"unknown {self.family} {name!r}; valid names: {', '.join(self.names())}")
+            names = sorted(self._factories) if self.sort_names else self.names()
+            raise ValueError(f"unknown {self.family} {name!r}; valid names: {', '.join(names)}")
         return key
 
     def get(self, name) -> Callable:
         """The factory registered as ``name``."""
         return self._factories[self.canonical(name)]
+
+    def spec(self, name):
+        """The ``spec`` object registered with ``name`` (``None`` if it has none)."""
+        return self._specs.get(self.canonical(name))
 
     def __getitem__(self, name) -> Callable:
         """``registry[name]`` is :meth:`get` (so ``dict(registry)`` maps names to factories)."""
@@ -87,8 +111,12 @@ class Registry:
         """The factories, in the order of :meth:`names`."""
         return [self._factories[name] for name in self.names()]
 
-    def items(self):
+    def items(self) -> list[tuple[str, Callable]]:
+        """``(name, factory)`` pairs, in the order of :meth:`names`."""
         return [(name, self._factories[name]) for name in self.names()]
+
+    def __repr__(self) -> str:
+        return f"Registry({self.family!r}: {', '.join(self.names())})"
 
     def arguments(self, name) -> list[str]:
         """The keyword arguments the factory of ``name`` accepts (from its signature)."""
@@ -114,7 +142,8 @@ class Registry:
             raise ValueError(f"bad arguments for {self.family} {name!r} ({detail}); "
                              f"valid arguments: {', '.join(valid)}")
 
-    def create(self, name, **kwargs):
-        """Build ``name`` from keyword arguments, after checking them against its signature."""
+    def create(self, name, /, **kwargs):
+        """Build ``name`` from keyword arguments, after checking them against its signature
+        (a factory may itself take an argument called ``name``)."""
         self.check_arguments(name, kwargs)
         return self.get(name)(**kwargs)

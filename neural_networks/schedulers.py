@@ -6,7 +6,9 @@ change smoothly within an epoch; the spec's constant and (staircase) exponential
 give the same rate for every batch of an epoch.
 
 Every schedule takes an optional linear warm-up: for ``t < warmup_epochs`` the rate is the
-schedule's rate scaled by ``warmup_start + (1 - warmup_start) * t / warmup_epochs``.
+schedule's rate scaled by ``warmup_start + (1 - warmup_start) * t / warmup_epochs`` (each
+schedule's signature names ``warmup_epochs`` and ``warmup_start``, so that its arguments are
+checked from it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
+from .registry import Registry
 from .validation import positive
 
 __all__ = ["LRScheduler", "ConstantLR", "ExponentialLR", "StepLR", "CosineLR", "OneCycleLR", "SCHEDULERS",
@@ -68,9 +71,9 @@ class ExponentialLR(LRScheduler):
 
     name = "exponential"
 
-    def __init__(self, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True,
-                 **warmup) -> None:
-        super().__init__(lr, **warmup)
+    def __init__(self, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True, *,
+                 warmup_epochs: float = 0.0, warmup_start: float = 0.1) -> None:
+        super().__init__(lr, warmup_epochs, warmup_start)
         if not 0 < float(decay) <= 1:
             raise ValueError(f"lr_decay must be in (0, 1]; got {decay}")
         if isinstance(stage_length, bool) or not float(stage_length).is_integer() or int(stage_length) < 1:
@@ -92,8 +95,9 @@ class StepLR(LRScheduler):
 
     name = "step"
 
-    def __init__(self, lr: float, step_size: float = 10, gamma: float = 0.1, **warmup) -> None:
-        super().__init__(lr, **warmup)
+    def __init__(self, lr: float, step_size: float = 10, gamma: float = 0.1, *, warmup_epochs: float = 0.0,
+                 warmup_start: float = 0.1) -> None:
+        super().__init__(lr, warmup_epochs, warmup_start)
         self.step_size = positive(step_size, "step_size")
         if not 0 < float(gamma) <= 1:
             raise ValueError(f"gamma must be in (0, 1]; got {gamma!r}")
@@ -112,8 +116,9 @@ class CosineLR(LRScheduler):
 
     name = "cosine"
 
-    def __init__(self, lr: float, total_epochs: float = 10, min_lr: float = 0.0, **warmup) -> None:
-        super().__init__(lr, **warmup)
+    def __init__(self, lr: float, total_epochs: float = 10, min_lr: float = 0.0, *, warmup_epochs: float = 0.0,
+                 warmup_start: float = 0.1) -> None:
+        super().__init__(lr, warmup_epochs, warmup_start)
         self.total_epochs = positive(total_epochs, "total_epochs")
         if not 0 <= float(min_lr) <= self.lr:
             raise ValueError(f"min_lr must be in [0, lr]; got {min_lr!r}")
@@ -136,8 +141,8 @@ class OneCycleLR(LRScheduler):
     name = "one_cycle"
 
     def __init__(self, lr: float, total_epochs: float = 10, pct_start: float = 0.3, div_factor: float = 25.0,
-                 final_div_factor: float = 1e4, **warmup) -> None:
-        super().__init__(lr, **warmup)
+                 final_div_factor: float = 1e4, *, warmup_epochs: float = 0.0, warmup_start: float = 0.1) -> None:
+        super().__init__(lr, warmup_epochs, warmup_start)
         self.total_epochs = positive(total_epochs, "total_epochs")
         if not 0 < float(pct_start) < 1:
             raise ValueError(f"pct_start must be in (0, 1); got {pct_start!r}")
@@ -161,26 +166,24 @@ class OneCycleLR(LRScheduler):
                 "div_factor": self.div_factor, "final_div_factor": self.final_div_factor}
 
 
-SCHEDULERS = {cls.name: cls for cls in (ConstantLR, ExponentialLR, StepLR, CosineLR, OneCycleLR)}
+#: Every schedule by name; adding one is its class above and one ``SCHEDULERS.add`` line.
+SCHEDULERS = Registry("lr_scheduler")
+SCHEDULERS.add("constant", ConstantLR)
+SCHEDULERS.add("exponential", ExponentialLR)
+SCHEDULERS.add("step", StepLR)
+SCHEDULERS.add("cosine", CosineLR)
+SCHEDULERS.add("one_cycle", OneCycleLR)
 
 
 def initialize_scheduler(name: str, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True,
                          **kwargs) -> LRScheduler:
-    """Make a schedule from its name (one of ``SCHEDULERS``). ``decay``, ``stage_length`` and
-    ``staircase`` are the spec's exponential-decay arguments; other schedules take their own
-    keyword arguments (``step_size``, ``gamma``, ``total_epochs``, ``min_lr``, ``pct_start``,
-    ``warmup_epochs``, ...)."""
-    key = str(name).lower()
-    if key not in SCHEDULERS:
-        raise ValueError(f"unknown lr_scheduler {name!r}; valid names: {', '.join(SCHEDULERS)}")
-    cls = SCHEDULERS[key]
-    if key == "exponential":
-        kwargs.update(decay=decay, stage_length=stage_length, staircase=staircase)
-    try:
-        return cls(lr, **kwargs)
-    except TypeError as err:
-        import inspect
+    """Make a schedule from its name (one of ``SCHEDULERS``) and its keyword arguments
+    (``step_size``, ``gamma``, ``total_epochs``, ``min_lr``, ``pct_start``, ``warmup_epochs``, ...).
 
-        valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "lr", "warmup")]
-        valid += ["warmup_epochs", "warmup_start"]
-        raise ValueError(f"bad arguments for lr_scheduler {key!r} ({err}); valid arguments: {', '.join(valid)}") from None
+    ``decay``, ``stage_length`` and ``staircase`` are the spec's exponential-decay arguments,
+    which an optimizer always hands on: a schedule whose signature names them gets them, the
+    others ignore them. ``ValueError`` names an unknown schedule or argument and the valid ones."""
+    accepted = SCHEDULERS.arguments(name)
+    spec_args = {"decay": decay, "stage_length": stage_length, "staircase": staircase}
+    kwargs.update({key: value for key, value in spec_args.items() if key in accepted})
+    return SCHEDULERS.create(name, lr=lr, **kwargs)

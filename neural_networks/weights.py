@@ -17,10 +17,13 @@ PyTorch's default for ``nn.Linear`` / ``nn.Conv2d`` weights, ``U(-1/sqrt(fan_in)
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
 import numpy as np
+
+from .registry import Registry
 
 __all__ = ["compute_fans", "calculate_gain", "initialize_weights", "INITIALIZERS"]
 
@@ -57,53 +60,92 @@ def _rng(rng):
     return rng if rng is not None else np.random
 
 
-def _make(name: str, gain: float) -> Callable:
-    def init(shape, rng=None, dtype=np.float32) -> np.ndarray:
-        shape = tuple(int(s) for s in shape)
-        if name == "zeros":
-            return np.zeros(shape, dtype=dtype)
-        if name == "ones":
-            return np.ones(shape, dtype=dtype)
-        g = _rng(rng)
-        if name == "uniform":  # Keras' default RandomUniform range
-            return g.uniform(-0.05, 0.05, size=shape).astype(dtype, copy=False)
-        if name == "normal":
-            return g.normal(0.0, 0.05, size=shape).astype(dtype, copy=False)
-        fan_in, fan_out = compute_fans(shape)
-        if name == "xavier_uniform":  # limit written as the course's sqrt(3) * std, to the last bit
-            limit = math.sqrt(3.0) * (gain * math.sqrt(2.0 / (fan_in + fan_out)))
-            return g.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
-        if name == "xavier_normal":
-            std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-            return g.normal(0.0, std, size=shape).astype(dtype, copy=False)
-        if name == "he_uniform":
-            limit = math.sqrt(6.0 / fan_in)
-            return g.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
-        if name == "he_normal":
-            return g.normal(0.0, math.sqrt(2.0 / fan_in), size=shape).astype(dtype, copy=False)
-        if name == "lecun_uniform":
-            limit = math.sqrt(3.0 / fan_in)
-            return g.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
-        if name == "lecun_normal":
-            return g.normal(0.0, math.sqrt(1.0 / fan_in), size=shape).astype(dtype, copy=False)
-        if name == "pytorch_uniform":  # nn.Linear / nn.Conv2d default: kaiming_uniform_(a=sqrt(5))
-            limit = 1.0 / math.sqrt(fan_in)
-            return g.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
-        raise AssertionError(name)  # unreachable: names are checked in initialize_weights
-
-    init.__name__ = name
-    init.__doc__ = f"{name} initializer (gain {gain:g}): shape -> array"
-    return init
+def _uniform_within(rng, limit: float, shape, dtype) -> np.ndarray:
+    return rng.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
 
 
-INITIALIZERS = ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
-                "pytorch_uniform", "uniform", "normal", "zeros", "ones")
+def _normal_with(rng, std: float, shape, dtype) -> np.ndarray:
+    return rng.normal(0.0, std, size=shape).astype(dtype, copy=False)
+
+
+# One function per initializer: ``draw(shape, rng, dtype[, gain])`` with ``rng`` a Generator or
+# ``np.random``. One that takes ``gain`` is scaled by the layer activation's gain.
+
+def _zeros(shape, rng, dtype):
+    return np.zeros(shape, dtype=dtype)
+
+
+def _ones(shape, rng, dtype):
+    return np.ones(shape, dtype=dtype)
+
+
+def _uniform(shape, rng, dtype):  # Keras' default RandomUniform range
+    return _uniform_within(rng, 0.05, shape, dtype)
+
+
+def _normal(shape, rng, dtype):
+    return _normal_with(rng, 0.05, shape, dtype)
+
+
+def _xavier_uniform(shape, rng, dtype, gain):  # limit written as the course's sqrt(3) * std, to the last bit
+    fan_in, fan_out = compute_fans(shape)
+    return _uniform_within(rng, math.sqrt(3.0) * (gain * math.sqrt(2.0 / (fan_in + fan_out))), shape, dtype)
+
+
+def _xavier_normal(shape, rng, dtype, gain):
+    fan_in, fan_out = compute_fans(shape)
+    return _normal_with(rng, gain * math.sqrt(2.0 / (fan_in + fan_out)), shape, dtype)
+
+
+def _he_uniform(shape, rng, dtype):
+    return _uniform_within(rng, math.sqrt(6.0 / compute_fans(shape)[0]), shape, dtype)
+
+
+def _he_normal(shape, rng, dtype):
+    return _normal_with(rng, math.sqrt(2.0 / compute_fans(shape)[0]), shape, dtype)
+
+
+def _lecun_uniform(shape, rng, dtype):
+    return _uniform_within(rng, math.sqrt(3.0 / compute_fans(shape)[0]), shape, dtype)
+
+
+def _lecun_normal(shape, rng, dtype):
+    return _normal_with(rng, math.sqrt(1.0 / compute_fans(shape)[0]), shape, dtype)
+
+
+def _pytorch_uniform(shape, rng, dtype):  # nn.Linear / nn.Conv2d default: kaiming_uniform_(a=sqrt(5))
+    return _uniform_within(rng, 1.0 / math.sqrt(compute_fans(shape)[0]), shape, dtype)
+
+
+#: Every initializer by name (iterating gives the names); adding one is its ``draw`` function above
+#: and one ``INITIALIZERS.add`` line.
+INITIALIZERS = Registry("weight initializer")
+INITIALIZERS.add("xavier_uniform", _xavier_uniform)
+INITIALIZERS.add("xavier_normal", _xavier_normal)
+INITIALIZERS.add("he_uniform", _he_uniform)
+INITIALIZERS.add("he_normal", _he_normal)
+INITIALIZERS.add("lecun_uniform", _lecun_uniform)
+INITIALIZERS.add("lecun_normal", _lecun_normal)
+INITIALIZERS.add("pytorch_uniform", _pytorch_uniform)
+INITIALIZERS.add("uniform", _uniform)
+INITIALIZERS.add("normal", _normal)
+INITIALIZERS.add("zeros", _zeros)
+INITIALIZERS.add("ones", _ones)
 
 
 def initialize_weights(name: str, activation: str | None = None) -> Callable:
     """Return the initializer called ``name`` (one of ``INITIALIZERS``) for a layer whose
-    activation is ``activation``."""
-    key = str(name).lower()
-    if key not in INITIALIZERS:
-        raise ValueError(f"unknown weight initializer {name!r}; valid names: {', '.join(INITIALIZERS)}")
-    return _make(key, calculate_gain(activation) if key.startswith("xavier") else 1.0)
+    activation is ``activation``: an initializer that takes a ``gain`` (the Xavier ones) is
+    scaled by :func:`calculate_gain` of it, the others ignore it."""
+    key = INITIALIZERS.canonical(name)
+    draw = INITIALIZERS[key]
+    gain = calculate_gain(activation) if "gain" in INITIALIZERS.arguments(key) else None
+    if gain is not None:
+        draw = functools.partial(draw, gain=gain)
+
+    def init(shape, rng=None, dtype=np.float32) -> np.ndarray:
+        return draw(tuple(int(s) for s in shape), _rng(rng), dtype)
+
+    init.__name__ = key
+    init.__doc__ = f"{key} initializer (gain {1.0 if gain is None else gain:g}): shape -> array"
+    return init

@@ -861,10 +861,76 @@ class TestSplitsAndCatalog(DataTestCase):
         with self.assertRaisesRegex(ValueError, "unknown data set 'imagenet'; valid names: iris, fashion_mnist, mnist"):
             initialize_dataset("imagenet", 10)
         self.assertEqual(set(datasets.DATASETS), {"iris", "fashion_mnist", "mnist", "cifar10", "image_folder"})
+        for alias, name in (("Fashion-MNIST", "fashion_mnist"), ("fmnist", "fashion_mnist"), ("CIFAR-10", "cifar10"),
+                            ("imagefolder", "image_folder")):
+            self.assertEqual(datasets.DATASETS.canonical(alias), name)
+        self.assertEqual(initialize_dataset("IRIS", 10).name, "iris")
+        with self.assertRaisesRegex(ValueError, r"bad arguments for data set 'iris' \(unexpected argument 'flatten'\); "
+                                                r"valid arguments: batch_size, seed$"):
+            initialize_dataset("iris", 10, flatten=True)
 
+    def test_every_data_set_has_a_spec(self):
+        from neural_networks.datasets.spec import DatasetSpec
 
-if __name__ == "__main__":
-    unittest.main()
+        for name in datasets.DATASETS:
+            with self.subTest(name=name):
+                spec = datasets.DATASETS.spec(name)
+                self.assertIsInstance(spec, DatasetSpec)
+                self.assertTrue(spec.description)
+                self.assertEqual(inspect.signature(spec.load).parameters.keys(),
+                                 inspect.signature(datasets.DATASETS[name]).parameters.keys())
+        self.assertIs(datasets.DATASETS.spec("mnist"), mnist.SPEC)
+        self.assertIs(datasets.DATASETS.spec("cifar10").load, datasets.load_cifar10)
+        self.assertEqual(datasets.VERIFIABLE, ("fashion_mnist", "mnist", "cifar10"))
+        self.assertEqual([r["name"] for r in list_datasets()], list(datasets.DATASETS))
+
+    def test_iris_and_image_folder_specs(self):
+        iris_csv = Path(datasets.__file__).parent / "data" / "iris.csv"
+        self.assertEqual(datasets.dataset_path("iris"), iris_csv)
+        self.assertEqual(list_datasets()[0], {"name": "iris", "description": datasets.DATASETS.spec("iris").description,
+                                              "found": True, "path": str(iris_csv), "where": "shipped"})
+        self.assertEqual([(c.name, c.status) for c in verify_dataset("iris")], [("iris.csv", "unknown")])
+        with self.assertRaisesRegex(DataNotFoundError, "no default location"):
+            datasets.dataset_path("image_folder")
+        with self.assertRaisesRegex(DataNotFoundError, "no such file or folder"):
+            verify_dataset("image_folder", path=self.tmp / "nothing")
+        row = list_datasets(path=self.tmp)[-1]
+        self.assertEqual((row["name"], row["found"], row["where"], row["message"]),
+                         ("image_folder", True, "explicit path", ""))
+        self.assertEqual([c.status for c in verify_dataset("imagefolder", path=self.tmp)], ["unknown"])
+
+    def test_catalog_only_asks_the_registry(self):
+        # a new data set is a spec and one registry line: the catalog lists, locates and verifies it
+        from neural_networks.datasets import catalog
+        from neural_networks.datasets.spec import DatasetSpec, FileCheck
+        from neural_networks.registry import Registry
+
+        class Toy(DatasetSpec):
+            description = "a toy"
+            verifiable = True
+
+            def load(self, batch_size=1):
+                return batch_size
+
+            def source(self, path=None):
+                return Path(path or "/toy")
+
+            def availability(self, path=None):
+                return {"found": False, "path": None, "where": None, "message": "nowhere"}
+
+            def verify(self, path=None):
+                return [FileCheck("toy.bin", None, "missing")]
+
+        registry = Registry("data set")
+        registry.add("toy", Toy().load, aliases=("the-toy",), spec=Toy())
+        with mock.patch.object(catalog, "DATASETS", registry):
+            self.assertEqual(catalog.list_datasets(), [{"name": "toy", "description": "a toy", "found": False,
+                                                        "path": None, "where": None, "message": "nowhere"}])
+            self.assertEqual(catalog.dataset_path("the_toy", "/x"), Path("/x"))
+            self.assertEqual([c.status for c in catalog.verify_dataset("TOY")], ["missing"])
+            with self.assertRaisesRegex(ValueError, "unknown data set 'mnist'; valid names: toy"):
+                catalog.verify_dataset("mnist")
+
 
 
 class TestDatasetFromArrays(unittest.TestCase):
@@ -961,3 +1027,7 @@ class TestDatasetFromArrays(unittest.TestCase):
         unlabelled = datasets.Dataset(self.X, self.Y, 5, test_set=self.X[:4])
         with self.assertRaisesRegex(ValueError, "without labels"):
             model.test(unlabelled)
+
+
+if __name__ == "__main__":
+    unittest.main()

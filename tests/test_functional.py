@@ -65,9 +65,6 @@ class TestIm2Col(unittest.TestCase):
         self.assertFalse(F.transposed_conv_applies((3, 3), 1, (3, 3)))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class TestInferenceConvolution(unittest.TestCase):
     def test_backward_after_a_forward_without_kept_patches(self):
@@ -82,3 +79,7 @@ class TestInferenceConvolution(unittest.TestCase):
         dZ = rng.standard_normal(Z1.shape)
         for a, b_ in zip(F.conv2d_backward(dZ, W, kept, 2, (1, 1)), F.conv2d_backward(dZ, W, rebuilt, 2, (1, 1))):
             np.testing.assert_allclose(a, b_, rtol=1e-12)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -19,6 +19,7 @@ from neural_networks.layers import (LAYERS, ActivatedLayer, Conv2D, Flatten, Ful
                                     initialize_layer)
 from neural_networks.regularization import BatchNorm
 
+from . import torch_oracles as O
 from .helpers import (
     distinct_values,
     layer_to_float64,
@@ -27,11 +28,6 @@ from .helpers import (
     randn,
     relative_error,
 )
-
-try:  # optional independent oracle
-    import torch
-except ImportError:  # pragma: no cover
-    torch = None
 
 TOL = 1e-6
 
@@ -909,9 +905,10 @@ class TestPreactivation(unittest.TestCase):
 # ----------------------------------------------------------------------------- PyTorch oracle
 
 
-@unittest.skipIf(torch is None, "PyTorch is not installed")
+@O.requires_torch
 class TestAgainstPyTorch(unittest.TestCase):
-    """Conv2D and Pool2D forward and backward against torch.nn.functional in float64."""
+    """Conv2D and Pool2D forward and backward against torch.nn.functional in float64 (the
+    oracles of tests/torch_oracles.py; padding from this module's own ``ref_padding``)."""
 
     def test_conv2d(self):
         rng = np.random.default_rng(50)
@@ -923,17 +920,12 @@ class TestAgainstPyTorch(unittest.TestCase):
                 Y = layer.forward(X)
                 dY = randn(rng, *Y.shape)
                 dX = layer.backward(dY)
-                tx = torch.tensor(np.ascontiguousarray(X.transpose(0, 3, 1, 2)), requires_grad=True)
-                tw = torch.tensor(np.ascontiguousarray(layer.parameters["W"].transpose(3, 2, 0, 1)), requires_grad=True)
-                tb = torch.tensor(layer.parameters["b"][0], requires_grad=True)
-                ty = torch.nn.functional.conv2d(tx, tw, tb, stride=case["stride"],
-                                                padding=ref_padding(case["pad"], case["kernel"]))
-                np.testing.assert_allclose(Y, ty.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12)
-                ty.backward(torch.tensor(np.ascontiguousarray(dY.transpose(0, 3, 1, 2))))
-                np.testing.assert_allclose(dX, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12)
-                np.testing.assert_allclose(layer.gradients["W"], tw.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-10,
-                                           atol=1e-12)
-                np.testing.assert_allclose(layer.gradients["b"][0], tb.grad.numpy(), rtol=1e-10, atol=1e-12)
+                ref = O.conv2d(X, layer.parameters["W"], layer.parameters["b"], dY, stride=case["stride"],
+                               pad=ref_padding(case["pad"], case["kernel"]))
+                np.testing.assert_allclose(Y, ref.Y, rtol=1e-10, atol=1e-12)
+                np.testing.assert_allclose(dX, ref.dX, rtol=1e-10, atol=1e-12)
+                np.testing.assert_allclose(layer.gradients["W"], ref.dW, rtol=1e-10, atol=1e-12)
+                np.testing.assert_allclose(layer.gradients["b"][0], ref.db[0], rtol=1e-10, atol=1e-12)
 
     def test_pool2d(self):
         rng = np.random.default_rng(51)
@@ -945,14 +937,10 @@ class TestAgainstPyTorch(unittest.TestCase):
                     Y = layer.forward(X)
                     dY = randn(rng, *Y.shape)
                     dX = layer.backward(dY)
-                    ph, pw = ref_padding(case["pad"], case["kernel"])
-                    tx = torch.tensor(np.ascontiguousarray(X.transpose(0, 3, 1, 2)), requires_grad=True)
-                    padded = torch.nn.functional.pad(tx, (pw, pw, ph, ph))  # zeros, as the spec pads
-                    fn = torch.nn.functional.max_pool2d if mode == "max" else torch.nn.functional.avg_pool2d
-                    ty = fn(padded, case["kernel"], stride=case["stride"])
-                    np.testing.assert_allclose(Y, ty.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-15)
-                    ty.backward(torch.tensor(np.ascontiguousarray(dY.transpose(0, 3, 1, 2))))
-                    np.testing.assert_allclose(dX, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-15)
+                    ref = O.pool2d(X, dY, mode=mode, kernel=case["kernel"], stride=case["stride"],
+                                   pad=ref_padding(case["pad"], case["kernel"]))  # zeros, as the spec pads
+                    np.testing.assert_allclose(Y, ref.Y, rtol=1e-12, atol=1e-15)
+                    np.testing.assert_allclose(dX, ref.dX, rtol=1e-12, atol=1e-15)
 
     def test_max_pool_ties(self):
         X = np.zeros((1, 4, 4, 2))
@@ -961,13 +949,9 @@ class TestAgainstPyTorch(unittest.TestCase):
                 layer = Pool2D(kernel, "max", stride=stride)
                 Y = layer.forward(X)
                 dX = layer.backward(np.ones_like(Y))
-                tx = torch.tensor(np.ascontiguousarray(X.transpose(0, 3, 1, 2)), requires_grad=True)
-                torch.nn.functional.max_pool2d(tx, kernel, stride=stride).sum().backward()
-                np.testing.assert_array_equal(dX, tx.grad.numpy().transpose(0, 2, 3, 1))
+                ref = O.pool2d(X, np.ones_like(Y), mode="max", kernel=kernel, stride=stride)
+                np.testing.assert_array_equal(dX, ref.dX)
 
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 class TestParameterDtypeAndRandomness(unittest.TestCase):
@@ -1026,3 +1010,7 @@ class TestParameterDtypeAndRandomness(unittest.TestCase):
             Conv2D(None, (3, 3), "relu").forward(np.ones((1, 4, 4, 1)))
         with self.assertRaisesRegex(ValueError, "n_out must be a positive int"):
             FullyConnected(n_out=0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -172,6 +172,13 @@ class TestInitializeLoss(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"unknown loss 'hinge'; valid names: cross_entropy, l2"):
             initialize_loss("hinge")
 
+    def test_registered_name_and_checked_arguments(self):
+        loss = initialize_loss("Cross-Entropy", label_smoothing=0.2)
+        self.assertEqual((loss.name, vars(loss)["name"], loss.label_smoothing), ("cross_entropy", "cross_entropy", 0.2))
+        with self.assertRaisesRegex(ValueError, r"^bad arguments for loss 'l2' \(unexpected argument 'label_smoothing'\); "
+                                                r"valid arguments: name$"):
+            initialize_loss("l2", label_smoothing=0.1)
+
 
 if __name__ == "__main__":
     unittest.main()

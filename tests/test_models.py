@@ -259,9 +259,6 @@ class TestTrainingAndPersistence(unittest.TestCase):
                 NeuralNetwork.load(path)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class TestOutputSizedByData(unittest.TestCase):
     """The course's starter scripts leave the output layer's n_out to the data set."""
@@ -340,3 +337,7 @@ class TestParameterGroupsInAModel(unittest.TestCase):
         for key in ("b0", "b2", "gamma1", "beta1"):
             np.testing.assert_array_equal(after[key], before[key], err_msg=key)
         self.assertFalse(np.array_equal(after["W0"], before["W0"]))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -19,13 +19,10 @@ import re
 import sys
 import tempfile
 import time
-import types
 import unittest
-import warnings
 from pathlib import Path
 from unittest import mock
 
-from neural_networks import progress
 
 ROOT = Path(__file__).resolve().parents[1]
 GRADIENT_NOTEBOOK = ROOT / "check_gradients.ipynb"
@@ -151,49 +148,6 @@ class TestNotebooksAreStoredClean(unittest.TestCase):
                 if cell["cell_type"] == "code":
                     self.assertEqual(cell["outputs"], [], f"{path.name}: stored with outputs; clear them before committing")
                     self.assertIsNone(cell["execution_count"], path.name)
-
-
-def fake_ipython(shell):
-    """A stand-in for the ``IPython`` module whose ``get_ipython()`` returns ``shell``."""
-    return types.SimpleNamespace(get_ipython=lambda: shell)
-
-
-class TestProgressBar(unittest.TestCase):
-    def test_text_bar_outside_a_notebook(self):
-        from tqdm.std import tqdm as text_tqdm
-
-        for ipython in (None, fake_ipython(None)):  # IPython not imported; IPython without a shell
-            with mock.patch.dict(sys.modules, {"IPython": ipython}):
-                self.assertFalse(progress.in_notebook())
-                self.assertIs(progress._tqdm_class(), text_tqdm)
-        terminal = types.SimpleNamespace(config={"TerminalIPythonApp": {}})  # the IPython shell, no kernel
-        with mock.patch.dict(sys.modules, {"IPython": fake_ipython(terminal)}):
-            self.assertFalse(progress.in_notebook())
-            self.assertIs(progress._tqdm_class(), text_tqdm)
-
-    def test_text_bar_in_a_kernel_without_ipywidgets(self):
-        import tqdm.notebook
-        from tqdm.std import tqdm as text_tqdm
-
-        kernel = types.SimpleNamespace(config={"IPKernelApp": {"connection_file": "kernel.json"}})
-        with mock.patch.dict(sys.modules, {"IPython": fake_ipython(kernel)}), \
-                mock.patch.object(tqdm.notebook, "IProgress", None), open(os.devnull, "w") as devnull, \
-                warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            self.assertTrue(progress.in_notebook())
-            bar = progress.progress_bar(range(3), desc="x", file=devnull)
-            self.assertEqual(list(bar), [0, 1, 2])
-            bar.close()
-        self.assertIs(type(bar), text_tqdm)
-        self.assertEqual([str(w.message) for w in caught], [])
-
-    def test_widget_in_a_kernel_with_ipywidgets(self):
-        import tqdm.notebook
-
-        kernel = types.SimpleNamespace(config={"IPKernelApp": {}})
-        with mock.patch.dict(sys.modules, {"IPython": fake_ipython(kernel)}), \
-                mock.patch.object(tqdm.notebook, "IProgress", object):  # stands for ipywidgets' FloatProgress
-            self.assertIs(progress._tqdm_class(), tqdm.notebook.tqdm)
 
 
 if __name__ == "__main__":

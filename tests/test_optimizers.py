@@ -137,8 +137,29 @@ class TestInitializeOptimizer(unittest.TestCase):
             initialize_optimizer("adagrad", lr=0.1)
 
     def test_unknown_argument(self):
-        with self.assertRaisesRegex(ValueError, r"unknown optimizer argument\(s\) beta1.*valid arguments: lr"):
+        with self.assertRaisesRegex(ValueError, r"^bad arguments for optimizer 'sgd' \(unexpected argument 'beta1'\); "
+                                                r"valid arguments: lr, momentum, clip_norm"):
             initialize_optimizer("sgd", lr=0.1, beta1=0.9)
+
+    def test_adamw_arguments_are_its_signature(self):
+        self.assertEqual(OPTIMIZERS.arguments("adamw"), OPTIMIZERS.arguments("adam"))
+        with self.assertRaisesRegex(ValueError, r"bad arguments for optimizer 'adamw' \(unexpected argument 'nesterov'\)"):
+            initialize_optimizer("adamw", lr=0.1, nesterov=True)
+        opt = initialize_optimizer("AdamW", lr=0.1, clip_norm=2.0, lr_scheduler="step")
+        self.assertEqual((opt.weight_decay, opt.clip_norm, opt.lr_scheduler.name), (0.01, 2.0, "step"))
+
+    def test_neutral_spec_arguments_are_dropped_only_at_their_neutral_value(self):
+        # the spec's optimizer_args carry momentum=0 for every optimizer: Adam, which does not take
+        # momentum, ignores it; SGD takes it as it is; any other value is an unexpected argument
+        self.assertEqual(SGD.neutral_arguments, {"momentum": 0.0})
+        for name in ("adam", "adamw"):
+            with self.subTest(name=name):
+                self.assertEqual(initialize_optimizer(name, lr=0.1, momentum=0).config(),
+                                 initialize_optimizer(name, lr=0.1).config())
+                with self.assertRaisesRegex(ValueError, rf"bad arguments for optimizer '{name}' "
+                                                        r"\(unexpected argument 'momentum'\)"):
+                    initialize_optimizer(name, lr=0.1, momentum=0.9)
+        self.assertEqual(initialize_optimizer("sgd", lr=0.1, momentum=0.0).momentum, 0.0)
 
 
 class TestSchedulers(unittest.TestCase):
@@ -188,9 +209,6 @@ class TestSchedulers(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"learning rate must be positive"):
             ConstantLR(-1.0)
 
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 try:
@@ -310,7 +328,8 @@ class TestAdam(unittest.TestCase):
             AdamW(weight_decay=-1)
         with self.assertRaisesRegex(ValueError, "nesterov momentum needs momentum > 0"):
             SGD(lr=0.1, nesterov=True)
-        with self.assertRaisesRegex(ValueError, "unknown optimizer argument.*betas.*valid arguments"):
+        with self.assertRaisesRegex(ValueError, r"bad arguments for optimizer 'adam' \(unexpected argument 'betas'\); "
+                                                r"valid arguments: lr, beta1, beta2"):
             initialize_optimizer("adam", lr=0.1, betas=(0.9, 0.99))
 
     def test_spec_optimizer_args_work_for_adam(self):
@@ -344,10 +363,23 @@ class TestNewSchedules(unittest.TestCase):
         self.assertEqual([again.lr_scheduler(t) for t in (0, 1.5, 4)], [opt.lr_scheduler(t) for t in (0, 1.5, 4)])
 
     def test_bad_schedule_arguments(self):
-        with self.assertRaisesRegex(ValueError, "bad arguments for lr_scheduler 'cosine'.*valid arguments: total_epochs"):
+        with self.assertRaisesRegex(ValueError, r"bad arguments for lr_scheduler 'cosine' \(unexpected argument 'T_max'\); "
+                                                r"valid arguments: lr, total_epochs, min_lr, warmup_epochs, warmup_start$"):
             initialize_scheduler("cosine", lr=0.1, T_max=3)
+        with self.assertRaisesRegex(ValueError, r"bad arguments for lr_scheduler 'step' \(unexpected argument 'warmup'\)"):
+            initialize_scheduler("step", lr=0.1, warmup=3)
         with self.assertRaisesRegex(ValueError, r"pct_start must be in \(0, 1\)"):
             OneCycleLR(0.1, pct_start=1.5)
+
+    def test_spec_decay_arguments_go_to_the_schedules_that_take_them(self):
+        spec = dict(decay=0.5, stage_length=2, staircase=False)
+        exponential = initialize_scheduler("exponential", lr=1.0, **spec)
+        self.assertEqual((exponential.decay, exponential.stage_length, exponential.staircase), (0.5, 2, False))
+        for name in ("constant", "step", "cosine", "one_cycle"):
+            with self.subTest(name=name):
+                self.assertEqual(initialize_scheduler(name, lr=1.0, **spec).config(),
+                                 initialize_scheduler(name, lr=1.0).config())
+        self.assertEqual(SCHEDULERS.arguments("constant"), ["lr", "warmup_epochs", "warmup_start"])
 
 
 class TestParameterGroups(unittest.TestCase):
@@ -424,3 +456,7 @@ class TestParameterGroupParity(unittest.TestCase):
             opt.step()
         for k in ours:
             np.testing.assert_allclose(ours[k], tensors[k].detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+if __name__ == "__main__":
+    unittest.main()

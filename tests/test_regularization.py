@@ -21,14 +21,8 @@ from neural_networks.models import NeuralNetwork
 from neural_networks.optimizers import SGD
 from neural_networks.regularization import BatchNorm, Dropout
 
+from . import torch_oracles as O
 from .helpers import layer_to_float64, numerical_gradient, one_hot, randn, relative_error
-
-try:  # optional independent oracle
-    import torch
-    import torch.nn.functional as TF
-except ImportError:  # pragma: no cover - depends on the environment
-    torch = None
-    TF = None
 
 TOL = 1e-6
 _registered_here = []
@@ -320,29 +314,13 @@ class TestBatchNormValidation(unittest.TestCase):
 # ----------------------------------------------------------------------------- PyTorch parity
 
 
-@unittest.skipIf(torch is None, "PyTorch is not installed")
+@O.requires_torch
 class TestBatchNormTorchParity(unittest.TestCase):
-    RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+    """Against ``F.batch_norm`` (``torch_oracles.BatchNormOracle``), running statistics included,
+    over three training steps and one in evaluation mode."""
 
     def assert_close(self, actual, expected, dtype, what):
-        if isinstance(expected, torch.Tensor):
-            expected = expected.detach().cpu().numpy()
-        expected = np.asarray(expected).reshape(np.shape(actual))
-        rtol = self.RTOL[np.dtype(dtype).type]
-        scale = max(1.0, float(np.abs(expected).max()))
-        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
-
-    def torch_batch_norm(self, X, gamma, beta, running_mean, running_var, training, momentum, eps):
-        """``F.batch_norm`` on library-layout tensors (channels last; NHWC is permuted to NCHW
-        and back inside the graph)."""
-        x = torch.tensor(X, requires_grad=True)
-        g = torch.tensor(gamma, requires_grad=True)
-        b = torch.tensor(beta, requires_grad=True)
-        xt = x.permute(0, 3, 1, 2) if x.ndim == 4 else x
-        out = TF.batch_norm(xt, running_mean, running_var, g.reshape(-1), b.reshape(-1), training=training,
-                            momentum=momentum, eps=eps)
-        out = out.permute(0, 2, 3, 1) if x.ndim == 4 else out
-        return x, g, b, out
+        O.assert_close(actual, expected, dtype, what, reshape=True)  # torch's running statistics are (c,)
 
     def check(self, shape, dtype):
         rng = np.random.default_rng(2)
@@ -354,25 +332,21 @@ class TestBatchNormTorchParity(unittest.TestCase):
         layer.buffers["running_var"] = np.ones((1, c), dtype=dtype)
         layer.parameters["gamma"] = rng.uniform(0.5, 1.5, (1, c)).astype(dtype)
         layer.parameters["beta"] = rng.standard_normal((1, c)).astype(dtype)
-        torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
-        running_mean = torch.zeros(c, dtype=torch_dtype)
-        running_var = torch.ones(c, dtype=torch_dtype)
+        oracle = O.BatchNormOracle(c, dtype, momentum=momentum, eps=eps)
         for step, training in enumerate((True, True, True, False)):
             layer.train(training)
             X = (rng.standard_normal(shape) * (step + 1) + step).astype(dtype)
             dout = rng.standard_normal(shape).astype(dtype)
             Y = layer.forward(X)
             dX = layer.backward(dout)
-            x, g, b, out = self.torch_batch_norm(X, layer.parameters["gamma"], layer.parameters["beta"], running_mean,
-                                                 running_var, training, momentum, eps)
-            out.backward(torch.tensor(dout))
+            ref = oracle(X, layer.parameters["gamma"], layer.parameters["beta"], dout, training=training)
             what = f"{shape} {np.dtype(dtype).name} step {step} ({'train' if training else 'eval'})"
-            self.assert_close(Y, out, dtype, f"Y {what}")
-            self.assert_close(dX, x.grad, dtype, f"dX {what}")
-            self.assert_close(layer.gradients["gamma"], g.grad, dtype, f"dgamma {what}")
-            self.assert_close(layer.gradients["beta"], b.grad, dtype, f"dbeta {what}")
-            self.assert_close(layer.buffers["running_mean"], running_mean, dtype, f"running_mean {what}")
-            self.assert_close(layer.buffers["running_var"], running_var, dtype, f"running_var {what}")
+            self.assert_close(Y, ref.Y, dtype, f"Y {what}")
+            self.assert_close(dX, ref.dX, dtype, f"dX {what}")
+            self.assert_close(layer.gradients["gamma"], ref.dgamma, dtype, f"dgamma {what}")
+            self.assert_close(layer.gradients["beta"], ref.dbeta, dtype, f"dbeta {what}")
+            self.assert_close(layer.buffers["running_mean"], ref.running_mean, dtype, f"running_mean {what}")
+            self.assert_close(layer.buffers["running_var"], ref.running_var, dtype, f"running_var {what}")
 
     def test_fc_float64(self):
         self.check((9, 5), np.float64)

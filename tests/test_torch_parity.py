@@ -4,9 +4,10 @@ PyTorch is an independent oracle: a hand-written expected value can share a bug 
 it checks, torch cannot. Each comparison runs in float64 with a tight tolerance (relative
 ``1e-10``) and, once per op, in float32 with a loose one (``1e-5``).
 
-Layout conversions: the library is NHWC with conv weights ``(kh, kw, c_in, c_out)``, torch is
-NCHW with weights ``(c_out, c_in, kh, kw)``. The torch leaves are built in the library's layout
-and permuted inside the graph, so autograd hands back gradients already in the library's shapes.
+The torch side (layout conversions, the ops, the networks translated to ``torch.nn``) is in
+:mod:`tests.torch_oracles`; this module holds the cases and the comparisons. The library is NHWC
+with conv weights ``(kh, kw, c_in, c_out)``, torch NCHW with weights ``(c_out, c_in, kh, kw)``;
+the oracles return their results in the library's layouts.
 
 The whole module is skipped when torch is not installed.
 """
@@ -17,68 +18,25 @@ import unittest
 
 import numpy as np
 
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:  # pragma: no cover - depends on the environment
-    torch = None
-    TF = None
-
 from neural_networks import functional as F
 from neural_networks.activations import SoftMax
 from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
 from neural_networks.losses import CrossEntropy
 from neural_networks.models import NeuralNetwork
 
-RTOL = {np.float64: 1e-10, np.float32: 1e-5}
-
-_saved_torch_state = {}
+from . import torch_oracles as O
+from .torch_oracles import assert_close, requires_torch
 
 
 def setUpModule():
-    if torch is None:
-        return
-    _saved_torch_state["dtype"] = torch.get_default_dtype()
-    _saved_torch_state["threads"] = torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(2)
+    O.push_torch_settings(threads=2, default_dtype=np.float64)
 
 
 def tearDownModule():
-    if torch is None or not _saved_torch_state:
-        return
-    torch.set_default_dtype(_saved_torch_state["dtype"])
-    torch.set_num_threads(_saved_torch_state["threads"])
+    O.pop_torch_settings()
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def assert_close(actual, expected, dtype=np.float64, what=""):
-    """``actual`` (NumPy) against ``expected`` (NumPy or torch), relative tolerance for the
-    dtype plus an absolute floor scaled by the largest expected magnitude (so that entries
-    that cancel to ~0 are not judged relatively)."""
-    if torch is not None and isinstance(expected, torch.Tensor):
-        expected = expected.detach().cpu().numpy()
-    actual = np.asarray(actual)
-    expected = np.asarray(expected)
-    if actual.shape != expected.shape:
-        raise AssertionError(f"{what}: shape {actual.shape} != torch shape {expected.shape}")
-    rtol = RTOL[np.dtype(dtype).type]
-    scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
-
-
-def leaf(array):
-    """A torch leaf tensor (same dtype) that records its gradient."""
-    return torch.tensor(np.array(array), requires_grad=True)
-
-
-def torch_conv_nhwc(x, W, b, stride, pad):
-    """``torch.nn.functional.conv2d`` on library-layout tensors: ``x (n, h, w, c)``,
-    ``W (kh, kw, c, f)``, ``b (1, f)``, explicit symmetric ``pad = (rows, cols)``; returns NHWC."""
-    out = TF.conv2d(x.permute(0, 3, 1, 2), W.permute(3, 2, 0, 1), b.reshape(-1), stride=stride, padding=pad)
-    return out.permute(0, 2, 3, 1)
 
 
 def onehot(labels, k, dtype=np.float64):
@@ -101,7 +59,7 @@ def make_conv(n_out, kernel, stride, pad, activation, X, rng, dtype):
 # ----------------------------------------------------------------------------- Conv2D
 
 
-@unittest.skipIf(torch is None, "torch not installed")
+@requires_torch
 class TestConv2DParity(unittest.TestCase):
     # (batch, rows, cols, c_in, c_out, kernel, stride, pad, activation)
     CASES = [
@@ -135,19 +93,15 @@ class TestConv2DParity(unittest.TestCase):
         dY = rng.standard_normal(Y.shape).astype(dtype)
         dX = layer.backward(dY)
 
-        x, Wt, bt = leaf(X), leaf(W), leaf(b)
         explicit_pad = F.resolve_padding(pad, kernel)  # torch's padding="same" differs for even kernels
-        out = torch_conv_nhwc(x, Wt, bt, stride, explicit_pad)
-        if activation == "relu":
-            out = torch.relu(out)
-        out.backward(torch.from_numpy(dY))
+        ref = O.conv2d(X, W, b, dY, stride=stride, pad=explicit_pad, activation=activation)
 
         what = f"case {case} {np.dtype(dtype).name}"
         self.assertEqual(Y.dtype, dtype, what)
-        assert_close(Y, out, dtype, f"forward, {what}")
-        assert_close(dX, x.grad, dtype, f"dX, {what}")
-        assert_close(layer.gradients["W"], Wt.grad, dtype, f"dW, {what}")
-        assert_close(layer.gradients["b"], bt.grad, dtype, f"db, {what}")
+        assert_close(Y, ref.Y, dtype, f"forward, {what}")
+        assert_close(dX, ref.dX, dtype, f"dX, {what}")
+        assert_close(layer.gradients["W"], ref.dW, dtype, f"dW, {what}")
+        assert_close(layer.gradients["b"], ref.db, dtype, f"db, {what}")
 
     def test_float64_cases(self):
         for i, case in enumerate(self.CASES):
@@ -165,8 +119,7 @@ class TestConv2DParity(unittest.TestCase):
             with self.subTest(kernel=kernel):
                 layer = make_conv(4, kernel, 1, "same", "linear", X, rng, np.float64)
                 Y = layer.forward(X)
-                out = torch_conv_nhwc(torch.from_numpy(X), torch.from_numpy(layer.parameters["W"]),
-                                      torch.from_numpy(layer.parameters["b"]), 1, "same")
+                out = O.conv2d(X, layer.parameters["W"], layer.parameters["b"], stride=1, pad="same").Y
                 self.assertEqual(Y.shape, (2, 6, 7, 4))
                 assert_close(Y, out, np.float64, f"same, kernel {kernel}")
 
@@ -174,16 +127,7 @@ class TestConv2DParity(unittest.TestCase):
 # ----------------------------------------------------------------------------- Pool2D
 
 
-def torch_pool_nhwc(x, mode, kernel, stride, pad):
-    xc = x.permute(0, 3, 1, 2)
-    if mode == "max":
-        out = TF.max_pool2d(xc, kernel, stride=stride, padding=pad)
-    else:
-        out = TF.avg_pool2d(xc, kernel, stride=stride, padding=pad, count_include_pad=True)
-    return out.permute(0, 2, 3, 1)
-
-
-@unittest.skipIf(torch is None, "torch not installed")
+@requires_torch
 class TestPool2DParity(unittest.TestCase):
     # (batch, rows, cols, channels, kernel, stride, pad)
     GEOMETRIES = [
@@ -206,13 +150,13 @@ class TestPool2DParity(unittest.TestCase):
         dY = rng.standard_normal(Y.shape).astype(dtype)
         dX = layer.backward(dY)
 
-        x = leaf(X)
-        out = torch_pool_nhwc(x, mode, kernel, stride, F.resolve_padding(pad, kernel))
-        out.backward(torch.from_numpy(dY))
+        # torch's own padding argument: -inf for max (see test_max_float64), counted zeros for average
+        ref = O.pool2d(X, dY, mode=mode, kernel=kernel, stride=stride, pad=F.resolve_padding(pad, kernel),
+                       padding="torch")
         what = f"{mode} {geometry} {np.dtype(dtype).name}"
         self.assertEqual(Y.dtype, dtype, what)
-        assert_close(Y, out, dtype, f"forward, {what}")
-        assert_close(dX, x.grad, dtype, f"dX, {what}")
+        assert_close(Y, ref.Y, dtype, f"forward, {what}")
+        assert_close(dX, ref.dX, dtype, f"dX, {what}")
 
     def test_max_float64(self):
         for i, geometry in enumerate(self.GEOMETRIES):
@@ -259,7 +203,7 @@ class TestPool2DParity(unittest.TestCase):
 # ----------------------------------------------------------------------------- FullyConnected
 
 
-@unittest.skipIf(torch is None, "torch not installed")
+@requires_torch
 class TestFullyConnectedParity(unittest.TestCase):
     def check(self, m, n_in, n_out, activation, dtype, seed):
         rng = np.random.default_rng(seed)
@@ -273,19 +217,13 @@ class TestFullyConnectedParity(unittest.TestCase):
         dY = rng.standard_normal(Y.shape).astype(dtype)
         dX = layer.backward(dY)
 
-        x, W, b = leaf(X), leaf(layer.parameters["W"]), leaf(layer.parameters["b"])
-        out = TF.linear(x, W.T, b.reshape(-1))  # torch's weight is (n_out, n_in)
-        if activation == "relu":
-            out = torch.relu(out)
-        elif activation == "softmax":
-            out = torch.softmax(out, dim=-1)
-        out.backward(torch.from_numpy(dY))
+        ref = O.dense(X, layer.parameters["W"], layer.parameters["b"], dY, activation=activation)
         what = f"{(m, n_in, n_out, activation)} {np.dtype(dtype).name}"
         self.assertEqual(Y.dtype, dtype, what)
-        assert_close(Y, out, dtype, f"forward, {what}")
-        assert_close(dX, x.grad, dtype, f"dX, {what}")
-        assert_close(layer.gradients["W"], W.grad, dtype, f"dW, {what}")
-        assert_close(layer.gradients["b"], b.grad, dtype, f"db, {what}")
+        assert_close(Y, ref.Y, dtype, f"forward, {what}")
+        assert_close(dX, ref.dX, dtype, f"dX, {what}")
+        assert_close(layer.gradients["W"], ref.dW, dtype, f"dW, {what}")
+        assert_close(layer.gradients["b"], ref.db, dtype, f"db, {what}")
 
     def test_float64(self):
         cases = [(1, 3, 2, "linear"), (5, 7, 4, "relu"), (16, 10, 3, "linear"), (8, 5, 6, "softmax")]
@@ -300,7 +238,7 @@ class TestFullyConnectedParity(unittest.TestCase):
 # ----------------------------------------------------------------------------- SoftMax
 
 
-@unittest.skipIf(torch is None, "torch not installed")
+@requires_torch
 class TestSoftMaxParity(unittest.TestCase):
     def check(self, Z, dtype):
         rng = np.random.default_rng(Z.size)
@@ -308,12 +246,10 @@ class TestSoftMaxParity(unittest.TestCase):
         S = act.forward(Z)
         dY = rng.standard_normal(Z.shape).astype(dtype)
         dZ = act.backward(Z, dY)
-        z = leaf(Z)
-        s = torch.softmax(z, dim=-1)
-        s.backward(torch.from_numpy(dY))
+        ref = O.softmax(Z, dY)
         self.assertEqual(S.dtype, dtype)
-        assert_close(S, s, dtype, "softmax forward")
-        assert_close(dZ, z.grad, dtype, "softmax backward")
+        assert_close(S, ref.Y, dtype, "softmax forward")
+        assert_close(dZ, ref.dX, dtype, "softmax backward")
 
     def test_float64(self):
         rng = np.random.default_rng(0)
@@ -333,7 +269,7 @@ class TestSoftMaxParity(unittest.TestCase):
 # ----------------------------------------------------------------------------- CrossEntropy
 
 
-@unittest.skipIf(torch is None, "torch not installed")
+@requires_torch
 class TestCrossEntropyParity(unittest.TestCase):
     def data(self, m, k, dtype, seed):
         rng = np.random.default_rng(seed)
@@ -349,19 +285,15 @@ class TestCrossEntropyParity(unittest.TestCase):
         loss = loss_fn.forward(Y, P)
         dP = loss_fn.backward(Y, P)
 
-        p = leaf(P)
-        t_labels = torch.from_numpy(labels)
-        t_loss = TF.nll_loss(torch.log(p), t_labels)
-        t_loss.backward()
+        nll = O.nll_of_probabilities(P, labels)
+        ce = O.cross_entropy(Z, labels)
         what = f"m={m} k={k} {np.dtype(dtype).name}"
-        assert_close(loss, t_loss, dtype, f"loss vs nll_loss(log p), {what}")
-        assert_close(loss, TF.cross_entropy(torch.from_numpy(Z), t_labels), dtype, f"loss vs cross_entropy, {what}")
-        assert_close(dP, p.grad, dtype, f"dL/dp, {what}")
+        assert_close(loss, nll.loss, dtype, f"loss vs nll_loss(log p), {what}")
+        assert_close(loss, ce.loss, dtype, f"loss vs cross_entropy, {what}")
+        assert_close(dP, nll.dP, dtype, f"dL/dp, {what}")
 
         # Chained through the softmax activation: the gradient at the logits.
-        z = leaf(Z)
-        TF.cross_entropy(z, t_labels).backward()
-        assert_close(SoftMax().backward(Z, dP), z.grad, dtype, f"dL/dz chained, {what}")
+        assert_close(SoftMax().backward(Z, dP), ce.dZ, dtype, f"dL/dz chained, {what}")
 
     def test_float64(self):
         for i, (m, k) in enumerate([(1, 2), (5, 3), (16, 10)]):
@@ -374,12 +306,10 @@ class TestCrossEntropyParity(unittest.TestCase):
     def test_fused_gradient_kernel(self):
         Z, labels, Y = self.data(11, 5, np.float64, 3)
         loss, dZ, P = F.softmax_cross_entropy(Z, Y)
-        z = leaf(Z)
-        t_loss = TF.cross_entropy(z, torch.from_numpy(labels))
-        t_loss.backward()
-        assert_close(loss, t_loss, np.float64, "fused loss")
-        assert_close(dZ, z.grad, np.float64, "fused dZ")
-        assert_close(P, torch.softmax(torch.from_numpy(Z), -1), np.float64, "fused probabilities")
+        ref = O.cross_entropy(Z, labels)
+        assert_close(loss, ref.loss, np.float64, "fused loss")
+        assert_close(dZ, ref.dZ, np.float64, "fused dZ")
+        assert_close(P, O.softmax(Z).Y, np.float64, "fused probabilities")
 
     def test_label_smoothing(self):
         for dtype in (np.float64, np.float32):
@@ -389,14 +319,12 @@ class TestCrossEntropyParity(unittest.TestCase):
                 P = F.softmax(Z)
                 loss = loss_fn.forward(Y, P)
                 dZ = SoftMax().backward(Z, loss_fn.backward(Y, P))
-                z = leaf(Z)
-                t_loss = TF.cross_entropy(z, torch.from_numpy(labels), label_smoothing=0.1)
-                t_loss.backward()
-                assert_close(loss, t_loss, dtype, "smoothed loss")
-                assert_close(dZ, z.grad, dtype, "smoothed dL/dz (chained)")
+                ref = O.cross_entropy(Z, labels, label_smoothing=0.1)
+                assert_close(loss, ref.loss, dtype, "smoothed loss")
+                assert_close(dZ, ref.dZ, dtype, "smoothed dL/dz (chained)")
                 fused_loss, fused_dZ, _ = F.softmax_cross_entropy(Z, loss_fn.targets(Y))
-                assert_close(fused_loss, t_loss, dtype, "smoothed fused loss")
-                assert_close(fused_dZ, z.grad, dtype, "smoothed fused dL/dz")
+                assert_close(fused_loss, ref.loss, dtype, "smoothed fused loss")
+                assert_close(fused_dZ, ref.dZ, dtype, "smoothed fused dL/dz")
 
 
 # ----------------------------------------------------------------------------- models
@@ -409,10 +337,10 @@ def to_float64(model):
         layer.clear_gradients()
 
 
-@unittest.skipIf(torch is None, "torch not installed")
+@requires_torch
 class TestMLPParity(unittest.TestCase):
     """The model's fused softmax + cross-entropy path against linear -> relu -> linear ->
-    cross_entropy on logits in torch."""
+    cross_entropy on logits in torch (the model translated by ``torch_oracles.network``)."""
 
     def run_case(self, loss, label_smoothing, dtype=np.float64, fused=True):
         rng = np.random.default_rng(0)
@@ -427,19 +355,14 @@ class TestMLPParity(unittest.TestCase):
         out = model.forward(X)
         value = model.backward(Y, out if fused else out.copy())  # a copy takes the unfused path
 
-        W1, b1 = (leaf(model.layers[0].parameters[key]) for key in ("W", "b"))
-        W2, b2 = (leaf(model.layers[1].parameters[key]) for key in ("W", "b"))
-        h = torch.relu(TF.linear(torch.from_numpy(X), W1.T, b1.reshape(-1)))
-        logits = TF.linear(h, W2.T, b2.reshape(-1))
-        t_loss = TF.cross_entropy(logits, torch.from_numpy(labels), label_smoothing=label_smoothing)
-        t_loss.backward()
+        ref = O.network(model, X, labels=labels, label_smoothing=label_smoothing)
 
         what = f"smoothing={label_smoothing} fused={fused} {np.dtype(dtype).name}"
-        assert_close(out, torch.softmax(logits, -1), dtype, f"output, {what}")
-        assert_close(value, t_loss, dtype, f"loss, {what}")
-        for i, (W, b) in enumerate([(W1, b1), (W2, b2)]):
-            assert_close(model.layers[i].gradients["W"], W.grad, dtype, f"layer {i} dW, {what}")
-            assert_close(model.layers[i].gradients["b"], b.grad, dtype, f"layer {i} db, {what}")
+        assert_close(out, ref.output, dtype, f"output, {what}")
+        assert_close(value, ref.loss, dtype, f"loss, {what}")
+        for i in (0, 1):
+            assert_close(model.layers[i].gradients["W"], ref.gradients[i]["W"], dtype, f"layer {i} dW, {what}")
+            assert_close(model.layers[i].gradients["b"], ref.gradients[i]["b"], dtype, f"layer {i} db, {what}")
 
     def test_fused_cross_entropy(self):
         self.run_case("cross_entropy", 0.0)
@@ -455,11 +378,11 @@ class TestMLPParity(unittest.TestCase):
         self.run_case("cross_entropy", 0.0, dtype=np.float32)
 
 
-@unittest.skipIf(torch is None, "torch not installed")
+@requires_torch
 class TestCNNParity(unittest.TestCase):
     """Conv 3x3 same relu -> max pool 2x2/2 -> conv 3x3 valid relu -> average pool 2x2/2 ->
-    flatten -> fully connected softmax, against the same net in torch. Torch activations are
-    permuted to NHWC before flattening so the fully connected weights line up."""
+    flatten -> fully connected softmax, against the same net in torch (``torch_oracles.network``:
+    NCHW, the fully connected weights' inputs reordered to torch's flattening order)."""
 
     def build(self):
         return [
@@ -470,15 +393,6 @@ class TestCNNParity(unittest.TestCase):
             Flatten(),
             FullyConnected(5, activation="softmax"),
         ]
-
-    def torch_forward(self, x, params):
-        (W1, b1), (W2, b2), (W3, b3) = params
-        a = torch.relu(torch_conv_nhwc(x, W1, b1, 1, (1, 1))).permute(0, 3, 1, 2)
-        a = TF.max_pool2d(a, 2, stride=2)
-        a = torch.relu(TF.conv2d(a, W2.permute(3, 2, 0, 1), b2.reshape(-1)))
-        a = TF.avg_pool2d(a, 2, stride=2)
-        a = a.permute(0, 2, 3, 1).reshape(a.shape[0], -1)  # NHWC order, as Flatten sees it
-        return TF.linear(a, W3.T, b3.reshape(-1))
 
     def data(self, dtype):
         rng = np.random.default_rng(42)
@@ -495,18 +409,15 @@ class TestCNNParity(unittest.TestCase):
         out = model.forward(X)
         loss = model.backward(Y, out)
 
-        params = [tuple(leaf(model.layers[i].parameters[key]) for key in ("W", "b")) for i in (0, 2, 5)]
-        logits = self.torch_forward(torch.from_numpy(X), params)
-        t_loss = TF.cross_entropy(logits, torch.from_numpy(labels))
-        t_loss.backward()
+        ref = O.network(model, X, labels=labels)
 
         name = np.dtype(dtype).name
         self.assertEqual(out.shape, (3, 5))
-        assert_close(out, torch.softmax(logits, -1), dtype, f"output {name}")
-        assert_close(loss, t_loss, dtype, f"loss {name}")
-        for i, (W, b) in zip((0, 2, 5), params):
-            assert_close(model.layers[i].gradients["W"], W.grad, dtype, f"layer {i} dW {name}")
-            assert_close(model.layers[i].gradients["b"], b.grad, dtype, f"layer {i} db {name}")
+        assert_close(out, ref.output, dtype, f"output {name}")
+        assert_close(loss, ref.loss, dtype, f"loss {name}")
+        for i in (0, 2, 5):
+            assert_close(model.layers[i].gradients["W"], ref.gradients[i]["W"], dtype, f"layer {i} dW {name}")
+            assert_close(model.layers[i].gradients["b"], ref.gradients[i]["b"], dtype, f"layer {i} db {name}")
 
     def test_model_float64(self):
         self.check_model(np.float64)
@@ -534,15 +445,12 @@ class TestCNNParity(unittest.TestCase):
         for layer in reversed(layers):
             dA = layer.backward(dA)
 
-        x = leaf(X)
-        params = [tuple(leaf(layers[i].parameters[key]) for key in ("W", "b")) for i in (0, 2, 5)]
-        probs = torch.softmax(self.torch_forward(x, params), -1)
-        probs.backward(torch.from_numpy(dY))
-        assert_close(A, probs, np.float64, "output")
-        assert_close(dA, x.grad, np.float64, "dL/dX")
-        for i, (W, b) in zip((0, 2, 5), params):
-            assert_close(layers[i].gradients["W"], W.grad, np.float64, f"layer {i} dW")
-            assert_close(layers[i].gradients["b"], b.grad, np.float64, f"layer {i} db")
+        ref = O.network(layers, X, dY=dY)
+        assert_close(A, ref.output, np.float64, "output")
+        assert_close(dA, ref.dX, np.float64, "dL/dX")
+        for i in (0, 2, 5):
+            assert_close(layers[i].gradients["W"], ref.gradients[i]["W"], np.float64, f"layer {i} dW")
+            assert_close(layers[i].gradients["b"], ref.gradients[i]["b"], np.float64, f"layer {i} db")
 
 
 if __name__ == "__main__":

@@ -158,6 +158,21 @@ class TestInitializers(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"no gain known for activation 'swish'"):
             initialize_weights("xavier_uniform", activation="swish")
 
+    def test_initializers_with_a_gain_argument_are_scaled_by_the_activation(self):
+        scaled = [name for name in INITIALIZERS if "gain" in INITIALIZERS.arguments(name)]
+        self.assertEqual(scaled, ["xavier_uniform", "xavier_normal"])
+        rng = np.random.default_rng
+        for name in INITIALIZERS:
+            with self.subTest(name=name):
+                linear = initialize_weights(name)((20, 30), rng=rng(0), dtype=np.float64)
+                tanh = initialize_weights(name, activation="tanh")((20, 30), rng=rng(0), dtype=np.float64)
+                np.testing.assert_allclose(tanh, linear * (5.0 / 3.0 if name in scaled else 1.0),
+                                           rtol=1e-12, atol=1e-15)
+                self.assertEqual(initialize_weights(name, activation="tanh").__name__, name)
+        # the others ignore the activation, even one without a known gain
+        self.assertEqual(initialize_weights("he_normal", activation="swish")((2, 2), rng=rng(0)).shape, (2, 2))
+        self.assertEqual(list(INITIALIZERS)[:2], ["xavier_uniform", "xavier_normal"])
+
 
 if __name__ == "__main__":
     unittest.main()

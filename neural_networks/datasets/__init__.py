@@ -7,7 +7,10 @@ one-hot float32 Y)``; integer labels are ``loader.labels``, class names ``datase
 Data sets: ``"iris"`` (shipped), ``"fashion_mnist"`` and ``"mnist"`` (four IDX files each, read by
 :mod:`.idx`), ``"cifar10"`` and ``"image_folder"`` (needs ``path``). Where files come from:
 :mod:`.sources`; the decoded-image cache: :mod:`.cache`; augmentation: :mod:`.augment`; presence
-and checksums: :func:`list_datasets`, :func:`verify_dataset`.
+and checksums: :func:`list_datasets`, :func:`verify_dataset`, which ask each data set's
+:class:`~.spec.DatasetSpec` (:mod:`.spec`). The data sets are registered in
+:data:`DATASETS` (built in :mod:`.catalog`): adding one is its module and one ``DATASETS.add``
+line there.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from .augment import Augmenter, make_augmenter, random_crop, random_flip
 from .base import (DEFAULT_SPLIT_SEED, DataLoader, Dataset, ImageTransform, Standardizer, channel_stats,
                    make_image_dataset, one_hot, split_validation, stratified_split)
+from .catalog import DATASETS, VERIFIABLE, FileCheck, dataset_path, format_dataset_row, list_datasets, verify_dataset
 from .cifar10 import load_cifar10, load_cifar10_arrays
 from .fashion_mnist import load_fashion_mnist, load_fashion_mnist_arrays, read_idx
 from .image_folder import load_image_folder, load_image_folder_arrays, load_images
@@ -31,26 +35,10 @@ __all__ = ["DataLoader", "Dataset", "Standardizer", "ImageTransform", "one_hot",
            "list_datasets", "format_dataset_row", "dataset_path", "verify_dataset", "VERIFIABLE", "FileCheck",
            "DATASETS", "initialize_dataset"]
 
-DATASETS = {"iris": load_iris, "fashion_mnist": load_fashion_mnist, "mnist": load_mnist, "cifar10": load_cifar10,
-            "image_folder": load_image_folder}
-_ALIASES = {"fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist", "cifar_10": "cifar10",
-            "imagefolder": "image_folder"}
-
-
-def _canonical_name(name: str) -> str:
-    key = str(name).lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
-    return key
-
 
 def initialize_dataset(name: str, batch_size: int = 25, **kwargs) -> Dataset:
     """Load data set ``name`` (one of ``DATASETS``; ``-``/``_`` and case do not matter) with
     mini-batches of ``batch_size``; ``kwargs`` go to its loader (e.g. ``path=``, ``augment=True``,
-    ``validation_size=``, ``seed=``)."""
-    return DATASETS[_canonical_name(name)](batch_size=batch_size, **kwargs)
-
-
-from .catalog import (VERIFIABLE, FileCheck, dataset_path, format_dataset_row, list_datasets,  # noqa: E402
-                      verify_dataset)
+    ``validation_size=``, ``seed=``); ``ValueError`` names an unknown data set or argument and the
+    valid ones."""
+    return DATASETS.create(name, batch_size=batch_size, **kwargs)

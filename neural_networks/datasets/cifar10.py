@@ -28,11 +28,12 @@ from ..progress import progress_bar as tqdm
 from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
 from .cache import cached
 from .image_folder import _open_decompressed, archive_kind, load_image_folder_arrays
-from .sources import DataFormatError, DataNotFoundError, RemoteFile, find_file, locate_file
+from .sources import DataFormatError, DataNotFoundError, RemoteFile, dataset_dir, file_digests, find_file, locate_file
+from .spec import DatasetSpec, FileCheck
 
 __all__ = ["CLASS_NAMES", "CANONICAL", "JPEG_ARCHIVE_SHA256", "DEFAULT_VALIDATION_SIZE", "TRAIN_BATCHES",
            "TEST_BATCH", "unpickle", "read_cifar_batch", "cifar10_format", "cifar10_source",
-           "load_cifar10_arrays", "load_cifar10"]
+           "load_cifar10_arrays", "load_cifar10", "CIFAR10Spec", "SPEC"]
 
 NAME = "cifar10"
 TITLE = "CIFAR-10"
@@ -235,3 +236,51 @@ def load_cifar10(batch_size: int = 128, path=None, validation_size=DEFAULT_VALID
                                  flatten=flatten)
     dataset.source = source
     return dataset
+
+
+class CIFAR10Spec(DatasetSpec):
+    """CIFAR-10's :class:`~.spec.DatasetSpec`: read from :func:`cifar10_source`; the canonical
+    tarball verifies by md5, the JPEG archive by sha256 (the module's ``CANONICAL`` and
+    ``JPEG_ARCHIVE_SHA256``, read at each call)."""
+
+    description = "CIFAR-10: 60,000 32x32 RGB images, 10 classes (cifar-10-python.tar.gz or an image folder)"
+    verifiable = True
+    load = staticmethod(load_cifar10)
+
+    def source(self, path=None) -> Path:
+        return cifar10_source(path, download=False)
+
+    def availability(self, path=None) -> dict:
+        if path is not None:
+            found = (Path(path).expanduser(), "explicit path") if Path(path).expanduser().exists() else None
+        else:
+            found = find_file(NAME, CANDIDATES)
+        row = {"found": found is not None, "path": str(found[0]) if found else None,
+               "where": found[1] if found else None}
+        if found is None:
+            row["message"] = (f"not in {dataset_dir(NAME)}; will download {CANONICAL.url} on first use, "
+                              "or pass path= (e.g. an image-folder archive)")
+        return row
+
+    def verify(self, path=None) -> list[FileCheck]:
+        """One check: the canonical tarball by md5 or the JPEG archive by sha256 (told by content,
+        then by name); a folder, or another file, is ``"unknown"``."""
+        try:
+            source = self.source(path)
+        except DataNotFoundError as err:
+            return [FileCheck(CANONICAL.name, None, "missing", message=str(err))]
+        if source.is_dir():
+            return [FileCheck(source.name, str(source), "unknown", message="a folder has no published checksum")]
+        digests = file_digests(source, ("md5", "sha256"))
+        published = (("md5", CANONICAL.name, CANONICAL.md5), ("sha256", JPEG_ARCHIVE, JPEG_ARCHIVE_SHA256))
+        for algorithm, _, expected in published:
+            if digests[algorithm] == expected:
+                return [FileCheck(source.name, str(source), "ok", algorithm, expected, digests[algorithm])]
+        for algorithm, file_name, expected in published:
+            if source.name == file_name:
+                return [FileCheck(source.name, str(source), "mismatch", algorithm, expected, digests[algorithm])]
+        return [FileCheck(source.name, str(source), "unknown", "sha256", None, digests["sha256"],
+                          message="not a file with a published checksum")]
+
+
+SPEC = CIFAR10Spec()

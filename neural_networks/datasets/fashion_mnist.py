@@ -41,7 +41,8 @@ FILES = {
                               "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 }
 
-SPEC = IDXDataset(NAME, TITLE, tuple(CLASS_NAMES), FILES)
+SPEC = IDXDataset(NAME, TITLE, tuple(CLASS_NAMES), FILES,
+                  description="Fashion-MNIST: 70,000 28x28 grayscale images, 10 classes (4 IDX files)")
 
 
 def fashion_mnist_files(path=None, download: bool = True, progress: bool = True) -> dict:

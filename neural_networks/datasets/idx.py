@@ -2,7 +2,8 @@
 (Fashion-MNIST): training images and labels, test images and labels, each gzip-compressed or not.
 
 An :class:`IDXDataset` describes one such set (name, class names, the four files by role with
-their published URLs and checksums); its methods find or download the files (see
+their published URLs and checksums); it is the set's :class:`~.spec.DatasetSpec`. Its methods find
+or download the files (see
 :mod:`~neural_networks.datasets.sources`), read and check them, cache the decoded arrays as
 ``.npy`` (:mod:`~neural_networks.datasets.cache`) and build the :class:`Dataset`. The 60,000
 training images are split into training and validation (``DEFAULT_VALIDATION_SIZE`` held out,
@@ -21,10 +22,11 @@ import numpy as np
 
 from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
 from .cache import cached
-from .sources import DataFormatError, RemoteFile, find_file, locate_file
+from .sources import SYSTEM_PACKAGES, DataFormatError, RemoteFile, dataset_dir, find_file, is_gzip, locate_file
+from .spec import DatasetSpec, FileCheck, check_file
 
 __all__ = ["IMAGE_MAGIC", "LABEL_MAGIC", "ROLES", "DEFAULT_VALIDATION_SIZE", "read_idx", "candidates",
-           "read_pair", "IDXDataset"]
+           "read_pair", "check_idx_file", "IDXDataset"]
 
 IMAGE_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABEL_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -108,21 +110,42 @@ def read_pair(images_path, labels_path, n_classes: int) -> tuple[np.ndarray, np.
     return images[..., None], labels.astype(np.int64)
 
 
+def check_idx_file(role: str, path: Path | None, remote: RemoteFile) -> FileCheck:
+    """By the sha256 of the decompressed content where it is published (Fashion-MNIST), else by
+    the md5 of the published ``.gz`` when the file is gzip (MNIST); a decompressed file whose
+    content has no published checksum is ``"unknown"``."""
+    if path is None or remote.sha256 is not None:
+        return check_file(role, path, "sha256", remote.sha256, decompress=True)
+    try:
+        compressed = is_gzip(path)
+    except OSError as err:
+        return FileCheck(role, str(path), "corrupt", message=str(err))
+    if not compressed:
+        return FileCheck(role, str(path), "unknown",
+                         message="no published checksum of the decompressed file (only of the original .gz)")
+    check = check_file(role, path, "md5", remote.md5)
+    if check.status == "mismatch":
+        check.message = f"not the published {remote.name} (a re-compressed copy differs even with the same content)"
+    return check
+
+
 @dataclass(frozen=True, eq=False)
-class IDXDataset:
+class IDXDataset(DatasetSpec):
     """One data set of four IDX files.
 
     ``name``: its key (``initialize_dataset`` name, data-folder subfolder, cache tag); ``title``:
     for messages; ``files``: :class:`RemoteFile` by role (:data:`ROLES`), the same dict object the
     describing module exports, so patching it there patches it here; ``augmentations``: what
     ``augment=True`` switches on (``None``: every augmentation; MNIST leaves out the flip, which
-    turns digits into other shapes)."""
+    turns digits into other shapes); ``description``: the line of ``data list``."""
 
     name: str
     title: str
     class_names: tuple[str, ...]
     files: dict
     augmentations: tuple[str, ...] | None = None
+    description: str = ""
+    verifiable = True  # every file has a published checksum
 
     def find(self, path=None) -> dict[str, tuple[Path, str] | None]:
         """Each role's file and where it was found, or ``None`` (no download)."""
@@ -134,6 +157,28 @@ class IDXDataset:
         return {role: locate_file(self.name, candidates(self.files[role]), path=path, remote=self.files[role],
                                   download_missing=download, progress=progress, title=self.title)
                 for role in ROLES}
+
+    def source(self, path=None) -> Path:
+        """The folder of the four files (found, not downloaded)."""
+        return self.locate(path, download=False, progress=False)["train_images"].parent
+
+    def availability(self, path=None) -> dict:
+        """Found when all four files are (see :meth:`DatasetSpec.availability`)."""
+        files = self.find(path)
+        present = [f for f in files.values() if f is not None]
+        row = {"found": len(present) == len(files), "path": str(present[0][0].parent) if present else None,
+               "where": present[0][1] if present else None}
+        if not row["found"]:
+            missing = [self.files[r].name for r, f in files.items() if f is None]
+            package = SYSTEM_PACKAGES.get(self.name)
+            row["message"] = (f"missing {', '.join(missing)}; will download to {dataset_dir(self.name)} on first use"
+                              + (f" (or apt-get install {package[0]})" if package else ""))
+        return row
+
+    def verify(self, path=None) -> list[FileCheck]:
+        """Each of the four files by :func:`check_idx_file`."""
+        return [check_idx_file(role, found[0] if found else None, self.files[role])
+                for role, found in self.find(path).items()]
 
     def read(self, files: dict) -> dict:
         """Parse and check the four files (by role) -> ``{"train": (X, y), "test": (X, y)}``

@@ -33,10 +33,12 @@ from ..progress import progress_bar as tqdm
 
 from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
 from .cache import cached
-from .sources import DataFormatError, DataNotFoundError
+from .sources import DataFormatError, DataNotFoundError, data_home
+from .spec import DatasetSpec, FileCheck
 
 __all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "COLOR_MODES", "archive_kind", "tar_index", "iter_files", "decode_image",
-           "read_image_folder", "load_image_folder_arrays", "load_image_folder", "load_images"]
+           "read_image_folder", "load_image_folder_arrays", "load_image_folder", "load_images", "ImageFolderSpec",
+           "SPEC"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 #: Folder names accepted for each split.
@@ -442,3 +444,31 @@ def load_images(path, like=None, color_mode: str | None = None, progress: bool =
     if like is not None:
         images = images.reshape((images.shape[0],) + tuple(like.train.X.shape[1:]))
     return (images, [rel for rel, _ in items]) if return_names else images
+
+
+class ImageFolderSpec(DatasetSpec):
+    """The ``image_folder`` data set's :class:`~.spec.DatasetSpec`: it has no default location
+    (every call needs ``path``) and no published checksum."""
+
+    description = "any <split>/<class>/<image> tree or .tar/.tar.gz/.zip of one (needs path)"
+    load = staticmethod(load_image_folder)
+
+    def source(self, path=None) -> Path:
+        if path is None:
+            raise DataNotFoundError("the image_folder data set has no default location; pass its path")
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise DataNotFoundError(f"{path}: no such file or folder")
+        return path
+
+    def availability(self, path=None) -> dict:
+        return {"found": path is not None, "path": str(path) if path is not None else None,
+                "where": "explicit path" if path else None,
+                "message": "" if path else f"needs a path (data folder: {data_home()})"}
+
+    def verify(self, path=None) -> list[FileCheck]:
+        path = self.source(path)
+        return [FileCheck(path.name, str(path), "unknown", message="image folders have no published checksum")]
+
+
+SPEC = ImageFolderSpec()

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 from .base import DataLoader, Dataset, Standardizer, stratified_split
+from .spec import DatasetSpec, FileCheck
 
-__all__ = ["load_iris_arrays", "load_iris", "IRIS_SPLIT_SEED"]
+__all__ = ["load_iris_arrays", "load_iris", "IRIS_SPLIT_SEED", "IrisSpec", "SPEC"]
 
 IRIS_SPLIT_SEED = 189  # fixes the train/validation/test split (90/30/30, stratified)
 
@@ -40,3 +42,22 @@ def load_iris(batch_size: int = 25, seed: int = 0) -> Dataset:
                           seed=seed)
 
     return Dataset("iris", loader(train_idx, True), loader(val_idx, False), loader(test_idx, False), class_names)
+
+
+class IrisSpec(DatasetSpec):
+    """Iris's :class:`~.spec.DatasetSpec`: always the shipped CSV (``path`` is ignored)."""
+
+    description = "Iris (Fisher, 1936): 150 flowers, 4 features, 3 classes; shipped with the package"
+    load = staticmethod(load_iris)
+
+    def source(self, path=None) -> Path:
+        return Path(__file__).parent / "data" / "iris.csv"
+
+    def availability(self, path=None) -> dict:
+        return {"found": True, "path": str(self.source()), "where": "shipped"}
+
+    def verify(self, path=None) -> list[FileCheck]:
+        return [FileCheck("iris.csv", str(self.source()), "unknown", message="shipped with the package")]
+
+
+SPEC = IrisSpec()

@@ -42,7 +42,8 @@ FILES = {
 }
 
 # A horizontal flip turns digits into other shapes, so augment=True means random crops only.
-SPEC = IDXDataset(NAME, TITLE, tuple(CLASS_NAMES), FILES, augmentations=("crop",))
+SPEC = IDXDataset(NAME, TITLE, tuple(CLASS_NAMES), FILES, augmentations=("crop",),
+                  description="MNIST: 70,000 28x28 grayscale handwritten digits, 10 classes (4 IDX files)")
 
 
 def load_mnist_arrays(path=None, download: bool = True, progress: bool = True, cache: bool = True):
