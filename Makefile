@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test venv install install-test gradcheck bench clean
+.PHONY: demo test lint venv install install-test gradcheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ install-test: $(BIN)/python
 demo: install
 	$(BIN)/python -m neural_networks.examples.iris
 
-test: install-test
+test: install-test lint
 	$(BIN)/python -m pytest -q tests
+
+# ruff's lint rules and formatting check, configured in pyproject.toml.
+lint: install-test
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
 
 gradcheck: install
 	$(BIN)/python -m neural_networks.gradcheck

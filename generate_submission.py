@@ -46,19 +46,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="generate_submission.py",
         description="Extract the code of your implementations into a markdown or LaTeX document, "
-                    "with separate sections for activation functions, layers, losses and the model.",
+        "with separate sections for activation functions, layers, losses and the model.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-f", "--format", choices=("markdown", "latex"), default="markdown",
-                        help="output format (default: markdown)")
-    parser.add_argument("--heading_level", "--heading-level", type=int, choices=(1, 2, 3), default=1,
-                        dest="heading_level",
-                        help="make each part a section (1), subsection (2) or subsubsection (3); "
-                             "each function is one level below (default: 1)")
+    parser.add_argument(
+        "-f", "--format", choices=("markdown", "latex"), default="markdown", help="output format (default: markdown)"
+    )
+    parser.add_argument(
+        "--heading_level",
+        "--heading-level",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        dest="heading_level",
+        help="make each part a section (1), subsection (2) or subsubsection (3); "
+        "each function is one level below (default: 1)",
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="file to write (default: print to standard output)")
-    parser.add_argument("--list", action="store_true",
-                        help="print the names in student_implementations with the part each goes to, and exit")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the names in student_implementations with the part each goes to, and exit",
+    )
     return parser
 
 

@@ -26,17 +26,34 @@ parser.add_argument("--save-dir", default="experiments/", help="parent folder of
 args = parser.parse_args()
 
 # Step 1: the layers, each an attribute dictionary of initialize_layer's arguments.
-fc1 = AttrDict({"name": "fully_connected", "activation": "relu", "weight_init": "xavier_uniform",
-                "n_out": args.hidden})
-fc_out = AttrDict({"name": "fully_connected", "activation": "softmax", "weight_init": "xavier_uniform",
-                   "n_out": None})  # None: the number of classes comes from the data set
+fc1 = AttrDict({"name": "fully_connected", "activation": "relu", "weight_init": "xavier_uniform", "n_out": args.hidden})
+fc_out = AttrDict(
+    {"name": "fully_connected", "activation": "softmax", "weight_init": "xavier_uniform", "n_out": None}
+)  # None: the number of classes comes from the data set
 layer_args = [fc1, fc_out]
 
 # Step 2: optimizer, model, data and logger arguments.
-optimizer_args = AttrDict({"name": "SGD", "lr": args.lr, "lr_scheduler": "constant", "lr_decay": 0.99,
-                           "stage_length": 1000, "staircase": True, "clip_norm": 1.0, "momentum": 0.9})
-model_args = AttrDict({"name": "feed_forward", "loss": "cross_entropy", "layer_args": layer_args,
-                       "optimizer_args": optimizer_args, "seed": 0})
+optimizer_args = AttrDict(
+    {
+        "name": "SGD",
+        "lr": args.lr,
+        "lr_scheduler": "constant",
+        "lr_decay": 0.99,
+        "stage_length": 1000,
+        "staircase": True,
+        "clip_norm": 1.0,
+        "momentum": 0.9,
+    }
+)
+model_args = AttrDict(
+    {
+        "name": "feed_forward",
+        "loss": "cross_entropy",
+        "layer_args": layer_args,
+        "optimizer_args": optimizer_args,
+        "seed": 0,
+    }
+)
 data_args = AttrDict({"name": "iris", "batch_size": 25})
 log_args = AttrDict({"save": True, "plot": True, "save_dir": args.save_dir})
 
@@ -45,16 +62,31 @@ np.random.seed(model_args.seed)
 
 # Step 4: a model name that says what was run, then logger, model and data set.
 model_name = f"ffnn_iris_lr{optimizer_args.lr}_h{fc1.n_out}"
-logger = Logger(model_name=model_name, model_args=model_args, data_args=data_args, save=log_args.save,
-                plot=log_args.plot, save_dir=log_args.save_dir)
-model = initialize_model(name=model_args.name, loss=model_args.loss, layer_args=model_args.layer_args,
-                         optimizer_args=model_args.optimizer_args, logger=logger)
+logger = Logger(
+    model_name=model_name,
+    model_args=model_args,
+    data_args=data_args,
+    save=log_args.save,
+    plot=log_args.plot,
+    save_dir=log_args.save_dir,
+)
+model = initialize_model(
+    name=model_args.name,
+    loss=model_args.loss,
+    layer_args=model_args.layer_args,
+    optimizer_args=model_args.optimizer_args,
+    logger=logger,
+)
 dataset = initialize_dataset(name=data_args.name, batch_size=data_args.batch_size)
 
 # Step 5: train and test.
-print(f"Training {model_name}: {model_args.name} network on {data_args.name} with {optimizer_args.name} "
-      f"for {args.epochs} epochs")
+print(
+    f"Training {model_name}: {model_args.name} network on {data_args.name} with {optimizer_args.name} "
+    f"for {args.epochs} epochs"
+)
 model.train(dataset, epochs=args.epochs)
 results = model.test(dataset)
-print(f"test accuracy {results['accuracy']:.4f}  test error {results['error']:.4f}  test loss {results['loss']:.4f}"
-      f"  -> {logger.save_dir}")
+print(
+    f"test accuracy {results['accuracy']:.4f}  test error {results['error']:.4f}  test loss {results['loss']:.4f}"
+    f"  -> {logger.save_dir}"
+)

@@ -36,8 +36,7 @@ try:
 except ImportError:  # optional: without it numpy's BLAS thread count is a guess
     threadpoolctl = None
 
-OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                 "MKL_NUM_THREADS")
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 _LIMITER = None  # keeps a threadpool_limits context alive for the whole run
 
@@ -87,8 +86,14 @@ def setup_threads(requested: int | None):
 def header(title: str, k: int, how: str, torch) -> dict:
     """Print the environment the numbers were measured in; return it as a dict for JSON."""
     pools = numpy_blas_pools()
-    blas = ", ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, "
-                     f"{p.get('threading_layer')}, {p.get('num_threads')} threads)" for p in pools) or "unknown"
+    blas = (
+        ", ".join(
+            f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, "
+            f"{p.get('threading_layer')}, {p.get('num_threads')} threads)"
+            for p in pools
+        )
+        or "unknown"
+    )
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -118,11 +123,17 @@ def header(title: str, k: int, how: str, torch) -> dict:
     print(f"date {info['date']}  python {info['python']}  numpy {info['numpy']}  torch {info['torch']}")
     print(f"cpu {cpu} ({info['cpu_count']} logical cores)")
     print(f"threads k={k} (from {how}); torch.get_num_threads()={info['torch_threads']}; numpy BLAS: {blas}")
-    print("env " + "  ".join(f"{name}={value if value is not None else '(unset)'}" for name, value in info["env"].items()))
-    print(f"load average at start {info['loadavg_start']} (1/5/15 min; other processes on these cores skew "
-          "both sides, the ratio less than the times)")
-    print("float32 throughout; torch tensors in its default NCHW contiguous layout (not channels_last), "
-          f"oneDNN (mkldnn) available: {info['torch_mkldnn']}")
+    print(
+        "env " + "  ".join(f"{name}={value if value is not None else '(unset)'}" for name, value in info["env"].items())
+    )
+    print(
+        f"load average at start {info['loadavg_start']} (1/5/15 min; other processes on these cores skew "
+        "both sides, the ratio less than the times)"
+    )
+    print(
+        "float32 throughout; torch tensors in its default NCHW contiguous layout (not channels_last), "
+        f"oneDNN (mkldnn) available: {info['torch_mkldnn']}"
+    )
     return info
 
 
@@ -137,8 +148,9 @@ def load_average():
 SETTLE_S = 0.25
 
 
-def time_interleaved(ours, theirs, repeats: int, warmup: int = 2, min_sample_s: float = 0.02,
-                     settle_s: float | None = None) -> dict:
+def time_interleaved(
+    ours, theirs, repeats: int, warmup: int = 2, min_sample_s: float = 0.02, settle_s: float | None = None
+) -> dict:
     """Median seconds per call of ``ours()`` and ``theirs()``, measured in alternation.
 
     After ``warmup`` calls of each, each of ``repeats`` rounds times one sample of each function

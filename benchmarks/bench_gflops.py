@@ -76,12 +76,18 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10, help="interleaved repetitions per conv layer (default 10)")
     parser.add_argument("--runs", type=int, default=5, help="runs per GEMM, the best is kept (default 5)")
     parser.add_argument("--size", type=int, default=2048, help="n of the square peak matmul (default 2048)")
-    parser.add_argument("--threads", type=int, default=None, help="threads for numpy's BLAS and torch (default: numpy's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for numpy's BLAS and torch (default: numpy's)"
+    )
     parser.add_argument("--only", default=None, help="comma-separated layer names or prefixes (e.g. target,cnn)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
-    parser.add_argument("--settle", type=float, default=C.SETTLE_S,
-                        help=f"seconds of sleep before each timed repetition, so that neither library's idle "
-                             f"threads still spin when the other starts (default {C.SETTLE_S})")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=C.SETTLE_S,
+        help=f"seconds of sleep before each timed repetition, so that neither library's idle "
+        f"threads still spin when the other starts (default {C.SETTLE_S})",
+    )
     args = parser.parse_args(argv)
     only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
     layers = [spec for spec in LAYERS if only is None or any(spec[0] == t or spec[0].startswith(t) for t in only)]
@@ -107,25 +113,51 @@ def main(argv=None) -> int:
         times = time_conv_gemms(nb, h, w, cin, cout, args.runs, rng)
         bound[key] = sum(times.values())
         for what, (m, kk, nn) in conv_gemms(nb, h, w, cin, cout).items():
-            gemm_results.append({"layer": name, "gemm": what, "m": m, "k": kk, "n": nn, "ms": times[what] * 1e3,
-                                 "gflops": 2 * m * kk * nn / times[what] / 1e9})
+            gemm_results.append(
+                {
+                    "layer": name,
+                    "gemm": what,
+                    "m": m,
+                    "k": kk,
+                    "n": nn,
+                    "ms": times[what] * 1e3,
+                    "gflops": 2 * m * kk * nn / times[what] / 1e9,
+                }
+            )
     # The peak: the fastest matmul measured, square or conv-shaped.
     peak = max([square] + [g["gflops"] for g in gemm_results])
-    peak_from = f"({n}x{n}) @ ({n}x{n})" if peak == square else next(
-        f"{g['layer']} {g['gemm']}" for g in gemm_results if g["gflops"] == peak)
+    peak_from = (
+        f"({n}x{n}) @ ({n}x{n})"
+        if peak == square
+        else next(f"{g['layer']} {g['gemm']}" for g in gemm_results if g["gflops"] == peak)
+    )
     print()
     print(f"numpy float32 ({n}x{n}) @ ({n}x{n}), best of {args.runs}: {square_s * 1e3:.1f} ms = {square:.1f} GFLOP/s")
     print(f"matmul peak (fastest of that and the conv GEMMs below): {peak:.1f} GFLOP/s, from {peak_from}")
     print()
     print(f"GEMMs of the conv layers (library layouts; best of {args.runs}):")
-    C.print_table(["layer", "product", "(m x k) @ (k x n)", "ms", "GFLOP/s", "of peak"],
-                  [[g["layer"], g["gemm"], f"({g['m']}x{g['k']}) @ ({g['k']}x{g['n']})", f"{g['ms']:.2f}",
-                    f"{g['gflops']:.1f}", f"{g['gflops'] / peak * 100:.0f}%"] for g in gemm_results])
+    C.print_table(
+        ["layer", "product", "(m x k) @ (k x n)", "ms", "GFLOP/s", "of peak"],
+        [
+            [
+                g["layer"],
+                g["gemm"],
+                f"({g['m']}x{g['k']}) @ ({g['k']}x{g['n']})",
+                f"{g['ms']:.2f}",
+                f"{g['gflops']:.1f}",
+                f"{g['gflops'] / peak * 100:.0f}%",
+            ]
+            for g in gemm_results
+        ],
+    )
     print()
 
     rows, results = [], []
-    print(f"conv layers, forward+backward (median of {args.repeats} interleaved repetitions, each after a "
-          f"{args.settle} s pause):", flush=True)
+    print(
+        f"conv layers, forward+backward (median of {args.repeats} interleaved repetitions, each after a "
+        f"{args.settle} s pause):",
+        flush=True,
+    )
     for name, net, nb, h, w, cin, cout, act in layers:
         ours, theirs, check = bench_layers.conv_case(torch, nb, h, w, cin, cout, activation=act)
         err = check()
@@ -134,31 +166,90 @@ def main(argv=None) -> int:
         g_ours = flops / timing["ours_s"] / 1e9
         g_torch = flops / timing["torch_s"] / 1e9
         gemm_ms = bound[(nb, h, w, cin, cout)]
-        rows.append([name, f"b{nb} {h}x{w}x{cin} -> {cout} {act}", f"{flops / 1e9:.2f}", f"{gemm_ms * 1e3:.2f}",
-                     C.fmt_ms(timing["ours_s"]), f"{g_ours:.1f}", f"{g_ours / peak * 100:.0f}%",
-                     f"{timing['ours_s'] / gemm_ms:.2f}", C.fmt_ms(timing["torch_s"]), f"{g_torch:.1f}",
-                     f"{g_torch / peak * 100:.0f}%", f"{timing['ours_s'] / timing['torch_s']:.2f}"])
-        results.append({"layer": name, "network": net, "batch": nb, "in": [h, w, cin], "out_channels": cout,
-                        "activation": act, "gflop": flops / 1e9, "gemm_bound_ms": gemm_ms * 1e3,
-                        "ours_ms": timing["ours_s"] * 1e3, "torch_ms": timing["torch_s"] * 1e3,
-                        "ours_gflops": g_ours, "torch_gflops": g_torch, "ours_of_peak": g_ours / peak,
-                        "torch_of_peak": g_torch / peak, "check_rel_err": err,
-                        "ours_min_ms": timing["ours_min_s"] * 1e3, "torch_min_ms": timing["torch_min_s"] * 1e3})
-        print(f"  {name:<11} ours {C.fmt_ms(timing['ours_s']):>8} ms {g_ours:6.1f} GFLOP/s   "
-              f"torch {C.fmt_ms(timing['torch_s']):>8} ms {g_torch:6.1f} GFLOP/s", flush=True)
+        rows.append(
+            [
+                name,
+                f"b{nb} {h}x{w}x{cin} -> {cout} {act}",
+                f"{flops / 1e9:.2f}",
+                f"{gemm_ms * 1e3:.2f}",
+                C.fmt_ms(timing["ours_s"]),
+                f"{g_ours:.1f}",
+                f"{g_ours / peak * 100:.0f}%",
+                f"{timing['ours_s'] / gemm_ms:.2f}",
+                C.fmt_ms(timing["torch_s"]),
+                f"{g_torch:.1f}",
+                f"{g_torch / peak * 100:.0f}%",
+                f"{timing['ours_s'] / timing['torch_s']:.2f}",
+            ]
+        )
+        results.append(
+            {
+                "layer": name,
+                "network": net,
+                "batch": nb,
+                "in": [h, w, cin],
+                "out_channels": cout,
+                "activation": act,
+                "gflop": flops / 1e9,
+                "gemm_bound_ms": gemm_ms * 1e3,
+                "ours_ms": timing["ours_s"] * 1e3,
+                "torch_ms": timing["torch_s"] * 1e3,
+                "ours_gflops": g_ours,
+                "torch_gflops": g_torch,
+                "ours_of_peak": g_ours / peak,
+                "torch_of_peak": g_torch / peak,
+                "check_rel_err": err,
+                "ours_min_ms": timing["ours_min_s"] * 1e3,
+                "torch_min_ms": timing["torch_min_s"] * 1e3,
+            }
+        )
+        print(
+            f"  {name:<11} ours {C.fmt_ms(timing['ours_s']):>8} ms {g_ours:6.1f} GFLOP/s   "
+            f"torch {C.fmt_ms(timing['torch_s']):>8} ms {g_torch:6.1f} GFLOP/s",
+            flush=True,
+        )
     print()
-    C.print_table(["layer", "shape", "GFLOP", "GEMM-bound ms", "ours ms", "ours GFLOP/s", "ours of peak",
-                   "ours/GEMM-bound", "torch ms", "torch GFLOP/s", "torch of peak", "ours/torch"], rows)
+    C.print_table(
+        [
+            "layer",
+            "shape",
+            "GFLOP",
+            "GEMM-bound ms",
+            "ours ms",
+            "ours GFLOP/s",
+            "ours of peak",
+            "ours/GEMM-bound",
+            "torch ms",
+            "torch GFLOP/s",
+            "torch of peak",
+            "ours/torch",
+        ],
+        rows,
+    )
     print()
-    print("GFLOP counts forward + backward (dW and dX) = 3 x 2*N*Ho*Wo*9*Cin*Cout, also for the first layer, "
-          "whose dX a training step does not need. GEMM-bound = the three GEMMs alone at the speeds above.")
+    print(
+        "GFLOP counts forward + backward (dW and dX) = 3 x 2*N*Ho*Wo*9*Cin*Cout, also for the first layer, "
+        "whose dX a training step does not need. GEMM-bound = the three GEMMs alone at the speeds above."
+    )
     info["loadavg_end"] = C.load_average()
     print(f"load average at end {info['loadavg_end']}")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"info": info, "peak_gflops": peak, "peak_from": peak_from, "square_size": n,
-                       "square_ms": square_s * 1e3, "square_gflops": square,
-                       "gemms": gemm_results, "layers": results, "repeats": args.repeats}, handle, indent=1)
+            json.dump(
+                {
+                    "info": info,
+                    "peak_gflops": peak,
+                    "peak_from": peak_from,
+                    "square_size": n,
+                    "square_ms": square_s * 1e3,
+                    "square_gflops": square,
+                    "gemms": gemm_results,
+                    "layers": results,
+                    "repeats": args.repeats,
+                },
+                handle,
+                indent=1,
+            )
         print(f"wrote {args.json}")
     return 0
 

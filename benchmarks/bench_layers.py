@@ -80,8 +80,11 @@ def conv_case(torch, n, h, w, cin, cout, activation="relu", seed=0):
         Y_o = layer.forward(X)
         dX_o = layer.backward(dY)
         y = theirs()
-        return max(rel_err(Y_o, O.to_nhwc(y)), rel_err(dX_o, O.to_nhwc(x.grad)),
-                   rel_err(layer.gradients["W"], O.conv_weight_from_torch(conv.weight.grad.numpy())))
+        return max(
+            rel_err(Y_o, O.to_nhwc(y)),
+            rel_err(dX_o, O.to_nhwc(x.grad)),
+            rel_err(layer.gradients["W"], O.conv_weight_from_torch(conv.weight.grad.numpy())),
+        )
 
     return ours, theirs, check
 
@@ -150,8 +153,11 @@ def fc_case(torch, n, n_in, n_out, seed=0):
         Y_o = layer.forward(X)
         dX_o = layer.backward(dY)
         y = theirs()
-        return max(rel_err(Y_o, y.detach().numpy()), rel_err(dX_o, x.grad.numpy()),
-                   rel_err(layer.gradients["W"], O.fc_weight_from_torch(lin.weight.grad.numpy())))
+        return max(
+            rel_err(Y_o, y.detach().numpy()),
+            rel_err(dX_o, x.grad.numpy()),
+            rel_err(layer.gradients["W"], O.fc_weight_from_torch(lin.weight.grad.numpy())),
+        )
 
     return ours, theirs, check
 
@@ -191,8 +197,10 @@ def softmax_ce_case(torch, n, n_in, n_out, seed=0):
         loss_o = ours()
         loss_t = theirs()
         loss_t = float(loss_t.detach())
-        return max(abs(loss_o - loss_t) / abs(loss_t),
-                   rel_err(layer.gradients["W"], O.fc_weight_from_torch(lin.weight.grad.numpy())))
+        return max(
+            abs(loss_o - loss_t) / abs(loss_t),
+            rel_err(layer.gradients["W"], O.fc_weight_from_torch(lin.weight.grad.numpy())),
+        )
 
     return ours, theirs, check
 
@@ -245,10 +253,15 @@ def cifar10_cnn_layers():
     from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
 
     return [
-        Conv2D(32, (3, 3), activation="relu", pad="same"), Pool2D((2, 2), mode="max", stride=2),
-        Conv2D(64, (3, 3), activation="relu", pad="same"), Pool2D((2, 2), mode="max", stride=2),
-        Conv2D(128, (3, 3), activation="relu", pad="same"), Pool2D((2, 2), mode="max", stride=2),
-        Flatten(), FullyConnected(256, activation="relu"), FullyConnected(10, activation="softmax"),
+        Conv2D(32, (3, 3), activation="relu", pad="same"),
+        Pool2D((2, 2), mode="max", stride=2),
+        Conv2D(64, (3, 3), activation="relu", pad="same"),
+        Pool2D((2, 2), mode="max", stride=2),
+        Conv2D(128, (3, 3), activation="relu", pad="same"),
+        Pool2D((2, 2), mode="max", stride=2),
+        Flatten(),
+        FullyConnected(256, activation="relu"),
+        FullyConnected(10, activation="softmax"),
     ]
 
 
@@ -314,27 +327,64 @@ def train_step_case(torch, our_layers, batch, seed=0):
 def cases(torch, BatchNorm):
     """``(name, op, shape, builder)`` for every case, in table order."""
     out = [
-        ("conv_target", "Conv2D 3x3 same +ReLU (issue target)", "b128 16x16x32 -> 64",
-         lambda: conv_case(torch, 128, 16, 16, 32, 64)),
-        ("conv1", "Conv2D 3x3 same +ReLU (first layer)", "b64 32x32x3 -> 32", lambda: conv_case(torch, 64, 32, 32, 3, 32)),
+        (
+            "conv_target",
+            "Conv2D 3x3 same +ReLU (issue target)",
+            "b128 16x16x32 -> 64",
+            lambda: conv_case(torch, 128, 16, 16, 32, 64),
+        ),
+        (
+            "conv1",
+            "Conv2D 3x3 same +ReLU (first layer)",
+            "b64 32x32x3 -> 32",
+            lambda: conv_case(torch, 64, 32, 32, 3, 32),
+        ),
         ("conv2", "Conv2D 3x3 same +ReLU", "b64 16x16x32 -> 64", lambda: conv_case(torch, 64, 16, 16, 32, 64)),
         ("conv3", "Conv2D 3x3 same +ReLU", "b64 8x8x64 -> 128", lambda: conv_case(torch, 64, 8, 8, 64, 128)),
         ("maxpool", "Pool2D max 2x2 stride 2", "b64 32x32x32", lambda: pool_case(torch, 64, 32, 32, 32, "max")),
         ("avgpool", "Pool2D average 2x2 stride 2", "b64 32x32x32", lambda: pool_case(torch, 64, 32, 32, 32, "average")),
         ("fc_relu", "FullyConnected +ReLU", "b64 2048 -> 256", lambda: fc_case(torch, 64, 2048, 256)),
-        ("fc_softmax_ce", "FullyConnected softmax + cross-entropy", "b64 256 -> 10",
-         lambda: softmax_ce_case(torch, 64, 256, 10)),
+        (
+            "fc_softmax_ce",
+            "FullyConnected softmax + cross-entropy",
+            "b64 256 -> 10",
+            lambda: softmax_ce_case(torch, 64, 256, 10),
+        ),
     ]
     if BatchNorm is not None:
-        out.append(("batchnorm", "BatchNorm +ReLU (train mode)", "b128 16x16x64",
-                    lambda: batchnorm_case(torch, BatchNorm, 128, 16, 16, 64)))
-    out.append(("cifar10_cnn", "train step cifar10_cnn (SGD momentum)", "b64 32x32x3",
-                lambda: train_step_case(torch, cifar10_cnn_layers(), 64)))
+        out.append(
+            (
+                "batchnorm",
+                "BatchNorm +ReLU (train mode)",
+                "b128 16x16x64",
+                lambda: batchnorm_case(torch, BatchNorm, 128, 16, 16, 64),
+            )
+        )
+    out.append(
+        (
+            "cifar10_cnn",
+            "train step cifar10_cnn (SGD momentum)",
+            "b64 32x32x3",
+            lambda: train_step_case(torch, cifar10_cnn_layers(), 64),
+        )
+    )
     if BatchNorm is not None:
-        out.append(("vgg_bn", "train step, issue's VGG net (6 conv+BN)", "b128 32x32x3",
-                    lambda: train_step_case(torch, vgg_bn_layers(BatchNorm), 128)))
-        out.append(("cifar10_fast", "train step configs/cifar10_fast.yaml", "b128 32x32x3",
-                    lambda: config_step_case(torch, "configs/cifar10_fast.yaml")))
+        out.append(
+            (
+                "vgg_bn",
+                "train step, issue's VGG net (6 conv+BN)",
+                "b128 32x32x3",
+                lambda: train_step_case(torch, vgg_bn_layers(BatchNorm), 128),
+            )
+        )
+        out.append(
+            (
+                "cifar10_fast",
+                "train step configs/cifar10_fast.yaml",
+                "b128 32x32x3",
+                lambda: config_step_case(torch, "configs/cifar10_fast.yaml"),
+            )
+        )
     return out
 
 
@@ -351,12 +401,18 @@ def selected(name: str, only: list[str] | None) -> bool:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed repetitions per side (default 10)")
-    parser.add_argument("--threads", type=int, default=None, help="threads for numpy's BLAS and torch (default: numpy's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for numpy's BLAS and torch (default: numpy's)"
+    )
     parser.add_argument("--only", default=None, help="comma-separated case names or prefixes")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
-    parser.add_argument("--settle", type=float, default=C.SETTLE_S,
-                        help=f"seconds of sleep before each timed repetition, so that neither library's idle "
-                             f"threads still spin when the other starts (default {C.SETTLE_S})")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=C.SETTLE_S,
+        help=f"seconds of sleep before each timed repetition, so that neither library's idle "
+        f"threads still spin when the other starts (default {C.SETTLE_S})",
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per side before timing (default 2)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -368,9 +424,11 @@ def main(argv=None) -> int:
     BatchNorm, why = C.load_batchnorm()
     if BatchNorm is None:
         print(f"note: BatchNorm benchmarks skipped (neural_networks.regularization.BatchNorm not importable: {why})")
-    print(f"timing: {args.warmup} warm-up calls per side, then median of {args.repeats} interleaved repetitions "
-          f"(order alternating), each after a {args.settle} s pause; a repetition of a fast op is several "
-          "back-to-back calls (calls/rep)")
+    print(
+        f"timing: {args.warmup} warm-up calls per side, then median of {args.repeats} interleaved repetitions "
+        f"(order alternating), each after a {args.settle} s pause; a repetition of a fast op is several "
+        "back-to-back calls (calls/rep)"
+    )
     print()
 
     torch.manual_seed(0)
@@ -390,35 +448,71 @@ def main(argv=None) -> int:
         ratio = timing["ours_s"] / timing["torch_s"]
         noise = max(C.spread(timing["samples_s"]["ours"]), C.spread(timing["samples_s"]["torch"]))
         ratio_min = timing["ours_min_s"] / timing["torch_min_s"]
-        rows.append([name, op, shape, C.fmt_ms(timing["ours_s"]), C.fmt_ms(timing["torch_s"]), f"{ratio:.2f}",
-                     f"{ratio_min:.2f}", str(timing["inner"]), f"{noise * 100:.0f}%", detail])
-        results.append({"name": name, "op": op, "shape": shape, "ours_ms": timing["ours_s"] * 1e3,
-                        "torch_ms": timing["torch_s"] * 1e3, "ratio": ratio,
-                        "ours_min_ms": timing["ours_min_s"] * 1e3, "torch_min_ms": timing["torch_min_s"] * 1e3,
-                        "ratio_of_minima": ratio_min, "calls_per_rep": timing["inner"],
-                        "check_rel_err": err, "check": detail,
-                        "samples_ms": {key: [s * 1e3 for s in v] for key, v in timing["samples_s"].items()}})
-        print(f"  {name:<14} ours {C.fmt_ms(timing['ours_s']):>9} ms  torch {C.fmt_ms(timing['torch_s']):>9} ms  "
-              f"ratio {ratio:.2f}", flush=True)
+        rows.append(
+            [
+                name,
+                op,
+                shape,
+                C.fmt_ms(timing["ours_s"]),
+                C.fmt_ms(timing["torch_s"]),
+                f"{ratio:.2f}",
+                f"{ratio_min:.2f}",
+                str(timing["inner"]),
+                f"{noise * 100:.0f}%",
+                detail,
+            ]
+        )
+        results.append(
+            {
+                "name": name,
+                "op": op,
+                "shape": shape,
+                "ours_ms": timing["ours_s"] * 1e3,
+                "torch_ms": timing["torch_s"] * 1e3,
+                "ratio": ratio,
+                "ours_min_ms": timing["ours_min_s"] * 1e3,
+                "torch_min_ms": timing["torch_min_s"] * 1e3,
+                "ratio_of_minima": ratio_min,
+                "calls_per_rep": timing["inner"],
+                "check_rel_err": err,
+                "check": detail,
+                "samples_ms": {key: [s * 1e3 for s in v] for key, v in timing["samples_s"].items()},
+            }
+        )
+        print(
+            f"  {name:<14} ours {C.fmt_ms(timing['ours_s']):>9} ms  torch {C.fmt_ms(timing['torch_s']):>9} ms  "
+            f"ratio {ratio:.2f}",
+            flush=True,
+        )
 
     print()
-    C.print_table(["case", "op", "shape", "ours ms", "torch ms", "ours/torch", "min/min", "calls/rep", "spread", "check"], rows)
+    C.print_table(
+        ["case", "op", "shape", "ours ms", "torch ms", "ours/torch", "min/min", "calls/rep", "spread", "check"], rows
+    )
     print()
-    print("ratio = median ours / median torch (below 1: ours faster); min/min = the same from each side's fastest "
-          "repetition (less sensitive to other processes on the machine). spread = (max-min)/median of the worse side. "
-          "check = largest of ||ours - torch|| / ||torch|| over output, dX, dW (loss and dW for softmax+CE), or the first step's losses.")
+    print(
+        "ratio = median ours / median torch (below 1: ours faster); min/min = the same from each side's fastest "
+        "repetition (less sensitive to other processes on the machine). spread = (max-min)/median of the worse side. "
+        "check = largest of ||ours - torch|| / ||torch|| over output, dX, dW (loss and dW for softmax+CE), or the first step's losses."
+    )
     by_name = {r["name"]: r for r in results if "ratio" in r}
-    for name, target, what in (("conv_target", TARGET_CONV, "Conv2D b128 16x16x32->64 fwd+bwd"),
-                               ("cifar10_cnn", TARGET_STEP, "cifar10_cnn training step")):
+    for name, target, what in (
+        ("conv_target", TARGET_CONV, "Conv2D b128 16x16x32->64 fwd+bwd"),
+        ("cifar10_cnn", TARGET_STEP, "cifar10_cnn training step"),
+    ):
         if name in by_name:
             ratio = by_name[name]["ratio"]
-            print(f"target (issue 4): {what} <= {target}x torch: measured {ratio:.2f}x -> "
-                  f"{'met' if ratio <= target else 'NOT met'}")
+            print(
+                f"target (issue 4): {what} <= {target}x torch: measured {ratio:.2f}x -> "
+                f"{'met' if ratio <= target else 'NOT met'}"
+            )
     info["loadavg_end"] = C.load_average()
     print(f"load average at end {info['loadavg_end']}")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"info": info, "repeats": args.repeats, "warmup": args.warmup, "results": results}, handle, indent=1)
+            json.dump(
+                {"info": info, "repeats": args.repeats, "warmup": args.warmup, "results": results}, handle, indent=1
+            )
         print(f"wrote {args.json}")
     return 0
 

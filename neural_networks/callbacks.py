@@ -33,11 +33,26 @@ import numpy as np
 from . import serialization
 from .registry import Registry
 
-__all__ = ["Callback", "CallbackList", "History", "ProgressBar", "ModelCheckpoint", "EarlyStopping", "CALLBACKS",
-           "initialize_callback", "HOOKS"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "History",
+    "ProgressBar",
+    "ModelCheckpoint",
+    "EarlyStopping",
+    "CALLBACKS",
+    "initialize_callback",
+    "HOOKS",
+]
 
-HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
-         "on_train_batch_end")
+HOOKS = (
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+)
 
 
 class Callback:
@@ -95,8 +110,9 @@ class CallbackList:
 
     def __init__(self, callbacks=(), model=None, params: dict | None = None) -> None:
         self.callbacks = list(callbacks)
-        self._hooks = {hook: [m for m in (_overridden(cb, hook) for cb in self.callbacks) if m is not None]
-                       for hook in HOOKS}
+        self._hooks = {
+            hook: [m for m in (_overridden(cb, hook) for cb in self.callbacks) if m is not None] for hook in HOOKS
+        }
         for callback in self.callbacks:
             if hasattr(callback, "set_callbacks"):
                 callback.set_callbacks(self)
@@ -219,8 +235,10 @@ class History(Callback):
         self.append(**{key: value for key, value in (logs or {}).items() if _number(value)})
 
     def state_dict(self) -> dict:
-        return {"history": {key: list(values) for key, values in self.history.items()},
-                "iteration_loss": np.asarray(self.iteration_loss, dtype=np.float64)}
+        return {
+            "history": {key: list(values) for key, values in self.history.items()},
+            "iteration_loss": np.asarray(self.iteration_loss, dtype=np.float64),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.history = OrderedDict((key, [float(v) for v in values]) for key, values in state["history"].items())
@@ -249,16 +267,22 @@ class ProgressBar(Callback):
 
         self._close()
         params = self.params or {}
-        self._bar = progress_bar(total=params.get("steps"), desc=f"epoch {epoch + 1}/{params.get('epochs')}",
-                                 leave=False, unit="batch", dynamic_ncols=True)
+        self._bar = progress_bar(
+            total=params.get("steps"),
+            desc=f"epoch {epoch + 1}/{params.get('epochs')}",
+            leave=False,
+            unit="batch",
+            dynamic_ncols=True,
+        )
         self._loss_sum, self._seen = 0.0, 0
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
         self._loss_sum += logs["loss"]
         self._seen += 1
         if self._bar is not None:
-            self._bar.set_postfix(loss=f"{self._loss_sum / self._seen:.4f}", acc=f"{logs['accuracy']:.3f}",
-                                  refresh=False)
+            self._bar.set_postfix(
+                loss=f"{self._loss_sum / self._seen:.4f}", acc=f"{logs['accuracy']:.3f}", refresh=False
+            )
             self._bar.update()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
@@ -288,14 +312,18 @@ def _direction(monitor: str, mode: str, owner: str) -> str:
         return "min"
     if name.endswith("accuracy") or name == "acc":
         return "max"
-    raise ValueError(f"{owner}: mode='auto' cannot tell whether {monitor!r} should go down or up; "
-                     f"pass mode='min' or mode='max'")
+    raise ValueError(
+        f"{owner}: mode='auto' cannot tell whether {monitor!r} should go down or up; pass mode='min' or mode='max'"
+    )
 
 
 def _missing(owner: str, monitor: str, logs: dict) -> ValueError:
-    hint = " (val_* values exist only when the data set holds validation examples)" if monitor.startswith("val_") else ""
-    return ValueError(f"{owner}: monitor={monitor!r} is not in the epoch's logs; available: "
-                      f"{', '.join(logs) or 'none'}{hint}")
+    hint = (
+        " (val_* values exist only when the data set holds validation examples)" if monitor.startswith("val_") else ""
+    )
+    return ValueError(
+        f"{owner}: monitor={monitor!r} is not in the epoch's logs; available: {', '.join(logs) or 'none'}{hint}"
+    )
 
 
 def _finite(value: float):
@@ -319,7 +347,7 @@ def _join_states(plain: dict, arrays: dict[str, np.ndarray]) -> dict[str, dict]:
     states = {key: dict(state) for key, state in plain.items()}
     for name, value in arrays.items():
         if name.startswith("callbacks."):
-            key, field = name[len("callbacks."):].split(".", 1)
+            key, field = name[len("callbacks.") :].split(".", 1)
             states.setdefault(key, {})[field] = value
     return states
 
@@ -369,7 +397,7 @@ class ModelCheckpoint(Callback):
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None and self.monitor.startswith("val_"):
-            value = logs.get(self.monitor[len("val_"):])
+            value = logs.get(self.monitor[len("val_") :])
         if value is None:
             raise _missing("ModelCheckpoint", self.monitor, logs)
         improved = self._improved(value)
@@ -379,10 +407,15 @@ class ModelCheckpoint(Callback):
         self.stopped = bool(getattr(self.model, "stop_training", False))
         states = self.callbacks.state_dict() if self.callbacks is not None else {}
         plain, arrays = _split_states(states)
-        training = {"epoch": self.epoch, "monitor": self.monitor, "mode": self.mode, "best": _finite(self.best),
-                    "stop_training": self.stopped, "callbacks": plain}
-        serialization.save_checkpoint(self.last_path, self.model, extra=self._extra(), training=training,
-                                      arrays=arrays)
+        training = {
+            "epoch": self.epoch,
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "best": _finite(self.best),
+            "stop_training": self.stopped,
+            "callbacks": plain,
+        }
+        serialization.save_checkpoint(self.last_path, self.model, extra=self._extra(), training=training, arrays=arrays)
         if improved:
             serialization.save_model(self.model, self.best_path, extra=self._extra())
 
@@ -399,8 +432,10 @@ class ModelCheckpoint(Callback):
         checkpoint = serialization.load_checkpoint(path, logger=logger)
         training = checkpoint.training
         if training is None:
-            raise ValueError(f"cannot resume from {path}: it holds no training state (format {checkpoint.format}); "
-                             f"it still loads as a model")
+            raise ValueError(
+                f"cannot resume from {path}: it holds no training state (format {checkpoint.format}); "
+                f"it still loads as a model"
+            )
         self.epoch = int(training["epoch"])
         self.stopped = bool(training.get("stop_training", False))
         best = training.get("best")
@@ -414,8 +449,10 @@ class ModelCheckpoint(Callback):
             return
         initial_epoch = (self.params or {}).get("initial_epoch", self.epoch)
         if initial_epoch != self.epoch:
-            raise ValueError(f"ModelCheckpoint: {self.last_path} resumes after epoch {self.epoch}, "
-                             f"but fit starts at initial_epoch={initial_epoch}")
+            raise ValueError(
+                f"ModelCheckpoint: {self.last_path} resumes after epoch {self.epoch}, "
+                f"but fit starts at initial_epoch={initial_epoch}"
+            )
         if self.callbacks is not None:
             self.callbacks.load_state_dict(self._resumed)
         self._resumed = None
@@ -432,8 +469,14 @@ class EarlyStopping(Callback):
     ``stopped_epoch`` (0-based; 0 if it never stopped) and ``best_epoch`` tell what happened.
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
-                 restore_best_weights: bool = False) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ) -> None:
         if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
             raise ValueError(f"EarlyStopping: patience must be a non-negative integer; got {patience!r}")
         if isinstance(min_delta, bool) or not _number(min_delta) or not min_delta >= 0:
@@ -484,8 +527,12 @@ class EarlyStopping(Callback):
             self.model.set_weights(self.best_weights)
 
     def state_dict(self) -> dict:
-        state = {"wait": self.wait, "best": _finite(self.best), "best_epoch": self.best_epoch,
-                 "stopped_epoch": self.stopped_epoch}
+        state = {
+            "wait": self.wait,
+            "best": _finite(self.best),
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+        }
         for i, weights in enumerate(self.best_weights or ()):
             state[f"weights.{i}"] = weights
         return state
@@ -495,7 +542,9 @@ class EarlyStopping(Callback):
         self.stopped_epoch = int(state.get("stopped_epoch", 0))
         if state.get("best") is not None:
             self.best = float(state["best"])
-        weights = sorted((int(key.split(".", 1)[1]), value) for key, value in state.items() if key.startswith("weights."))
+        weights = sorted(
+            (int(key.split(".", 1)[1]), value) for key, value in state.items() if key.startswith("weights.")
+        )
         self.best_weights = [np.array(value) for _, value in weights] or None
 
 

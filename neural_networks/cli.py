@@ -30,8 +30,10 @@ def _cmd_train(args) -> int:
     config = apply_overrides(config, overrides)
     figures = run_experiment(config, out_dir=args.out, resume=args.resume, verbose=0 if args.quiet else 1)
     val = "none held out" if figures["val_accuracy"] is None else f"{figures['val_accuracy']:.4f}"
-    print(f"test accuracy {figures['test_accuracy']:.4f}  val accuracy {val}  "
-          f"epochs {figures['epochs']}  train time {figures['train_seconds']:.1f}s  -> {Path(args.out) / figures['name']}")
+    print(
+        f"test accuracy {figures['test_accuracy']:.4f}  val accuracy {val}  "
+        f"epochs {figures['epochs']}  train time {figures['train_seconds']:.1f}s  -> {Path(args.out) / figures['name']}"
+    )
     return 0
 
 
@@ -53,8 +55,10 @@ def _cmd_evaluate(args) -> int:
     dataset = build_dataset(config)
     tta = _tta(args, config)
     result = model.evaluate(_split_loader(dataset, args.split), tta=tta)
-    print(f"{args.split}: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
-          f"({_split_loader(dataset, args.split).n_examples} examples, {args.checkpoint} checkpoint, tta {tta})")
+    print(
+        f"{args.split}: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
+        f"({_split_loader(dataset, args.split).n_examples} examples, {args.checkpoint} checkpoint, tta {tta})"
+    )
     return 0
 
 
@@ -113,7 +117,7 @@ def _cmd_data(args) -> int:
         print(datasets.data_home())
     else:
         ok = True
-        for name in ([args.name] if args.name else datasets.VERIFIABLE):
+        for name in [args.name] if args.name else datasets.VERIFIABLE:
             for line, passed in datasets.verify_dataset(name, path=args.path):
                 print(line)
                 ok = ok and passed
@@ -124,11 +128,15 @@ def _cmd_data(args) -> int:
 def _add_tta_argument(parser) -> None:
     from .tta import TTA_MODES
 
-    parser.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation (default: the run config's evaluation.tta)")
+    parser.add_argument(
+        "--tta", choices=TTA_MODES, help="test-time augmentation (default: the run config's evaluation.tta)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neural-networks", description="Train, evaluate and inspect NumPy neural networks.")
+    parser = argparse.ArgumentParser(
+        prog="neural-networks", description="Train, evaluate and inspect NumPy neural networks."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train the experiment described by a YAML config")
@@ -136,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the config's epochs")
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--out", default="experiments", help="parent folder of the run directory (default: experiments)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (dotted key); repeatable")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config value (dotted key); repeatable"
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.npz")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=_cmd_train)

@@ -39,8 +39,16 @@ from .utils import to_plain
 
 __all__ = ["ConfigError", "load_config", "apply_overrides", "validate_config", "TOP_LEVEL_KEYS", "dump_config"]
 
-TOP_LEVEL_KEYS = {"name": True, "seed": False, "epochs": False, "data": True, "model": True, "optimizer": True,
-                  "evaluation": False, "callbacks": False}
+TOP_LEVEL_KEYS = {
+    "name": True,
+    "seed": False,
+    "epochs": False,
+    "data": True,
+    "model": True,
+    "optimizer": True,
+    "evaluation": False,
+    "callbacks": False,
+}
 MODEL_KEYS = {"loss": True, "layers": True}
 EVALUATION_KEYS = {"tta": False}
 DEFAULTS = {"seed": 0, "epochs": 10}
@@ -55,12 +63,16 @@ def _check_keys(section: dict, allowed: dict, where: str) -> None:
         raise ConfigError(f"{where} must be a mapping, got {type(section).__name__}")
     unknown = sorted(set(section) - set(allowed))
     if unknown:
-        raise ConfigError(f"unknown key {where + '.' if where != 'config' else ''}{unknown[0]!s}"
-                          f"; valid keys: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"unknown key {where + '.' if where != 'config' else ''}{unknown[0]!s}"
+            f"; valid keys: {', '.join(sorted(allowed))}"
+        )
     missing = [k for k, required in allowed.items() if required and k not in section]
     if missing:
-        raise ConfigError(f"missing key {where + '.' if where != 'config' else ''}{missing[0]}"
-                          f"; required keys: {', '.join(k for k, r in allowed.items() if r)}")
+        raise ConfigError(
+            f"missing key {where + '.' if where != 'config' else ''}{missing[0]}"
+            f"; required keys: {', '.join(k for k, r in allowed.items() if r)}"
+        )
 
 
 def _signature_keys(func, skip=("self",)) -> dict:
@@ -165,7 +177,9 @@ def _check_callbacks(callbacks) -> list:
                 if checkpoints > 1:
                     raise ValueError("a run has one checkpoint; give model_checkpoint once")
                 if "directory" in kwargs:
-                    raise ValueError("model_checkpoint takes no directory here: the run directory holds the checkpoints")
+                    raise ValueError(
+                        "model_checkpoint takes no directory here: the run directory holds the checkpoints"
+                    )
                 kwargs["directory"] = "."
             CALLBACKS.create(name, **kwargs)
         except (TypeError, ValueError) as err:

@@ -26,8 +26,16 @@ from .losses import initialize_loss
 from .models import History, NeuralNetwork
 from .training import fit
 
-__all__ = ["build_dataset", "build_model", "build_callbacks", "run_experiment", "finish_run", "load_run",
-           "split_inputs", "RunInterrupted"]
+__all__ = [
+    "build_dataset",
+    "build_model",
+    "build_callbacks",
+    "run_experiment",
+    "finish_run",
+    "load_run",
+    "split_inputs",
+    "RunInterrupted",
+]
 
 
 class RunInterrupted(Exception):
@@ -52,8 +60,13 @@ def build_model(config: dict, logger=None) -> NeuralNetwork:
     model_config = config["model"]
     loss = model_config["loss"]
     loss = initialize_loss(**loss) if isinstance(loss, dict) else initialize_loss(loss)
-    return NeuralNetwork(loss=loss, layer_args=model_config["layers"], optimizer_args=config["optimizer"],
-                         logger=logger, seed=config["seed"])
+    return NeuralNetwork(
+        loss=loss,
+        layer_args=model_config["layers"],
+        optimizer_args=config["optimizer"],
+        logger=logger,
+        seed=config["seed"],
+    )
 
 
 def build_callbacks(config: dict, run_dir) -> tuple[ModelCheckpoint, list]:
@@ -85,8 +98,15 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
     output_layer = config["model"]["layers"][-1]
     if "n_out" in output_layer and output_layer["n_out"] is None:  # sized by the data set: record the size
         output_layer["n_out"] = int(dataset.out_dim)
-    logger = Logger(config["name"], model_args=config["model"], data_args=config["data"], save=True, plot=True,
-                    save_dir=Path(out_dir), checkpoints=False)
+    logger = Logger(
+        config["name"],
+        model_args=config["model"],
+        data_args=config["data"],
+        save=True,
+        plot=True,
+        save_dir=Path(out_dir),
+        checkpoints=False,
+    )
     checkpoint, callbacks = build_callbacks(config, run_dir)
     with atomic_write(run_dir / "config.yaml", "w") as handle:
         handle.write(dump_config(config))
@@ -102,15 +122,24 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
     epochs = start_epoch if checkpoint.stopped else max(config["epochs"], start_epoch)
     if verbose:
         note = f" (it stopped early after epoch {start_epoch})" if checkpoint.stopped else ""
-        print(f"run {config['name']}: {dataset!r}; {epochs - start_epoch} epoch(s) from epoch {start_epoch + 1}"
-              f"{note} -> {run_dir}")
+        print(
+            f"run {config['name']}: {dataset!r}; {epochs - start_epoch} epoch(s) from epoch {start_epoch + 1}"
+            f"{note} -> {run_dir}"
+        )
     started = time.perf_counter()
     try:
-        history = fit(model, dataset, epochs, callbacks=[logger, *callbacks, checkpoint], verbose=verbose,
-                      initial_epoch=start_epoch)
+        history = fit(
+            model,
+            dataset,
+            epochs,
+            callbacks=[logger, *callbacks, checkpoint],
+            verbose=verbose,
+            initial_epoch=start_epoch,
+        )
     except KeyboardInterrupt:
-        raise RunInterrupted(f"interrupted; the last finished epoch is saved in {run_dir / 'last.npz'}; "
-                             f"continue with --resume") from None
+        raise RunInterrupted(
+            f"interrupted; the last finished epoch is saved in {run_dir / 'last.npz'}; continue with --resume"
+        ) from None
     previous_seconds = sum(history["seconds"][:start_epoch]) if "seconds" in history else 0.0
     train_seconds = previous_seconds + (time.perf_counter() - started)
     # a callback ended training before the config's last epoch (now or before a resume)
@@ -120,8 +149,15 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
     return finish_run(model, dataset, run_dir, config, train_seconds, history=history, stopped_early=stopped)
 
 
-def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train_seconds: float,
-               history: History | None = None, stopped_early: bool = False) -> dict:
+def finish_run(
+    model: NeuralNetwork,
+    dataset,
+    run_dir: Path,
+    config: dict,
+    train_seconds: float,
+    history: History | None = None,
+    stopped_early: bool = False,
+) -> dict:
     """Evaluate the final model on validation (if the run holds any out) and test data (with the
     config's ``evaluation.tta``; per-epoch validation during training uses none), draw the confusion
     matrix and the first layer, and write ``metrics.json``. The epoch figures come from
@@ -134,8 +170,9 @@ def finish_run(model: NeuralNetwork, dataset, run_dir: Path, config: dict, train
     test = model.evaluate(dataset.test, tta=tta)
     predictions = model.predict_classes(split_inputs(dataset.test), tta=tta)
     counts = plots.confusion_matrix(dataset.test.labels, predictions, dataset.n_classes)
-    plots.plot_confusion_matrix(counts, dataset.class_names, run_dir / "confusion_matrix.png",
-                                title=f"{config['name']}: test confusion matrix")
+    plots.plot_confusion_matrix(
+        counts, dataset.class_names, run_dir / "confusion_matrix.png", title=f"{config['name']}: test confusion matrix"
+    )
     first = next((layer for layer in model.layers if "W" in layer.parameters), None)
     if first is not None:
         plots.plot_first_layer(first.parameters["W"], run_dir / "first_layer.png", input_shape=_image_shape(dataset))

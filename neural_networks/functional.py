@@ -191,8 +191,9 @@ def patches(X_pad: np.ndarray, kernel_shape, stride: int, out_shape) -> np.ndarr
     padded NHWC array (no copy): ``view[n, r, s, i, j] = X_pad[n, r*stride + i, s*stride + j]``."""
     n, _, _, c = X_pad.shape
     s0, s1, s2, s3 = X_pad.strides
-    return as_strided(X_pad, (n, *out_shape, *kernel_shape, c), (s0, s1 * stride, s2 * stride, s1, s2, s3),
-                      writeable=False)
+    return as_strided(
+        X_pad, (n, *out_shape, *kernel_shape, c), (s0, s1 * stride, s2 * stride, s1, s2, s3), writeable=False
+    )
 
 
 def im2col(X: np.ndarray, kernel_shape, stride: int, pad, out_shape, out: np.ndarray | None = None) -> np.ndarray:
@@ -240,8 +241,15 @@ def col2im(dcols: np.ndarray, in_shape, kernel_shape, stride: int, pad) -> np.nd
 CHUNK_ROWS = 1024
 
 
-def patch_matmul(view: np.ndarray, weights: np.ndarray, out: np.ndarray, keep: np.ndarray | None = None,
-                 bias: np.ndarray | None = None, relu: bool = False, chunk_rows: int | None = None) -> np.ndarray:
+def patch_matmul(
+    view: np.ndarray,
+    weights: np.ndarray,
+    out: np.ndarray,
+    keep: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    relu: bool = False,
+    chunk_rows: int | None = None,
+) -> np.ndarray:
     """``out = view.reshape(-1, K) @ weights`` for a strided patch view ``(n, ho, wo, kh, kw, c)``,
     a few images at a time: each chunk of patches is copied (into ``keep``, a full buffer
     shaped like ``view`` that the caller keeps, or else into a small scratch array) and multiplied
@@ -279,8 +287,16 @@ def _chunks(n: int, rows_per_image: int, chunk_rows: int | None = None) -> list[
     return [(a, min(n, a + step)) for a in range(0, n, step)]
 
 
-def conv2d_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: tuple[int, int],
-                   cols: np.ndarray | None = None, keep_cols: bool = True, relu: bool = False):
+def conv2d_forward(
+    X: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray,
+    stride: int,
+    pad: tuple[int, int],
+    cols: np.ndarray | None = None,
+    keep_cols: bool = True,
+    relu: bool = False,
+):
     """Cross-correlation ``Z[n, r, s, f] = sum_{i,j,c} W[i,j,c,f] * Xpad[n, r*st+i, s*st+j, c] + b[f]``.
 
     ``X (n, h, w, c), W (kh, kw, c, f), b (1, f) or None (no bias) -> Z (n, ho, wo, f)`` plus the cache
@@ -302,8 +318,14 @@ def conv2d_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad
 
     def images(start: int, stop: int) -> None:
         view = patches(pad_nhwc(X[start:stop], pad), (kh, kw), stride, (ho, wo))
-        patch_matmul(view, weights, Z[start * ho * wo : stop * ho * wo], keep=cols[start:stop] if keep_cols else None,
-                     bias=bias, relu=relu)
+        patch_matmul(
+            view,
+            weights,
+            Z[start * ho * wo : stop * ho * wo],
+            keep=cols[start:stop] if keep_cols else None,
+            bias=bias,
+            relu=relu,
+        )
 
     parallel.map_batch(images, n, work=n * ho * wo * kh * kw * c * f)
     return Z.reshape(n, ho, wo, f), (cols if keep_cols else None, X)
@@ -315,8 +337,16 @@ def transposed_conv_applies(kernel_shape, stride: int, pad) -> bool:
     return stride == 1 and all(0 <= p <= k - 1 for p, k in zip(pad, kernel_shape))
 
 
-def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tuple[int, int], need_dX: bool = True,
-                    need_db: bool = True, relu_output: np.ndarray | None = None):
+def conv2d_backward(
+    dZ: np.ndarray,
+    W: np.ndarray,
+    cache,
+    stride: int,
+    pad: tuple[int, int],
+    need_dX: bool = True,
+    need_db: bool = True,
+    relu_output: np.ndarray | None = None,
+):
     """Gradients of :func:`conv2d_forward`.
 
     ``dZ (n, ho, wo, f) -> dX (n, h, w, c) (None unless need_dX), dW (kh, kw, c, f),
@@ -337,9 +367,17 @@ def conv2d_backward(dZ: np.ndarray, W: np.ndarray, cache, stride: int, pad: tupl
 
     def images(start: int, stop: int):
         part = slice(start, stop)
-        return _conv2d_backward_images(dZ[part], W, None if cols is None else cols[part], X[part], stride, pad,
-                                       None if dX is None else dX[part], need_db,
-                                       None if relu_output is None else relu_output[part])
+        return _conv2d_backward_images(
+            dZ[part],
+            W,
+            None if cols is None else cols[part],
+            X[part],
+            stride,
+            pad,
+            None if dX is None else dX[part],
+            need_db,
+            None if relu_output is None else relu_output[part],
+        )
 
     kh, kw, c, f = W.shape
     parts = parallel.map_batch(images, n, work=(2 if need_dX else 1) * dZ.size * kh * kw * c)
@@ -544,8 +582,9 @@ def batchnorm_train_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, 
     return Z, as_row(mean), as_row(inv_std), as_row(var)
 
 
-def batchnorm_train_backward(dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
-                             gamma: np.ndarray, overwrite_dZ: bool = False):
+def batchnorm_train_backward(
+    dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray, overwrite_dZ: bool = False
+):
     """``dZ (M, c) -> dX (M, c), dgamma (1, c), dbeta (1, c)`` for the training transform, from
     the input ``X`` and the batch statistics of :func:`batchnorm_train_forward` (``xhat`` is
     not stored):
@@ -575,8 +614,9 @@ def batchnorm_train_backward(dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, in
     return dX, as_row(dgamma), as_row(dbeta)
 
 
-def batchnorm_eval_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray,
-                           eps: float):
+def batchnorm_eval_forward(
+    X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float
+):
     """``X (M, c) -> Z (M, c), inv_std (1, c)``: the affine map
     ``Z = (X - mean) / sqrt(var + eps) * gamma + beta`` with fixed statistics."""
     inv_std = 1.0 / np.sqrt(var + eps)
@@ -586,8 +626,7 @@ def batchnorm_eval_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, m
     return Z, inv_std
 
 
-def batchnorm_eval_backward(dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
-                            gamma: np.ndarray):
+def batchnorm_eval_backward(dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray):
     """``dZ (M, c) -> dX (M, c), dgamma (1, c), dbeta (1, c)`` for the evaluation transform
     (statistics are constants)."""
     dbeta = dZ.sum(axis=0, keepdims=True)

@@ -17,9 +17,15 @@ from .layers import Layer, initialize_layer
 from .losses import LOSSES, initialize_loss
 from .utils import check_gradients, numerical_gradient
 
-__all__ = ["check_gradients", "numerical_gradient", "relative_error", "GradientCheck", "check_layer", "check_all", "main"]
-
-
+__all__ = [
+    "check_gradients",
+    "numerical_gradient",
+    "relative_error",
+    "GradientCheck",
+    "check_layer",
+    "check_all",
+    "main",
+]
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
@@ -50,7 +56,9 @@ def _to_float64(layer: Layer) -> None:
         layer.parameters[key] = value.astype(np.float64)
 
 
-def check_layer(layer: Layer, X: np.ndarray, rng: np.random.Generator, name: str | None = None, h: float = 1e-6) -> list[GradientCheck]:
+def check_layer(
+    layer: Layer, X: np.ndarray, rng: np.random.Generator, name: str | None = None, h: float = 1e-6
+) -> list[GradientCheck]:
     """Compare ``layer.backward`` with finite differences for the input and every parameter."""
     name = name or repr(layer)
     X = np.asarray(X, dtype=np.float64)
@@ -81,15 +89,32 @@ def check_all(seed: int = 0) -> list[GradientCheck]:
         act = initialize_activation(act_name)
         Z = _away_from_zero(rng, (4, 5))
         dY = rng.standard_normal(Z.shape)
-        rows.append(GradientCheck(f"activation {act_name}", "Z",
-                                  relative_error(act.backward(Z, dY), numerical_gradient(act.forward, Z.copy(), dY))))
+        rows.append(
+            GradientCheck(
+                f"activation {act_name}",
+                "Z",
+                relative_error(act.backward(Z, dY), numerical_gradient(act.forward, Z.copy(), dY)),
+            )
+        )
     layer_cases = [
         ("fully_connected relu", dict(name="fully_connected", n_out=4, activation="relu"), (3, 5)),
         ("fully_connected softmax", dict(name="fully_connected", n_out=4, activation="softmax"), (3, 5)),
-        ("conv2d 3x3 same s1", dict(name="conv2d", n_out=3, kernel_shape=(3, 3), activation="tanh", stride=1, pad="same"), (2, 5, 5, 2)),
-        ("conv2d 2x3 pad1 s2", dict(name="conv2d", n_out=2, kernel_shape=(2, 3), activation="linear", stride=2, pad=1), (2, 6, 7, 3)),
+        (
+            "conv2d 3x3 same s1",
+            dict(name="conv2d", n_out=3, kernel_shape=(3, 3), activation="tanh", stride=1, pad="same"),
+            (2, 5, 5, 2),
+        ),
+        (
+            "conv2d 2x3 pad1 s2",
+            dict(name="conv2d", n_out=2, kernel_shape=(2, 3), activation="linear", stride=2, pad=1),
+            (2, 6, 7, 3),
+        ),
         ("pool2d max 2x2 s2", dict(name="pool2d", kernel_shape=(2, 2), mode="max", stride=2), (2, 4, 6, 3)),
-        ("pool2d average 3x3 s1 pad1", dict(name="pool2d", kernel_shape=(3, 3), mode="average", stride=1, pad=1), (2, 4, 4, 2)),
+        (
+            "pool2d average 3x3 s1 pad1",
+            dict(name="pool2d", kernel_shape=(3, 3), mode="average", stride=1, pad=1),
+            (2, 4, 4, 2),
+        ),
         ("flatten", dict(name="flatten"), (2, 3, 3, 2)),
         ("batchnorm (training statistics)", dict(name="batchnorm", activation="tanh"), (3, 2, 2, 3)),
         ("batchnorm fully-connected", dict(name="batchnorm", activation="linear"), (5, 4)),
@@ -105,9 +130,15 @@ def check_all(seed: int = 0) -> list[GradientCheck]:
         logits = rng.standard_normal((4, 3))
         Y_hat = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         Y = np.eye(3)[rng.integers(0, 3, size=4)]
-        rows.append(GradientCheck(f"loss {loss_name}", "Y_hat",
-                                  relative_error(loss.backward(Y, Y_hat),
-                                                 numerical_gradient(lambda p: loss.forward(Y, p), Y_hat.copy(), 1.0))))
+        rows.append(
+            GradientCheck(
+                f"loss {loss_name}",
+                "Y_hat",
+                relative_error(
+                    loss.backward(Y, Y_hat), numerical_gradient(lambda p: loss.forward(Y, p), Y_hat.copy(), 1.0)
+                ),
+            )
+        )
     return rows
 
 

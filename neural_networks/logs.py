@@ -58,8 +58,12 @@ def _json_default(value):
 def parameter_ranges(model) -> dict[str, tuple[float, float]]:
     """``{"W0": (min, max), "b0": ..., ...}`` over every parameter array of ``model`` (parameter
     name followed by the layer's index)."""
-    return {f"{name}{i}": (float(np.min(value)), float(np.max(value)))
-            for i, layer in enumerate(model.layers) for name, value in layer.parameters.items() if value.size}
+    return {
+        f"{name}{i}": (float(np.min(value)), float(np.max(value)))
+        for i, layer in enumerate(model.layers)
+        for name, value in layer.parameters.items()
+        if value.size
+    }
 
 
 def _csv_text(columns, rows) -> str:
@@ -74,7 +78,9 @@ def _csv_text(columns, rows) -> str:
 def read_metrics_csv(path) -> list[dict]:
     """Rows of a ``metrics.csv`` with numbers parsed (empty cells become None)."""
     with open(path, newline="") as handle:
-        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(handle)]
+        return [
+            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(handle)
+        ]
 
 
 class Logger(Callback):
@@ -90,9 +96,19 @@ class Logger(Callback):
     the same as a ``Path``); ``model_args`` and ``data_args`` are kept as given.
     """
 
-    def __init__(self, model_name: str | None = None, model_args=None, data_args=None, save: bool = False,
-                 plot: bool = False, save_dir="experiments/", *, name: str | None = None, checkpoints: bool = True,
-                 plot_every_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        model_name: str | None = None,
+        model_args=None,
+        data_args=None,
+        save: bool = False,
+        plot: bool = False,
+        save_dir="experiments/",
+        *,
+        name: str | None = None,
+        checkpoints: bool = True,
+        plot_every_seconds: float = 30.0,
+    ) -> None:
         if model_name is not None and name is not None and str(model_name) != str(name):
             raise ValueError(f"Logger: model_name={model_name!r} and name={name!r} disagree; give one of them")
         self.model_args = model_args if model_args is not None else {}
@@ -108,12 +124,15 @@ class Logger(Callback):
         self.save_dir = os.path.join(str(self.directory), "")
         self.rows: list[dict] = []
         self.ranges: list[dict] = []  # parameters.csv rows: epoch, parameter, min, max
-        self.checkpoint = ModelCheckpoint(self.directory, monitor="val_accuracy") if self.save and self.checkpoints \
-            else None
+        self.checkpoint = (
+            ModelCheckpoint(self.directory, monitor="val_accuracy") if self.save and self.checkpoints else None
+        )
         if self.save:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_json(self.directory / "config.json",
-                       {"model_args": to_plain(self.model_args), "data_args": to_plain(self.data_args)})
+            write_json(
+                self.directory / "config.json",
+                {"model_args": to_plain(self.model_args), "data_args": to_plain(self.data_args)},
+            )
 
     def path(self, filename: str) -> Path:
         return self.directory / filename
@@ -129,8 +148,10 @@ class Logger(Callback):
         """Record one epoch (metrics and parameter ranges); rewrite the CSV files and, at most
         every ``plot_every_seconds``, the curves."""
         self.rows.append({"epoch": epoch + 1, **(logs or {})})
-        self.ranges += [{"epoch": epoch + 1, "parameter": key, "min": lo, "max": hi}
-                        for key, (lo, hi) in parameter_ranges(self.model).items()]
+        self.ranges += [
+            {"epoch": epoch + 1, "parameter": key, "min": lo, "max": hi}
+            for key, (lo, hi) in parameter_ranges(self.model).items()
+        ]
         if not self.save:
             return
         self.write_metrics_csv()
@@ -144,9 +165,12 @@ class Logger(Callback):
             self.plot_epochs()
         iteration_loss = getattr(getattr(self.model, "history", None), "iteration_loss", None)
         if self.save and self.plot and iteration_loss:
-            plots.plot_iteration_loss(iteration_loss, self.path("loss_iterations.png"),
-                                      title=f"{self.name}: training loss per iteration",
-                                      smooth=max(1, len(iteration_loss) // 50))
+            plots.plot_iteration_loss(
+                iteration_loss,
+                self.path("loss_iterations.png"),
+                title=f"{self.name}: training loss per iteration",
+                smooth=max(1, len(iteration_loss) // 50),
+            )
 
     def state_dict(self) -> dict:
         """The parameter ranges (the metric rows are the History's, saved with it)."""
@@ -155,12 +179,16 @@ class Logger(Callback):
     def load_state_dict(self, state: dict) -> None:
         """Continue a resumed run: the parameter ranges from ``state``, the metric rows from the
         model's (already restored) History."""
-        self.ranges = [{"epoch": int(r["epoch"]), "parameter": r["parameter"], "min": float(r["min"]),
-                        "max": float(r["max"])} for r in state.get("ranges", ())]
+        self.ranges = [
+            {"epoch": int(r["epoch"]), "parameter": r["parameter"], "min": float(r["min"]), "max": float(r["max"])}
+            for r in state.get("ranges", ())
+        ]
         history = getattr(self.model, "history", None)
         if history is not None:
-            self.rows = [{"epoch": i + 1, **{key: values[i] for key, values in history.history.items() if i < len(values)}}
-                         for i in range(history.epochs)]
+            self.rows = [
+                {"epoch": i + 1, **{key: values[i] for key, values in history.history.items() if i < len(values)}}
+                for i in range(history.epochs)
+            ]
 
     def restore(self, epochs: int) -> list[dict]:
         """Reload the first ``epochs`` epochs' rows of an existing run directory (``metrics.csv``
@@ -171,8 +199,16 @@ class Logger(Callback):
         ranges_path = self.path("parameters.csv")
         if ranges_path.is_file():
             with open(ranges_path, newline="") as handle:
-                self.ranges = [{"epoch": int(r["epoch"]), "parameter": r["parameter"], "min": float(r["min"]),
-                                "max": float(r["max"])} for r in csv.DictReader(handle) if int(r["epoch"]) <= epochs]
+                self.ranges = [
+                    {
+                        "epoch": int(r["epoch"]),
+                        "parameter": r["parameter"],
+                        "min": float(r["min"]),
+                        "max": float(r["max"]),
+                    }
+                    for r in csv.DictReader(handle)
+                    if int(r["epoch"]) <= epochs
+                ]
         return rows
 
     def write_metrics_csv(self) -> None:
@@ -189,10 +225,16 @@ class Logger(Callback):
         for metric in ("loss", "accuracy"):
             if metric in history:
                 plots.plot_curves(history, metric, self.path(f"{metric}.png"), title=f"{self.name}: {metric} per epoch")
-        errors = {f"{prefix}error": [1.0 - a for a in history[f"{prefix}accuracy"]]
-                  for prefix in ("", "val_") if f"{prefix}accuracy" in history}
+        errors = {
+            f"{prefix}error": [1.0 - a for a in history[f"{prefix}accuracy"]]
+            for prefix in ("", "val_")
+            if f"{prefix}accuracy" in history
+        }
         if "error" in errors:
-            plots.plot_curves(errors, "error", self.path("error.png"), title=f"{self.name}: error (1 - accuracy) per epoch")
+            plots.plot_curves(
+                errors, "error", self.path("error.png"), title=f"{self.name}: error (1 - accuracy) per epoch"
+            )
         if self.ranges:
-            plots.plot_parameter_ranges(self.ranges, self.path("parameters.png"),
-                                        title=f"{self.name}: parameter range per epoch")
+            plots.plot_parameter_ranges(
+                self.ranges, self.path("parameters.png"), title=f"{self.name}: parameter range per epoch"
+            )

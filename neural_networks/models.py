@@ -49,8 +49,17 @@ class NeuralNetwork:
     layers, optimizer: the direct form, instead of ``layer_args`` / ``optimizer_args``.
     """
 
-    def __init__(self, loss="cross_entropy", layer_args=None, optimizer_args=None, logger=None, seed=None, *,
-                 layers=None, optimizer=None) -> None:
+    def __init__(
+        self,
+        loss="cross_entropy",
+        layer_args=None,
+        optimizer_args=None,
+        logger=None,
+        seed=None,
+        *,
+        layers=None,
+        optimizer=None,
+    ) -> None:
         if (layer_args is None) == (layers is None):
             raise ValueError("give exactly one of layer_args (list of dicts) or layers (list of Layer objects)")
         if layers is None:
@@ -235,8 +244,11 @@ class NeuralNetwork:
         result = self.evaluate(dataset.test, tta=tta)
         result["error"] = 1.0 - result["accuracy"]  # the course's figure
         if save_predictions:
-            result["predictions"] = np.concatenate(
-                [self.predict_classes(X, tta=tta) for X, _ in dataset.test]) if len(dataset.test) else np.empty(0, int)
+            result["predictions"] = (
+                np.concatenate([self.predict_classes(X, tta=tta) for X, _ in dataset.test])
+                if len(dataset.test)
+                else np.empty(0, int)
+            )
         return result
 
     @staticmethod
@@ -245,7 +257,9 @@ class NeuralNetwork:
         the fraction of rows whose largest output is not the labelled class."""
         target, out = np.asarray(target), np.asarray(out)
         if target.shape != out.shape or target.ndim != 2:
-            raise ValueError(f"error expects targets and outputs of the same (m, k) shape, got {target.shape} and {out.shape}")
+            raise ValueError(
+                f"error expects targets and outputs of the same (m, k) shape, got {target.shape} and {out.shape}"
+            )
         return 1.0 - _accuracy_counts(target, out) / target.shape[0]
 
     # ------------------------------------------------------------------ training
@@ -259,8 +273,15 @@ class NeuralNetwork:
             self.update(epoch)
         return loss, correct
 
-    def train(self, dataset, epochs: int, verbose: int = 1, start_epoch: int = 0, history: History | None = None,
-              callbacks=None) -> History:
+    def train(
+        self,
+        dataset,
+        epochs: int,
+        verbose: int = 1,
+        start_epoch: int = 0,
+        history: History | None = None,
+        callbacks=None,
+    ) -> History:
         """Train on ``dataset.train`` for ``epochs`` epochs from epoch ``start_epoch``, evaluating on
         ``dataset.validate`` after each (if it has examples). ``verbose``: 0 silent, 1 a progress
         bar per epoch and a summary line; ``history``: a :class:`History` to append to;
@@ -279,23 +300,35 @@ class NeuralNetwork:
             return
         out_dim = getattr(dataset, "out_dim", None)
         if isinstance(out_dim, bool) or not isinstance(out_dim, (int, np.integer)) or out_dim < 1:
-            raise ValueError(f"the output layer {last.where} has n_out=None and the data set gives no usable "
-                             f"out_dim ({out_dim!r}) to size it; set n_out in the layer's arguments")
+            raise ValueError(
+                f"the output layer {last.where} has n_out=None and the data set gives no usable "
+                f"out_dim ({out_dim!r}) to size it; set n_out in the layer's arguments"
+            )
         last.n_out = int(out_dim)
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of every parameter and buffer (e.g. batch-norm running statistics), layer by
         layer in :attr:`layers` order (Keras's name)."""
-        return [np.array(value) for layer in self.layers
-                for group in (layer.parameters, getattr(layer, "buffers", {})) for value in group.values()]
+        return [
+            np.array(value)
+            for layer in self.layers
+            for group in (layer.parameters, getattr(layer, "buffers", {}))
+            for value in group.values()
+        ]
 
     def set_weights(self, weights) -> None:
         """Copy ``weights`` (as :meth:`get_weights` returns them) into the parameters and buffers, in place."""
-        targets = [value for layer in self.layers
-                   for group in (layer.parameters, getattr(layer, "buffers", {})) for value in group.values()]
+        targets = [
+            value
+            for layer in self.layers
+            for group in (layer.parameters, getattr(layer, "buffers", {}))
+            for value in group.values()
+        ]
         weights = list(weights)
         if len(weights) != len(targets):
-            raise ValueError(f"set_weights: the model has {len(targets)} parameter and buffer arrays, got {len(weights)}")
+            raise ValueError(
+                f"set_weights: the model has {len(targets)} parameter and buffer arrays, got {len(weights)}"
+            )
         for i, (target, value) in enumerate(zip(targets, weights)):
             if np.shape(value) != target.shape:
                 raise ValueError(f"set_weights: array {i} has shape {np.shape(value)}, expected {target.shape}")
@@ -329,8 +362,9 @@ class NeuralNetwork:
         return f"NeuralNetwork(\n  {inner},\n  loss={self.loss!r}, optimizer={type(self.optimizer).__name__})"
 
 
-def initialize_model(name: str = "feed_forward", loss="cross_entropy", layer_args=None, optimizer_args=None,
-                     logger=None, seed=None) -> NeuralNetwork:
+def initialize_model(
+    name: str = "feed_forward", loss="cross_entropy", layer_args=None, optimizer_args=None, logger=None, seed=None
+) -> NeuralNetwork:
     """The spec's factory: ``name`` labels the model (every name builds a :class:`NeuralNetwork`)."""
     model = NeuralNetwork(loss=loss, layer_args=layer_args, optimizer_args=optimizer_args, logger=logger, seed=seed)
     model.name = name

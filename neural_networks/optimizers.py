@@ -59,15 +59,24 @@ class Optimizer(ABC):
     #: always carry ``momentum``, 0 for Adam); any other value is an unexpected argument.
     neutral_arguments: dict = {"momentum": 0.0}
 
-    def __init__(self, lr: float, lr_scheduler="constant", lr_decay: float = 0.99, stage_length: int = 1000,
-                 staircase: bool = True, clip_norm: float | None = None, param_groups: dict | None = None) -> None:
+    def __init__(
+        self,
+        lr: float,
+        lr_scheduler="constant",
+        lr_decay: float = 0.99,
+        stage_length: int = 1000,
+        staircase: bool = True,
+        clip_norm: float | None = None,
+        param_groups: dict | None = None,
+    ) -> None:
         if isinstance(lr_scheduler, LRScheduler):
             self.lr_scheduler = lr_scheduler
         elif isinstance(lr_scheduler, dict):
             self.lr_scheduler = initialize_scheduler(**{"lr": lr, **lr_scheduler})
         else:
-            self.lr_scheduler = initialize_scheduler(lr_scheduler, lr=lr, decay=lr_decay, stage_length=stage_length,
-                                                     staircase=staircase)
+            self.lr_scheduler = initialize_scheduler(
+                lr_scheduler, lr=lr, decay=lr_decay, stage_length=stage_length, staircase=staircase
+            )
         self.lr = float(lr)
         if clip_norm is not None and (isinstance(clip_norm, bool) or not float(clip_norm) > 0):
             raise ValueError(f"clip_norm must be positive or None; got {clip_norm!r}")
@@ -90,7 +99,9 @@ class Optimizer(ABC):
         if param_groups is None:
             return {}
         if not isinstance(param_groups, dict):
-            raise ValueError(f"param_groups must map group names ({', '.join(GROUPS)}) to options; got {param_groups!r}")
+            raise ValueError(
+                f"param_groups must map group names ({', '.join(GROUPS)}) to options; got {param_groups!r}"
+            )
         checked = {}
         for group, options in param_groups.items():
             if group not in GROUPS:
@@ -99,7 +110,9 @@ class Optimizer(ABC):
                 raise ValueError(f"param_groups.{group} must map options ({', '.join(GROUP_OPTIONS)}) to numbers")
             for key, value in options.items():
                 if key not in GROUP_OPTIONS:
-                    raise ValueError(f"unknown option param_groups.{group}.{key}; valid options: {', '.join(GROUP_OPTIONS)}")
+                    raise ValueError(
+                        f"unknown option param_groups.{group}.{key}; valid options: {', '.join(GROUP_OPTIONS)}"
+                    )
                 if key == "momentum":
                     value = number(value, f"param_groups.{group}.momentum")
                     if not 0.0 <= value < 1.0:
@@ -114,8 +127,10 @@ class Optimizer(ABC):
         optimizers with momentum, ``momentum``."""
         if group not in GROUPS:
             raise ValueError(f"unknown parameter group {group!r}; valid groups: {', '.join(GROUPS)}")
-        options = {"lr_multiplier": 1.0,
-                   "weight_decay": getattr(self, "weight_decay", 0.0) if group == "weights" else 0.0}
+        options = {
+            "lr_multiplier": 1.0,
+            "weight_decay": getattr(self, "weight_decay", 0.0) if group == "weights" else 0.0,
+        }
         if hasattr(self, "momentum"):
             options["momentum"] = self.momentum
         options.update(self.param_groups.get(group, {}))
@@ -144,8 +159,9 @@ class Optimizer(ABC):
         self.cache = {key: np.array(value) for key, value in state.items() if not key.startswith(("step.", "delta."))}
 
     @abstractmethod
-    def update(self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: float,
-               group: str = "weights") -> np.ndarray:
+    def update(
+        self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: float, group: str = "weights"
+    ) -> np.ndarray:
         """The step ``delta`` to subtract from ``param``, a parameter of ``group``."""
 
     def step(self, groups, epoch: float) -> None:
@@ -157,7 +173,12 @@ class Optimizer(ABC):
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this optimizer (JSON-serialisable)."""
-        config = {"name": self.name, "lr": self.lr, "clip_norm": self.clip_norm, "lr_scheduler": self.lr_scheduler.config()}
+        config = {
+            "name": self.name,
+            "lr": self.lr,
+            "clip_norm": self.clip_norm,
+            "lr_scheduler": self.lr_scheduler.config(),
+        }
         if self.param_groups:
             config["param_groups"] = {group: dict(options) for group, options in self.param_groups.items()}
         return config
@@ -174,9 +195,19 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, lr: float, momentum: float = 0.0, clip_norm: float | None = None, lr_scheduler="constant",
-                 lr_decay: float = 0.99, stage_length: int = 1000, staircase: bool = True, nesterov: bool = False,
-                 weight_decay: float = 0.0, param_groups: dict | None = None) -> None:
+    def __init__(
+        self,
+        lr: float,
+        momentum: float = 0.0,
+        clip_norm: float | None = None,
+        lr_scheduler="constant",
+        lr_decay: float = 0.99,
+        stage_length: int = 1000,
+        staircase: bool = True,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        param_groups: dict | None = None,
+    ) -> None:
         if isinstance(momentum, bool) or not 0.0 <= float(momentum) < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
         if nesterov and momentum == 0:
@@ -186,8 +217,9 @@ class SGD(Optimizer):
         self.weight_decay = non_negative(weight_decay, "weight_decay")
         super().__init__(lr, lr_scheduler, lr_decay, stage_length, staircase, clip_norm, param_groups)
 
-    def update(self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: float,
-               group: str = "weights") -> np.ndarray:
+    def update(
+        self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: float, group: str = "weights"
+    ) -> np.ndarray:
         options = self.group_options(group)
         grad = self.clip(param_grad)
         if options["weight_decay"]:
@@ -205,8 +237,12 @@ class SGD(Optimizer):
         return step
 
     def config(self) -> dict:
-        return {**super().config(), "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+        return {
+            **super().config(),
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+        }
 
 
 class Adam(Optimizer):
@@ -218,10 +254,20 @@ class Adam(Optimizer):
     name = "adam"
     decoupled = False
 
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0, clip_norm: float | None = None, lr_scheduler="constant",
-                 lr_decay: float = 0.99, stage_length: int = 1000, staircase: bool = True,
-                 param_groups: dict | None = None) -> None:
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+        lr_scheduler="constant",
+        lr_decay: float = 0.99,
+        stage_length: int = 1000,
+        staircase: bool = True,
+        param_groups: dict | None = None,
+    ) -> None:
         self.weight_decay = non_negative(weight_decay, "weight_decay")
         super().__init__(lr, lr_scheduler, lr_decay, stage_length, staircase, clip_norm, param_groups)
         for value, what in ((beta1, "beta1"), (beta2, "beta2")):
@@ -232,8 +278,9 @@ class Adam(Optimizer):
             raise ValueError(f"eps must be positive; got {eps!r}")
         self.eps = float(eps)
 
-    def update(self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: float,
-               group: str = "weights") -> np.ndarray:
+    def update(
+        self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: float, group: str = "weights"
+    ) -> np.ndarray:
         options = self.group_options(group)
         grad = self.clip(param_grad)
         lr = self.lr_scheduler(epoch) * options["lr_multiplier"]
@@ -262,8 +309,13 @@ class Adam(Optimizer):
         return delta
 
     def config(self) -> dict:
-        return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
-                "weight_decay": self.weight_decay}
+        return {
+            **super().config(),
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+        }
 
 
 class AdamW(Adam):
@@ -274,12 +326,33 @@ class AdamW(Adam):
     name = "adamw"
     decoupled = True
 
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.01, clip_norm: float | None = None, lr_scheduler="constant",
-                 lr_decay: float = 0.99, stage_length: int = 1000, staircase: bool = True,
-                 param_groups: dict | None = None) -> None:
-        super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm, lr_scheduler, lr_decay, stage_length,
-                         staircase, param_groups)
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        clip_norm: float | None = None,
+        lr_scheduler="constant",
+        lr_decay: float = 0.99,
+        stage_length: int = 1000,
+        staircase: bool = True,
+        param_groups: dict | None = None,
+    ) -> None:
+        super().__init__(
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            clip_norm,
+            lr_scheduler,
+            lr_decay,
+            stage_length,
+            staircase,
+            param_groups,
+        )
 
 
 #: Every optimizer by name; adding one is its class above (its whole signature written out, so that
@@ -299,6 +372,9 @@ def initialize_optimizer(name: str, lr: float, **kwargs) -> Optimizer:
     cls = OPTIMIZERS.get(name)
     accepted = OPTIMIZERS.arguments(name)
     neutral = cls.neutral_arguments
-    kwargs = {key: value for key, value in kwargs.items()
-              if not (key in neutral and key not in accepted and value == neutral[key])}
+    kwargs = {
+        key: value
+        for key, value in kwargs.items()
+        if not (key in neutral and key not in accepted and value == neutral[key])
+    }
     return OPTIMIZERS.create(name, lr=lr, **kwargs)

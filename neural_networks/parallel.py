@@ -147,8 +147,12 @@ def _executor(workers: int) -> ThreadPoolExecutor:
             _pool.shutdown(wait=False)
         cpus = _cpus()
         _pool_cpus = cpus if len(cpus) > workers else []  # pin only with a core for every thread
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="neural_networks",
-                                   initializer=_start_worker, initargs=(_pool_cpus, [0]))
+        _pool = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix="neural_networks",
+            initializer=_start_worker,
+            initargs=(_pool_cpus, [0]),
+        )
         _pool_key = key
     return _pool
 

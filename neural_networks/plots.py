@@ -9,8 +9,15 @@ import numpy as np
 
 from .io import atomic_write
 
-__all__ = ["save_figure", "plot_curves", "plot_iteration_loss", "plot_parameter_ranges", "plot_confusion_matrix",
-           "plot_first_layer", "confusion_matrix"]
+__all__ = [
+    "save_figure",
+    "plot_curves",
+    "plot_iteration_loss",
+    "plot_parameter_ranges",
+    "plot_confusion_matrix",
+    "plot_first_layer",
+    "confusion_matrix",
+]
 
 
 def _pyplot():
@@ -59,8 +66,11 @@ def plot_iteration_loss(losses, path, title: str = "training loss per iteration"
     ax.plot(np.arange(1, losses.size + 1), losses, alpha=0.4 if smooth > 1 else 1.0, label="mini-batch loss")
     if smooth > 1 and losses.size >= smooth:
         kernel = np.ones(smooth) / smooth
-        ax.plot(np.arange(smooth, losses.size + 1), np.convolve(losses, kernel, mode="valid"),
-                label=f"moving average ({smooth})")
+        ax.plot(
+            np.arange(smooth, losses.size + 1),
+            np.convolve(losses, kernel, mode="valid"),
+            label=f"moving average ({smooth})",
+        )
         ax.legend()
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
@@ -118,8 +128,15 @@ def plot_confusion_matrix(counts: np.ndarray, class_names, path, title: str = "c
     threshold = counts.max() / 2 if counts.size else 0
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if counts[i, j] > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if counts[i, j] > threshold else "black",
+            )
     return save_figure(fig, path)
 
 
@@ -154,7 +171,10 @@ def plot_first_layer(W: np.ndarray, path, input_shape=None, max_units: int = 64)
     for ax, tile in zip(axes.ravel(), tiles):
         lo, hi = tile.min(), tile.max()
         tile = (tile - lo) / (hi - lo) if hi > lo else np.zeros_like(tile)
-        ax.imshow(tile if tile.shape[-1] == 3 else tile[..., 0], cmap=None if tile.shape[-1] == 3 else "gray",
-                  interpolation="nearest")
+        ax.imshow(
+            tile if tile.shape[-1] == 3 else tile[..., 0],
+            cmap=None if tile.shape[-1] == 3 else "gray",
+            interpolation="nearest",
+        )
     fig.suptitle(f"first-layer weights ({n} units)")
     return save_figure(fig, path)

@@ -135,12 +135,14 @@ class Registry:
             return  # the factory takes anything; it checks for itself
         valid = [p.name for p in params if p.kind is not p.VAR_POSITIONAL]
         unknown = [k for k in kwargs if k not in valid]
-        missing = [p.name for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL
-                   and p.name not in kwargs]
+        missing = [
+            p.name for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL and p.name not in kwargs
+        ]
         if unknown or missing:
             detail = f"unexpected argument {unknown[0]!r}" if unknown else f"missing argument {missing[0]!r}"
-            raise ValueError(f"bad arguments for {self.family} {name!r} ({detail}); "
-                             f"valid arguments: {', '.join(valid)}")
+            raise ValueError(
+                f"bad arguments for {self.family} {name!r} ({detail}); valid arguments: {', '.join(valid)}"
+            )
 
     def create(self, name, /, **kwargs):
         """Build ``name`` from keyword arguments, after checking them against its signature

@@ -94,21 +94,52 @@ def _names(module: str, *attributes: str) -> tuple[str, ...]:
 # What the spec asks students to implement, and what computes it here: our layers are thin
 # wrappers around the kernels of ``functional.py``, so the kernels are listed after them.
 DEFAULT_IMPLEMENTATIONS: tuple[str, ...] = (
-    *_names("activations", *(f"{cls}.{method}" for cls in ("ReLU", "SoftMax", "Linear", "Sigmoid", "TanH", "ArcTan")
-                             for method in ("forward", "backward"))),
+    *_names(
+        "activations",
+        *(
+            f"{cls}.{method}"
+            for cls in ("ReLU", "SoftMax", "Linear", "Sigmoid", "TanH", "ArcTan")
+            for method in ("forward", "backward")
+        ),
+    ),
     *_names("functional", "softmax", "softmax_backward"),
-    *_names("layers", "FullyConnected._init_parameters", "_ParametricLayer._init", "FullyConnected.forward",
-            "ActivatedLayer._activate", "FullyConnected.backward", "FullyConnected.backward_preactivation",
-            "Conv2D._init_parameters", "Conv2D.forward", "Conv2D._backward_from_output",
-            "Conv2D.backward_preactivation", "Conv2D._conv_backward"),
-    *_names("functional", "pad_nhwc", "patches", "patch_matmul", "conv2d_forward", "conv2d_backward",
-            "_conv2d_backward_images", "col2im"),
+    *_names(
+        "layers",
+        "FullyConnected._init_parameters",
+        "_ParametricLayer._init",
+        "FullyConnected.forward",
+        "ActivatedLayer._activate",
+        "FullyConnected.backward",
+        "FullyConnected.backward_preactivation",
+        "Conv2D._init_parameters",
+        "Conv2D.forward",
+        "Conv2D._backward_from_output",
+        "Conv2D.backward_preactivation",
+        "Conv2D._conv_backward",
+    ),
+    *_names(
+        "functional",
+        "pad_nhwc",
+        "patches",
+        "patch_matmul",
+        "conv2d_forward",
+        "conv2d_backward",
+        "_conv2d_backward_images",
+        "col2im",
+    ),
     *_names("layers", "Pool2D.forward", "Pool2D.backward"),
     *_names("functional", "window_views", "pool2d_forward", "_average_block", "_max_block", "pool2d_backward"),
     *_names("losses", "CrossEntropy.forward", "CrossEntropy.backward", "L2.forward", "L2.backward"),
     *_names("functional", "log_softmax", "softmax_cross_entropy"),
-    *_names("models", "NeuralNetwork.forward", "NeuralNetwork.backward", "NeuralNetwork._backward",
-            "NeuralNetwork.update", "NeuralNetwork.predict", "NeuralNetwork.train_step"),
+    *_names(
+        "models",
+        "NeuralNetwork.forward",
+        "NeuralNetwork.backward",
+        "NeuralNetwork._backward",
+        "NeuralNetwork.update",
+        "NeuralNetwork.predict",
+        "NeuralNetwork.train_step",
+    ),
 )
 
 
@@ -208,8 +239,9 @@ def resolve_implementation(name: str) -> Implementation:
     try:
         source = inspect.getsource(obj)
     except (TypeError, OSError):
-        raise UnknownImplementation(name, f"a {type(obj).__name__} has no Python source to show; "
-                                          "name a function, method, class or module") from None
+        raise UnknownImplementation(
+            name, f"a {type(obj).__name__} has no Python source to show; name a function, method, class or module"
+        ) from None
     return Implementation(name, _title_of(obj, name, path), _group_of(obj, name.rpartition(".")[2]), source, obj)
 
 
@@ -282,15 +314,27 @@ def implementations_used(config: dict) -> dict[str, list[tuple[str, str]]]:
 
 
 def _figure_lines(figures: dict) -> list[tuple[str, str]]:
-    labels = [("test_accuracy", "test accuracy"), ("val_accuracy", "final validation accuracy"),
-              ("best_val_accuracy", "best validation accuracy"), ("test_loss", "test loss"),
-              ("epochs", "epochs"), ("train_seconds", "training time (s)"), ("peak_memory_mb", "peak memory (MiB)")]
+    labels = [
+        ("test_accuracy", "test accuracy"),
+        ("val_accuracy", "final validation accuracy"),
+        ("best_val_accuracy", "best validation accuracy"),
+        ("test_loss", "test loss"),
+        ("epochs", "epochs"),
+        ("train_seconds", "training time (s)"),
+        ("peak_memory_mb", "peak memory (MiB)"),
+    ]
     rows = []
     for key, label in labels:
         if figures.get(key) is not None:
             value = figures[key]
-            rows.append((label, f"{value:.4f}" if isinstance(value, float) and "accuracy" in key or key == "test_loss"
-                         else str(value)))
+            rows.append(
+                (
+                    label,
+                    f"{value:.4f}"
+                    if isinstance(value, float) and "accuracy" in key or key == "test_loss"
+                    else str(value),
+                )
+            )
     return rows
 
 
@@ -306,7 +350,9 @@ def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=
     metrics_path = run_dir / "metrics.json"
     figures = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     base = Path(output).resolve().parent if output else Path.cwd()
-    plots = [(os.path.relpath((run_dir / f).resolve(), base), caption) for f, caption in PLOTS if (run_dir / f).is_file()]
+    plots = [
+        (os.path.relpath((run_dir / f).resolve(), base), caption) for f, caption in PLOTS if (run_dir / f).is_file()
+    ]
     groups = implementations_used(config)
     config_text = yaml.safe_dump(config, sort_keys=False)
     if fmt == "markdown":
@@ -316,8 +362,13 @@ def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=
 
 def _markdown(name, config_text, figure_rows, plots, groups, level) -> str:
     fmt = "markdown"
-    out = [_heading(fmt, level, 0, f"Run `{name}`"), "", *_heading_lines(fmt, level, 1, "Configuration"),
-           *_listing(fmt, config_text, "yaml"), ""]
+    out = [
+        _heading(fmt, level, 0, f"Run `{name}`"),
+        "",
+        *_heading_lines(fmt, level, 1, "Configuration"),
+        *_listing(fmt, config_text, "yaml"),
+        "",
+    ]
     if figure_rows:
         out += [*_heading_lines(fmt, level, 1, "Results"), "| figure | value |", "|---|---:|"]
         out += [f"| {label} | {value} |" for label, value in figure_rows]
@@ -332,8 +383,13 @@ def _markdown(name, config_text, figure_rows, plots, groups, level) -> str:
 
 def _latex(name, config_text, figure_rows, plots, groups, level) -> str:
     fmt = "latex"
-    out = [_heading(fmt, level, 0, f"Run {name}"), "", *_heading_lines(fmt, level, 1, "Configuration"),
-           *_listing(fmt, config_text, "yaml"), ""]
+    out = [
+        _heading(fmt, level, 0, f"Run {name}"),
+        "",
+        *_heading_lines(fmt, level, 1, "Configuration"),
+        *_listing(fmt, config_text, "yaml"),
+        "",
+    ]
     if figure_rows:
         out += [*_heading_lines(fmt, level, 1, "Results"), "\\begin{tabular}{lr}", "\\hline"]
         out += [f"{_latex_escape(label)} & {_latex_escape(value)} \\\\" for label, value in figure_rows]
@@ -341,8 +397,14 @@ def _latex(name, config_text, figure_rows, plots, groups, level) -> str:
     if plots:
         out += _heading_lines(fmt, level, 1, "Plots")
         for path, caption in plots:
-            out += ["\\begin{figure}[h]", "\\centering", f"\\includegraphics[width=0.7\\linewidth]{{{path}}}",
-                    f"\\caption{{{_latex_escape(caption)}}}", "\\end{figure}", ""]
+            out += [
+                "\\begin{figure}[h]",
+                "\\centering",
+                f"\\includegraphics[width=0.7\\linewidth]{{{path}}}",
+                f"\\caption{{{_latex_escape(caption)}}}",
+                "\\end{figure}",
+                "",
+            ]
     out += _code_sections(fmt, level, groups, depth=1)
     return "\n".join(out)
 
@@ -367,8 +429,18 @@ def _dedent(source: str) -> str:
 def _latex_escape(text: str) -> str:
     """``text`` with LaTeX's special characters escaped, for headings, captions and tables
     (code goes into listings verbatim)."""
-    table = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    table = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+    }
     return "".join(table.get(ch, ch) for ch in text)
 
 
@@ -409,5 +481,9 @@ def _code_sections(fmt: str, level: int, groups: dict, depth: int) -> list[str]:
     for group, items in groups.items():
         out += [_heading(fmt, level, depth, group), ""]
         for title, source in items:
-            out += [*_heading_lines(fmt, level, depth + 1, _code_title(fmt, title)), *_listing(fmt, _dedent(source)), ""]
+            out += [
+                *_heading_lines(fmt, level, depth + 1, _code_title(fmt, title)),
+                *_listing(fmt, _dedent(source)),
+                "",
+            ]
     return out

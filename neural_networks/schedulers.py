@@ -19,8 +19,16 @@ from abc import ABC, abstractmethod
 from .registry import Registry
 from .validation import positive
 
-__all__ = ["LRScheduler", "ConstantLR", "ExponentialLR", "StepLR", "CosineLR", "OneCycleLR", "SCHEDULERS",
-           "initialize_scheduler"]
+__all__ = [
+    "LRScheduler",
+    "ConstantLR",
+    "ExponentialLR",
+    "StepLR",
+    "CosineLR",
+    "OneCycleLR",
+    "SCHEDULERS",
+    "initialize_scheduler",
+]
 
 
 class LRScheduler(ABC):
@@ -71,8 +79,16 @@ class ExponentialLR(LRScheduler):
 
     name = "exponential"
 
-    def __init__(self, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True, *,
-                 warmup_epochs: float = 0.0, warmup_start: float = 0.1) -> None:
+    def __init__(
+        self,
+        lr: float,
+        decay: float = 0.99,
+        stage_length: int = 1000,
+        staircase: bool = True,
+        *,
+        warmup_epochs: float = 0.0,
+        warmup_start: float = 0.1,
+    ) -> None:
         super().__init__(lr, warmup_epochs, warmup_start)
         if not 0 < float(decay) <= 1:
             raise ValueError(f"lr_decay must be in (0, 1]; got {decay}")
@@ -95,8 +111,15 @@ class StepLR(LRScheduler):
 
     name = "step"
 
-    def __init__(self, lr: float, step_size: float = 10, gamma: float = 0.1, *, warmup_epochs: float = 0.0,
-                 warmup_start: float = 0.1) -> None:
+    def __init__(
+        self,
+        lr: float,
+        step_size: float = 10,
+        gamma: float = 0.1,
+        *,
+        warmup_epochs: float = 0.0,
+        warmup_start: float = 0.1,
+    ) -> None:
         super().__init__(lr, warmup_epochs, warmup_start)
         self.step_size = positive(step_size, "step_size")
         if not 0 < float(gamma) <= 1:
@@ -116,8 +139,15 @@ class CosineLR(LRScheduler):
 
     name = "cosine"
 
-    def __init__(self, lr: float, total_epochs: float = 10, min_lr: float = 0.0, *, warmup_epochs: float = 0.0,
-                 warmup_start: float = 0.1) -> None:
+    def __init__(
+        self,
+        lr: float,
+        total_epochs: float = 10,
+        min_lr: float = 0.0,
+        *,
+        warmup_epochs: float = 0.0,
+        warmup_start: float = 0.1,
+    ) -> None:
         super().__init__(lr, warmup_epochs, warmup_start)
         self.total_epochs = positive(total_epochs, "total_epochs")
         if not 0 <= float(min_lr) <= self.lr:
@@ -140,8 +170,17 @@ class OneCycleLR(LRScheduler):
 
     name = "one_cycle"
 
-    def __init__(self, lr: float, total_epochs: float = 10, pct_start: float = 0.3, div_factor: float = 25.0,
-                 final_div_factor: float = 1e4, *, warmup_epochs: float = 0.0, warmup_start: float = 0.1) -> None:
+    def __init__(
+        self,
+        lr: float,
+        total_epochs: float = 10,
+        pct_start: float = 0.3,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        *,
+        warmup_epochs: float = 0.0,
+        warmup_start: float = 0.1,
+    ) -> None:
         super().__init__(lr, warmup_epochs, warmup_start)
         self.total_epochs = positive(total_epochs, "total_epochs")
         if not 0 < float(pct_start) < 1:
@@ -162,8 +201,13 @@ class OneCycleLR(LRScheduler):
         return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def config(self) -> dict:
-        return {**super().config(), "total_epochs": self.total_epochs, "pct_start": self.pct_start,
-                "div_factor": self.div_factor, "final_div_factor": self.final_div_factor}
+        return {
+            **super().config(),
+            "total_epochs": self.total_epochs,
+            "pct_start": self.pct_start,
+            "div_factor": self.div_factor,
+            "final_div_factor": self.final_div_factor,
+        }
 
 
 #: Every schedule by name; adding one is its class above and one ``SCHEDULERS.add`` line.
@@ -175,8 +219,9 @@ SCHEDULERS.add("cosine", CosineLR)
 SCHEDULERS.add("one_cycle", OneCycleLR)
 
 
-def initialize_scheduler(name: str, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True,
-                         **kwargs) -> LRScheduler:
+def initialize_scheduler(
+    name: str, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True, **kwargs
+) -> LRScheduler:
     """Make a schedule from its name (one of ``SCHEDULERS``) and its keyword arguments
     (``step_size``, ``gamma``, ``total_epochs``, ``min_lr``, ``pct_start``, ``warmup_epochs``, ...).
 

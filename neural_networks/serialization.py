@@ -28,8 +28,17 @@ import numpy as np
 
 from .io import atomic_write
 
-__all__ = ["FORMAT", "READABLE_FORMATS", "Checkpoint", "model_config", "model_arrays", "save_model", "load_model",
-           "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "READABLE_FORMATS",
+    "Checkpoint",
+    "model_config",
+    "model_arrays",
+    "save_model",
+    "load_model",
+    "save_checkpoint",
+    "load_checkpoint",
+]
 
 FORMAT = "neural_networks.model/2"
 FORMAT_V1 = "neural_networks.model/1"
@@ -85,8 +94,9 @@ def _text(data) -> np.ndarray:
     return np.array(json.dumps(data))
 
 
-def save_checkpoint(path, model, extra: dict | None = None, training: dict | None = None,
-                    arrays: dict[str, np.ndarray] | None = None) -> None:
+def save_checkpoint(
+    path, model, extra: dict | None = None, training: dict | None = None, arrays: dict[str, np.ndarray] | None = None
+) -> None:
     """Write ``model`` (architecture, parameters, optimizer state), ``extra`` metadata and, for a
     checkpoint, the ``training`` state (JSON data) with its ``arrays``, to one ``.npz``, atomically."""
     entries = {"config": _text(model_config(model)), "extra": _text(extra or {})}
@@ -114,7 +124,9 @@ def load_checkpoint(path, logger=None, cls=None) -> Checkpoint:
         config = json.loads(str(archive["config"]))
         version = config.get("format") if isinstance(config, dict) else None
         if version not in READABLE_FORMATS:
-            raise ValueError(f"{path}: unsupported model format {version!r}; expected one of {', '.join(READABLE_FORMATS)}")
+            raise ValueError(
+                f"{path}: unsupported model format {version!r}; expected one of {', '.join(READABLE_FORMATS)}"
+            )
         if version == FORMAT_V1:
             extra, training = config.get("extra") or {}, None
         else:
@@ -123,7 +135,7 @@ def load_checkpoint(path, logger=None, cls=None) -> Checkpoint:
         arrays = {key: archive[key] for key in archive.files if key not in ("config", "extra", "training")}
     model = _build(config, arrays, logger, cls)
     model.extra = extra
-    state = {key[len(TRAINING_PREFIX):]: value for key, value in arrays.items() if key.startswith(TRAINING_PREFIX)}
+    state = {key[len(TRAINING_PREFIX) :]: value for key, value in arrays.items() if key.startswith(TRAINING_PREFIX)}
     return Checkpoint(model=model, format=version, extra=extra, training=training, arrays=state)
 
 
@@ -144,8 +156,9 @@ def _build(config: dict, arrays: dict[str, np.ndarray], logger, cls):
         layer_config = dict(layer_config)
         n_in = layer_config.pop("n_in", None)
         layer = initialize_layer(**layer_config)
-        params = OrderedDict((key.split(".", 2)[2], value) for key, value in arrays.items()
-                             if key.startswith(f"layers.{i}."))
+        params = OrderedDict(
+            (key.split(".", 2)[2], value) for key, value in arrays.items() if key.startswith(f"layers.{i}.")
+        )
         if params:
             layer.n_in = n_in
             layer.parameters = params
@@ -157,7 +170,13 @@ def _build(config: dict, arrays: dict[str, np.ndarray], logger, cls):
     optimizer = None
     if config.get("optimizer"):
         optimizer = initialize_optimizer(**config["optimizer"])
-        optimizer.load_state({key[len("optimizer."):]: value for key, value in arrays.items()
-                              if key.startswith("optimizer.")})
-    return cls(loss=initialize_loss(**config["loss"]), layers=layers, optimizer=optimizer, logger=logger,
-               seed=config.get("seed"))
+        optimizer.load_state(
+            {key[len("optimizer.") :]: value for key, value in arrays.items() if key.startswith("optimizer.")}
+        )
+    return cls(
+        loss=initialize_loss(**config["loss"]),
+        layers=layers,
+        optimizer=optimizer,
+        logger=logger,
+        seed=config.get("seed"),
+    )

@@ -97,8 +97,11 @@ def fit(model, dataset, epochs: int, callbacks=None, verbose: int = 1, initial_e
     history, ordered = _arrange(model, callbacks, verbose)
     train = dataset.train
     n_batches = len(train)
-    callbacks = CallbackList(ordered, model=model, params={"epochs": epochs, "initial_epoch": initial_epoch,
-                                                           "steps": n_batches, "verbose": verbose})
+    callbacks = CallbackList(
+        ordered,
+        model=model,
+        params={"epochs": epochs, "initial_epoch": initial_epoch, "steps": n_batches, "verbose": verbose},
+    )
     model.history = history
     model.stop_training = False
     validate = getattr(dataset, "validate", None)

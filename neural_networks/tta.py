@@ -53,8 +53,10 @@ def tta_views(X: np.ndarray, tta: str) -> list[tuple[float, np.ndarray]]:
     if tta == "none":
         return [(1.0, X)]
     if np.ndim(X) != 4:
-        raise ValueError(f"tta={tta!r} transforms images and needs NHWC input (batch, rows, cols, channels); "
-                         f"got input of shape {np.shape(X)}")
+        raise ValueError(
+            f"tta={tta!r} transforms images and needs NHWC input (batch, rows, cols, channels); "
+            f"got input of shape {np.shape(X)}"
+        )
     views = [(0.5, X), (0.5, _mirror(X))]
     if tta == "flip_translate":
         views = [(w / 2, v) for w, v in views]

@@ -40,7 +40,9 @@ def compute_fans(shape) -> tuple[int, int]:
         return receptive * shape[2], receptive * shape[3]
     if len(shape) == 1:
         return shape[0], shape[0]
-    raise ValueError(f"cannot compute fans of a weight of shape {shape}; expected 2-D (n_in, n_out) or 4-D (kh, kw, c_in, c_out)")
+    raise ValueError(
+        f"cannot compute fans of a weight of shape {shape}; expected 2-D (n_in, n_out) or 4-D (kh, kw, c_in, c_out)"
+    )
 
 
 def calculate_gain(activation: str | None) -> float:
@@ -70,6 +72,7 @@ def _normal_with(rng, std: float, shape, dtype) -> np.ndarray:
 
 # One function per initializer: ``draw(shape, rng, dtype[, gain])`` with ``rng`` a Generator or
 # ``np.random``. One that takes ``gain`` is scaled by the layer activation's gain.
+
 
 def _zeros(shape, rng, dtype):
     return np.zeros(shape, dtype=dtype)

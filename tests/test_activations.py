@@ -204,8 +204,9 @@ class TestFusedKernelProtocol(unittest.TestCase):
 
     def test_only_relu_names_a_fused_kernel(self):
         kernels = {name: cls().fused_kernel for name, cls in ACTIVATIONS.items()}
-        self.assertEqual(kernels, {"linear": None, "sigmoid": None, "tanh": None, "arctan": None, "relu": "relu",
-                                   "softmax": None})
+        self.assertEqual(
+            kernels, {"linear": None, "sigmoid": None, "tanh": None, "arctan": None, "relu": "relu", "softmax": None}
+        )
 
     def test_relu_gradient_from_output_equals_backward(self):
         rng = np.random.default_rng(3)
@@ -240,7 +241,14 @@ class TestFusedKernelProtocol(unittest.TestCase):
 
 class TestInitializeActivation(unittest.TestCase):
     def test_names(self):
-        expected = {"linear": Linear, "sigmoid": Sigmoid, "tanh": TanH, "arctan": ArcTan, "relu": ReLU, "softmax": SoftMax}
+        expected = {
+            "linear": Linear,
+            "sigmoid": Sigmoid,
+            "tanh": TanH,
+            "arctan": ArcTan,
+            "relu": ReLU,
+            "softmax": SoftMax,
+        }
         for name, cls in expected.items():
             with self.subTest(name=name):
                 self.assertIsInstance(initialize_activation(name), cls)
@@ -254,7 +262,9 @@ class TestInitializeActivation(unittest.TestCase):
         self.assertIs(initialize_activation(relu), relu)
 
     def test_unknown_name_lists_valid_names(self):
-        with self.assertRaisesRegex(ValueError, r"unknown activation 'swish'.*arctan, linear, relu, sigmoid, softmax, tanh"):
+        with self.assertRaisesRegex(
+            ValueError, r"unknown activation 'swish'.*arctan, linear, relu, sigmoid, softmax, tanh"
+        ):
             initialize_activation("swish")
 
 

@@ -36,8 +36,13 @@ def probe(env_value=None, apply=True) -> tuple[bool, int]:
     env.pop("NEURAL_NETWORKS_MALLOC", None)
     if env_value is not None:
         env["NEURAL_NETWORKS_MALLOC"] = env_value
-    out = subprocess.run([sys.executable, "-c", PROBE, "apply" if apply else "import"], env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, "apply" if apply else "import"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     applied, faults = out.stdout.split()
     return applied == "1", int(faults)
 
@@ -64,11 +69,18 @@ class TestRetainFreedMemory(unittest.TestCase):
         self.assertGreater(faults, 9 * 20)
 
     def test_training_turns_it_on(self):
-        code = ("import numpy as np\nfrom neural_networks import NeuralNetwork, FullyConnected, SGD, allocator\n"
-                "from neural_networks.datasets import initialize_dataset\n"
-                "m = NeuralNetwork(layers=[FullyConnected(3, 'softmax')], optimizer=SGD(lr=0.1), seed=0)\n"
-                "before = allocator.is_applied()\nm.train(initialize_dataset('iris'), 1, verbose=0)\n"
-                "print(int(before), int(allocator.is_applied()))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={k: v for k, v in os.environ.items() if k != "NEURAL_NETWORKS_MALLOC"})
+        code = (
+            "import numpy as np\nfrom neural_networks import NeuralNetwork, FullyConnected, SGD, allocator\n"
+            "from neural_networks.datasets import initialize_dataset\n"
+            "m = NeuralNetwork(layers=[FullyConnected(3, 'softmax')], optimizer=SGD(lr=0.1), seed=0)\n"
+            "before = allocator.is_applied()\nm.train(initialize_dataset('iris'), 1, verbose=0)\n"
+            "print(int(before), int(allocator.is_applied()))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={k: v for k, v in os.environ.items() if k != "NEURAL_NETWORKS_MALLOC"},
+        )
         self.assertEqual(out.stdout.split(), ["0", "1"])

@@ -9,8 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from neural_networks.callbacks import (CALLBACKS, Callback, CallbackList, EarlyStopping, History, ModelCheckpoint,
-                                       initialize_callback)
+from neural_networks.callbacks import (
+    CALLBACKS,
+    Callback,
+    CallbackList,
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    initialize_callback,
+)
 from neural_networks.datasets import Dataset, initialize_dataset
 from neural_networks.layers import FullyConnected
 from neural_networks.logs import Logger, read_metrics_csv
@@ -21,8 +28,11 @@ from neural_networks.training import fit
 
 
 def mlp(seed=0):
-    return NeuralNetwork(layers=[FullyConnected(8, "linear"), BatchNorm(activation="relu"), Dropout(0.2),
-                                 FullyConnected(3, "softmax")], optimizer=SGD(lr=0.1, momentum=0.9), seed=seed)
+    return NeuralNetwork(
+        layers=[FullyConnected(8, "linear"), BatchNorm(activation="relu"), Dropout(0.2), FullyConnected(3, "softmax")],
+        optimizer=SGD(lr=0.1, momentum=0.9),
+        seed=seed,
+    )
 
 
 def iris():
@@ -77,8 +87,9 @@ class TestEarlyStopping(unittest.TestCase):
         self.assertFalse(model.stop_training)
 
     def test_restores_the_best_epochs_weights(self):
-        model, script, stopper, history = self.run_script([1.0, 0.7, 0.9, 0.8, 0.1], patience=2,
-                                                          restore_best_weights=True)
+        model, script, stopper, history = self.run_script(
+            [1.0, 0.7, 0.9, 0.8, 0.1], patience=2, restore_best_weights=True
+        )
         self.assertEqual((history.epochs, stopper.best_epoch), (4, 1))
         best = script.weights[1]
         self.assertFalse(all(np.array_equal(a, b) for a, b in zip(best, script.weights[-1])))
@@ -94,17 +105,22 @@ class TestEarlyStopping(unittest.TestCase):
     def test_a_missing_value_names_the_available_keys(self):
         rng = np.random.default_rng(0)
         no_validation = Dataset(rng.standard_normal((20, 4)), rng.integers(0, 3, 20), 10)
-        with self.assertRaisesRegex(ValueError, r"EarlyStopping: monitor='val_loss' is not in the epoch's logs; "
-                                                r"available: loss, accuracy, lr, seconds \(val_\* values exist only"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"EarlyStopping: monitor='val_loss' is not in the epoch's logs; "
+            r"available: loss, accuracy, lr, seconds \(val_\* values exist only",
+        ):
             fit(mlp(), no_validation, 3, callbacks=[EarlyStopping()], verbose=0)
 
     def test_bad_arguments(self):
-        for kwargs, pattern in (({"mode": "lowest"}, r"mode must be 'auto', 'min' or 'max'; got 'lowest'"),
-                                ({"monitor": "val_f1"}, r"cannot tell whether 'val_f1' should go down or up"),
-                                ({"patience": -1}, "patience must be a non-negative integer"),
-                                ({"patience": 1.5}, "patience must be a non-negative integer"),
-                                ({"min_delta": -0.1}, "min_delta must be a non-negative number"),
-                                ({"restore_best_weights": "yes"}, "restore_best_weights must be true or false")):
+        for kwargs, pattern in (
+            ({"mode": "lowest"}, r"mode must be 'auto', 'min' or 'max'; got 'lowest'"),
+            ({"monitor": "val_f1"}, r"cannot tell whether 'val_f1' should go down or up"),
+            ({"patience": -1}, "patience must be a non-negative integer"),
+            ({"patience": 1.5}, "patience must be a non-negative integer"),
+            ({"min_delta": -0.1}, "min_delta must be a non-negative number"),
+            ({"restore_best_weights": "yes"}, "restore_best_weights must be true or false"),
+        ):
             with self.subTest(kwargs=kwargs), self.assertRaisesRegex(ValueError, pattern):
                 EarlyStopping(**kwargs)
         self.assertEqual(EarlyStopping(monitor="val_f1", mode="max").mode, "max")
@@ -117,8 +133,9 @@ class TestModelCheckpoint(unittest.TestCase):
             checkpoint = ModelCheckpoint(tmp)
             model = mlp()
             fit(model, iris(), 3, callbacks=[Script("val_accuracy", [0.5, 0.7, 0.6]), checkpoint], verbose=0)
-            self.assertEqual(NeuralNetwork.load(Path(tmp) / "last.npz").extra,
-                             {"epoch": 3, "monitor": "val_accuracy", "best": 0.7})
+            self.assertEqual(
+                NeuralNetwork.load(Path(tmp) / "last.npz").extra, {"epoch": 3, "monitor": "val_accuracy", "best": 0.7}
+            )
             best = NeuralNetwork.load(Path(tmp) / "best.npz")
             self.assertEqual(best.extra["epoch"], 2)
             self.assertEqual((checkpoint.best, checkpoint.epoch, checkpoint.stopped), (0.7, 3, False))
@@ -140,13 +157,19 @@ class TestModelCheckpoint(unittest.TestCase):
         """So that last.npz holds every callback's state of the epoch, and a stop decided in it."""
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = ModelCheckpoint(tmp)
-            fit(mlp(), iris(), 5, callbacks=[checkpoint, Script("val_loss", [1.0, 2.0, 3.0]), EarlyStopping()],
-                verbose=0)
+            fit(
+                mlp(),
+                iris(),
+                5,
+                callbacks=[checkpoint, Script("val_loss", [1.0, 2.0, 3.0]), EarlyStopping()],
+                verbose=0,
+            )
             self.assertEqual((checkpoint.epoch, checkpoint.stopped), (2, True))
             with np.load(Path(tmp) / "last.npz") as archive:
                 training = json.loads(str(archive["training"]))
-            self.assertEqual(training["callbacks"]["EarlyStopping"],
-                             {"wait": 1, "best": 1.0, "best_epoch": 0, "stopped_epoch": 1})
+            self.assertEqual(
+                training["callbacks"]["EarlyStopping"], {"wait": 1, "best": 1.0, "best_epoch": 0, "stopped_epoch": 1}
+            )
             self.assertEqual(training["callbacks"]["History"]["history"]["val_loss"], [1.0, 2.0])
             self.assertTrue(training["stop_training"])
 
@@ -210,10 +233,14 @@ class TestResume(unittest.TestCase):
             rows_a, rows_b = (read_metrics_csv(tmp / name / "metrics.csv") for name in ("whole", "split"))
             self.assertEqual([r["epoch"] for r in rows_b], [1, 2, 3, 4, 5])
             for row_a, row_b in zip(rows_a, rows_b):
-                self.assertEqual({k: v for k, v in row_a.items() if k != "seconds"},
-                                 {k: v for k, v in row_b.items() if k != "seconds"})
+                self.assertEqual(
+                    {k: v for k, v in row_a.items() if k != "seconds"},
+                    {k: v for k, v in row_b.items() if k != "seconds"},
+                )
             self.assertEqual([r["seconds"] for r in rows_b[:2]], history_b["seconds"][:2])  # from the first leg
-            self.assertEqual((tmp / "whole" / "parameters.csv").read_text(), (tmp / "split" / "parameters.csv").read_text())
+            self.assertEqual(
+                (tmp / "whole" / "parameters.csv").read_text(), (tmp / "split" / "parameters.csv").read_text()
+            )
             self.assertEqual(logger_a.ranges, logger_b.ranges)
             with open(tmp / "split" / "parameters.csv") as handle:
                 self.assertEqual(sorted({r["epoch"] for r in csv.DictReader(handle)}), ["1", "2", "3", "4", "5"])
@@ -259,10 +286,15 @@ class TestRegistry(unittest.TestCase):
         self.assertIsInstance(stopper, EarlyStopping)
         self.assertEqual((stopper.patience, stopper.mode), (3, "max"))
         self.assertIsInstance(initialize_callback("EarlyStopping"), EarlyStopping)
-        with self.assertRaisesRegex(ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint"):
+        with self.assertRaisesRegex(
+            ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint"
+        ):
             initialize_callback("early_stop")
-        with self.assertRaisesRegex(ValueError, r"bad arguments for callback 'early_stopping' \(unexpected argument "
-                                                r"'patiense'\); valid arguments: monitor, patience"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"bad arguments for callback 'early_stopping' \(unexpected argument "
+            r"'patiense'\); valid arguments: monitor, patience",
+        ):
             initialize_callback("early_stopping", patiense=3)
 
 

@@ -64,8 +64,14 @@ def tiny_config(data_path: Path, epochs: int = 2) -> dict:
 
 def cli(*args, cwd, check=True, timeout=120):
     env = {**os.environ, "NEURAL_NETWORKS_DATA": str(Path(cwd) / "cache")}
-    result = subprocess.run([sys.executable, "-m", "neural_networks", *map(str, args)], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "neural_networks", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -89,9 +95,21 @@ class TestCommandLine(unittest.TestCase):
 
     def test_train_writes_the_run_directory(self):
         self.assertIn("test accuracy", self.train.stdout)
-        for name in ("config.yaml", "metrics.csv", "metrics.json", "loss.png", "accuracy.png", "loss_iterations.png",
-                     "error.png", "parameters.csv", "parameters.png", "confusion_matrix.png", "first_layer.png",
-                     "last.npz", "best.npz"):
+        for name in (
+            "config.yaml",
+            "metrics.csv",
+            "metrics.json",
+            "loss.png",
+            "accuracy.png",
+            "loss_iterations.png",
+            "error.png",
+            "parameters.csv",
+            "parameters.png",
+            "confusion_matrix.png",
+            "first_layer.png",
+            "last.npz",
+            "best.npz",
+        ):
             self.assertTrue((self.run_dir / name).is_file(), name)
         figures = json.loads((self.run_dir / "metrics.json").read_text())
         self.assertEqual(figures["epochs"], 2)
@@ -109,7 +127,9 @@ class TestCommandLine(unittest.TestCase):
         self.assertRegex(out, r"val: loss \d+\.\d+  accuracy \d\.\d+  \(6 examples")
         out = cli("evaluate", self.run_dir, cwd=self.dir).stdout
         accuracy = float(out.split("accuracy ")[1].split()[0])
-        self.assertAlmostEqual(accuracy, json.loads((self.run_dir / "metrics.json").read_text())["test_accuracy"], places=4)
+        self.assertAlmostEqual(
+            accuracy, json.loads((self.run_dir / "metrics.json").read_text())["test_accuracy"], places=4
+        )
         self.assertIn("tta none", out)  # the run's config asks for none
 
     def test_evaluate_and_predict_with_flip_tta(self):
@@ -127,8 +147,18 @@ class TestCommandLine(unittest.TestCase):
         X = np.concatenate([x for x, _ in dataset.test])
         self.assertEqual([int(r[1]) for r in rows], model.predict_classes(X, tta="flip").tolist())
         # a run whose config asks for flip TTA reports its figures with it, and without it for comparison
-        cli("train", self.config_path, "--out", self.dir / "runs_tta", "--quiet", "--epochs", "1",
-            "--set", "evaluation.tta=flip", cwd=self.dir)
+        cli(
+            "train",
+            self.config_path,
+            "--out",
+            self.dir / "runs_tta",
+            "--quiet",
+            "--epochs",
+            "1",
+            "--set",
+            "evaluation.tta=flip",
+            cwd=self.dir,
+        )
         figures = json.loads((self.dir / "runs_tta" / "tiny" / "metrics.json").read_text())
         config, model = load_run(self.dir / "runs_tta" / "tiny", which="last")
         self.assertEqual((figures["tta"], config["evaluation"]["tta"]), ("flip", "flip"))
@@ -156,9 +186,21 @@ class TestCommandLine(unittest.TestCase):
         cli("report", self.run_dir, "--format", "markdown", "--heading-level", "2", "--output", out, cwd=self.dir)
         text = out.read_text()
         self.assertIn("## Run `tiny`", text)
-        for needle in ("### Activations", "class ReLU", "class SoftMax", "### Layers", "class Conv2D", "class Pool2D",
-                       "class Dropout", "### Losses", "class CrossEntropy", "### Model", "def backward", "test accuracy",
-                       "](../runs/tiny/loss.png)"):
+        for needle in (
+            "### Activations",
+            "class ReLU",
+            "class SoftMax",
+            "### Layers",
+            "class Conv2D",
+            "class Pool2D",
+            "class Dropout",
+            "### Losses",
+            "class CrossEntropy",
+            "### Model",
+            "def backward",
+            "test accuracy",
+            "](../runs/tiny/loss.png)",
+        ):
             self.assertIn(needle, text)
         latex = cli("report", self.run_dir, "--format", "latex", "--heading-level", "3", cwd=self.dir).stdout
         self.assertIn("\\subsubsection{Run tiny}", latex)
@@ -167,8 +209,18 @@ class TestCommandLine(unittest.TestCase):
     def test_train_without_validation_data(self):
         """validation_size 0: every image trains; the validation figures are None, not a crash."""
         runs = self.dir / "runs_no_val"
-        out = cli("train", self.config_path, "--out", runs, "--quiet", "--epochs", "1",
-                  "--set", "data.validation_size=0", cwd=self.dir).stdout
+        out = cli(
+            "train",
+            self.config_path,
+            "--out",
+            runs,
+            "--quiet",
+            "--epochs",
+            "1",
+            "--set",
+            "data.validation_size=0",
+            cwd=self.dir,
+        ).stdout
         self.assertIn("val accuracy none held out", out)
         figures = json.loads((runs / "tiny" / "metrics.json").read_text())
         self.assertIsNone(figures["val_accuracy"])
@@ -193,16 +245,25 @@ class TestCommandLine(unittest.TestCase):
         result = cli("train", path, "--out", self.dir / "bad_runs", cwd=self.dir, check=False)
         self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
-        self.assertIn("unknown key optimiser; valid keys: callbacks, data, epochs, evaluation, model, name, optimizer, seed", result.stderr)
+        self.assertIn(
+            "unknown key optimiser; valid keys: callbacks, data, epochs, evaluation, model, name, optimizer, seed",
+            result.stderr,
+        )
         for args, needle in (
             (("train", self.config_path, "--set", "model.layers.0.activation=relu6"), "unknown activation 'relu6'"),
             (("train", self.config_path, "--set", "data.batchsize=3"), "unknown key data.batchsize"),
             (("train", self.dir / "missing.yaml"), "config file not found"),
             (("evaluate", self.dir), "not a run directory"),
-            (("predict", self.run_dir, "--images", self.dir / "nothing_here", "--output", self.dir / "x.csv"), "nothing_here"),
+            (
+                ("predict", self.run_dir, "--images", self.dir / "nothing_here", "--output", self.dir / "x.csv"),
+                "nothing_here",
+            ),
         ):
-            result = cli(*args, "--out", self.dir / "bad_runs", cwd=self.dir, check=False) if args[0] == "train" else \
-                cli(*args, cwd=self.dir, check=False)
+            result = (
+                cli(*args, "--out", self.dir / "bad_runs", cwd=self.dir, check=False)
+                if args[0] == "train"
+                else cli(*args, cwd=self.dir, check=False)
+            )
             self.assertEqual(result.returncode, 2, (args, result.stderr))
             self.assertIn(needle, result.stderr)
             self.assertNotIn("Traceback", result.stderr)
@@ -237,8 +298,17 @@ class TestCommandLine(unittest.TestCase):
         """No epoch can improve val_loss by more than 10: the run stops after its second epoch of 10,
         metrics.json says so, and --resume leaves a stopped run stopped."""
         runs = self.dir / "runs_early"
-        args = ("train", self.config_path, "--out", runs, "--epochs", "10", "--quiet",
-                "--set", "callbacks=[{name: early_stopping, min_delta: 10}, {name: model_checkpoint, monitor: val_loss}]")
+        args = (
+            "train",
+            self.config_path,
+            "--out",
+            runs,
+            "--epochs",
+            "10",
+            "--quiet",
+            "--set",
+            "callbacks=[{name: early_stopping, min_delta: 10}, {name: model_checkpoint, monitor: val_loss}]",
+        )
         out = cli(*args, cwd=self.dir).stdout
         self.assertIn("epochs 2 ", out)
         figures = json.loads((runs / "tiny" / "metrics.json").read_text())
@@ -254,18 +324,44 @@ class TestCommandLine(unittest.TestCase):
         figures = json.loads((runs / "tiny" / "metrics.json").read_text())
         self.assertEqual((figures["epochs"], figures["stopped_early"]), (2, True))
         self.assertFalse(json.loads((self.run_dir / "metrics.json").read_text())["stopped_early"])
-        bad = cli("train", self.config_path, "--out", runs, "--set", "callbacks=[{name: early_stop}]", cwd=self.dir,
-                  check=False)
+        bad = cli(
+            "train",
+            self.config_path,
+            "--out",
+            runs,
+            "--set",
+            "callbacks=[{name: early_stop}]",
+            cwd=self.dir,
+            check=False,
+        )
         self.assertEqual(bad.returncode, 2)
-        self.assertIn("error: callbacks.0: unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint",
-                      bad.stderr)
+        self.assertIn(
+            "error: callbacks.0: unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint",
+            bad.stderr,
+        )
 
     def test_ctrl_c_saves_and_resumes(self):
         out = self.dir / "interrupted"
         env = {**os.environ, "NEURAL_NETWORKS_DATA": str(self.dir / "cache")}
-        process = subprocess.Popen([sys.executable, "-m", "neural_networks", "train", str(self.config_path), "--out",
-                                    str(out), "--epochs", "500", "--quiet"], cwd=self.dir, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "neural_networks",
+                "train",
+                str(self.config_path),
+                "--out",
+                str(out),
+                "--epochs",
+                "500",
+                "--quiet",
+            ],
+            cwd=self.dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         last = out / "tiny" / "last.npz"
         deadline = time.monotonic() + 60
         while not last.exists() and time.monotonic() < deadline and process.poll() is None:
@@ -279,8 +375,9 @@ class TestCommandLine(unittest.TestCase):
 
         done = NeuralNetwork.load(last).extra["epoch"]
         self.assertGreaterEqual(done, 1)
-        result = cli("train", self.config_path, "--out", out, "--epochs", str(done + 1), "--resume", "--quiet",
-                     cwd=self.dir)
+        result = cli(
+            "train", self.config_path, "--out", out, "--epochs", str(done + 1), "--resume", "--quiet", cwd=self.dir
+        )
         self.assertIn("epochs " + str(done + 1), result.stdout)
 
 

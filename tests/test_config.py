@@ -39,7 +39,9 @@ class TestValidation(unittest.TestCase):
     def test_unknown_and_missing_keys(self):
         bad = copy.deepcopy(BASE)
         bad["optimiser"] = bad.pop("optimizer")
-        self.assert_error(bad, r"unknown key optimiser; valid keys: callbacks, data, epochs, evaluation, model, name, optimizer, seed")
+        self.assert_error(
+            bad, r"unknown key optimiser; valid keys: callbacks, data, epochs, evaluation, model, name, optimizer, seed"
+        )
         bad = copy.deepcopy(BASE)
         del bad["model"]
         self.assert_error(bad, r"missing key model")
@@ -60,7 +62,11 @@ class TestValidation(unittest.TestCase):
             (("data", "name"), "svhn", r"unknown data set data\.name='svhn'; valid names"),
             (("epochs",), -1, r"epochs must be a non-negative integer"),
             (("name",), "a/b", r"name must be a non-empty string without '/'"),
-            (("evaluation",), {"tta": "rotate"}, r"evaluation\.tta: unknown test-time augmentation tta='rotate'; valid: none, flip, flip_translate"),
+            (
+                ("evaluation",),
+                {"tta": "rotate"},
+                r"evaluation\.tta: unknown test-time augmentation tta='rotate'; valid: none, flip, flip_translate",
+            ),
             (("evaluation",), {"ttA": "flip"}, r"unknown key evaluation\.ttA; valid keys: tta"),
             (("evaluation",), "flip", r"evaluation must be a mapping"),
         ):
@@ -74,18 +80,35 @@ class TestValidation(unittest.TestCase):
 
     def test_callbacks(self):
         config = copy.deepcopy(BASE)
-        config["callbacks"] = [{"name": "EarlyStopping", "patience": 3, "restore_best_weights": True},
-                               {"name": "model_checkpoint", "monitor": "val_loss"}]
-        self.assertEqual(validate_config(config)["callbacks"],
-                         [{"name": "early_stopping", "patience": 3, "restore_best_weights": True},
-                          {"name": "model_checkpoint", "monitor": "val_loss"}])
+        config["callbacks"] = [
+            {"name": "EarlyStopping", "patience": 3, "restore_best_weights": True},
+            {"name": "model_checkpoint", "monitor": "val_loss"},
+        ]
+        self.assertEqual(
+            validate_config(config)["callbacks"],
+            [
+                {"name": "early_stopping", "patience": 3, "restore_best_weights": True},
+                {"name": "model_checkpoint", "monitor": "val_loss"},
+            ],
+        )
         self.assertEqual(validate_config(BASE)["callbacks"], [])
         for callbacks, pattern in (
-            ([{"name": "early_stop"}], r"^callbacks\.0: unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint$"),
-            ([{"name": "early_stopping", "patiense": 3}],
-             r"^callbacks\.0: bad arguments for callback 'early_stopping' \(unexpected argument 'patiense'\); valid arguments: monitor, patience"),
-            ([{"name": "early_stopping", "patience": -2}], r"^callbacks\.0: EarlyStopping: patience must be a non-negative integer"),
-            ([{"name": "early_stopping", "monitor": "val_f1"}], r"^callbacks\.0: EarlyStopping: mode='auto' cannot tell"),
+            (
+                [{"name": "early_stop"}],
+                r"^callbacks\.0: unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint$",
+            ),
+            (
+                [{"name": "early_stopping", "patiense": 3}],
+                r"^callbacks\.0: bad arguments for callback 'early_stopping' \(unexpected argument 'patiense'\); valid arguments: monitor, patience",
+            ),
+            (
+                [{"name": "early_stopping", "patience": -2}],
+                r"^callbacks\.0: EarlyStopping: patience must be a non-negative integer",
+            ),
+            (
+                [{"name": "early_stopping", "monitor": "val_f1"}],
+                r"^callbacks\.0: EarlyStopping: mode='auto' cannot tell",
+            ),
             ([{"patience": 3}], r"^callbacks\.0 must be a mapping with a 'name'"),
             ({"name": "early_stopping"}, r"^callbacks must be a list"),
             ([{"name": "model_checkpoint", "directory": "x"}], r"^callbacks\.0: model_checkpoint takes no directory"),
@@ -105,8 +128,10 @@ class TestValidation(unittest.TestCase):
 
 class TestOverrides(unittest.TestCase):
     def test_dotted_paths_and_yaml_values(self):
-        config = apply_overrides(BASE, ["optimizer.lr=0.5", "data.batch_size=32", "model.layers.0.n_out=4",
-                                        "data.augment=[flip, crop]", "seed=3"])
+        config = apply_overrides(
+            BASE,
+            ["optimizer.lr=0.5", "data.batch_size=32", "model.layers.0.n_out=4", "data.augment=[flip, crop]", "seed=3"],
+        )
         self.assertEqual(config["optimizer"]["lr"], 0.5)
         self.assertEqual(config["data"]["batch_size"], 32)
         self.assertEqual(config["model"]["layers"][0]["n_out"], 4)

@@ -31,9 +31,19 @@ from PIL import Image
 
 from neural_networks import datasets
 from neural_networks.datasets import augment, cifar10, fashion_mnist, idx, image_folder, mnist, sources
-from neural_networks.datasets import (ChecksumError, DataFormatError, DataNotFoundError, initialize_dataset,
-                                      list_datasets, load_cifar10, load_fashion_mnist, load_image_folder, load_mnist,
-                                      split_validation, verify_dataset)
+from neural_networks.datasets import (
+    ChecksumError,
+    DataFormatError,
+    DataNotFoundError,
+    initialize_dataset,
+    list_datasets,
+    load_cifar10,
+    load_fashion_mnist,
+    load_image_folder,
+    load_mnist,
+    split_validation,
+    verify_dataset,
+)
 
 CLASSES = ["cat", "dog", "frog"]
 
@@ -93,8 +103,7 @@ def cifar_batch(n: int, seed: int, labels=None) -> dict:
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
     labels = list(rng.integers(0, 10, n)) if labels is None else labels
-    return {b"batch_label": b"batch", b"labels": [int(x) for x in labels], b"data": data,
-            b"filenames": [b"x.png"] * n}
+    return {b"batch_label": b"batch", b"labels": [int(x) for x in labels], b"data": data, b"filenames": [b"x.png"] * n}
 
 
 def make_cifar_tarball(path: Path, n: int = 6, override=None) -> tuple[Path, dict]:
@@ -102,8 +111,9 @@ def make_cifar_tarball(path: Path, n: int = 6, override=None) -> tuple[Path, dic
     batches = {f"data_batch_{i}": cifar_batch(n, i) for i in range(1, 6)}
     batches["test_batch"] = cifar_batch(n, 99)
     members = {name: pickle.dumps(b, protocol=2) for name, b in batches.items()}
-    members["batches.meta"] = pickle.dumps({b"label_names": [c.encode() for c in cifar10.CLASS_NAMES],
-                                            b"num_vis": 3072}, protocol=2)
+    members["batches.meta"] = pickle.dumps(
+        {b"label_names": [c.encode() for c in cifar10.CLASS_NAMES], b"num_vis": 3072}, protocol=2
+    )
     members.update(override or {})
     with tarfile.open(path, "w:gz") as tf:
         for name, data in members.items():
@@ -125,9 +135,11 @@ class DataTestCase(unittest.TestCase):
     def setUp(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="nn-data-test-"))
         self.home = self.tmp / "home"
-        patches = [mock.patch.dict(os.environ, {sources.DATA_ENV: str(self.home)}),
-                   mock.patch.dict(sources.SYSTEM_DIRS, {}, clear=True),
-                   mock.patch.object(sources, "_urlopen", _no_network)]
+        patches = [
+            mock.patch.dict(os.environ, {sources.DATA_ENV: str(self.home)}),
+            mock.patch.dict(sources.SYSTEM_DIRS, {}, clear=True),
+            mock.patch.object(sources, "_urlopen", _no_network),
+        ]
         for p in patches:
             p.start()
             self.addCleanup(p.stop)
@@ -145,9 +157,15 @@ class TestIDX(DataTestCase):
         for name in ("read_idx", "candidates", "IMAGE_MAGIC", "LABEL_MAGIC", "DEFAULT_VALIDATION_SIZE"):
             self.assertIs(getattr(fashion_mnist, name), getattr(idx, name))
         self.assertIs(datasets.read_idx, idx.read_idx)
-        self.assertEqual(idx.candidates(mnist.FILES["test_labels"]),
-                         ["t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte.gz",
-                          "t10k-labels.idx1-ubyte"])
+        self.assertEqual(
+            idx.candidates(mnist.FILES["test_labels"]),
+            [
+                "t10k-labels-idx1-ubyte.gz",
+                "t10k-labels-idx1-ubyte",
+                "t10k-labels.idx1-ubyte.gz",
+                "t10k-labels.idx1-ubyte",
+            ],
+        )
 
     def test_wrong_magic(self):
         path = write_idx(self.tmp / "labels", np.arange(5), 2049, True)
@@ -304,8 +322,14 @@ class IDXDataSetCases:
             self.load(download=False, progress=False)
         message = str(ctx.exception)
         self.assertIsInstance(ctx.exception, FileNotFoundError)
-        for needle in ("train-images-idx3-ubyte.gz", "path=", sources.DATA_ENV, str(self.home / self.spec.name),
-                       self.spec.files["train_images"].url, *self.provide):
+        for needle in (
+            "train-images-idx3-ubyte.gz",
+            "path=",
+            sources.DATA_ENV,
+            str(self.home / self.spec.name),
+            self.spec.files["train_images"].url,
+            *self.provide,
+        ):
             self.assertIn(needle, message)
         folder = self.make(self.tmp / "set")
         (folder / "train-labels-idx1-ubyte.gz").unlink()
@@ -345,8 +369,10 @@ class IDXDataSetCases:
     def test_download_with_wrong_checksum_writes_nothing(self):
         served, patched = serve_idx_set(self.make(self.tmp / "upstream"), self.spec.files)
         patched = {role: dataclasses.replace(remote, md5="0" * 32) for role, remote in patched.items()}
-        with mock.patch.dict(self.spec.files, patched), \
-                mock.patch.object(sources, "_urlopen", lambda url, timeout=None: Response(served[url])):
+        with (
+            mock.patch.dict(self.spec.files, patched),
+            mock.patch.object(sources, "_urlopen", lambda url, timeout=None: Response(served[url])),
+        ):
             with self.assertRaisesRegex(ChecksumError, r"train-images-idx3-ubyte.gz: md5 .* not saved"):
                 self.load(progress=False)
         folder = self.home / self.spec.name
@@ -372,18 +398,27 @@ class TestMNIST(IDXDataSetCases, DataTestCase):
     def test_description(self):
         self.assertEqual(mnist.CLASS_NAMES, [str(d) for d in range(10)])
         self.assertIs(datasets.DATASETS["mnist"], load_mnist)
-        expected = {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-                    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-                    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}
+        expected = {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        }
         self.assertEqual({r.name: r.md5 for r in mnist.FILES.values()}, expected)
         for remote in mnist.FILES.values():
-            self.assertEqual(remote.urls, ("https://ossci-datasets.s3.amazonaws.com/mnist/" + remote.name,
-                                           "http://yann.lecun.com/exdb/mnist/" + remote.name))
+            self.assertEqual(
+                remote.urls,
+                (
+                    "https://ossci-datasets.s3.amazonaws.com/mnist/" + remote.name,
+                    "http://yann.lecun.com/exdb/mnist/" + remote.name,
+                ),
+            )
             self.assertIsNone(remote.sha256)  # none is published
         signature = inspect.signature(load_mnist).parameters
-        self.assertEqual({k: signature[k].default for k in ("batch_size", "flatten", "validation_size", "augment")},
-                         {"batch_size": 128, "flatten": False, "validation_size": 10_000, "augment": False})
+        self.assertEqual(
+            {k: signature[k].default for k in ("batch_size", "flatten", "validation_size", "augment")},
+            {"batch_size": 128, "flatten": False, "validation_size": 10_000, "augment": False},
+        )
 
     def test_augment_means_crops_only(self):
         ds = load_mnist(path=make_idx_set(self.tmp / "set"), validation_size=10, augment=True, progress=False)
@@ -400,8 +435,10 @@ class TestMNIST(IDXDataSetCases, DataTestCase):
                 raise urllib.error.HTTPError(url, 403, "Forbidden", {}, None)
             return Response((source / url.rsplit("/", 1)[1]).read_bytes())
 
-        patched = {role: dataclasses.replace(remote, md5=hashlib.md5((source / remote.name).read_bytes()).hexdigest())
-                   for role, remote in mnist.FILES.items()}
+        patched = {
+            role: dataclasses.replace(remote, md5=hashlib.md5((source / remote.name).read_bytes()).hexdigest())
+            for role, remote in mnist.FILES.items()
+        }
         with mock.patch.dict(mnist.FILES, patched), mock.patch.object(sources, "_urlopen", opener):
             ds = load_mnist(validation_size=10, progress=False)
         self.assertEqual(ds.test.n_examples, 20)
@@ -437,15 +474,22 @@ class TestDownload(DataTestCase):
             headers = {"Content-Length": "100"}
 
         with self.assertRaisesRegex(DataNotFoundError, "stopped after 10 of 100"):
-            sources.download("https://example.invalid/x", self.tmp / "x", opener=lambda u, timeout=None: Short(b"0" * 10),
-                             progress=False)
+            sources.download(
+                "https://example.invalid/x",
+                self.tmp / "x",
+                opener=lambda u, timeout=None: Short(b"0" * 10),
+                progress=False,
+            )
         self.assertFalse((self.tmp / "x").exists())
-
 
     def test_mirrors_tried_in_order(self):
         payload = os.urandom(500)
-        remote = sources.RemoteFile("f.bin", "https://a.invalid/f.bin", hashlib.md5(payload).hexdigest(),
-                                    mirrors=("https://b.invalid/f.bin", "https://c.invalid/f.bin"))
+        remote = sources.RemoteFile(
+            "f.bin",
+            "https://a.invalid/f.bin",
+            hashlib.md5(payload).hexdigest(),
+            mirrors=("https://b.invalid/f.bin", "https://c.invalid/f.bin"),
+        )
         self.assertEqual(remote.urls, ("https://a.invalid/f.bin", "https://b.invalid/f.bin", "https://c.invalid/f.bin"))
         dest = self.tmp / "out" / "f.bin"
 
@@ -462,8 +506,9 @@ class TestDownload(DataTestCase):
             return opener, calls
 
         # the first refuses, the second serves other bytes, the third the right ones
-        opener, calls = serving({remote.urls[0]: urllib.error.URLError("403 Forbidden"), remote.urls[1]: b"junk",
-                                 remote.urls[2]: payload})
+        opener, calls = serving(
+            {remote.urls[0]: urllib.error.URLError("403 Forbidden"), remote.urls[1]: b"junk", remote.urls[2]: payload}
+        )
         self.assertEqual(sources.download_remote(remote, dest, opener=opener, progress=False), dest)
         self.assertEqual((dest.read_bytes(), calls), (payload, list(remote.urls)))
         dest.unlink()
@@ -476,8 +521,13 @@ class TestDownload(DataTestCase):
         opener, _ = serving({u: urllib.error.URLError(f"down {i}") for i, u in enumerate(remote.urls)})
         with self.assertRaisesRegex(DataNotFoundError, r"all 3 URLs of f.bin failed: .*a.invalid.*down 0.*c.invalid"):
             sources.download_remote(remote, dest, opener=opener, progress=False)
-        opener, _ = serving({remote.urls[0]: urllib.error.URLError("down"), remote.urls[1]: b"junk",
-                             remote.urls[2]: urllib.error.URLError("down")})
+        opener, _ = serving(
+            {
+                remote.urls[0]: urllib.error.URLError("down"),
+                remote.urls[1]: b"junk",
+                remote.urls[2]: urllib.error.URLError("down"),
+            }
+        )
         with self.assertRaisesRegex(ChecksumError, r"b.invalid/f.bin: md5"):
             sources.download_remote(remote, dest, opener=opener, progress=False)
         self.assertEqual(list(dest.parent.iterdir()), [])
@@ -558,8 +608,9 @@ class TestCIFAR10(DataTestCase):
         self.assertEqual(len(list(cache_dir.iterdir())), 1)
 
     def test_image_folder_archive_is_detected(self):
-        tree = make_tree(self.tmp / "tree", size=(32, 32), ext="jpg", classes=["cat", "dog"],
-                         per_class={"train": 3, "test": 1})
+        tree = make_tree(
+            self.tmp / "tree", size=(32, 32), ext="jpg", classes=["cat", "dog"], per_class={"train": 3, "test": 1}
+        )
         archive = tar_tree(tree, self.tmp / "cifar10-jpeg.tar.gz", arcname="cifar10-jpeg")
         self.assertEqual(cifar10.cifar10_format(archive), "image_folder")
         ds = load_cifar10(path=archive, validation_size=2, progress=False)
@@ -573,14 +624,17 @@ class TestImageFolder(DataTestCase):
         tree = make_tree(self.tmp / "tree")
         expected = load_image_folder(tree, validation_size=3, progress=False, cache=False)
         self.assertEqual(expected.class_names, CLASSES)
-        self.assertEqual((expected.train.n_examples, expected.validate.n_examples, expected.test.n_examples),
-                         (9, 3, 6))
+        self.assertEqual((expected.train.n_examples, expected.validate.n_examples, expected.test.n_examples), (9, 3, 6))
         np.testing.assert_array_equal(expected.test.labels, [0, 0, 1, 1, 2, 2])
         np.testing.assert_array_equal(expected.test.X[:, 0, 0, 0], [0, 1, 40, 41, 80, 81])  # PNG is exact
         self.assertEqual(expected.test.X.shape, (6, 6, 8, 3))
-        archives = [tar_tree(tree, self.tmp / "a.tar.gz", arcname="data"), tar_tree(tree, self.tmp / "b.tgz"),
-                    tar_tree(tree, self.tmp / "c.tar", mode="w"), zip_tree(tree, self.tmp / "d.zip", "lead"),
-                    zip_tree(tree, self.tmp / "e.zip")]
+        archives = [
+            tar_tree(tree, self.tmp / "a.tar.gz", arcname="data"),
+            tar_tree(tree, self.tmp / "b.tgz"),
+            tar_tree(tree, self.tmp / "c.tar", mode="w"),
+            zip_tree(tree, self.tmp / "d.zip", "lead"),
+            zip_tree(tree, self.tmp / "e.zip"),
+        ]
         for archive in archives:
             with self.subTest(archive=archive.name):
                 ds = load_image_folder(archive, validation_size=3, progress=False)
@@ -607,7 +661,9 @@ class TestImageFolder(DataTestCase):
         save_image(tree / "test" / "cat" / "9999.png", np.zeros((6, 8, 3), np.uint8))
         with self.assertRaisesRegex(DataFormatError, r"test/cat/9999.png: image is rgb but .* grayscale"):
             load_image_folder(tree, progress=False, cache=False)
-        self.assertEqual(load_image_folder(tree, color_mode="grayscale", progress=False, cache=False).test.n_examples, 7)
+        self.assertEqual(
+            load_image_folder(tree, color_mode="grayscale", progress=False, cache=False).test.n_examples, 7
+        )
 
     def test_layout_errors(self):
         tree = make_tree(self.tmp / "t1", per_class={"train": 2})
@@ -655,7 +711,10 @@ class TestImageFolder(DataTestCase):
     def test_streamed_archives(self):
         tree = make_tree(self.tmp / "t")
         expected = load_image_folder(tree, validation_size=3, progress=False, cache=False)
-        archives = [tar_tree(tree, self.tmp / "a.tar.bz2", mode="w:bz2"), tar_tree(tree, self.tmp / "a.tar.xz", mode="w:xz")]
+        archives = [
+            tar_tree(tree, self.tmp / "a.tar.bz2", mode="w:bz2"),
+            tar_tree(tree, self.tmp / "a.tar.xz", mode="w:xz"),
+        ]
         with mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", 0):  # as if too large to hold in memory
             archives.append(tar_tree(tree, self.tmp / "a.tar.gz"))
             for archive in archives:
@@ -736,8 +795,12 @@ class TestAugment(unittest.TestCase):
         padded = np.pad(self.X, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
         shifts = set()
         for x, o in zip(padded, out):
-            matches = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
-                       if np.array_equal(o, x[dy : dy + 8, dx : dx + 10])]
+            matches = [
+                (dy, dx)
+                for dy in range(2 * pad + 1)
+                for dx in range(2 * pad + 1)
+                if np.array_equal(o, x[dy : dy + 8, dx : dx + 10])
+            ]
             self.assertEqual(len(matches), 1)
             shifts.add(matches[0])
         self.assertGreater(len(shifts), 1)
@@ -846,8 +909,10 @@ class TestSplitsAndCatalog(DataTestCase):
         checks = verify_dataset("mnist")
         self.assertEqual([(c.status, c.algorithm) for c in checks], [("mismatch", "md5")] * 4)
         self.assertIn("not the published train-images-idx3-ubyte.gz", checks[0].line)
-        patched = {role: dataclasses.replace(r, md5=hashlib.md5((folder / r.name).read_bytes()).hexdigest())
-                   for role, r in mnist.FILES.items()}
+        patched = {
+            role: dataclasses.replace(r, md5=hashlib.md5((folder / r.name).read_bytes()).hexdigest())
+            for role, r in mnist.FILES.items()
+        }
         with mock.patch.dict(mnist.FILES, patched):
             self.assertEqual([c.status for c in verify_dataset("mnist")], ["ok"] * 4)
         # decompressed files have no published checksum: unknown, which passes, not a mismatch
@@ -861,12 +926,19 @@ class TestSplitsAndCatalog(DataTestCase):
         with self.assertRaisesRegex(ValueError, "unknown data set 'imagenet'; valid names: iris, fashion_mnist, mnist"):
             initialize_dataset("imagenet", 10)
         self.assertEqual(set(datasets.DATASETS), {"iris", "fashion_mnist", "mnist", "cifar10", "image_folder"})
-        for alias, name in (("Fashion-MNIST", "fashion_mnist"), ("fmnist", "fashion_mnist"), ("CIFAR-10", "cifar10"),
-                            ("imagefolder", "image_folder")):
+        for alias, name in (
+            ("Fashion-MNIST", "fashion_mnist"),
+            ("fmnist", "fashion_mnist"),
+            ("CIFAR-10", "cifar10"),
+            ("imagefolder", "image_folder"),
+        ):
             self.assertEqual(datasets.DATASETS.canonical(alias), name)
         self.assertEqual(initialize_dataset("IRIS", 10).name, "iris")
-        with self.assertRaisesRegex(ValueError, r"bad arguments for data set 'iris' \(unexpected argument 'flatten'\); "
-                                                r"valid arguments: batch_size, seed$"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"bad arguments for data set 'iris' \(unexpected argument 'flatten'\); "
+            r"valid arguments: batch_size, seed$",
+        ):
             initialize_dataset("iris", 10, flatten=True)
 
     def test_every_data_set_has_a_spec(self):
@@ -877,8 +949,10 @@ class TestSplitsAndCatalog(DataTestCase):
                 spec = datasets.DATASETS.spec(name)
                 self.assertIsInstance(spec, DatasetSpec)
                 self.assertTrue(spec.description)
-                self.assertEqual(inspect.signature(spec.load).parameters.keys(),
-                                 inspect.signature(datasets.DATASETS[name]).parameters.keys())
+                self.assertEqual(
+                    inspect.signature(spec.load).parameters.keys(),
+                    inspect.signature(datasets.DATASETS[name]).parameters.keys(),
+                )
         self.assertIs(datasets.DATASETS.spec("mnist"), mnist.SPEC)
         self.assertIs(datasets.DATASETS.spec("cifar10").load, datasets.load_cifar10)
         self.assertEqual(datasets.VERIFIABLE, ("fashion_mnist", "mnist", "cifar10"))
@@ -887,16 +961,25 @@ class TestSplitsAndCatalog(DataTestCase):
     def test_iris_and_image_folder_specs(self):
         iris_csv = Path(datasets.__file__).parent / "data" / "iris.csv"
         self.assertEqual(datasets.dataset_path("iris"), iris_csv)
-        self.assertEqual(list_datasets()[0], {"name": "iris", "description": datasets.DATASETS.spec("iris").description,
-                                              "found": True, "path": str(iris_csv), "where": "shipped"})
+        self.assertEqual(
+            list_datasets()[0],
+            {
+                "name": "iris",
+                "description": datasets.DATASETS.spec("iris").description,
+                "found": True,
+                "path": str(iris_csv),
+                "where": "shipped",
+            },
+        )
         self.assertEqual([(c.name, c.status) for c in verify_dataset("iris")], [("iris.csv", "unknown")])
         with self.assertRaisesRegex(DataNotFoundError, "no default location"):
             datasets.dataset_path("image_folder")
         with self.assertRaisesRegex(DataNotFoundError, "no such file or folder"):
             verify_dataset("image_folder", path=self.tmp / "nothing")
         row = list_datasets(path=self.tmp)[-1]
-        self.assertEqual((row["name"], row["found"], row["where"], row["message"]),
-                         ("image_folder", True, "explicit path", ""))
+        self.assertEqual(
+            (row["name"], row["found"], row["where"], row["message"]), ("image_folder", True, "explicit path", "")
+        )
         self.assertEqual([c.status for c in verify_dataset("imagefolder", path=self.tmp)], ["unknown"])
 
     def test_catalog_only_asks_the_registry(self):
@@ -924,13 +1007,23 @@ class TestSplitsAndCatalog(DataTestCase):
         registry = Registry("data set")
         registry.add("toy", Toy().load, aliases=("the-toy",), spec=Toy())
         with mock.patch.object(catalog, "DATASETS", registry):
-            self.assertEqual(catalog.list_datasets(), [{"name": "toy", "description": "a toy", "found": False,
-                                                        "path": None, "where": None, "message": "nowhere"}])
+            self.assertEqual(
+                catalog.list_datasets(),
+                [
+                    {
+                        "name": "toy",
+                        "description": "a toy",
+                        "found": False,
+                        "path": None,
+                        "where": None,
+                        "message": "nowhere",
+                    }
+                ],
+            )
             self.assertEqual(catalog.dataset_path("the_toy", "/x"), Path("/x"))
             self.assertEqual([c.status for c in catalog.verify_dataset("TOY")], ["missing"])
             with self.assertRaisesRegex(ValueError, "unknown data set 'mnist'; valid names: toy"):
                 catalog.verify_dataset("mnist")
-
 
 
 class TestDatasetFromArrays(unittest.TestCase):
@@ -945,9 +1038,15 @@ class TestDatasetFromArrays(unittest.TestCase):
         self.Y = np.eye(3)[self.y]
 
     def test_one_hot_labels_and_course_attributes(self):
-        ds = datasets.Dataset(training_set=self.X, training_labels=self.Y, batch_size=10,
-                              validation_set=self.X[:6], validation_labels=self.Y[:6],
-                              test_set=self.X[:5], test_labels=self.Y[:5])
+        ds = datasets.Dataset(
+            training_set=self.X,
+            training_labels=self.Y,
+            batch_size=10,
+            validation_set=self.X[:6],
+            validation_labels=self.Y[:6],
+            test_set=self.X[:5],
+            test_labels=self.Y[:5],
+        )
         self.assertEqual((ds.out_dim, ds.n_classes, ds.batch_size), (3, 3, 10))
         self.assertEqual((ds.n_training, ds.n_validation, ds.n_test), (25, 6, 5))
         train = ds.train
@@ -1004,8 +1103,14 @@ class TestDatasetFromArrays(unittest.TestCase):
             (lambda: datasets.Dataset(self.X, self.Y[:20], 5), r"training_labels have shape \(20, 3\).*25 examples"),
             (lambda: datasets.Dataset(self.X, self.y - 1, 5), "whole numbers >= 0"),
             (lambda: datasets.Dataset(self.X, self.y + 0.5, 5), "whole numbers >= 0"),
-            (lambda: datasets.Dataset(self.X, self.Y, 5, self.X[:4], self.X[:4, :2]), "training labels are classes but"),
-            (lambda: datasets.Dataset(self.X, self.Y, 5, self.X[:4, :3], self.Y[:4]), "validation_set examples have shape"),
+            (
+                lambda: datasets.Dataset(self.X, self.Y, 5, self.X[:4], self.X[:4, :2]),
+                "training labels are classes but",
+            ),
+            (
+                lambda: datasets.Dataset(self.X, self.Y, 5, self.X[:4, :3], self.Y[:4]),
+                "validation_set examples have shape",
+            ),
             (lambda: datasets.Dataset(self.X, None, 5), "training_labels are required"),
             (lambda: datasets.Dataset(self.X, self.Y, 0), "batch_size must be a positive int"),
             (lambda: datasets.Dataset(self.X, np.full((25, 3), np.nan), 5), "finite numbers"),
@@ -1018,8 +1123,11 @@ class TestDatasetFromArrays(unittest.TestCase):
         from neural_networks import FullyConnected, NeuralNetwork, SGD
 
         ds = datasets.Dataset(self.X, self.Y, 5, self.X[:10], self.Y[:10], self.X[:10], self.Y[:10])
-        model = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(None, "softmax")],
-                              optimizer=SGD(lr=0.1, momentum=0.9), seed=0)
+        model = NeuralNetwork(
+            layers=[FullyConnected(8, "relu"), FullyConnected(None, "softmax")],
+            optimizer=SGD(lr=0.1, momentum=0.9),
+            seed=0,
+        )
         history = model.train(ds, epochs=3, verbose=0)
         self.assertEqual(model.layers[-1].n_out, 3)
         self.assertEqual(len(history["val_accuracy"]), 3)

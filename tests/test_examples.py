@@ -13,8 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 class TestIrisExample(unittest.TestCase):
     def test_sweep_prints_table_and_saves_plot(self):
         with tempfile.TemporaryDirectory() as tmp:
-            result = subprocess.run([sys.executable, "-m", "neural_networks.examples.iris", "--epochs", "40",
-                                     "--out", tmp], cwd=ROOT, capture_output=True, text=True, timeout=120)
+            result = subprocess.run(
+                [sys.executable, "-m", "neural_networks.examples.iris", "--epochs", "40", "--out", tmp],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertRegex(result.stdout, r"test accuracy 0\.9[3-9]\d|test accuracy 1\.000")
             rows = [line for line in result.stdout.splitlines() if re.match(r"^\| [\d.]+ \| \d+ \|", line)]

@@ -19,8 +19,13 @@ def im2col_loop(X, kernel, stride, pad, out_hw):
     return out
 
 
-CASES = [((2, 5, 6, 3), (3, 3), 1, (1, 1)), ((1, 7, 7, 2), (3, 2), 2, (0, 1)), ((2, 6, 5, 1), (2, 2), 3, (2, 0)),
-         ((3, 4, 4, 4), (1, 1), 1, (0, 0)), ((1, 5, 5, 2), (5, 5), 1, (2, 2))]
+CASES = [
+    ((2, 5, 6, 3), (3, 3), 1, (1, 1)),
+    ((1, 7, 7, 2), (3, 2), 2, (0, 1)),
+    ((2, 6, 5, 1), (2, 2), 3, (2, 0)),
+    ((3, 4, 4, 4), (1, 1), 1, (0, 0)),
+    ((1, 5, 5, 2), (5, 5), 1, (2, 2)),
+]
 
 
 class TestIm2Col(unittest.TestCase):
@@ -34,8 +39,9 @@ class TestIm2Col(unittest.TestCase):
                 np.testing.assert_array_equal(cols, im2col_loop(X, kernel, stride, pad, out_hw))
                 Y = rng.standard_normal(cols.shape)
                 # <im2col(X), Y> == <X, col2im(Y)>
-                self.assertAlmostEqual(float(np.sum(cols * Y)),
-                                       float(np.sum(X * F.col2im(Y, shape, kernel, stride, pad))), places=9)
+                self.assertAlmostEqual(
+                    float(np.sum(cols * Y)), float(np.sum(X * F.col2im(Y, shape, kernel, stride, pad))), places=9
+                )
 
     def test_patch_matmul_chunks_do_not_change_the_result(self):
         rng = np.random.default_rng(1)
@@ -63,7 +69,6 @@ class TestIm2Col(unittest.TestCase):
                 np.testing.assert_allclose(dX, F.col2im(dcols, X.shape, kernel, 1, pad), rtol=1e-10, atol=1e-10)
         self.assertFalse(F.transposed_conv_applies((3, 3), 2, (1, 1)))
         self.assertFalse(F.transposed_conv_applies((3, 3), 1, (3, 3)))
-
 
 
 class TestInferenceConvolution(unittest.TestCase):

@@ -38,8 +38,22 @@ class TestReport(unittest.TestCase):
     def test_every_type_is_checked_and_passes(self):
         rows = gradcheck.check_all(seed=3)
         names = " ".join(r.name for r in rows)
-        for expected in ("linear", "sigmoid", "tanh", "arctan", "relu", "softmax", "fully_connected", "conv2d",
-                         "pool2d max", "pool2d average", "flatten", "batchnorm", "cross_entropy", "l2"):
+        for expected in (
+            "linear",
+            "sigmoid",
+            "tanh",
+            "arctan",
+            "relu",
+            "softmax",
+            "fully_connected",
+            "conv2d",
+            "pool2d max",
+            "pool2d average",
+            "flatten",
+            "batchnorm",
+            "cross_entropy",
+            "l2",
+        ):
             self.assertIn(expected, names)
         failures = [(r.name, r.wrt, r.error) for r in rows if not r.passed(1e-6)]
         self.assertEqual(failures, [])

@@ -107,7 +107,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             node, children = stack[-1]
             for child in children:
                 if colour.get(child, BLACK) == GREY:
-                    return path[path.index(child):] + [child]
+                    return path[path.index(child) :] + [child]
                 if colour.get(child) == WHITE:
                     colour[child] = GREY
                     path.append(child)
@@ -122,16 +122,23 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def _import_alone(name: str) -> tuple[str, int, str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    result = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {name}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     return name, result.returncode, result.stderr
 
 
 class TestImports(unittest.TestCase):
     def test_walk_finds_the_package(self):
         modules = module_files()
-        for name in (PACKAGE, f"{PACKAGE}.layers", f"{PACKAGE}.layers.base", f"{PACKAGE}.functional",
-                     f"{PACKAGE}.regularization", f"{PACKAGE}.datasets.base"):
+        for name in (
+            PACKAGE,
+            f"{PACKAGE}.layers",
+            f"{PACKAGE}.layers.base",
+            f"{PACKAGE}.functional",
+            f"{PACKAGE}.regularization",
+            f"{PACKAGE}.datasets.base",
+        ):
             self.assertIn(name, modules)
 
     def test_every_module_imports_alone_in_a_fresh_interpreter(self):
@@ -167,14 +174,25 @@ class TestGraphHelpers(unittest.TestCase):
             "class C:\n    from . import in_class\n"
         )
         found = sorted(ast.unparse(node) for node in _module_level_imports(tree))
-        self.assertEqual(found, ["from . import fallback", "from . import in_class", "from typing import TYPE_CHECKING",
-                                 "import os", "import torch"])
+        self.assertEqual(
+            found,
+            [
+                "from . import fallback",
+                "from . import in_class",
+                "from typing import TYPE_CHECKING",
+                "import os",
+                "import torch",
+            ],
+        )
 
     def test_the_old_cycle_would_be_found(self):
-        graph = {"neural_networks.layers": {"neural_networks.regularization"},
-                 "neural_networks.regularization": {"neural_networks.layers"}}
-        self.assertEqual(find_cycle(graph), ["neural_networks.layers", "neural_networks.regularization",
-                                             "neural_networks.layers"])
+        graph = {
+            "neural_networks.layers": {"neural_networks.regularization"},
+            "neural_networks.regularization": {"neural_networks.layers"},
+        }
+        self.assertEqual(
+            find_cycle(graph), ["neural_networks.layers", "neural_networks.regularization", "neural_networks.layers"]
+        )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,16 @@ import numpy as np
 
 from neural_networks import functional as F
 from neural_networks.activations import Activation, ReLU, SoftMax, TanH
-from neural_networks.layers import (LAYERS, ActivatedLayer, Conv2D, Flatten, FullyConnected, Layer, Pool2D,
-                                    initialize_layer)
+from neural_networks.layers import (
+    LAYERS,
+    ActivatedLayer,
+    Conv2D,
+    Flatten,
+    FullyConnected,
+    Layer,
+    Pool2D,
+    initialize_layer,
+)
 from neural_networks.regularization import BatchNorm
 
 from . import torch_oracles as O
@@ -148,8 +156,7 @@ def gradient_errors(layer, X, rng):
 
 # 54 geometries: every stride x pad x kernel, cycling batch size and channel counts.
 CONV_CASES = [
-    dict(stride=stride, pad=pad, kernel=kernel, n=(1, 3)[k % 2], c=(1, 2, 5)[k % 3], f=(2, 1, 3)[k % 3],
-         h=7, w=8)
+    dict(stride=stride, pad=pad, kernel=kernel, n=(1, 3)[k % 2], c=(1, 2, 5)[k % 3], f=(2, 1, 3)[k % 3], h=7, w=8)
     for k, (stride, pad, kernel) in enumerate(
         itertools.product((1, 2, 3), ("same", "valid", 0, 1, 2, (1, 2)), ((3, 3), (2, 3), (3, 1)))
     )
@@ -256,9 +263,15 @@ class TestFullyConnected(unittest.TestCase):
 
     def test_backward(self):
         rng = np.random.default_rng(3)
-        for activation, m, n_in, n_out in (("linear", 1, 3, 2), ("linear", 5, 4, 3), ("tanh", 4, 3, 5),
-                                           ("sigmoid", 3, 6, 2), ("arctan", 2, 3, 3), ("softmax", 4, 5, 3),
-                                           ("relu", 4, 3, 4)):
+        for activation, m, n_in, n_out in (
+            ("linear", 1, 3, 2),
+            ("linear", 5, 4, 3),
+            ("tanh", 4, 3, 5),
+            ("sigmoid", 3, 6, 2),
+            ("arctan", 2, 3, 3),
+            ("softmax", 4, 5, 3),
+            ("relu", 4, 3, 4),
+        ):
             with self.subTest(activation=activation, m=m, n_in=n_in, n_out=n_out):
                 X = randn(rng, m, n_in)
                 layer = build(FullyConnected(n_out, activation=activation), X, rng)
@@ -304,7 +317,9 @@ class TestFullyConnected(unittest.TestCase):
         layer.forward(np.zeros((2, 5)))
         with self.assertRaisesRegex(ValueError, r"FullyConnected: expected 5 input features.*got 6.*\(2, 6\)"):
             layer.forward(np.zeros((2, 6)))
-        with self.assertRaisesRegex(ValueError, r"FullyConnected: backward expected dLdY of shape \(2, 3\).*got \(2, 4\)"):
+        with self.assertRaisesRegex(
+            ValueError, r"FullyConnected: backward expected dLdY of shape \(2, 3\).*got \(2, 4\)"
+        ):
             layer.forward(np.zeros((2, 5)))
             layer.backward(np.zeros((2, 4)))
         with self.assertRaises(TypeError):
@@ -312,7 +327,10 @@ class TestFullyConnected(unittest.TestCase):
 
     def test_bad_arguments(self):
         for n_out in (0, -1, 2.5, "3", True):
-            with self.subTest(n_out=n_out), self.assertRaisesRegex(ValueError, r"FullyConnected n_out must be a positive int"):
+            with (
+                self.subTest(n_out=n_out),
+                self.assertRaisesRegex(ValueError, r"FullyConnected n_out must be a positive int"),
+            ):
                 FullyConnected(n_out)
         with self.assertRaisesRegex(ValueError, r"unknown activation 'relux'"):
             FullyConnected(3, activation="relux")
@@ -325,8 +343,9 @@ class TestFullyConnected(unittest.TestCase):
 
 class TestConv2D(unittest.TestCase):
     def make(self, case, activation="linear"):
-        return Conv2D(case["f"], kernel_shape=case["kernel"], activation=activation, stride=case["stride"],
-                      pad=case["pad"])
+        return Conv2D(
+            case["f"], kernel_shape=case["kernel"], activation=activation, stride=case["stride"], pad=case["pad"]
+        )
 
     def test_forward(self):
         rng = np.random.default_rng(10)
@@ -458,7 +477,9 @@ class TestConv2D(unittest.TestCase):
             layer.forward(np.zeros((1, 5, 5, 3), dtype=np.float32))
             layer.backward(np.zeros((1, 4, 4, 2)))
         big = Conv2D(2, (5, 5), pad="valid")
-        with self.assertRaisesRegex(ValueError, r"Conv2D: kernel \(5, 5\) is larger than the padded input.*4 rows.*\(1, 4, 6, 1\)"):
+        with self.assertRaisesRegex(
+            ValueError, r"Conv2D: kernel \(5, 5\) is larger than the padded input.*4 rows.*\(1, 4, 6, 1\)"
+        ):
             big.forward(np.zeros((1, 4, 6, 1)))
         with self.assertRaisesRegex(ValueError, r"Conv2D: kernel \(5, 5\) is larger than the padded input.*3 cols"):
             big.forward(np.zeros((1, 6, 3, 1)))
@@ -467,7 +488,10 @@ class TestConv2D(unittest.TestCase):
 
     def test_bad_arguments(self):
         for stride in (0, -2, 1.5, "2", None):
-            with self.subTest(stride=stride), self.assertRaisesRegex(ValueError, r"Conv2D stride must be a positive int"):
+            with (
+                self.subTest(stride=stride),
+                self.assertRaisesRegex(ValueError, r"Conv2D stride must be a positive int"),
+            ):
                 Conv2D(2, stride=stride)
         for pad in ("full", -1, (1, 2, 3), (1, -1), 1.5, (1.0, 2), True, None):
             with self.subTest(pad=pad), self.assertRaisesRegex(ValueError, r"pad must be"):
@@ -493,9 +517,15 @@ class TestWithoutBias(unittest.TestCase):
     """``use_bias=False``: no ``b`` parameter or gradient, the biased formula with b = 0, exact gradients."""
 
     def layers(self):
-        return (("fc", FullyConnected(3, activation="tanh", use_bias=False), (4, 5)),
-                ("conv", Conv2D(3, (3, 3), activation="tanh", stride=1, pad="same", use_bias=False), (2, 5, 5, 2)),
-                ("conv stride 2", Conv2D(2, (2, 3), activation="linear", stride=2, pad=(1, 0), use_bias=False), (2, 6, 7, 3)))
+        return (
+            ("fc", FullyConnected(3, activation="tanh", use_bias=False), (4, 5)),
+            ("conv", Conv2D(3, (3, 3), activation="tanh", stride=1, pad="same", use_bias=False), (2, 5, 5, 2)),
+            (
+                "conv stride 2",
+                Conv2D(2, (2, 3), activation="linear", stride=2, pad=(1, 0), use_bias=False),
+                (2, 6, 7, 3),
+            ),
+        )
 
     def test_parameters_and_forward(self):
         rng = np.random.default_rng(30)
@@ -629,8 +659,9 @@ class TestPool2D(unittest.TestCase):
                 layer = Pool2D(kernel, "max", stride=stride, pad=pad)
                 Y = layer.forward(X)
                 dY = randn(rng, *Y.shape)
-                np.testing.assert_allclose(layer.backward(dY), ref_maxpool_backward(X, dY, kernel, stride, pad),
-                                           rtol=1e-12, atol=1e-15)
+                np.testing.assert_allclose(
+                    layer.backward(dY), ref_maxpool_backward(X, dY, kernel, stride, pad), rtol=1e-12, atol=1e-15
+                )
 
     def test_max_large_window(self):
         """Windows of 256 cells or more (the argmax index no longer fits in a byte)."""
@@ -665,14 +696,19 @@ class TestPool2D(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"Pool2D: kernel \(3, 3\) is larger than the padded input.*2 rows"):
             Pool2D((3, 3)).forward(np.zeros((1, 2, 5, 1)))
         layer.forward(np.zeros((1, 4, 4, 1)))
-        with self.assertRaisesRegex(ValueError, r"Pool2D: backward expected dLdY of shape \(1, 2, 2, 1\).*got \(1, 4, 4, 1\)"):
+        with self.assertRaisesRegex(
+            ValueError, r"Pool2D: backward expected dLdY of shape \(1, 2, 2, 1\).*got \(1, 4, 4, 1\)"
+        ):
             layer.backward(np.zeros((1, 4, 4, 1)))
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, r"Pool2D mode must be one of max, average; got 'min'"):
             Pool2D((2, 2), mode="min")
         for stride in (0, 1.0, -1):
-            with self.subTest(stride=stride), self.assertRaisesRegex(ValueError, r"Pool2D stride must be a positive int"):
+            with (
+                self.subTest(stride=stride),
+                self.assertRaisesRegex(ValueError, r"Pool2D stride must be a positive int"),
+            ):
                 Pool2D((2, 2), stride=stride)
         for kernel in ((0, 2), "2", (2, 2, 2)):
             with self.subTest(kernel=kernel), self.assertRaisesRegex(ValueError, r"Pool2D kernel_shape must be"):
@@ -730,8 +766,12 @@ class TestChain(unittest.TestCase):
         """Gradients through a small stack of layers, checked end to end."""
         rng = np.random.default_rng(40)
         X = randn(rng, 2, 6, 6, 2)
-        layers = [Conv2D(3, (3, 3), activation="tanh", stride=1, pad="same"), Pool2D((2, 2), "average", stride=2),
-                  Flatten(), FullyConnected(4, activation="softmax")]
+        layers = [
+            Conv2D(3, (3, 3), activation="tanh", stride=1, pad="same"),
+            Pool2D((2, 2), "average", stride=2),
+            Flatten(),
+            FullyConnected(4, activation="softmax"),
+        ]
         H = X
         for layer in layers:
             layer.rng = np.random.default_rng(int(rng.integers(1000)))
@@ -777,9 +817,12 @@ class TestInitializeLayer(unittest.TestCase):
         self.assertIsInstance(initialize_layer("fully_connected", n_out=3, activation="softmax").activation, SoftMax)
 
     def test_config_round_trip(self):
-        for layer in (FullyConnected(3, activation="tanh", weight_init="he_normal"),
-                      Conv2D(4, (2, 3), activation="sigmoid", stride=2, pad=(1, 0)),
-                      Pool2D((3, 2), mode="average", stride=2, pad="same"), Flatten(keep_dim=-1)):
+        for layer in (
+            FullyConnected(3, activation="tanh", weight_init="he_normal"),
+            Conv2D(4, (2, 3), activation="sigmoid", stride=2, pad=(1, 0)),
+            Pool2D((3, 2), mode="average", stride=2, pad="same"),
+            Flatten(keep_dim=-1),
+        ):
             with self.subTest(layer=repr(layer)):
                 config = layer.config()
                 clone = initialize_layer(**config)
@@ -787,11 +830,15 @@ class TestInitializeLayer(unittest.TestCase):
                 self.assertEqual(clone.config(), config)
 
     def test_unknown_name_lists_valid_names(self):
-        with self.assertRaisesRegex(ValueError, r"unknown layer 'dense'; valid names: fully_connected, conv2d, pool2d, flatten"):
+        with self.assertRaisesRegex(
+            ValueError, r"unknown layer 'dense'; valid names: fully_connected, conv2d, pool2d, flatten"
+        ):
             initialize_layer("dense", n_out=3)
 
     def test_bad_arguments_list_valid_arguments(self):
-        with self.assertRaisesRegex(ValueError, r"bad arguments for layer 'conv2d'.*valid arguments: n_out, kernel_shape"):
+        with self.assertRaisesRegex(
+            ValueError, r"bad arguments for layer 'conv2d'.*valid arguments: n_out, kernel_shape"
+        ):
             initialize_layer("conv2d", n_out=3, kernel=(3, 3))
         with self.assertRaisesRegex(ValueError, r"bad arguments for layer 'fully_connected'"):
             initialize_layer("fully_connected", n_out=3, units=3)
@@ -841,8 +888,12 @@ class TestPreactivation(unittest.TestCase):
 
     def test_z_for_unfused_conv_and_batchnorm(self):
         X = randn(self.rng, 2, 5, 5, 3)
-        for layer in (Conv2D(4, (3, 3), activation="linear"), Conv2D(4, (3, 3), activation="sigmoid"),
-                      BatchNorm(activation="linear"), BatchNorm(activation="tanh")):
+        for layer in (
+            Conv2D(4, (3, 3), activation="linear"),
+            Conv2D(4, (3, 3), activation="sigmoid"),
+            BatchNorm(activation="linear"),
+            BatchNorm(activation="tanh"),
+        ):
             with self.subTest(layer=repr(layer)):
                 Y = layer.forward(X)
                 self.assertIsNotNone(layer.preactivation())
@@ -887,8 +938,10 @@ class TestPreactivation(unittest.TestCase):
 
     def test_fusion_follows_fused_kernel_not_the_class(self):
         X = randn(self.rng, 2, 5, 5, 3)
-        for layer in (Conv2D(4, (3, 3), activation=_CappedReLU(), weight_init="he_normal"),
-                      BatchNorm(activation=_CappedReLU())):
+        for layer in (
+            Conv2D(4, (3, 3), activation=_CappedReLU(), weight_init="he_normal"),
+            BatchNorm(activation=_CappedReLU()),
+        ):
             with self.subTest(layer=type(layer).__name__):
                 Y = layer.forward(X)
                 self.assertIsNone(layer.preactivation())
@@ -915,13 +968,22 @@ class TestAgainstPyTorch(unittest.TestCase):
         for case in CONV_CASES[::5]:
             with self.subTest(**case):
                 X = randn(rng, case["n"], case["h"], case["w"], case["c"])
-                layer = build(Conv2D(case["f"], case["kernel"], activation="linear", stride=case["stride"],
-                                     pad=case["pad"]), X, rng)
+                layer = build(
+                    Conv2D(case["f"], case["kernel"], activation="linear", stride=case["stride"], pad=case["pad"]),
+                    X,
+                    rng,
+                )
                 Y = layer.forward(X)
                 dY = randn(rng, *Y.shape)
                 dX = layer.backward(dY)
-                ref = O.conv2d(X, layer.parameters["W"], layer.parameters["b"], dY, stride=case["stride"],
-                               pad=ref_padding(case["pad"], case["kernel"]))
+                ref = O.conv2d(
+                    X,
+                    layer.parameters["W"],
+                    layer.parameters["b"],
+                    dY,
+                    stride=case["stride"],
+                    pad=ref_padding(case["pad"], case["kernel"]),
+                )
                 np.testing.assert_allclose(Y, ref.Y, rtol=1e-10, atol=1e-12)
                 np.testing.assert_allclose(dX, ref.dX, rtol=1e-10, atol=1e-12)
                 np.testing.assert_allclose(layer.gradients["W"], ref.dW, rtol=1e-10, atol=1e-12)
@@ -937,8 +999,14 @@ class TestAgainstPyTorch(unittest.TestCase):
                     Y = layer.forward(X)
                     dY = randn(rng, *Y.shape)
                     dX = layer.backward(dY)
-                    ref = O.pool2d(X, dY, mode=mode, kernel=case["kernel"], stride=case["stride"],
-                                   pad=ref_padding(case["pad"], case["kernel"]))  # zeros, as the spec pads
+                    ref = O.pool2d(
+                        X,
+                        dY,
+                        mode=mode,
+                        kernel=case["kernel"],
+                        stride=case["stride"],
+                        pad=ref_padding(case["pad"], case["kernel"]),
+                    )  # zeros, as the spec pads
                     np.testing.assert_allclose(Y, ref.Y, rtol=1e-12, atol=1e-15)
                     np.testing.assert_allclose(dX, ref.dX, rtol=1e-12, atol=1e-15)
 
@@ -953,14 +1021,16 @@ class TestAgainstPyTorch(unittest.TestCase):
                 np.testing.assert_array_equal(dX, ref.dX)
 
 
-
 class TestParameterDtypeAndRandomness(unittest.TestCase):
     """Parameters follow a float64 first input (the course's gradient-check flow) and are float32
     otherwise; layers without a seeded generator draw from NumPy's global state."""
 
     def test_dtype_follows_the_first_input(self):
-        cases = [(lambda: FullyConnected(3, "relu"), (4, 5)), (lambda: Conv2D(2, (3, 3), "relu"), (2, 4, 4, 3)),
-                 (lambda: BatchNorm(), (6, 3))]
+        cases = [
+            (lambda: FullyConnected(3, "relu"), (4, 5)),
+            (lambda: Conv2D(2, (3, 3), "relu"), (2, 4, 4, 3)),
+            (lambda: BatchNorm(), (6, 3)),
+        ]
         for make, shape in cases:
             for dtype, expected in ((np.float64, np.float64), (np.float32, np.float32), (np.uint8, np.float32)):
                 with self.subTest(layer=make().name, dtype=dtype):

@@ -16,16 +16,38 @@ from neural_networks.optimizers import SGD
 class TestLogger(unittest.TestCase):
     def test_run_directory(self):
         with tempfile.TemporaryDirectory() as tmp:
-            logger = Logger(model_args={"name": "iris_test", "lr": 0.1}, data_args={"name": "iris"}, save=True,
-                            plot=True, save_dir=tmp)
-            model = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(3, "softmax")],
-                                  optimizer=SGD(lr=0.1, momentum=0.9), logger=logger, seed=0)
+            logger = Logger(
+                model_args={"name": "iris_test", "lr": 0.1},
+                data_args={"name": "iris"},
+                save=True,
+                plot=True,
+                save_dir=tmp,
+            )
+            model = NeuralNetwork(
+                layers=[FullyConnected(8, "relu"), FullyConnected(3, "softmax")],
+                optimizer=SGD(lr=0.1, momentum=0.9),
+                logger=logger,
+                seed=0,
+            )
             data = initialize_dataset("iris", batch_size=30)
             model.train(data, epochs=3, verbose=0)
             run = Path(tmp) / "iris_test"
             files = sorted(p.name for p in run.iterdir())
-            self.assertEqual(files, ["accuracy.png", "best.npz", "config.json", "error.png", "last.npz", "loss.png",
-                                     "loss_iterations.png", "metrics.csv", "parameters.csv", "parameters.png"])
+            self.assertEqual(
+                files,
+                [
+                    "accuracy.png",
+                    "best.npz",
+                    "config.json",
+                    "error.png",
+                    "last.npz",
+                    "loss.png",
+                    "loss_iterations.png",
+                    "metrics.csv",
+                    "parameters.csv",
+                    "parameters.png",
+                ],
+            )
             rows = read_metrics_csv(run / "metrics.csv")
             self.assertEqual([r["epoch"] for r in rows], [1.0, 2.0, 3.0])
             for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
@@ -37,28 +59,47 @@ class TestLogger(unittest.TestCase):
     def test_course_arguments_attrdicts_and_parameter_ranges(self):
         from neural_networks.utils import AttrDict
 
-        layer_args = [AttrDict(name="fully_connected", activation="relu", n_out=8, kernel_shape=(1, 1)),
-                      AttrDict(name="fully_connected", activation="softmax", n_out=None)]
-        model_args = AttrDict(name="feed_forward", loss="cross_entropy", layer_args=layer_args,
-                              optimizer_args=AttrDict(name="SGD", lr=0.1), seed=0)
+        layer_args = [
+            AttrDict(name="fully_connected", activation="relu", n_out=8, kernel_shape=(1, 1)),
+            AttrDict(name="fully_connected", activation="softmax", n_out=None),
+        ]
+        model_args = AttrDict(
+            name="feed_forward",
+            loss="cross_entropy",
+            layer_args=layer_args,
+            optimizer_args=AttrDict(name="SGD", lr=0.1),
+            seed=0,
+        )
         data_args = AttrDict(name="iris", batch_size=30)
         with tempfile.TemporaryDirectory() as tmp:
-            logger = Logger(model_name="ffnn_lr0.1", model_args=model_args, data_args=data_args, save=True, plot=True,
-                            save_dir=tmp + "/")
+            logger = Logger(
+                model_name="ffnn_lr0.1",
+                model_args=model_args,
+                data_args=data_args,
+                save=True,
+                plot=True,
+                save_dir=tmp + "/",
+            )
             self.assertEqual(logger.save_dir, str(Path(tmp) / "ffnn_lr0.1") + "/")
             self.assertIs(logger.model_args, model_args)
             saved = json.loads((Path(tmp) / "ffnn_lr0.1" / "config.json").read_text())
             self.assertEqual(AttrDict(saved["model_args"])["optimizer_args"], {"name": "SGD", "lr": 0.1})
             self.assertEqual(saved["model_args"]["layer_args"][0]["kernel_shape"], [1, 1])
             self.assertEqual(saved["data_args"], dict(data_args))
-            model = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(None, "softmax")],
-                                  optimizer=SGD(lr=0.1, momentum=0.9), logger=logger, seed=0)
+            model = NeuralNetwork(
+                layers=[FullyConnected(8, "relu"), FullyConnected(None, "softmax")],
+                optimizer=SGD(lr=0.1, momentum=0.9),
+                logger=logger,
+                seed=0,
+            )
             model.train(initialize_dataset("iris", batch_size=30), epochs=2, verbose=0)
             run = Path(tmp) / "ffnn_lr0.1"
             with open(run / "parameters.csv") as handle:
                 rows = list(csv.DictReader(handle))
-            self.assertEqual([(r["epoch"], r["parameter"]) for r in rows],
-                             [(e, p) for e in ("1", "2") for p in ("W0", "b0", "W1", "b1")])
+            self.assertEqual(
+                [(r["epoch"], r["parameter"]) for r in rows],
+                [(e, p) for e in ("1", "2") for p in ("W0", "b0", "W1", "b1")],
+            )
             last = {r["parameter"]: (float(r["min"]), float(r["max"])) for r in rows if r["epoch"] == "2"}
             W1 = model.layers[1].parameters["W"]
             self.assertEqual(last["W1"], (float(W1.min()), float(W1.max())))

@@ -23,8 +23,11 @@ class BadTargetChecks:
         loss = self.make()
         Y, Y_hat = np.eye(3)[[0, 1, 2, 0]], np.full((4, 2), 0.5)
         for method in (loss.forward, loss.backward):
-            with self.subTest(method=method.__name__), self.assertRaisesRegex(
-                ValueError, rf"{loss.name}: targets Y have shape \(4, 3\) but predictions Y_hat have shape \(4, 2\)"
+            with (
+                self.subTest(method=method.__name__),
+                self.assertRaisesRegex(
+                    ValueError, rf"{loss.name}: targets Y have shape \(4, 3\) but predictions Y_hat have shape \(4, 2\)"
+                ),
             ):
                 method(Y, Y_hat)
         with self.assertRaisesRegex(ValueError, r"shape \(4, 3\).*shape \(3, 3\)"):
@@ -37,8 +40,9 @@ class BadTargetChecks:
             Y_hat = np.full((2, 3), 1 / 3)
             Y_hat[1, 2] = bad
             for method in (loss.forward, loss.backward):
-                with self.subTest(bad=bad, method=method.__name__), self.assertRaisesRegex(
-                    ValueError, rf"{loss.name}: predictions Y_hat contain 1 non-finite value"
+                with (
+                    self.subTest(bad=bad, method=method.__name__),
+                    self.assertRaisesRegex(ValueError, rf"{loss.name}: predictions Y_hat contain 1 non-finite value"),
                 ):
                     method(Y, Y_hat)
         Y_bad = Y.copy()
@@ -103,7 +107,10 @@ class TestCrossEntropy(BadTargetChecks, unittest.TestCase):
         self.assertAlmostEqual(CrossEntropy(label_smoothing=eps).forward(Y, Y_hat), expected, places=12)
         np.testing.assert_allclose(CrossEntropy(label_smoothing=eps).targets(Y).sum(axis=1), 1.0)
         for bad in (-0.1, 1.0, 2):
-            with self.subTest(label_smoothing=bad), self.assertRaisesRegex(ValueError, r"label_smoothing must be in \[0, 1\)"):
+            with (
+                self.subTest(label_smoothing=bad),
+                self.assertRaisesRegex(ValueError, r"label_smoothing must be in \[0, 1\)"),
+            ):
                 CrossEntropy(label_smoothing=bad)
 
     def test_chained_with_softmax_equals_fused_gradient(self):
@@ -175,8 +182,11 @@ class TestInitializeLoss(unittest.TestCase):
     def test_registered_name_and_checked_arguments(self):
         loss = initialize_loss("Cross-Entropy", label_smoothing=0.2)
         self.assertEqual((loss.name, vars(loss)["name"], loss.label_smoothing), ("cross_entropy", "cross_entropy", 0.2))
-        with self.assertRaisesRegex(ValueError, r"^bad arguments for loss 'l2' \(unexpected argument 'label_smoothing'\); "
-                                                r"valid arguments: name$"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"^bad arguments for loss 'l2' \(unexpected argument 'label_smoothing'\); "
+            r"valid arguments: name$",
+        ):
             initialize_loss("l2", label_smoothing=0.1)
 
 

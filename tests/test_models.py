@@ -15,8 +15,12 @@ from neural_networks.optimizers import SGD
 
 
 def small_mlp(seed=0, loss="cross_entropy", out_activation="softmax"):
-    return NeuralNetwork(layers=[FullyConnected(6, "tanh"), FullyConnected(3, out_activation)], loss=loss,
-                         optimizer=SGD(lr=0.1, momentum=0.9), seed=seed)
+    return NeuralNetwork(
+        layers=[FullyConnected(6, "tanh"), FullyConnected(3, out_activation)],
+        loss=loss,
+        optimizer=SGD(lr=0.1, momentum=0.9),
+        seed=seed,
+    )
 
 
 def to_float64(model):
@@ -125,15 +129,31 @@ class TestForwardBackward(unittest.TestCase):
 
 class TestConstruction(unittest.TestCase):
     def test_spec_form_equals_direct_form(self):
-        layer_args = [{"name": "fully_connected", "activation": "relu", "weight_init": "xavier_uniform", "n_out": 8},
-                      {"name": "fully_connected", "activation": "softmax", "n_out": 3}]
-        optimizer_args = {"name": "SGD", "lr": 0.1, "lr_scheduler": "exponential", "lr_decay": 0.5,
-                          "stage_length": 2, "staircase": True, "clip_norm": 1.0, "momentum": 0.9}
-        spec = initialize_model(name="feed_forward", loss="cross_entropy", layer_args=layer_args,
-                                optimizer_args=optimizer_args, seed=3)
-        direct = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(3, "softmax")], loss="cross_entropy",
-                               optimizer=SGD(lr=0.1, momentum=0.9, clip_norm=1.0, lr_scheduler="exponential",
-                                             lr_decay=0.5, stage_length=2), seed=3)
+        layer_args = [
+            {"name": "fully_connected", "activation": "relu", "weight_init": "xavier_uniform", "n_out": 8},
+            {"name": "fully_connected", "activation": "softmax", "n_out": 3},
+        ]
+        optimizer_args = {
+            "name": "SGD",
+            "lr": 0.1,
+            "lr_scheduler": "exponential",
+            "lr_decay": 0.5,
+            "stage_length": 2,
+            "staircase": True,
+            "clip_norm": 1.0,
+            "momentum": 0.9,
+        }
+        spec = initialize_model(
+            name="feed_forward", loss="cross_entropy", layer_args=layer_args, optimizer_args=optimizer_args, seed=3
+        )
+        direct = NeuralNetwork(
+            layers=[FullyConnected(8, "relu"), FullyConnected(3, "softmax")],
+            loss="cross_entropy",
+            optimizer=SGD(
+                lr=0.1, momentum=0.9, clip_norm=1.0, lr_scheduler="exponential", lr_decay=0.5, stage_length=2
+            ),
+            seed=3,
+        )
         X = np.random.default_rng(0).standard_normal((4, 5))
         np.testing.assert_array_equal(spec.forward(X), direct.forward(X))
         self.assertEqual(spec.optimizer.lr_scheduler(5), 0.1 * 0.5**2)
@@ -192,8 +212,16 @@ class TestTrainingAndPersistence(unittest.TestCase):
     def test_flip_tta_averages_the_mirror_images_outputs(self):
         from neural_networks.regularization import BatchNorm
 
-        model = NeuralNetwork(layers=[Conv2D(3, (3, 3), "linear", pad="same"), BatchNorm(activation="relu"),
-                                      Flatten(), FullyConnected(4, "softmax")], loss="cross_entropy", seed=0)
+        model = NeuralNetwork(
+            layers=[
+                Conv2D(3, (3, 3), "linear", pad="same"),
+                BatchNorm(activation="relu"),
+                Flatten(),
+                FullyConnected(4, "softmax"),
+            ],
+            loss="cross_entropy",
+            seed=0,
+        )
         rng = np.random.default_rng(1)
         X = rng.standard_normal((5, 4, 6, 2)).astype(np.float32)
         model.forward(X)  # training mode: creates the parameters and updates BatchNorm's running statistics
@@ -224,9 +252,17 @@ class TestTrainingAndPersistence(unittest.TestCase):
         self.assertEqual(model.evaluate(data.test, tta="none"), model.evaluate(data.test))
 
     def test_save_load_round_trip_cnn(self):
-        model = NeuralNetwork(layers=[Conv2D(4, (3, 3), "relu", stride=1, pad="same", use_bias=False),
-                                      Pool2D((2, 2), "max", stride=2), Flatten(), FullyConnected(3, "softmax")],
-                              loss=CrossEntropy(label_smoothing=0.1), optimizer=SGD(lr=0.01, momentum=0.9), seed=0)
+        model = NeuralNetwork(
+            layers=[
+                Conv2D(4, (3, 3), "relu", stride=1, pad="same", use_bias=False),
+                Pool2D((2, 2), "max", stride=2),
+                Flatten(),
+                FullyConnected(3, "softmax"),
+            ],
+            loss=CrossEntropy(label_smoothing=0.1),
+            optimizer=SGD(lr=0.01, momentum=0.9),
+            seed=0,
+        )
         rng = np.random.default_rng(0)
         X = rng.standard_normal((4, 6, 6, 2)).astype(np.float32)
         Y = one_hot(rng.integers(0, 3, 4), 3).astype(np.float32)
@@ -259,7 +295,6 @@ class TestTrainingAndPersistence(unittest.TestCase):
                 NeuralNetwork.load(path)
 
 
-
 class TestOutputSizedByData(unittest.TestCase):
     """The course's starter scripts leave the output layer's n_out to the data set."""
 
@@ -269,12 +304,18 @@ class TestOutputSizedByData(unittest.TestCase):
 
         data = initialize_dataset("iris", batch_size=30)
         spec = initialize_model(
-            name="ffnn", loss="cross_entropy",
-            layer_args=[AttrDict(name="fully_connected", activation="relu", n_out=8),
-                        AttrDict(name="fully_connected", activation="softmax", n_out=None)],
-            optimizer_args=AttrDict(name="SGD", lr=0.1, momentum=0.9), seed=0)
-        direct = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(None, "softmax")],
-                               optimizer=SGD(lr=0.1), seed=0)
+            name="ffnn",
+            loss="cross_entropy",
+            layer_args=[
+                AttrDict(name="fully_connected", activation="relu", n_out=8),
+                AttrDict(name="fully_connected", activation="softmax", n_out=None),
+            ],
+            optimizer_args=AttrDict(name="SGD", lr=0.1, momentum=0.9),
+            seed=0,
+        )
+        direct = NeuralNetwork(
+            layers=[FullyConnected(8, "relu"), FullyConnected(None, "softmax")], optimizer=SGD(lr=0.1), seed=0
+        )
         for model in (spec, direct):
             with self.assertRaisesRegex(ValueError, "n_out is None"):
                 model.predict(data.test.X[:2].astype(np.float32))
@@ -282,11 +323,19 @@ class TestOutputSizedByData(unittest.TestCase):
             self.assertEqual(model.layers[-1].n_out, 3)
             self.assertEqual(model.predict(data.test.X[:2].astype(np.float32)).shape, (2, 3))
             self.assertEqual(model.config()["layers"][-1]["n_out"], 3)
-        config = {"name": "sized", "epochs": 1, "data": {"name": "iris", "batch_size": 30},
-                  "model": {"loss": "cross_entropy", "layers": [{"name": "fully_connected", "n_out": 4, "activation": "relu"},
-                                                                {"name": "fully_connected", "n_out": None,
-                                                                 "activation": "softmax"}]},
-                  "optimizer": {"name": "sgd", "lr": 0.1}}
+        config = {
+            "name": "sized",
+            "epochs": 1,
+            "data": {"name": "iris", "batch_size": 30},
+            "model": {
+                "loss": "cross_entropy",
+                "layers": [
+                    {"name": "fully_connected", "n_out": 4, "activation": "relu"},
+                    {"name": "fully_connected", "n_out": None, "activation": "softmax"},
+                ],
+            },
+            "optimizer": {"name": "sgd", "lr": 0.1},
+        }
         with tempfile.TemporaryDirectory() as tmp:
             figures = run_experiment(config, out_dir=tmp, verbose=0)
             self.assertIsNotNone(figures["test_accuracy"])
@@ -294,17 +343,23 @@ class TestOutputSizedByData(unittest.TestCase):
 
     def test_only_the_output_layer_can_be_sized_by_data(self):
         data = initialize_dataset("iris", batch_size=30)
-        model = NeuralNetwork(layers=[FullyConnected(None, "relu"), FullyConnected(None, "softmax")],
-                              optimizer=SGD(lr=0.1), seed=0)
+        model = NeuralNetwork(
+            layers=[FullyConnected(None, "relu"), FullyConnected(None, "softmax")], optimizer=SGD(lr=0.1), seed=0
+        )
         with self.assertRaisesRegex(ValueError, r"FullyConnected \(layer 0\): n_out is None"):
             model.train(data, epochs=1, verbose=0)
 
     def test_unseeded_model_follows_np_random_seed_and_test_reports_error(self):
         def build():
-            return initialize_model(name="m", loss="cross_entropy",
-                                    layer_args=[{"name": "fully_connected", "activation": "relu", "n_out": 5},
-                                                {"name": "fully_connected", "activation": "softmax", "n_out": None}],
-                                    optimizer_args={"name": "SGD", "lr": 0.1})
+            return initialize_model(
+                name="m",
+                loss="cross_entropy",
+                layer_args=[
+                    {"name": "fully_connected", "activation": "relu", "n_out": 5},
+                    {"name": "fully_connected", "activation": "softmax", "n_out": None},
+                ],
+                optimizer_args={"name": "SGD", "lr": 0.1},
+            )
 
         data = initialize_dataset("iris", batch_size=30)
         results = []
@@ -322,15 +377,23 @@ class TestParameterGroupsInAModel(unittest.TestCase):
     def test_layers_declare_groups_and_group_options_reach_the_optimizer(self):
         from neural_networks.regularization import BatchNorm
 
-        model = NeuralNetwork(layers=[FullyConnected(6, "linear"), BatchNorm(activation="relu"), FullyConnected(3, "softmax")],
-                              optimizer=SGD(lr=0.1, momentum=0.9, weight_decay=0.01,
-                                            param_groups={"biases": {"lr_multiplier": 0.0},
-                                                          "normalization": {"lr_multiplier": 0.0}}), seed=0)
+        model = NeuralNetwork(
+            layers=[FullyConnected(6, "linear"), BatchNorm(activation="relu"), FullyConnected(3, "softmax")],
+            optimizer=SGD(
+                lr=0.1,
+                momentum=0.9,
+                weight_decay=0.01,
+                param_groups={"biases": {"lr_multiplier": 0.0}, "normalization": {"lr_multiplier": 0.0}},
+            ),
+            seed=0,
+        )
         data = initialize_dataset("iris", batch_size=30)
         model.train(data, epochs=0, verbose=0)
         model.forward(data.train.X[:4].astype(np.float32))
         groups = {g["name"]: [key for key, _, _ in g["params"]] for g in model.parameter_groups()}
-        self.assertEqual(groups, {"weights": ["W0", "W2"], "biases": ["b0", "b2"], "normalization": ["gamma1", "beta1"]})
+        self.assertEqual(
+            groups, {"weights": ["W0", "W2"], "biases": ["b0", "b2"], "normalization": ["gamma1", "beta1"]}
+        )
         before = {key: p.copy() for g in model.parameter_groups() for key, p, _ in g["params"]}
         model.train(data, epochs=2, verbose=0)
         after = {key: p for g in model.parameter_groups() for key, p, _ in g["params"]}

@@ -32,9 +32,24 @@ WALKTHROUGH = ROOT / "notebooks" / "walkthrough.ipynb"
 #: their input and two parameters each (12); max and average pooling, Flatten, Dropout (4); 2 losses.
 EXPECTED_CHECKS = 24
 #: Every family of checks must print at least one line naming it.
-CHECKED_NAMES = ("Linear", "Sigmoid", "TanH", "ArcTan", "ReLU", "SoftMax", "FullyConnected", "Conv2D 3x3 same",
-                 "Conv2D 3x3 stride 2", "Pool2D max", "Pool2D average", "Flatten", "BatchNorm", "Dropout",
-                 "CrossEntropy", "L2")
+CHECKED_NAMES = (
+    "Linear",
+    "Sigmoid",
+    "TanH",
+    "ArcTan",
+    "ReLU",
+    "SoftMax",
+    "FullyConnected",
+    "Conv2D 3x3 same",
+    "Conv2D 3x3 stride 2",
+    "Pool2D max",
+    "Pool2D average",
+    "Flatten",
+    "BatchNorm",
+    "Dropout",
+    "CrossEntropy",
+    "L2",
+)
 TOLERANCE = 1e-7
 WALKTHROUGH_SECONDS = 60.0
 CELL_TIMEOUT = 300  # seconds for one cell
@@ -58,8 +73,12 @@ else:
 
 def stream_text(nb, name: str | None = None) -> str:
     """The text of every stream output of ``nb`` (``name``: "stdout" or "stderr" only)."""
-    return "".join(output.get("text", "") for cell in nb.cells for output in cell.get("outputs", [])
-                   if output.get("output_type") == "stream" and (name is None or output.get("name") == name))
+    return "".join(
+        output.get("text", "")
+        for cell in nb.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream" and (name is None or output.get("name") == name)
+    )
 
 
 def execute(path: Path, workdir: Path, env: dict | None = None):
@@ -102,7 +121,9 @@ class TestCheckGradientsNotebook(unittest.TestCase):
         too_large = [f"{what}: {error:.3e}" for what, error in results if not error < TOLERANCE]
         self.assertEqual(too_large, [], f"relative errors >= {TOLERANCE:g}")
         for name in CHECKED_NAMES:
-            self.assertTrue(any(what.startswith(name) for what, _ in results), f"no check of {name} in:\n" + "\n".join(lines))
+            self.assertTrue(
+                any(what.startswith(name) for what, _ in results), f"no check of {name} in:\n" + "\n".join(lines)
+            )
         self.assertNotRegex(stream_text(nb), WARNING_TEXT)
 
 
@@ -129,8 +150,12 @@ class TestWalkthroughNotebook(unittest.TestCase):
         self.assertRegex(stdout, r"Iris test accuracy: 0\.[89]\d\d|Iris test accuracy: 1\.000")
         self.assertRegex(stdout, r"Fashion-MNIST test accuracy: 0\.[89]\d\d")
         self.assertIn("epoch 1/", stream_text(nb, "stderr"))  # tqdm's text bar, not a widget
-        figures = [output for cell in nb.cells for output in cell.get("outputs", [])
-                   if output.get("output_type") == "display_data" and "image/png" in output.get("data", {})]
+        figures = [
+            output
+            for cell in nb.cells
+            for output in cell.get("outputs", [])
+            if output.get("output_type") == "display_data" and "image/png" in output.get("data", {})
+        ]
         self.assertGreaterEqual(len(figures), 2)  # the two pairs of curves (and the sample images)
         # the decoded arrays went to the temporary data folder (the system copy is read-only)
         if not os.access("/usr/share/datasets/fashion-mnist", os.W_OK):
@@ -146,7 +171,9 @@ class TestNotebooksAreStoredClean(unittest.TestCase):
                 nbformat.validate(nbformat.from_dict(nb))
             for cell in nb["cells"]:
                 if cell["cell_type"] == "code":
-                    self.assertEqual(cell["outputs"], [], f"{path.name}: stored with outputs; clear them before committing")
+                    self.assertEqual(
+                        cell["outputs"], [], f"{path.name}: stored with outputs; clear them before committing"
+                    )
                     self.assertIsNone(cell["execution_count"], path.name)
 
 

@@ -6,8 +6,15 @@ import unittest
 import numpy as np
 
 from neural_networks.optimizers import OPTIMIZERS, SGD, Adam, AdamW, initialize_optimizer
-from neural_networks.schedulers import (SCHEDULERS, ConstantLR, CosineLR, ExponentialLR, OneCycleLR, StepLR,
-                                         initialize_scheduler)
+from neural_networks.schedulers import (
+    SCHEDULERS,
+    ConstantLR,
+    CosineLR,
+    ExponentialLR,
+    OneCycleLR,
+    StepLR,
+    initialize_scheduler,
+)
 
 from .helpers import randn
 
@@ -109,24 +116,43 @@ class TestSGD(unittest.TestCase):
         for lr in (0, -0.1):
             with self.subTest(lr=lr), self.assertRaisesRegex(ValueError, r"learning rate must be positive"):
                 SGD(lr=lr)
-        with self.assertRaisesRegex(ValueError, r"unknown lr_scheduler 'plateau'; valid names: constant, exponential, step, cosine, one_cycle"):
+        with self.assertRaisesRegex(
+            ValueError, r"unknown lr_scheduler 'plateau'; valid names: constant, exponential, step, cosine, one_cycle"
+        ):
             SGD(lr=0.1, lr_scheduler="plateau")
 
 
 class TestInitializeOptimizer(unittest.TestCase):
     def test_sgd(self):
         self.assertEqual(set(OPTIMIZERS), {"sgd", "adam", "adamw"})
-        opt = initialize_optimizer("SGD", lr=0.01, momentum=0.9, clip_norm=5.0, lr_scheduler="exponential",
-                                   lr_decay=0.9, stage_length=10, staircase=False)
+        opt = initialize_optimizer(
+            "SGD",
+            lr=0.01,
+            momentum=0.9,
+            clip_norm=5.0,
+            lr_scheduler="exponential",
+            lr_decay=0.9,
+            stage_length=10,
+            staircase=False,
+        )
         self.assertIsInstance(opt, SGD)
         self.assertEqual((opt.lr, opt.momentum, opt.clip_norm), (0.01, 0.9, 5.0))
         self.assertIsInstance(opt.lr_scheduler, ExponentialLR)
-        self.assertEqual((opt.lr_scheduler.decay, opt.lr_scheduler.stage_length, opt.lr_scheduler.staircase),
-                         (0.9, 10, False))
+        self.assertEqual(
+            (opt.lr_scheduler.decay, opt.lr_scheduler.stage_length, opt.lr_scheduler.staircase), (0.9, 10, False)
+        )
 
     def test_config_round_trip(self):
-        opt = initialize_optimizer("sgd", lr=0.02, momentum=0.5, lr_scheduler="exponential", lr_decay=0.7,
-                                   stage_length=3, staircase=True, clip_norm=2.0)
+        opt = initialize_optimizer(
+            "sgd",
+            lr=0.02,
+            momentum=0.5,
+            lr_scheduler="exponential",
+            lr_decay=0.7,
+            stage_length=3,
+            staircase=True,
+            clip_norm=2.0,
+        )
         clone = initialize_optimizer(**opt.config())
         self.assertEqual(clone.config(), opt.config())
         for epoch in (0, 3, 7):
@@ -137,13 +163,18 @@ class TestInitializeOptimizer(unittest.TestCase):
             initialize_optimizer("adagrad", lr=0.1)
 
     def test_unknown_argument(self):
-        with self.assertRaisesRegex(ValueError, r"^bad arguments for optimizer 'sgd' \(unexpected argument 'beta1'\); "
-                                                r"valid arguments: lr, momentum, clip_norm"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"^bad arguments for optimizer 'sgd' \(unexpected argument 'beta1'\); "
+            r"valid arguments: lr, momentum, clip_norm",
+        ):
             initialize_optimizer("sgd", lr=0.1, beta1=0.9)
 
     def test_adamw_arguments_are_its_signature(self):
         self.assertEqual(OPTIMIZERS.arguments("adamw"), OPTIMIZERS.arguments("adam"))
-        with self.assertRaisesRegex(ValueError, r"bad arguments for optimizer 'adamw' \(unexpected argument 'nesterov'\)"):
+        with self.assertRaisesRegex(
+            ValueError, r"bad arguments for optimizer 'adamw' \(unexpected argument 'nesterov'\)"
+        ):
             initialize_optimizer("adamw", lr=0.1, nesterov=True)
         opt = initialize_optimizer("AdamW", lr=0.1, clip_norm=2.0, lr_scheduler="step")
         self.assertEqual((opt.weight_decay, opt.clip_norm, opt.lr_scheduler.name), (0.01, 2.0, "step"))
@@ -154,10 +185,14 @@ class TestInitializeOptimizer(unittest.TestCase):
         self.assertEqual(SGD.neutral_arguments, {"momentum": 0.0})
         for name in ("adam", "adamw"):
             with self.subTest(name=name):
-                self.assertEqual(initialize_optimizer(name, lr=0.1, momentum=0).config(),
-                                 initialize_optimizer(name, lr=0.1).config())
-                with self.assertRaisesRegex(ValueError, rf"bad arguments for optimizer '{name}' "
-                                                        r"\(unexpected argument 'momentum'\)"):
+                self.assertEqual(
+                    initialize_optimizer(name, lr=0.1, momentum=0).config(), initialize_optimizer(name, lr=0.1).config()
+                )
+                with self.assertRaisesRegex(
+                    ValueError,
+                    rf"bad arguments for optimizer '{name}' "
+                    r"\(unexpected argument 'momentum'\)",
+                ):
                     initialize_optimizer(name, lr=0.1, momentum=0.9)
         self.assertEqual(initialize_optimizer("sgd", lr=0.1, momentum=0.0).momentum, 0.0)
 
@@ -199,7 +234,9 @@ class TestSchedulers(unittest.TestCase):
 
     def test_bad_arguments(self):
         self.assertEqual(set(SCHEDULERS), {"constant", "exponential", "step", "cosine", "one_cycle"})
-        with self.assertRaisesRegex(ValueError, r"unknown lr_scheduler 'plateau'; valid names: constant, exponential, step"):
+        with self.assertRaisesRegex(
+            ValueError, r"unknown lr_scheduler 'plateau'; valid names: constant, exponential, step"
+        ):
             initialize_scheduler("plateau", lr=0.1)
         for decay in (0, -0.5, 1.5):
             with self.subTest(decay=decay), self.assertRaisesRegex(ValueError, r"lr_decay must be in \(0, 1\]"):
@@ -208,7 +245,6 @@ class TestSchedulers(unittest.TestCase):
             ExponentialLR(0.1, stage_length=0)
         with self.assertRaisesRegex(ValueError, r"learning rate must be positive"):
             ConstantLR(-1.0)
-
 
 
 try:
@@ -221,8 +257,10 @@ def _run_ours(optimizer, params, grads_per_step, names, epoch_of_step=lambda s: 
     """Steps through Optimizer.step with "W*" in the weights group and "b*" in the biases group."""
     params = {k: v.copy() for k, v in params.items()}
     for step, grads in enumerate(grads_per_step):
-        groups = [{"name": group, "params": [(n, params[n], grads[n]) for n in names if n.startswith(prefix)]}
-                  for group, prefix in (("weights", "W"), ("biases", "b"))]
+        groups = [
+            {"name": group, "params": [(n, params[n], grads[n]) for n in names if n.startswith(prefix)]}
+            for group, prefix in (("weights", "W"), ("biases", "b"))
+        ]
         optimizer.step(groups, epoch_of_step(step))
     return params
 
@@ -238,8 +276,10 @@ class TestOptimizerParityWithTorch(unittest.TestCase):
 
     def _torch(self, make, decay_weights_only=True, weight_decay=0.0):
         tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in self.params.items()}
-        groups = [{"params": [tensors["W0"]], "weight_decay": weight_decay},
-                  {"params": [tensors["b0"]], "weight_decay": 0.0 if decay_weights_only else weight_decay}]
+        groups = [
+            {"params": [tensors["W0"]], "weight_decay": weight_decay},
+            {"params": [tensors["b0"]], "weight_decay": 0.0 if decay_weights_only else weight_decay},
+        ]
         opt = make(groups)
         for grads in self.grads:
             opt.zero_grad()
@@ -253,7 +293,9 @@ class TestOptimizerParityWithTorch(unittest.TestCase):
             np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-10, atol=1e-12, err_msg=k)
 
     def test_sgd_nesterov_weight_decay(self):
-        ours = _run_ours(SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), self.params, self.grads, ["W0", "b0"])
+        ours = _run_ours(
+            SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), self.params, self.grads, ["W0", "b0"]
+        )
         theirs = self._torch(lambda g: torch.optim.SGD(g, lr=0.1, momentum=0.9, nesterov=True), weight_decay=0.01)
         self.assert_same(ours, theirs)
 
@@ -263,8 +305,9 @@ class TestOptimizerParityWithTorch(unittest.TestCase):
         self.assert_same(ours, theirs)
 
     def test_adam(self):
-        ours = _run_ours(Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1), self.params, self.grads,
-                         ["W0", "b0"])
+        ours = _run_ours(
+            Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1), self.params, self.grads, ["W0", "b0"]
+        )
         theirs = self._torch(lambda g: torch.optim.Adam(g, lr=0.01, betas=(0.8, 0.99), eps=1e-6), weight_decay=0.1)
         self.assert_same(ours, theirs)
 
@@ -280,9 +323,13 @@ class TestOptimizerParityWithTorch(unittest.TestCase):
         opt = torch.optim.SGD([param], lr=0.4)
         # torch's phases end at steps pct_start * total_steps - 1 and total_steps - 1; with total_steps + 1
         # points and this pct_start its peak and end fall at our t = 0.25 * 5 epochs and t = 5 epochs.
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.4, total_steps=total_steps + 1,
-                                                    pct_start=(0.25 * total_steps + 1) / (total_steps + 1),
-                                                    cycle_momentum=False)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=0.4,
+            total_steps=total_steps + 1,
+            pct_start=(0.25 * total_steps + 1) / (total_steps + 1),
+            cycle_momentum=False,
+        )
         for step in range(total_steps + 1):
             self.assertAlmostEqual(ours(step / steps_per_epoch), opt.param_groups[0]["lr"], places=9, msg=str(step))
             opt.step()
@@ -328,13 +375,24 @@ class TestAdam(unittest.TestCase):
             AdamW(weight_decay=-1)
         with self.assertRaisesRegex(ValueError, "nesterov momentum needs momentum > 0"):
             SGD(lr=0.1, nesterov=True)
-        with self.assertRaisesRegex(ValueError, r"bad arguments for optimizer 'adam' \(unexpected argument 'betas'\); "
-                                                r"valid arguments: lr, beta1, beta2"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"bad arguments for optimizer 'adam' \(unexpected argument 'betas'\); "
+            r"valid arguments: lr, beta1, beta2",
+        ):
             initialize_optimizer("adam", lr=0.1, betas=(0.9, 0.99))
 
     def test_spec_optimizer_args_work_for_adam(self):
-        opt = initialize_optimizer(name="Adam", lr=1e-3, lr_scheduler="exponential", lr_decay=0.5, stage_length=1,
-                                   staircase=True, clip_norm=None, momentum=0.0)
+        opt = initialize_optimizer(
+            name="Adam",
+            lr=1e-3,
+            lr_scheduler="exponential",
+            lr_decay=0.5,
+            stage_length=1,
+            staircase=True,
+            clip_norm=None,
+            momentum=0.0,
+        )
         self.assertIsInstance(opt, Adam)
         self.assertAlmostEqual(opt.lr_scheduler(2), 1e-3 * 0.25)
 
@@ -363,10 +421,15 @@ class TestNewSchedules(unittest.TestCase):
         self.assertEqual([again.lr_scheduler(t) for t in (0, 1.5, 4)], [opt.lr_scheduler(t) for t in (0, 1.5, 4)])
 
     def test_bad_schedule_arguments(self):
-        with self.assertRaisesRegex(ValueError, r"bad arguments for lr_scheduler 'cosine' \(unexpected argument 'T_max'\); "
-                                                r"valid arguments: lr, total_epochs, min_lr, warmup_epochs, warmup_start$"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"bad arguments for lr_scheduler 'cosine' \(unexpected argument 'T_max'\); "
+            r"valid arguments: lr, total_epochs, min_lr, warmup_epochs, warmup_start$",
+        ):
             initialize_scheduler("cosine", lr=0.1, T_max=3)
-        with self.assertRaisesRegex(ValueError, r"bad arguments for lr_scheduler 'step' \(unexpected argument 'warmup'\)"):
+        with self.assertRaisesRegex(
+            ValueError, r"bad arguments for lr_scheduler 'step' \(unexpected argument 'warmup'\)"
+        ):
             initialize_scheduler("step", lr=0.1, warmup=3)
         with self.assertRaisesRegex(ValueError, r"pct_start must be in \(0, 1\)"):
             OneCycleLR(0.1, pct_start=1.5)
@@ -377,8 +440,9 @@ class TestNewSchedules(unittest.TestCase):
         self.assertEqual((exponential.decay, exponential.stage_length, exponential.staircase), (0.5, 2, False))
         for name in ("constant", "step", "cosine", "one_cycle"):
             with self.subTest(name=name):
-                self.assertEqual(initialize_scheduler(name, lr=1.0, **spec).config(),
-                                 initialize_scheduler(name, lr=1.0).config())
+                self.assertEqual(
+                    initialize_scheduler(name, lr=1.0, **spec).config(), initialize_scheduler(name, lr=1.0).config()
+                )
         self.assertEqual(SCHEDULERS.arguments("constant"), ["lr", "warmup_epochs", "warmup_start"])
 
 
@@ -391,8 +455,10 @@ class TestParameterGroups(unittest.TestCase):
         self.grads = [{k: rng.standard_normal(v.shape) for k, v in self.params.items()} for _ in range(4)]
 
     def test_a_group_with_lr_multiplier_zero_does_not_move(self):
-        for opt in (SGD(lr=0.1, momentum=0.9, param_groups={"biases": {"lr_multiplier": 0}}),
-                    Adam(lr=0.01, param_groups={"biases": {"lr_multiplier": 0.0}})):
+        for opt in (
+            SGD(lr=0.1, momentum=0.9, param_groups={"biases": {"lr_multiplier": 0}}),
+            Adam(lr=0.01, param_groups={"biases": {"lr_multiplier": 0.0}}),
+        ):
             with self.subTest(opt.name):
                 out = _run_ours(opt, self.params, self.grads, ["W0", "b0"])
                 np.testing.assert_array_equal(out["b0"], self.params["b0"])
@@ -400,8 +466,12 @@ class TestParameterGroups(unittest.TestCase):
 
     def test_options_match_a_hand_written_update(self):
         lr, mult, decay, momentum = 0.05, 4.0, 0.1, 0.5
-        opt = SGD(lr=lr, momentum=0.9, weight_decay=0.01,
-                  param_groups={"biases": {"lr_multiplier": mult, "weight_decay": decay, "momentum": momentum}})
+        opt = SGD(
+            lr=lr,
+            momentum=0.9,
+            weight_decay=0.01,
+            param_groups={"biases": {"lr_multiplier": mult, "weight_decay": decay, "momentum": momentum}},
+        )
         out = _run_ours(opt, self.params, self.grads, ["W0", "b0"])
         b, v = self.params["b0"].copy(), np.zeros_like(self.params["b0"])
         W, vW = self.params["W0"].copy(), np.zeros_like(self.params["W0"])
@@ -412,7 +482,9 @@ class TestParameterGroups(unittest.TestCase):
             W = W - vW
         np.testing.assert_allclose(out["b0"], b, rtol=1e-12)
         np.testing.assert_allclose(out["W0"], W, rtol=1e-12)
-        self.assertEqual(opt.group_options("normalization"), {"lr_multiplier": 1.0, "weight_decay": 0.0, "momentum": 0.9})
+        self.assertEqual(
+            opt.group_options("normalization"), {"lr_multiplier": 1.0, "weight_decay": 0.0, "momentum": 0.9}
+        )
         self.assertEqual(opt.group_options("weights")["weight_decay"], 0.01)
 
     def test_state_holds_no_scratch_and_config_round_trips(self):
@@ -428,11 +500,13 @@ class TestParameterGroups(unittest.TestCase):
         self.assertEqual(set(again.state()), {"W0"})
 
     def test_bad_groups_name_the_problem(self):
-        for groups, pattern in (({"bias": {}}, "unknown parameter group 'bias'; valid groups: weights, biases"),
-                                ({"biases": {"lr": 1}}, "unknown option param_groups.biases.lr"),
-                                ({"biases": {"lr_multiplier": -1}}, "lr_multiplier must be a non-negative"),
-                                ({"biases": {"momentum": 1.0}}, r"momentum must be in \[0, 1\)"),
-                                ([1], "param_groups must map")):
+        for groups, pattern in (
+            ({"bias": {}}, "unknown parameter group 'bias'; valid groups: weights, biases"),
+            ({"biases": {"lr": 1}}, "unknown option param_groups.biases.lr"),
+            ({"biases": {"lr_multiplier": -1}}, "lr_multiplier must be a non-negative"),
+            ({"biases": {"momentum": 1.0}}, r"momentum must be in \[0, 1\)"),
+            ([1], "param_groups must map"),
+        ):
             with self.subTest(groups=groups), self.assertRaisesRegex(ValueError, pattern):
                 SGD(lr=0.1, param_groups=groups)
 
@@ -443,13 +517,29 @@ class TestParameterGroupParity(unittest.TestCase):
         rng = np.random.default_rng(2)
         params = {"W0": rng.standard_normal((4, 3)), "b0": rng.standard_normal((1, 3))}
         grads = [{k: rng.standard_normal(v.shape) for k, v in params.items()} for _ in range(5)]
-        ours = _run_ours(SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01,
-                             param_groups={"biases": {"lr_multiplier": 3.0, "weight_decay": 0.02, "momentum": 0.5}}),
-                         params, grads, ["W0", "b0"])
+        ours = _run_ours(
+            SGD(
+                lr=0.1,
+                momentum=0.9,
+                nesterov=True,
+                weight_decay=0.01,
+                param_groups={"biases": {"lr_multiplier": 3.0, "weight_decay": 0.02, "momentum": 0.5}},
+            ),
+            params,
+            grads,
+            ["W0", "b0"],
+        )
         tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
-        opt = torch.optim.SGD([{"params": [tensors["W0"]]},
-                               {"params": [tensors["b0"]], "lr": 0.3, "weight_decay": 0.02, "momentum": 0.5}],
-                              lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+        opt = torch.optim.SGD(
+            [
+                {"params": [tensors["W0"]]},
+                {"params": [tensors["b0"]], "lr": 0.3, "weight_decay": 0.02, "momentum": 0.5},
+            ],
+            lr=0.1,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=0.01,
+        )
         for step in grads:
             for k, t in tensors.items():
                 t.grad = torch.tensor(step[k])

@@ -158,14 +158,18 @@ class TestConvolutionSlices(unittest.TestCase):
 
     def test_against_reference(self):
         rng = np.random.default_rng(0)
-        for case, threads, chunk_rows, relu, keep in itertools.product(CASES, (1, 2, 3, 4), (1, 50, 10**6),
-                                                                       (False, True), (False, True)):
+        for case, threads, chunk_rows, relu, keep in itertools.product(
+            CASES, (1, 2, 3, 4), (1, 50, 10**6), (False, True), (False, True)
+        ):
             n, h, w, c, f, kernel, stride, pad = case
             X = rng.standard_normal((n, h, w, c))
             W = rng.standard_normal((*kernel, c, f))
             b = rng.standard_normal((1, f))
-            with self.subTest(case=case, threads=threads, chunk_rows=chunk_rows, relu=relu, keep=keep), \
-                    forced(threads), mock.patch.object(F, "CHUNK_ROWS", chunk_rows):
+            with (
+                self.subTest(case=case, threads=threads, chunk_rows=chunk_rows, relu=relu, keep=keep),
+                forced(threads),
+                mock.patch.object(F, "CHUNK_ROWS", chunk_rows),
+            ):
                 Z, cache = F.conv2d_forward(X, W, b, stride, pad, keep_cols=keep, relu=relu)
                 dY = rng.standard_normal(Z.shape)
                 Z_ref, _, _, _ = reference_conv(X, W, b, stride, pad, dY)
@@ -176,8 +180,9 @@ class TestConvolutionSlices(unittest.TestCase):
                 np.testing.assert_allclose(dX, dX_ref, rtol=1e-10, atol=1e-11)
                 np.testing.assert_allclose(dW, dW_ref, rtol=1e-10, atol=1e-11)
                 np.testing.assert_allclose(db, db_ref, rtol=1e-10, atol=1e-11)
-                no_dX, dW2, no_db = F.conv2d_backward(dY, W, cache, stride, pad, need_dX=False, need_db=False,
-                                                      relu_output=Z if relu else None)
+                no_dX, dW2, no_db = F.conv2d_backward(
+                    dY, W, cache, stride, pad, need_dX=False, need_db=False, relu_output=Z if relu else None
+                )
                 self.assertIsNone(no_dX)
                 self.assertIsNone(no_db)
                 np.testing.assert_allclose(dW2, dW_ref, rtol=1e-10, atol=1e-11)
@@ -206,10 +211,17 @@ class TestModelSteps(unittest.TestCase):
         from neural_networks.layers import BatchNorm, Conv2D, Flatten, FullyConnected, Pool2D
         from neural_networks.models import NeuralNetwork
 
-        layers = [Conv2D(6), Conv2D(8, activation="linear", use_bias=False), Pool2D((2, 2), stride=2),
-                  BatchNorm(activation="relu"), Flatten(), FullyConnected(4, activation="softmax")]
-        return NeuralNetwork(layers=layers, loss="cross_entropy", seed=3,
-                             optimizer_args={"name": "sgd", "lr": 0.1, "momentum": 0.9})
+        layers = [
+            Conv2D(6),
+            Conv2D(8, activation="linear", use_bias=False),
+            Pool2D((2, 2), stride=2),
+            BatchNorm(activation="relu"),
+            Flatten(),
+            FullyConnected(4, activation="softmax"),
+        ]
+        return NeuralNetwork(
+            layers=layers, loss="cross_entropy", seed=3, optimizer_args={"name": "sgd", "lr": 0.1, "momentum": 0.9}
+        )
 
     def test_one_and_two_threads_agree(self):
         rng = np.random.default_rng(4)

@@ -33,9 +33,12 @@ class TestProgressBar(unittest.TestCase):
         from tqdm.std import tqdm as text_tqdm
 
         kernel = types.SimpleNamespace(config={"IPKernelApp": {"connection_file": "kernel.json"}})
-        with mock.patch.dict(sys.modules, {"IPython": fake_ipython(kernel)}), \
-                mock.patch.object(tqdm.notebook, "IProgress", None), open(os.devnull, "w") as devnull, \
-                warnings.catch_warnings(record=True) as caught:
+        with (
+            mock.patch.dict(sys.modules, {"IPython": fake_ipython(kernel)}),
+            mock.patch.object(tqdm.notebook, "IProgress", None),
+            open(os.devnull, "w") as devnull,
+            warnings.catch_warnings(record=True) as caught,
+        ):
             warnings.simplefilter("always")
             self.assertTrue(progress.in_notebook())
             bar = progress.progress_bar(range(3), desc="x", file=devnull)
@@ -48,10 +51,11 @@ class TestProgressBar(unittest.TestCase):
         import tqdm.notebook
 
         kernel = types.SimpleNamespace(config={"IPKernelApp": {}})
-        with mock.patch.dict(sys.modules, {"IPython": fake_ipython(kernel)}), \
-                mock.patch.object(tqdm.notebook, "IProgress", object):  # stands for ipywidgets' FloatProgress
+        with (
+            mock.patch.dict(sys.modules, {"IPython": fake_ipython(kernel)}),
+            mock.patch.object(tqdm.notebook, "IProgress", object),
+        ):  # stands for ipywidgets' FloatProgress
             self.assertIs(progress._tqdm_class(), tqdm.notebook.tqdm)
-
 
 
 if __name__ == "__main__":

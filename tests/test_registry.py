@@ -68,10 +68,16 @@ class TestRegistry(unittest.TestCase):
         self.assertEqual(set(self.things), {"widget", "make_thing", "gadget"})
 
     def test_unknown_name_lists_valid_names(self):
-        for look_up in (self.things.get, self.things.canonical, self.things.__getitem__,
-                        lambda name: self.things.create(name)):
+        for look_up in (
+            self.things.get,
+            self.things.canonical,
+            self.things.__getitem__,
+            lambda name: self.things.create(name),
+        ):
             with self.subTest(look_up=look_up):
-                with self.assertRaisesRegex(ValueError, r"^unknown thing 'doohickey'; valid names: widget, make_thing, gadget$"):
+                with self.assertRaisesRegex(
+                    ValueError, r"^unknown thing 'doohickey'; valid names: widget, make_thing, gadget$"
+                ):
                     look_up("doohickey")
 
     def test_registered_twice(self):
@@ -114,11 +120,17 @@ class TestRegistry(unittest.TestCase):
         self.assertEqual(self.things.arguments("gadget"), [])
 
     def test_bad_arguments_name_the_valid_ones(self):
-        with self.assertRaisesRegex(ValueError, r"bad arguments for thing 'widget' \(unexpected argument 'colour'\); "
-                                                r"valid arguments: size, color"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"bad arguments for thing 'widget' \(unexpected argument 'colour'\); "
+            r"valid arguments: size, color",
+        ):
             self.things.create("widget", size=1, colour="blue")
-        with self.assertRaisesRegex(ValueError, r"bad arguments for thing 'make_thing' \(missing argument 'a'\); "
-                                                r"valid arguments: a, b"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"bad arguments for thing 'make_thing' \(missing argument 'a'\); "
+            r"valid arguments: a, b",
+        ):
             self.things.create("make_thing", b=1)
 
     def test_every_family_is_a_registry_used_as_a_mapping(self):
@@ -130,10 +142,15 @@ class TestRegistry(unittest.TestCase):
         from neural_networks.schedulers import SCHEDULERS, CosineLR
         from neural_networks.weights import INITIALIZERS
 
-        families = {ACTIVATIONS: ("activation", "ReLU", ReLU), LOSSES: ("loss", "Cross-Entropy", CrossEntropy),
-                    OPTIMIZERS: ("optimizer", "AdamW", AdamW), SCHEDULERS: ("lr_scheduler", "cosine", CosineLR),
-                    DATASETS: ("data set", "MNIST", load_mnist), CALLBACKS: ("callback", "early_stopping", None),
-                    INITIALIZERS: ("weight initializer", "he_normal", None)}
+        families = {
+            ACTIVATIONS: ("activation", "ReLU", ReLU),
+            LOSSES: ("loss", "Cross-Entropy", CrossEntropy),
+            OPTIMIZERS: ("optimizer", "AdamW", AdamW),
+            SCHEDULERS: ("lr_scheduler", "cosine", CosineLR),
+            DATASETS: ("data set", "MNIST", load_mnist),
+            CALLBACKS: ("callback", "early_stopping", None),
+            INITIALIZERS: ("weight initializer", "he_normal", None),
+        }
         for registry, (family, name, factory) in families.items():
             with self.subTest(family=family):
                 self.assertIsInstance(registry, Registry)

@@ -135,8 +135,14 @@ class TestBatchNormForward(unittest.TestCase):
         before = {k: v.copy() for k, v in layer.buffers.items()}
         layer.eval()
         Y = layer.forward(X)
-        expected = ref_normalize(X, layer.buffers["running_mean"][0], layer.buffers["running_var"][0],
-                                 layer.parameters["gamma"][0], layer.parameters["beta"][0], 1e-4)
+        expected = ref_normalize(
+            X,
+            layer.buffers["running_mean"][0],
+            layer.buffers["running_var"][0],
+            layer.parameters["gamma"][0],
+            layer.parameters["beta"][0],
+            1e-4,
+        )
         np.testing.assert_allclose(Y, expected, rtol=1e-12, atol=1e-12)
         for key, value in before.items():  # evaluation never touches the running statistics
             np.testing.assert_array_equal(layer.buffers[key], value)
@@ -263,8 +269,9 @@ class TestBatchNormBackward(unittest.TestCase):
             got, got_ab = column_sums(A), column_sums(A, B)
             self.assertEqual(got.dtype, np.float64)
             np.testing.assert_allclose(got, A.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-4 * np.sqrt(M))
-            np.testing.assert_allclose(got_ab, (A.astype(np.float64) * B).sum(axis=0), rtol=1e-5,
-                                       atol=1e-4 * np.sqrt(M))
+            np.testing.assert_allclose(
+                got_ab, (A.astype(np.float64) * B).sum(axis=0), rtol=1e-5, atol=1e-4 * np.sqrt(M)
+            )
 
     def test_float32_in_float32_out(self):
         layer = BatchNorm()
@@ -295,8 +302,14 @@ class TestBatchNormValidation(unittest.TestCase):
             layer.forward(np.ones((2, 2, 2, 4)))
 
     def test_bad_arguments(self):
-        for kwargs in ({"momentum": -0.1}, {"momentum": 1.5}, {"momentum": "x"}, {"eps": 0.0}, {"eps": -1e-5},
-                       {"activation": "nope"}):
+        for kwargs in (
+            {"momentum": -0.1},
+            {"momentum": 1.5},
+            {"momentum": "x"},
+            {"eps": 0.0},
+            {"eps": -1e-5},
+            {"activation": "nope"},
+        ):
             with self.subTest(**{k: repr(v) for k, v in kwargs.items()}):
                 with self.assertRaises(ValueError):
                     BatchNorm(**kwargs)
@@ -444,10 +457,20 @@ class TestDropout(unittest.TestCase):
 class TestInModel(unittest.TestCase):
     def build(self):
         return NeuralNetwork(
-            layers=[Conv2D(4, (3, 3), "linear"), BatchNorm(activation="relu"), Pool2D((2, 2), "max", stride=2),
-                    Flatten(), FullyConnected(8, "linear"), BatchNorm(momentum=0.2, activation="relu"), Dropout(0.3),
-                    FullyConnected(3, "softmax")],
-            loss="cross_entropy", optimizer=SGD(lr=0.05, momentum=0.9), seed=0)
+            layers=[
+                Conv2D(4, (3, 3), "linear"),
+                BatchNorm(activation="relu"),
+                Pool2D((2, 2), "max", stride=2),
+                Flatten(),
+                FullyConnected(8, "linear"),
+                BatchNorm(momentum=0.2, activation="relu"),
+                Dropout(0.3),
+                FullyConnected(3, "softmax"),
+            ],
+            loss="cross_entropy",
+            optimizer=SGD(lr=0.05, momentum=0.9),
+            seed=0,
+        )
 
     def test_initialize_layer_rebuilds_both(self):
         for layer in (BatchNorm(momentum=0.05, eps=1e-3, activation="relu"), Dropout(0.2)):
@@ -468,9 +491,10 @@ class TestInModel(unittest.TestCase):
             path = Path(tmp) / "model.npz"
             model.save(path)
             loaded = NeuralNetwork.load(path)
-        self.assertEqual([type(l).__name__ for l in loaded.layers],
-                         ["Conv2D", "BatchNorm", "Pool2D", "Flatten", "FullyConnected", "BatchNorm", "Dropout",
-                          "FullyConnected"])
+        self.assertEqual(
+            [type(l).__name__ for l in loaded.layers],
+            ["Conv2D", "BatchNorm", "Pool2D", "Flatten", "FullyConnected", "BatchNorm", "Dropout", "FullyConnected"],
+        )
         for i in (1, 5):
             original, restored = model.layers[i], loaded.layers[i]
             self.assertEqual(restored.config(), original.config())

@@ -49,8 +49,9 @@ def run_script(*args, cwd=ROOT, script=SCRIPT):
     """Run the script as a student does. From the repository root Python finds the package beside
     it; a copy elsewhere gets it from PYTHONPATH, as if the package were installed."""
     env = dict(os.environ) if script == SCRIPT else {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(script), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def load_script():
@@ -126,8 +127,14 @@ class TestImplementations(unittest.TestCase):
         titles = {group: [title for title, _ in items] for group, items in groups.items()}
         self.assertIn("SoftMax.backward", titles["Activations"])
         self.assertIn("functional.softmax_backward", titles["Activations"])
-        for title in ("FullyConnected._init_parameters", "Conv2D.backward_preactivation", "functional.conv2d_forward",
-                      "functional.col2im", "Pool2D.forward", "functional.pool2d_backward"):
+        for title in (
+            "FullyConnected._init_parameters",
+            "Conv2D.backward_preactivation",
+            "functional.conv2d_forward",
+            "functional.col2im",
+            "Pool2D.forward",
+            "functional.pool2d_backward",
+        ):
             self.assertIn(title, titles["Layers"])
         self.assertIn("CrossEntropy.backward", titles["Losses"])
         self.assertIn("functional.softmax_cross_entropy", titles["Losses"])
@@ -208,8 +215,14 @@ class TestScript(unittest.TestCase):
     def test_help(self):
         result = run_script("--help")
         self.assertEqual(result.returncode, 0)
-        for needle in ("--format", "--heading_level", "--output", "student_implementations", "\\input",
-                       "generate_submission.py --format latex --heading_level 2 --output submission.tex"):
+        for needle in (
+            "--format",
+            "--heading_level",
+            "--output",
+            "student_implementations",
+            "\\input",
+            "generate_submission.py --format latex --heading_level 2 --output submission.tex",
+        ):
             self.assertIn(needle, result.stdout)
 
     def test_list(self):
@@ -242,9 +255,12 @@ class TestScript(unittest.TestCase):
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
             self.assertEqual(script.main(["-f", "latex"], implementations=["neural_networks.losses.L2.backward"]), 0)
-        self.assertEqual(stdout.getvalue(), "\\section{Losses}\n\n\\subsection{L2.backward}\n"
-                         f"\\begin{{lstlisting}}[language=Python]\n{source_of(losses.L2.backward)}"
-                         "\n\\end{lstlisting}\n")
+        self.assertEqual(
+            stdout.getvalue(),
+            "\\section{Losses}\n\n\\subsection{L2.backward}\n"
+            f"\\begin{{lstlisting}}[language=Python]\n{source_of(losses.L2.backward)}"
+            "\n\\end{lstlisting}\n",
+        )
 
     def test_unknown_name_is_one_error_line(self):
         script = load_script()
@@ -252,23 +268,33 @@ class TestScript(unittest.TestCase):
         with contextlib.redirect_stderr(stderr):
             status = script.main([], implementations=["neural_networks.activations.ReLU.fowrard"])
         self.assertEqual(status, 2)
-        self.assertEqual(stderr.getvalue().splitlines(),
-                         ["error: unknown implementation 'neural_networks.activations.ReLU.fowrard': "
-                          "neural_networks.activations.ReLU has no attribute 'fowrard'"])
+        self.assertEqual(
+            stderr.getvalue().splitlines(),
+            [
+                "error: unknown implementation 'neural_networks.activations.ReLU.fowrard': "
+                "neural_networks.activations.ReLU has no attribute 'fowrard'"
+            ],
+        )
 
     def test_edited_copy_runs_elsewhere_and_reports_a_bad_name(self):
         """A student's copy outside the repository imports the installed package; a typo in
         its list exits 2 with one line naming the entry, and writes nothing."""
         copy = self.dir / "generate_submission.py"
         shutil.copy(SCRIPT, copy)
-        source = copy.read_text().replace("    *DEFAULT_IMPLEMENTATIONS,", "    *DEFAULT_IMPLEMENTATIONS,\n"
-                                          "    \"neural_networks.layers.Pool2D.bakward\",")
+        source = copy.read_text().replace(
+            "    *DEFAULT_IMPLEMENTATIONS,",
+            '    *DEFAULT_IMPLEMENTATIONS,\n    "neural_networks.layers.Pool2D.bakward",',
+        )
         copy.write_text(source)
         result = run_script("-o", "never.md", cwd=self.dir, script=copy)
         self.assertEqual(result.returncode, 2)
-        self.assertEqual(result.stderr.strip().splitlines(),
-                         ["error: unknown implementation 'neural_networks.layers.Pool2D.bakward': "
-                          "neural_networks.layers.Pool2D has no attribute 'bakward'"])
+        self.assertEqual(
+            result.stderr.strip().splitlines(),
+            [
+                "error: unknown implementation 'neural_networks.layers.Pool2D.bakward': "
+                "neural_networks.layers.Pool2D has no attribute 'bakward'"
+            ],
+        )
         self.assertFalse((self.dir / "never.md").exists())
 
 
@@ -280,9 +306,16 @@ class TestBuildReport(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.run_dir = Path(cls.tmp.name) / "run"
         cls.run_dir.mkdir()
-        config = {"name": "fake_run", "model": {"loss": "cross_entropy", "layers": [
-            {"name": "fully_connected", "n_out": 8, "activation": "relu"},
-            {"name": "fully_connected", "n_out": 3, "activation": "softmax"}]}}
+        config = {
+            "name": "fake_run",
+            "model": {
+                "loss": "cross_entropy",
+                "layers": [
+                    {"name": "fully_connected", "n_out": 8, "activation": "relu"},
+                    {"name": "fully_connected", "n_out": 3, "activation": "softmax"},
+                ],
+            },
+        }
         (cls.run_dir / "config.yaml").write_text(yaml.safe_dump(config))
         (cls.run_dir / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5, "epochs": 1}))
         (cls.run_dir / "loss.png").write_bytes(b"")
@@ -294,16 +327,29 @@ class TestBuildReport(unittest.TestCase):
     def test_markdown(self):
         text = build_report(self.run_dir, "markdown", heading_level=2, output=self.run_dir / "report.md")
         self.assertTrue(text.startswith("## Run `fake_run`\n\n### Configuration\n\n```yaml\n"))
-        for needle in ("| test accuracy | 0.5000 |", "![Training and validation loss per epoch](loss.png)",
-                       "### Activations\n\n#### `ReLU`\n\n```python\nclass ReLU", "### Layers", "#### `FullyConnected`",
-                       "### Losses", "#### `CrossEntropy`", "### Model", "#### `NeuralNetwork.train_step`"):
+        for needle in (
+            "| test accuracy | 0.5000 |",
+            "![Training and validation loss per epoch](loss.png)",
+            "### Activations\n\n#### `ReLU`\n\n```python\nclass ReLU",
+            "### Layers",
+            "#### `FullyConnected`",
+            "### Losses",
+            "#### `CrossEntropy`",
+            "### Model",
+            "#### `NeuralNetwork.train_step`",
+        ):
             self.assertIn(needle, text)
 
     def test_latex(self):
         text = build_report(self.run_dir, "latex", heading_level=1)
-        self.assertTrue(text.startswith("\\section{Run fake\\_run}\n\n\\subsection{Configuration}\n\\begin{lstlisting}\n"))
-        for needle in ("test accuracy & 0.5000 \\\\", "\\subsection{Activations}\n\n\\subsubsection{ReLU}\n"
-                       "\\begin{lstlisting}[language=Python]\nclass ReLU", "\\subsubsection{NeuralNetwork.train\\_step}"):
+        self.assertTrue(
+            text.startswith("\\section{Run fake\\_run}\n\n\\subsection{Configuration}\n\\begin{lstlisting}\n")
+        )
+        for needle in (
+            "test accuracy & 0.5000 \\\\",
+            "\\subsection{Activations}\n\n\\subsubsection{ReLU}\n\\begin{lstlisting}[language=Python]\nclass ReLU",
+            "\\subsubsection{NeuralNetwork.train\\_step}",
+        ):
             self.assertIn(needle, text)
 
     def test_not_a_run_directory(self):

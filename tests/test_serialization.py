@@ -19,24 +19,54 @@ from neural_networks.regularization import BatchNorm, Dropout
 V1_CONFIG = {
     "format": "neural_networks.model/1",
     "layers": [
-        {"name": "conv2d", "n_out": 2, "kernel_shape": [3, 3], "activation": "linear", "stride": 1, "pad": "same",
-         "weight_init": "xavier_uniform", "use_bias": False, "n_in": 1},
+        {
+            "name": "conv2d",
+            "n_out": 2,
+            "kernel_shape": [3, 3],
+            "activation": "linear",
+            "stride": 1,
+            "pad": "same",
+            "weight_init": "xavier_uniform",
+            "use_bias": False,
+            "n_in": 1,
+        },
         {"name": "batchnorm", "momentum": 0.1, "eps": 1e-05, "activation": "relu", "n_in": 2},
         {"name": "pool2d", "kernel_shape": [2, 2], "mode": "max", "stride": 2, "pad": 0, "n_in": 2},
         {"name": "flatten", "keep_dim": "first", "n_in": 8},
         {"name": "dropout", "p": 0.25, "n_in": 8},
-        {"name": "fully_connected", "n_out": 3, "activation": "softmax", "weight_init": "xavier_uniform",
-         "use_bias": True, "n_in": 8},
+        {
+            "name": "fully_connected",
+            "n_out": 3,
+            "activation": "softmax",
+            "weight_init": "xavier_uniform",
+            "use_bias": True,
+            "n_in": 8,
+        },
     ],
     "loss": {"name": "cross_entropy"},
-    "optimizer": {"name": "sgd", "lr": 0.1, "clip_norm": None, "lr_scheduler": {"name": "constant", "lr": 0.1},
-                  "momentum": 0.9, "nesterov": False, "weight_decay": 0.0},
+    "optimizer": {
+        "name": "sgd",
+        "lr": 0.1,
+        "clip_norm": None,
+        "lr_scheduler": {"name": "constant", "lr": 0.1},
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 0.0,
+    },
     "seed": 0,
 }
 V1_SHAPES = {  # the arrays, in the order format 1 wrote them: parameters and buffers by layer, then the optimizer
-    "layers.0.W": (3, 3, 1, 2), "layers.1.gamma": (1, 2), "layers.1.beta": (1, 2),
-    "buffers.1.running_mean": (1, 2), "buffers.1.running_var": (1, 2), "layers.5.W": (8, 3), "layers.5.b": (1, 3),
-    "optimizer.W0": (3, 3, 1, 2), "optimizer.gamma1": (1, 2), "optimizer.beta1": (1, 2), "optimizer.W5": (8, 3),
+    "layers.0.W": (3, 3, 1, 2),
+    "layers.1.gamma": (1, 2),
+    "layers.1.beta": (1, 2),
+    "buffers.1.running_mean": (1, 2),
+    "buffers.1.running_var": (1, 2),
+    "layers.5.W": (8, 3),
+    "layers.5.b": (1, 3),
+    "optimizer.W0": (3, 3, 1, 2),
+    "optimizer.gamma1": (1, 2),
+    "optimizer.beta1": (1, 2),
+    "optimizer.W5": (8, 3),
     "optimizer.b5": (1, 3),
 }
 
@@ -51,9 +81,18 @@ def write_v1(path, config, arrays, extra):
 
 
 def small_cnn():
-    return NeuralNetwork(layers=[Conv2D(2, (3, 3), "linear", pad="same", use_bias=False), BatchNorm(activation="relu"),
-                                 Pool2D((2, 2), "max", stride=2), Flatten(), Dropout(0.25), FullyConnected(3, "softmax")],
-                         optimizer=SGD(lr=0.1, momentum=0.9), seed=0)
+    return NeuralNetwork(
+        layers=[
+            Conv2D(2, (3, 3), "linear", pad="same", use_bias=False),
+            BatchNorm(activation="relu"),
+            Pool2D((2, 2), "max", stride=2),
+            Flatten(),
+            Dropout(0.25),
+            FullyConnected(3, "softmax"),
+        ],
+        optimizer=SGD(lr=0.1, momentum=0.9),
+        seed=0,
+    )
 
 
 def batch(rng):
@@ -82,8 +121,10 @@ class TestFormat1(unittest.TestCase):
         self.assertIsNone(checkpoint.training)
         model = NeuralNetwork.load(path)
         self.assertEqual(model.extra, {"epoch": 2, "best_val_accuracy": 0.5})
-        self.assertEqual([type(layer).__name__ for layer in model.layers],
-                         ["Conv2D", "BatchNorm", "Pool2D", "Flatten", "Dropout", "FullyConnected"])
+        self.assertEqual(
+            [type(layer).__name__ for layer in model.layers],
+            ["Conv2D", "BatchNorm", "Pool2D", "Flatten", "Dropout", "FullyConnected"],
+        )
         self.assertEqual(model.seed, 0)
         self.assertEqual(model.layers[4].p, 0.25)
         for key, value in arrays.items():
@@ -94,7 +135,9 @@ class TestFormat1(unittest.TestCase):
                 i, name = rest.split(".")
                 store = model.layers[int(i)].parameters if kind == "layers" else model.layers[int(i)].buffers
                 np.testing.assert_array_equal(store[name], value, err_msg=key)
-        self.assertEqual(set(model.optimizer.state()), {k[len("optimizer."):] for k in V1_SHAPES if k.startswith("optimizer.")})
+        self.assertEqual(
+            set(model.optimizer.state()), {k[len("optimizer.") :] for k in V1_SHAPES if k.startswith("optimizer.")}
+        )
         self.assertEqual(model.optimizer.momentum, 0.9)
         # it predicts and trains on
         X, Y = batch(rng)
@@ -107,23 +150,42 @@ class TestFormat1(unittest.TestCase):
         self.assertEqual(NeuralNetwork.load(again).extra, {"epoch": 2, "best_val_accuracy": 0.5})
 
     def test_a_format_1_adam_file_keeps_its_step_counts(self):
-        config = {"format": "neural_networks.model/1",
-                  "layers": [{"name": "fully_connected", "n_out": 3, "activation": "softmax",
-                              "weight_init": "xavier_uniform", "use_bias": True, "n_in": 4}],
-                  "loss": {"name": "cross_entropy", "label_smoothing": 0.1},
-                  "optimizer": {"name": "adam", "lr": 0.01, "clip_norm": None,
-                                "lr_scheduler": {"name": "constant", "lr": 0.01}, "beta1": 0.9, "beta2": 0.999,
-                                "eps": 1e-08, "weight_decay": 0.0},
-                  "seed": None}
+        config = {
+            "format": "neural_networks.model/1",
+            "layers": [
+                {
+                    "name": "fully_connected",
+                    "n_out": 3,
+                    "activation": "softmax",
+                    "weight_init": "xavier_uniform",
+                    "use_bias": True,
+                    "n_in": 4,
+                }
+            ],
+            "loss": {"name": "cross_entropy", "label_smoothing": 0.1},
+            "optimizer": {
+                "name": "adam",
+                "lr": 0.01,
+                "clip_norm": None,
+                "lr_scheduler": {"name": "constant", "lr": 0.01},
+                "beta1": 0.9,
+                "beta2": 0.999,
+                "eps": 1e-08,
+                "weight_decay": 0.0,
+            },
+            "seed": None,
+        }
         rng = np.random.default_rng(0)
-        arrays = {"layers.0.W": rng.standard_normal((4, 3)).astype(np.float32),
-                  "layers.0.b": rng.standard_normal((1, 3)).astype(np.float32),
-                  "optimizer.m.W0": rng.standard_normal((4, 3)).astype(np.float32),
-                  "optimizer.v.W0": rng.random((4, 3)).astype(np.float32),
-                  "optimizer.t.W0": np.array(7),
-                  "optimizer.m.b0": rng.standard_normal((1, 3)).astype(np.float32),
-                  "optimizer.v.b0": rng.random((1, 3)).astype(np.float32),
-                  "optimizer.t.b0": np.array(7)}
+        arrays = {
+            "layers.0.W": rng.standard_normal((4, 3)).astype(np.float32),
+            "layers.0.b": rng.standard_normal((1, 3)).astype(np.float32),
+            "optimizer.m.W0": rng.standard_normal((4, 3)).astype(np.float32),
+            "optimizer.v.W0": rng.random((4, 3)).astype(np.float32),
+            "optimizer.t.W0": np.array(7),
+            "optimizer.m.b0": rng.standard_normal((1, 3)).astype(np.float32),
+            "optimizer.v.b0": rng.random((1, 3)).astype(np.float32),
+            "optimizer.t.b0": np.array(7),
+        }
         path = self.dir / "adam.npz"
         write_v1(path, config, arrays, extra={})
         model = NeuralNetwork.load(path)
@@ -133,7 +195,7 @@ class TestFormat1(unittest.TestCase):
         state = model.optimizer.state()
         for key, value in arrays.items():
             if key.startswith("optimizer."):
-                np.testing.assert_array_equal(state[key[len("optimizer."):]], value, err_msg=key)
+                np.testing.assert_array_equal(state[key[len("optimizer.") :]], value, err_msg=key)
         np.testing.assert_array_equal(model.layers[0].parameters["W"], arrays["layers.0.W"])
 
     def test_a_format_1_file_cannot_resume(self):
@@ -177,8 +239,13 @@ class TestFormat2(unittest.TestCase):
         model.forward(batch(np.random.default_rng(0))[0])
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "last.npz"
-            serialization.save_checkpoint(path, model, extra={"epoch": 4}, training={"epoch": 4, "best": None},
-                                          arrays={"history.loss": np.arange(3.0)})
+            serialization.save_checkpoint(
+                path,
+                model,
+                extra={"epoch": 4},
+                training={"epoch": 4, "best": None},
+                arrays={"history.loss": np.arange(3.0)},
+            )
             checkpoint = serialization.load_checkpoint(path)
             self.assertEqual(NeuralNetwork.load(path).extra, {"epoch": 4})
         self.assertEqual(checkpoint.training, {"epoch": 4, "best": None})
@@ -201,8 +268,11 @@ class TestFormat2(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "future.npz"
             np.savez(path, config=np.array(json.dumps({"format": "neural_networks.model/9", "layers": []})))
-            with self.assertRaisesRegex(ValueError, r"unsupported model format 'neural_networks.model/9'; expected one of "
-                                                    r"neural_networks.model/1, neural_networks.model/2"):
+            with self.assertRaisesRegex(
+                ValueError,
+                r"unsupported model format 'neural_networks.model/9'; expected one of "
+                r"neural_networks.model/1, neural_networks.model/2",
+            ):
                 serialization.load_model(path)
 
 

@@ -14,12 +14,22 @@ from pathlib import Path
 from .test_datasets import make_idx_set
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_FILES = ("config.json", "metrics.csv", "parameters.csv", "loss.png", "accuracy.png", "error.png", "parameters.png",
-             "loss_iterations.png", "last.npz", "best.npz")
+RUN_FILES = (
+    "config.json",
+    "metrics.csv",
+    "parameters.csv",
+    "loss.png",
+    "accuracy.png",
+    "error.png",
+    "parameters.png",
+    "loss_iterations.png",
+    "last.npz",
+    "best.npz",
+)
 
 # A student's script in the starter style: AttrDict arguments everywhere, np.random.seed instead
 # of a model seed, the output layer's n_out left to the data set, Logger(model_name=...).
-STARTER_SCRIPT = textwrap.dedent('''
+STARTER_SCRIPT = textwrap.dedent("""
     from neural_networks.utils import AttrDict
 
     fc1 = AttrDict({"name": "fully_connected", "activation": "relu", "weight_init": "xavier_uniform", "n_out": 16})
@@ -51,12 +61,18 @@ STARTER_SCRIPT = textwrap.dedent('''
     model.train(dataset, epochs=60)
     results = model.test(dataset)
     print("test accuracy", results["accuracy"], "saved to", logger.save_dir)
-''')
+""")
 
 
 def run(args, cwd, env=None, timeout=300):
-    result = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     if result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     return result
@@ -97,8 +113,11 @@ class TestStarterFlows(unittest.TestCase):
     def test_train_conv_on_mnist_files(self):
         data = self.dir / "data"
         make_idx_set(data / "mnist", n_train=120, n_test=30)
-        out = run([ROOT / "train_conv.py", "--epochs", "2", "--validation-size", "20", "--batch-size", "20"],
-                  cwd=self.dir, env={"NEURAL_NETWORKS_DATA": str(data)}).stdout
+        out = run(
+            [ROOT / "train_conv.py", "--epochs", "2", "--validation-size", "20", "--batch-size", "20"],
+            cwd=self.dir,
+            env={"NEURAL_NETWORKS_DATA": str(data)},
+        ).stdout
         self.assertIn("on mnist (100 training images)", out)
         self.assertRegex(out, r"test accuracy [\d.]+")
         saved = self.assert_run_folder(self.dir / "experiments" / "lenet_mnist_lr0.05_b20")

@@ -151,8 +151,9 @@ class TestPool2DParity(unittest.TestCase):
         dX = layer.backward(dY)
 
         # torch's own padding argument: -inf for max (see test_max_float64), counted zeros for average
-        ref = O.pool2d(X, dY, mode=mode, kernel=kernel, stride=stride, pad=F.resolve_padding(pad, kernel),
-                       padding="torch")
+        ref = O.pool2d(
+            X, dY, mode=mode, kernel=kernel, stride=stride, pad=F.resolve_padding(pad, kernel), padding="torch"
+        )
         what = f"{mode} {geometry} {np.dtype(dtype).name}"
         self.assertEqual(Y.dtype, dtype, what)
         assert_close(Y, ref.Y, dtype, f"forward, {what}")

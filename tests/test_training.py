@@ -155,8 +155,9 @@ class TestEpochs(unittest.TestCase):
             np.testing.assert_array_equal(a, b)
 
     def test_output_layer_sized_from_the_data(self):
-        model = NeuralNetwork(layers=[FullyConnected(4, "relu"), FullyConnected(None, "softmax")],
-                              optimizer=SGD(lr=0.1), seed=0)
+        model = NeuralNetwork(
+            layers=[FullyConnected(4, "relu"), FullyConnected(None, "softmax")], optimizer=SGD(lr=0.1), seed=0
+        )
         fit(model, iris(), 1, verbose=0)
         self.assertEqual(model.layers[-1].n_out, 3)
 
@@ -168,8 +169,11 @@ class TestDefaultsAndTrain(unittest.TestCase):
             fit(mlp(), iris(), 2, verbose=1)
         lines = out.getvalue().splitlines()
         self.assertEqual(len(lines), 2)
-        self.assertRegex(lines[1], r"^epoch 2/2  loss \d\.\d{4}  acc \d\.\d{4}  val_loss \d\.\d{4}  val_acc \d\.\d{4}  "
-                                   r"lr 0\.1  \d+\.\ds$")
+        self.assertRegex(
+            lines[1],
+            r"^epoch 2/2  loss \d\.\d{4}  acc \d\.\d{4}  val_loss \d\.\d{4}  val_acc \d\.\d{4}  "
+            r"lr 0\.1  \d+\.\ds$",
+        )
         self.assertIn("epoch 1/2", err.getvalue())  # tqdm's bar
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):

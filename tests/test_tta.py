@@ -25,7 +25,9 @@ class TestTranslate(unittest.TestCase):
             self.assertTrue(out.flags["C_CONTIGUOUS"])
             for r in range(5):
                 for c in range(6):
-                    np.testing.assert_array_equal(out[:, r, c], X[:, reflect_index(r - dy, 5), reflect_index(c - dx, 6)])
+                    np.testing.assert_array_equal(
+                        out[:, r, c], X[:, reflect_index(r - dy, 5), reflect_index(c - dx, 6)]
+                    )
 
     def test_shift_larger_than_the_image(self):
         with self.assertRaisesRegex(ValueError, "cannot translate 3x3 images by"):
@@ -59,8 +61,11 @@ class TestViews(unittest.TestCase):
 
 class TestPredictWithViews(unittest.TestCase):
     def test_flip_translate_is_the_weighted_mean_of_the_views(self):
-        model = NeuralNetwork(layers=[Conv2D(3, (3, 3), "relu", pad="same"), Flatten(), FullyConnected(4, "softmax")],
-                              loss="cross_entropy", seed=0)
+        model = NeuralNetwork(
+            layers=[Conv2D(3, (3, 3), "relu", pad="same"), Flatten(), FullyConnected(4, "softmax")],
+            loss="cross_entropy",
+            seed=0,
+        )
         X = np.random.default_rng(2).standard_normal((5, 6, 6, 2)).astype(np.float32)
         model.forward(X)
         expected = sum(w * model.predict(v) for w, v in tta_views(X, "flip_translate"))

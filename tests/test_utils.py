@@ -12,8 +12,16 @@ from neural_networks.activations import ACTIVATIONS, initialize_activation
 from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
 from neural_networks.losses import L2, CrossEntropy
 from neural_networks.regularization import BatchNorm, Dropout
-from neural_networks.utils import (AttrDict, center, check_gradients, integers_to_one_hot, normalize,
-                                   numerical_gradient, standardize, to_plain)
+from neural_networks.utils import (
+    AttrDict,
+    center,
+    check_gradients,
+    integers_to_one_hot,
+    normalize,
+    numerical_gradient,
+    standardize,
+    to_plain,
+)
 from neural_networks.utils.data_structures import AttrDict as AttrDictOldPath
 from neural_networks.utils.grad_check import check_gradients as check_gradients_old_path
 
@@ -62,8 +70,12 @@ class TestDataHelpers(unittest.TestCase):
         np.testing.assert_array_equal(integers_to_one_hot(np.array([[1], [0]]), max_val=3), np.eye(4)[[1, 0]])
         np.testing.assert_array_equal(integers_to_one_hot(np.array([1.0, 0.0])), np.eye(2)[[1, 0]])
         self.assertEqual(integers_to_one_hot([1, 1]).dtype, np.float64)
-        for bad, pattern in (([0.5], "whole numbers"), ([-1], "non-negative"), (["a"], "integers"),
-                             (np.zeros((2, 2)), "vector")):
+        for bad, pattern in (
+            ([0.5], "whole numbers"),
+            ([-1], "non-negative"),
+            (["a"], "integers"),
+            (np.zeros((2, 2)), "vector"),
+        ):
             with self.subTest(bad=bad), self.assertRaisesRegex(ValueError, pattern):
                 integers_to_one_hot(np.array(bad))
         with self.assertRaisesRegex(ValueError, "exceeds max_val=1"):
@@ -86,8 +98,9 @@ class TestDataHelpers(unittest.TestCase):
                 np.testing.assert_allclose(n, (v - v.min()) / spread if spread else np.zeros_like(v))
                 np.testing.assert_allclose(s, (v - v.mean()) / (v.std() + 1e-10))
         np.testing.assert_array_equal(X, before)  # inputs untouched
-        np.testing.assert_allclose(normalize(np.array([[0, 255], [51, 0]], dtype=np.uint8), max_val=255),
-                                   [[0, 1], [0.2, 0]])
+        np.testing.assert_allclose(
+            normalize(np.array([[0, 255], [51, 0]], dtype=np.uint8), max_val=255), [[0, 1], [0.2, 0]]
+        )
         with self.assertRaisesRegex(ValueError, "max_val"):
             normalize(X, max_val=0)
 
@@ -103,8 +116,9 @@ def _course_layer_checks(layer, X, rng, train=True):
     for name in list(layer.parameters):
         layer.forward(X)
         layer.backward(dLdY)
-        errors[name] = check_gradients(fn=layer.forward_with_param(name, X), grad=layer.gradients[name],
-                                       x=layer.parameters[name], dLdf=dLdY)
+        errors[name] = check_gradients(
+            fn=layer.forward_with_param(name, X), grad=layer.gradients[name], x=layer.parameters[name], dLdf=dLdY
+        )
     return errors
 
 
@@ -114,9 +128,16 @@ class TestCheckGradients(unittest.TestCase):
         cases = [
             ("fully connected", lambda: FullyConnected(n_out=4, activation="linear"), (3, 5)),
             ("fully connected relu", lambda: FullyConnected(n_out=4, activation="relu"), (3, 5)),
-            ("conv2d same", lambda: Conv2D(n_out=4, kernel_shape=(3, 3), activation="linear", pad="same"), (2, 5, 6, 3)),
-            ("conv2d strided", lambda: Conv2D(n_out=3, kernel_shape=(2, 3), activation="tanh", stride=2, pad=1),
-             (2, 6, 7, 2)),
+            (
+                "conv2d same",
+                lambda: Conv2D(n_out=4, kernel_shape=(3, 3), activation="linear", pad="same"),
+                (2, 5, 6, 3),
+            ),
+            (
+                "conv2d strided",
+                lambda: Conv2D(n_out=3, kernel_shape=(2, 3), activation="tanh", stride=2, pad=1),
+                (2, 6, 7, 2),
+            ),
             ("pool2d max", lambda: Pool2D((2, 2), mode="max", stride=2), (2, 4, 6, 3)),
             ("pool2d average", lambda: Pool2D((3, 3), mode="average", stride=1, pad=1), (2, 4, 4, 2)),
             ("flatten", lambda: Flatten(), (2, 3, 3, 2)),
@@ -156,8 +177,9 @@ class TestCheckGradients(unittest.TestCase):
         W = layer.parameters["W"]
         wrong = layer.gradients["W"] * 1.1
         self.assertGreater(check_gradients(layer.forward_with_param("W", X), wrong, W, dLdY), 1e-2)
-        self.assertGreater(check_gradients(layer.forward_with_param("W", X), layer.gradients["W"].T.reshape(W.shape),
-                                           W, dLdY), 0.1)
+        self.assertGreater(
+            check_gradients(layer.forward_with_param("W", X), layer.gradients["W"].T.reshape(W.shape), W, dLdY), 0.1
+        )
 
     def test_x_is_restored_and_the_spec_formula(self):
         x = np.linspace(-1, 1, 6).reshape(2, 3)

@@ -8,9 +8,9 @@ import numpy as np
 
 from neural_networks.weights import INITIALIZERS, calculate_gain, compute_fans, initialize_weights
 
-FC_SHAPE = (300, 200)          # fan_in 300, fan_out 200: 60,000 draws
-CONV_SHAPE = (5, 3, 40, 24)    # fan_in 5*3*40 = 600, fan_out 5*3*24 = 360: 14,400 draws
-STAT_RTOL = 0.03               # std of a sample std over >= 14,400 draws is < 0.6 %
+FC_SHAPE = (300, 200)  # fan_in 300, fan_out 200: 60,000 draws
+CONV_SHAPE = (5, 3, 40, 24)  # fan_in 5*3*40 = 600, fan_out 5*3*24 = 360: 14,400 draws
+STAT_RTOL = 0.03  # std of a sample std over >= 14,400 draws is < 0.6 %
 
 
 class TestFans(unittest.TestCase):
@@ -92,8 +92,17 @@ class TestInitializers(unittest.TestCase):
             self.assertAlmostEqual(np.mean(np.abs(W) < 2 * std), 0.9545, delta=0.01)
 
     def test_statistics(self):
-        for name in ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
-                     "pytorch_uniform", "uniform", "normal"):
+        for name in (
+            "xavier_uniform",
+            "xavier_normal",
+            "he_uniform",
+            "he_normal",
+            "lecun_uniform",
+            "lecun_normal",
+            "pytorch_uniform",
+            "uniform",
+            "normal",
+        ):
             for shape in (FC_SHAPE, CONV_SHAPE):
                 with self.subTest(name=name, shape=shape):
                     self.check_statistics(name, shape)
@@ -149,9 +158,12 @@ class TestInitializers(unittest.TestCase):
         np.testing.assert_array_equal(a, b)
 
     def test_unknown_name_lists_valid_names(self):
-        with self.assertRaisesRegex(ValueError, r"unknown weight initializer 'glorot'; valid names: "
-                                                r"xavier_uniform, xavier_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
-                                                r"pytorch_uniform, uniform, normal"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"unknown weight initializer 'glorot'; valid names: "
+            r"xavier_uniform, xavier_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
+            r"pytorch_uniform, uniform, normal",
+        ):
             initialize_weights("glorot")
 
     def test_unknown_activation(self):
@@ -166,8 +178,9 @@ class TestInitializers(unittest.TestCase):
             with self.subTest(name=name):
                 linear = initialize_weights(name)((20, 30), rng=rng(0), dtype=np.float64)
                 tanh = initialize_weights(name, activation="tanh")((20, 30), rng=rng(0), dtype=np.float64)
-                np.testing.assert_allclose(tanh, linear * (5.0 / 3.0 if name in scaled else 1.0),
-                                           rtol=1e-12, atol=1e-15)
+                np.testing.assert_allclose(
+                    tanh, linear * (5.0 / 3.0 if name in scaled else 1.0), rtol=1e-12, atol=1e-15
+                )
                 self.assertEqual(initialize_weights(name, activation="tanh").__name__, name)
         # the others ignore the activation, even one without a known gain
         self.assertEqual(initialize_weights("he_normal", activation="swish")((2, 2), rng=rng(0)).shape, (2, 2))

@@ -16,8 +16,18 @@ line there.
 from __future__ import annotations
 
 from .augment import Augmenter, make_augmenter, random_crop, random_flip
-from .base import (DEFAULT_SPLIT_SEED, DataLoader, Dataset, ImageTransform, Standardizer, channel_stats,
-                   make_image_dataset, one_hot, split_validation, stratified_split)
+from .base import (
+    DEFAULT_SPLIT_SEED,
+    DataLoader,
+    Dataset,
+    ImageTransform,
+    Standardizer,
+    channel_stats,
+    make_image_dataset,
+    one_hot,
+    split_validation,
+    stratified_split,
+)
 from .catalog import DATASETS, VERIFIABLE, FileCheck, dataset_path, format_dataset_row, list_datasets, verify_dataset
 from .cifar10 import load_cifar10, load_cifar10_arrays
 from .fashion_mnist import load_fashion_mnist, load_fashion_mnist_arrays, read_idx
@@ -26,14 +36,46 @@ from .iris import load_iris
 from .mnist import load_mnist, load_mnist_arrays
 from .sources import ChecksumError, DataFormatError, DataNotFoundError, data_home, download
 
-__all__ = ["DataLoader", "Dataset", "Standardizer", "ImageTransform", "one_hot", "stratified_split",
-           "split_validation", "channel_stats", "make_image_dataset", "DEFAULT_SPLIT_SEED",
-           "load_iris", "load_fashion_mnist", "load_fashion_mnist_arrays", "read_idx", "load_mnist",
-           "load_mnist_arrays", "load_cifar10", "load_cifar10_arrays", "load_image_folder", "load_image_folder_arrays", "load_images",
-           "Augmenter", "make_augmenter", "random_crop", "random_flip",
-           "DataNotFoundError", "DataFormatError", "ChecksumError", "data_home", "download",
-           "list_datasets", "format_dataset_row", "dataset_path", "verify_dataset", "VERIFIABLE", "FileCheck",
-           "DATASETS", "initialize_dataset"]
+__all__ = [
+    "DataLoader",
+    "Dataset",
+    "Standardizer",
+    "ImageTransform",
+    "one_hot",
+    "stratified_split",
+    "split_validation",
+    "channel_stats",
+    "make_image_dataset",
+    "DEFAULT_SPLIT_SEED",
+    "load_iris",
+    "load_fashion_mnist",
+    "load_fashion_mnist_arrays",
+    "read_idx",
+    "load_mnist",
+    "load_mnist_arrays",
+    "load_cifar10",
+    "load_cifar10_arrays",
+    "load_image_folder",
+    "load_image_folder_arrays",
+    "load_images",
+    "Augmenter",
+    "make_augmenter",
+    "random_crop",
+    "random_flip",
+    "DataNotFoundError",
+    "DataFormatError",
+    "ChecksumError",
+    "data_home",
+    "download",
+    "list_datasets",
+    "format_dataset_row",
+    "dataset_path",
+    "verify_dataset",
+    "VERIFIABLE",
+    "FileCheck",
+    "DATASETS",
+    "initialize_dataset",
+]
 
 
 def initialize_dataset(name: str, batch_size: int = 25, **kwargs) -> Dataset:

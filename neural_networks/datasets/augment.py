@@ -13,8 +13,14 @@ import numpy as np
 __all__ = ["AUGMENTATIONS", "random_crop", "random_flip", "Augmenter", "make_augmenter"]
 
 AUGMENTATIONS = ("crop", "flip")
-_ALIASES = {"crop": "crop", "random_crop": "crop", "flip": "flip", "hflip": "flip", "random_flip": "flip",
-            "horizontal_flip": "flip"}
+_ALIASES = {
+    "crop": "crop",
+    "random_crop": "crop",
+    "flip": "flip",
+    "hflip": "flip",
+    "random_flip": "flip",
+    "horizontal_flip": "flip",
+}
 
 
 def _check_images(X: np.ndarray) -> None:
@@ -39,8 +45,9 @@ def random_crop(X: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.nda
     # windows[i, y, x] is the H x W window of image i at offset (y, x): a strided view, so the
     # fancy index below copies one whole window per image (4x faster than indexing every pixel).
     s0, s1, s2, s3 = padded.strides
-    windows = np.lib.stride_tricks.as_strided(padded, (n, 2 * pad + 1, 2 * pad + 1, H, W, C),
-                                              (s0, s1, s2, s1, s2, s3), writeable=False)
+    windows = np.lib.stride_tricks.as_strided(
+        padded, (n, 2 * pad + 1, 2 * pad + 1, H, W, C), (s0, s1, s2, s1, s2, s3), writeable=False
+    )
     return windows[np.arange(n), dy, dx]  # (n, H, W, C)
 
 

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["one_hot", "Standardizer", "DataLoader", "Dataset", "stratified_split", "split_validation",
-           "channel_stats", "ImageTransform", "make_image_dataset", "DEFAULT_SPLIT_SEED"]
+__all__ = [
+    "one_hot",
+    "Standardizer",
+    "DataLoader",
+    "Dataset",
+    "stratified_split",
+    "split_validation",
+    "channel_stats",
+    "ImageTransform",
+    "make_image_dataset",
+    "DEFAULT_SPLIT_SEED",
+]
 
 DEFAULT_SPLIT_SEED = 189  # fixes the validation split of the image data sets unless a split_seed is given
 
@@ -83,9 +93,19 @@ class DataLoader:
     :meth:`set_epoch` makes each epoch's randomness depend on the epoch number only.
     """
 
-    def __init__(self, X: np.ndarray, labels: np.ndarray | None, n_classes: int | None, batch_size: int,
-                 shuffle: bool = False, transform=None, augment=None, rng: np.random.Generator | None = None,
-                 seed: int | None = None, targets: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        X: np.ndarray,
+        labels: np.ndarray | None,
+        n_classes: int | None,
+        batch_size: int,
+        shuffle: bool = False,
+        transform=None,
+        augment=None,
+        rng: np.random.Generator | None = None,
+        seed: int | None = None,
+        targets: np.ndarray | None = None,
+    ) -> None:
         X = np.asarray(X)
         if labels is not None and targets is not None:
             raise ValueError("give integer labels (classification) or targets (regression), not both")
@@ -248,11 +268,25 @@ class Dataset:
         self.input_shape = tuple(train.X.shape[1:])
         self.out_dim = self.n_classes
 
-    def _from_arrays(self, training_set, training_labels, batch_size, validation_set=None, validation_labels=None,
-                     test_set=None, test_labels=None, *, shuffle: bool = True, seed: int | None = None,
-                     name: str = "arrays") -> None:
-        splits = {"training": (training_set, training_labels), "validation": (validation_set, validation_labels),
-                  "test": (test_set, test_labels)}
+    def _from_arrays(
+        self,
+        training_set,
+        training_labels,
+        batch_size,
+        validation_set=None,
+        validation_labels=None,
+        test_set=None,
+        test_labels=None,
+        *,
+        shuffle: bool = True,
+        seed: int | None = None,
+        name: str = "arrays",
+    ) -> None:
+        splits = {
+            "training": (training_set, training_labels),
+            "validation": (validation_set, validation_labels),
+            "test": (test_set, test_labels),
+        }
         if training_labels is None:
             raise ValueError("Dataset: training_labels are required")
         arrays = {split: (np.asarray(X), labels) for split, (X, labels) in splits.items() if X is not None}
@@ -268,8 +302,9 @@ class Dataset:
         self.input_shape = tuple(arrays["training"][0].shape[1:])
         for split, (X, _) in arrays.items():
             if tuple(X.shape[1:]) != self.input_shape:
-                raise ValueError(f"Dataset: {split}_set examples have shape {X.shape[1:]}, training examples "
-                                 f"{self.input_shape}")
+                raise ValueError(
+                    f"Dataset: {split}_set examples have shape {X.shape[1:]}, training examples {self.input_shape}"
+                )
 
         def loader(split, train):
             if split not in arrays:
@@ -278,8 +313,9 @@ class Dataset:
             values = kinds[split][1]
             labels = values if kinds[split][0] == "classes" else None
             targets = values if kinds[split][0] == "targets" else None
-            return DataLoader(X, labels, self.n_classes, batch_size, shuffle=train and shuffle, seed=seed,
-                              targets=targets)
+            return DataLoader(
+                X, labels, self.n_classes, batch_size, shuffle=train and shuffle, seed=seed, targets=targets
+            )
 
         self.train = loader("training", True)
         self.validate = loader("validation", False)
@@ -325,11 +361,15 @@ def _read_labels(labels, m: int, split: str):
     if labels.ndim == 1:
         if np.any(labels < 0) or np.any(labels != np.round(labels)):
             bad = labels[(labels < 0) | (labels != np.round(labels))][0]
-            raise ValueError(f"{where}: a 1-D label array holds class indices, which are whole numbers >= 0; got {bad!r}")
+            raise ValueError(
+                f"{where}: a 1-D label array holds class indices, which are whole numbers >= 0; got {bad!r}"
+            )
         indices = labels.astype(np.int64)
         return "classes", indices, int(indices.max()) + 1
     if labels.ndim != 2:
-        raise ValueError(f"{where} must be (m,) class indices or (m, k) one-hot rows / targets; got shape {labels.shape}")
+        raise ValueError(
+            f"{where} must be (m,) class indices or (m, k) one-hot rows / targets; got shape {labels.shape}"
+        )
     is_one_hot = labels.shape[1] >= 2 and np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(axis=1) == 1)
     if is_one_hot:
         return "classes", labels.argmax(axis=1).astype(np.int64), labels.shape[1]
@@ -481,9 +521,18 @@ class ImageTransform:
         return f"ImageTransform(mean={np.round(self.mean, 4).tolist()}, std={np.round(self.std, 4).tolist()})"
 
 
-def make_image_dataset(name: str, splits: dict, class_names, batch_size: int, validation_size=0.1,
-                       split_seed: int = DEFAULT_SPLIT_SEED, seed: int = 0, standardize: bool = True,
-                       augment=False, flatten: bool = False) -> Dataset:
+def make_image_dataset(
+    name: str,
+    splits: dict,
+    class_names,
+    batch_size: int,
+    validation_size=0.1,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    seed: int = 0,
+    standardize: bool = True,
+    augment=False,
+    flatten: bool = False,
+) -> Dataset:
     """A :class:`Dataset` from uint8 NHWC images. ``splits`` maps ``"train"``, ``"test"`` and
     optionally ``"validation"`` to ``(images, labels)``; without a validation split,
     ``validation_size`` examples are held out of ``train`` (stratified, from ``split_seed``).
@@ -522,8 +571,9 @@ def make_image_dataset(name: str, splits: dict, class_names, batch_size: int, va
         return X.reshape(X.shape[0], int(np.prod(X.shape[1:]))) if flatten else X
 
     def loader(X, y, shuffle, aug=None):
-        return DataLoader(reshape(X), y, n_classes, batch_size, shuffle=shuffle, transform=transform, augment=aug,
-                          seed=seed)
+        return DataLoader(
+            reshape(X), y, n_classes, batch_size, shuffle=shuffle, transform=transform, augment=aug, seed=seed
+        )
 
     train = loader(X_train, y_train, True, augmenter)
     train.augmenting = bool(make_augmenter(augment))

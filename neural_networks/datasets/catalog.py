@@ -15,16 +15,24 @@ from ..registry import Registry
 from . import cifar10, fashion_mnist, image_folder, iris, mnist
 from .spec import FileCheck
 
-__all__ = ["DATASETS", "FileCheck", "VERIFIABLE", "list_datasets", "format_dataset_row", "dataset_path",
-           "verify_dataset"]
+__all__ = [
+    "DATASETS",
+    "FileCheck",
+    "VERIFIABLE",
+    "list_datasets",
+    "format_dataset_row",
+    "dataset_path",
+    "verify_dataset",
+]
 
 #: Every data set by name: its loader function (``DATASETS[name]``, the factory that
 #: ``initialize_dataset`` calls), aliases and :class:`~.spec.DatasetSpec` (``DATASETS.spec(name)``).
 #: Adding a data set is its module (a ``load_<name>`` function and a ``SPEC``) and one line here.
 DATASETS = Registry("data set")
 DATASETS.add("iris", iris.load_iris, spec=iris.SPEC)
-DATASETS.add("fashion_mnist", fashion_mnist.load_fashion_mnist, aliases=("fashionmnist", "fmnist"),
-             spec=fashion_mnist.SPEC)
+DATASETS.add(
+    "fashion_mnist", fashion_mnist.load_fashion_mnist, aliases=("fashionmnist", "fmnist"), spec=fashion_mnist.SPEC
+)
 DATASETS.add("mnist", mnist.load_mnist, spec=mnist.SPEC)
 DATASETS.add("cifar10", cifar10.load_cifar10, aliases=("cifar_10",), spec=cifar10.SPEC)
 DATASETS.add("image_folder", image_folder.load_image_folder, aliases=("imagefolder",), spec=image_folder.SPEC)
@@ -45,8 +53,10 @@ def list_datasets(path=None) -> list[dict]:
     from, or ``None``), ``where`` (``"shipped"``, ``"explicit path"``, ``"data folder
     ($NEURAL_NETWORKS_DATA)"``, ``"system copy"``) and, when not found, ``message``. ``path``
     applies to every data set (mostly useful with one)."""
-    return [{"name": name, "description": DATASETS.spec(name).description, **DATASETS.spec(name).availability(path)}
-            for name in DATASETS]
+    return [
+        {"name": name, "description": DATASETS.spec(name).description, **DATASETS.spec(name).availability(path)}
+        for name in DATASETS
+    ]
 
 
 def format_dataset_row(row: dict) -> str:

@@ -31,15 +31,31 @@ from .image_folder import _open_decompressed, archive_kind, load_image_folder_ar
 from .sources import DataFormatError, DataNotFoundError, RemoteFile, dataset_dir, file_digests, find_file, locate_file
 from .spec import DatasetSpec, FileCheck
 
-__all__ = ["CLASS_NAMES", "CANONICAL", "JPEG_ARCHIVE_SHA256", "DEFAULT_VALIDATION_SIZE", "TRAIN_BATCHES",
-           "TEST_BATCH", "unpickle", "read_cifar_batch", "cifar10_format", "cifar10_source",
-           "load_cifar10_arrays", "load_cifar10", "CIFAR10Spec", "SPEC"]
+__all__ = [
+    "CLASS_NAMES",
+    "CANONICAL",
+    "JPEG_ARCHIVE_SHA256",
+    "DEFAULT_VALIDATION_SIZE",
+    "TRAIN_BATCHES",
+    "TEST_BATCH",
+    "unpickle",
+    "read_cifar_batch",
+    "cifar10_format",
+    "cifar10_source",
+    "load_cifar10_arrays",
+    "load_cifar10",
+    "CIFAR10Spec",
+    "SPEC",
+]
 
 NAME = "cifar10"
 TITLE = "CIFAR-10"
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-CANONICAL = RemoteFile("cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                       md5="c58f30108f718f92721af3b95e74349a")
+CANONICAL = RemoteFile(
+    "cifar-10-python.tar.gz",
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    md5="c58f30108f718f92721af3b95e74349a",
+)
 JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
 JPEG_ARCHIVE_SHA256 = "21b0f3e1399c8774edb8f9a3a45e3cbd8aee2d88eaa94327e07613d5ac85c284"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -51,9 +67,13 @@ DEFAULT_VALIDATION_SIZE = 5_000
 CANDIDATES = [CANONICAL.name, BATCH_FOLDER, JPEG_ARCHIVE, "cifar10-jpeg"]
 
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
 }
 
 
@@ -104,8 +124,9 @@ def read_cifar_batch(data: bytes, name: str, n_classes: int = len(CLASS_NAMES)) 
         raise DataFormatError(f"{name}: {raw.shape[0]} images but {labels.size} labels")
     bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if bad.size:
-        raise DataFormatError(f"{name}: label {int(labels[bad[0]])} at index {int(bad[0])} is out of range "
-                              f"0..{n_classes - 1}")
+        raise DataFormatError(
+            f"{name}: label {int(labels[bad[0]])} at index {int(bad[0])} is out of range 0..{n_classes - 1}"
+        )
     images = np.ascontiguousarray(raw.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
     return images, labels
 
@@ -141,8 +162,10 @@ def read_cifar10_pickles(path, progress: bool = True):
     members = _pickle_members(path, progress)
     missing = [n for n in TRAIN_BATCHES + (TEST_BATCH,) if n not in members]
     if missing:
-        raise DataFormatError(f"{path}: missing {', '.join(missing)} (a CIFAR-10 python archive holds "
-                              f"{', '.join(TRAIN_BATCHES)}, {TEST_BATCH} and {META})")
+        raise DataFormatError(
+            f"{path}: missing {', '.join(missing)} (a CIFAR-10 python archive holds "
+            f"{', '.join(TRAIN_BATCHES)}, {TEST_BATCH} and {META})"
+        )
     class_names = list(CLASS_NAMES)
     if META in members:
         meta = unpickle(members[META], f"{path}: {META}")
@@ -186,14 +209,17 @@ def cifar10_source(path=None, download: bool = True, progress: bool = True) -> P
     if path is not None:
         path = Path(path).expanduser()
         if not path.exists():
-            raise DataNotFoundError(f"{TITLE}: {path} does not exist; pass the path of {CANONICAL.name}, its "
-                                    f"extracted {BATCH_FOLDER} folder or an image-folder tree/archive")
+            raise DataNotFoundError(
+                f"{TITLE}: {path} does not exist; pass the path of {CANONICAL.name}, its "
+                f"extracted {BATCH_FOLDER} folder or an image-folder tree/archive"
+            )
         return path
     found = find_file(NAME, CANDIDATES)
     if found is not None:
         return found[0]
-    return locate_file(NAME, [CANONICAL.name], remote=CANONICAL, download_missing=download, progress=progress,
-                       title=TITLE)
+    return locate_file(
+        NAME, [CANONICAL.name], remote=CANONICAL, download_missing=download, progress=progress, title=TITLE
+    )
 
 
 def load_cifar10_arrays(path=None, download: bool = True, progress: bool = True, cache: bool = True):
@@ -201,8 +227,9 @@ def load_cifar10_arrays(path=None, download: bool = True, progress: bool = True,
     canonical batches or an image folder (decoded sets are cached)."""
     source = cifar10_source(path, download, progress)
     if cifar10_format(source) == "image_folder":
-        splits, names = load_image_folder_arrays(source, class_names=CLASS_NAMES, color_mode="rgb",
-                                                 progress=progress, cache=cache)
+        splits, names = load_image_folder_arrays(
+            source, class_names=CLASS_NAMES, color_mode="rgb", progress=progress, cache=cache
+        )
         X = splits["train"][0]
         if X.shape[1:] != (32, 32, 3):
             raise DataFormatError(f"{source}: CIFAR-10 images are 32x32 RGB; found {X.shape[1:]}")
@@ -210,8 +237,12 @@ def load_cifar10_arrays(path=None, download: bool = True, progress: bool = True,
 
     def build():
         splits, names = read_cifar10_pickles(source, progress)
-        arrays = {"train_images": splits["train"][0], "train_labels": splits["train"][1],
-                  "test_images": splits["test"][0], "test_labels": splits["test"][1]}
+        arrays = {
+            "train_images": splits["train"][0],
+            "train_labels": splits["train"][1],
+            "test_images": splits["test"][0],
+            "test_labels": splits["test"][1],
+        }
         return arrays, {"class_names": names, "splits": ["train", "test"]}
 
     arrays, meta = cached(source, "cifar10-pickle", build, use_cache=cache)
@@ -219,9 +250,19 @@ def load_cifar10_arrays(path=None, download: bool = True, progress: bool = True,
     return splits, list(meta["class_names"])
 
 
-def load_cifar10(batch_size: int = 128, path=None, validation_size=DEFAULT_VALIDATION_SIZE,
-                 standardize: bool = True, augment=False, seed: int = 0, split_seed: int = DEFAULT_SPLIT_SEED,
-                 flatten: bool = False, download: bool = True, progress: bool = True, cache: bool = True) -> Dataset:
+def load_cifar10(
+    batch_size: int = 128,
+    path=None,
+    validation_size=DEFAULT_VALIDATION_SIZE,
+    standardize: bool = True,
+    augment=False,
+    seed: int = 0,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    flatten: bool = False,
+    download: bool = True,
+    progress: bool = True,
+    cache: bool = True,
+) -> Dataset:
     """CIFAR-10 as a :class:`Dataset` of NHWC images (train 45,000 / validation 5,000 / test 10,000
     from the canonical release; the JPEG archive's test split has 5,000).
 
@@ -231,9 +272,18 @@ def load_cifar10(batch_size: int = 128, path=None, validation_size=DEFAULT_VALID
     and horizontal flip) or names; off by default, toggled later with ``train.augmenting``."""
     source = cifar10_source(path, download, progress)
     splits, class_names = load_cifar10_arrays(source, download, progress, cache)
-    dataset = make_image_dataset(NAME, splits, class_names, batch_size, validation_size=validation_size,
-                                 split_seed=split_seed, seed=seed, standardize=standardize, augment=augment,
-                                 flatten=flatten)
+    dataset = make_image_dataset(
+        NAME,
+        splits,
+        class_names,
+        batch_size,
+        validation_size=validation_size,
+        split_seed=split_seed,
+        seed=seed,
+        standardize=standardize,
+        augment=augment,
+        flatten=flatten,
+    )
     dataset.source = source
     return dataset
 
@@ -255,11 +305,16 @@ class CIFAR10Spec(DatasetSpec):
             found = (Path(path).expanduser(), "explicit path") if Path(path).expanduser().exists() else None
         else:
             found = find_file(NAME, CANDIDATES)
-        row = {"found": found is not None, "path": str(found[0]) if found else None,
-               "where": found[1] if found else None}
+        row = {
+            "found": found is not None,
+            "path": str(found[0]) if found else None,
+            "where": found[1] if found else None,
+        }
         if found is None:
-            row["message"] = (f"not in {dataset_dir(NAME)}; will download {CANONICAL.url} on first use, "
-                              "or pass path= (e.g. an image-folder archive)")
+            row["message"] = (
+                f"not in {dataset_dir(NAME)}; will download {CANONICAL.url} on first use, "
+                "or pass path= (e.g. an image-folder archive)"
+            )
         return row
 
     def verify(self, path=None) -> list[FileCheck]:
@@ -279,8 +334,17 @@ class CIFAR10Spec(DatasetSpec):
         for algorithm, file_name, expected in published:
             if source.name == file_name:
                 return [FileCheck(source.name, str(source), "mismatch", algorithm, expected, digests[algorithm])]
-        return [FileCheck(source.name, str(source), "unknown", "sha256", None, digests["sha256"],
-                          message="not a file with a published checksum")]
+        return [
+            FileCheck(
+                source.name,
+                str(source),
+                "unknown",
+                "sha256",
+                None,
+                digests["sha256"],
+                message="not a file with a published checksum",
+            )
+        ]
 
 
 SPEC = CIFAR10Spec()

@@ -14,35 +14,64 @@ from .base import DEFAULT_SPLIT_SEED, Dataset
 from .idx import DEFAULT_VALIDATION_SIZE, IMAGE_MAGIC, LABEL_MAGIC, IDXDataset, candidates, read_idx
 from .sources import RemoteFile
 
-__all__ = ["NAME", "TITLE", "CLASS_NAMES", "FILES", "SPEC", "IMAGE_MAGIC", "LABEL_MAGIC", "DEFAULT_VALIDATION_SIZE",
-           "candidates", "read_idx", "fashion_mnist_files", "read_fashion_mnist", "load_fashion_mnist_arrays",
-           "load_fashion_mnist"]
+__all__ = [
+    "NAME",
+    "TITLE",
+    "CLASS_NAMES",
+    "FILES",
+    "SPEC",
+    "IMAGE_MAGIC",
+    "LABEL_MAGIC",
+    "DEFAULT_VALIDATION_SIZE",
+    "candidates",
+    "read_idx",
+    "fashion_mnist_files",
+    "read_fashion_mnist",
+    "load_fashion_mnist_arrays",
+    "load_fashion_mnist",
+]
 
 NAME = "fashion_mnist"
 TITLE = "Fashion-MNIST"
-CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-               "Ankle boot"]
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 _URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 #: The four files by role: downloaded name, url, md5 of the upstream .gz, sha256 of the raw IDX bytes
 #: (published by the authors, so a re-compressed copy such as Debian's verifies too).
 FILES = {
-    "train_images": RemoteFile("train-images-idx3-ubyte.gz", _URL + "train-images-idx3-ubyte.gz",
-                               "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                               "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-    "train_labels": RemoteFile("train-labels-idx1-ubyte.gz", _URL + "train-labels-idx1-ubyte.gz",
-                               "25c81989df183df01b3e8a0aad5dffbe",
-                               "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-    "test_images": RemoteFile("t10k-images-idx3-ubyte.gz", _URL + "t10k-images-idx3-ubyte.gz",
-                              "bef4ecab320f06d8554ea6380940ec79",
-                              "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-    "test_labels": RemoteFile("t10k-labels-idx1-ubyte.gz", _URL + "t10k-labels-idx1-ubyte.gz",
-                              "bb300cfdad3c16e7a12a480ee83cd310",
-                              "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    "train_images": RemoteFile(
+        "train-images-idx3-ubyte.gz",
+        _URL + "train-images-idx3-ubyte.gz",
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    ),
+    "train_labels": RemoteFile(
+        "train-labels-idx1-ubyte.gz",
+        _URL + "train-labels-idx1-ubyte.gz",
+        "25c81989df183df01b3e8a0aad5dffbe",
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    ),
+    "test_images": RemoteFile(
+        "t10k-images-idx3-ubyte.gz",
+        _URL + "t10k-images-idx3-ubyte.gz",
+        "bef4ecab320f06d8554ea6380940ec79",
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    ),
+    "test_labels": RemoteFile(
+        "t10k-labels-idx1-ubyte.gz",
+        _URL + "t10k-labels-idx1-ubyte.gz",
+        "bb300cfdad3c16e7a12a480ee83cd310",
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    ),
 }
 
-SPEC = IDXDataset(NAME, TITLE, tuple(CLASS_NAMES), FILES,
-                  description="Fashion-MNIST: 70,000 28x28 grayscale images, 10 classes (4 IDX files)")
+SPEC = IDXDataset(
+    NAME,
+    TITLE,
+    tuple(CLASS_NAMES),
+    FILES,
+    description="Fashion-MNIST: 70,000 28x28 grayscale images, 10 classes (4 IDX files)",
+)
 
 
 def fashion_mnist_files(path=None, download: bool = True, progress: bool = True) -> dict:
@@ -62,12 +91,22 @@ def load_fashion_mnist_arrays(path=None, download: bool = True, progress: bool =
     return SPEC.load_arrays(path, download, progress, cache)
 
 
-def load_fashion_mnist(batch_size: int = 128, path=None, flatten: bool = False,
-                       validation_size=DEFAULT_VALIDATION_SIZE, standardize: bool = True, augment=False,
-                       seed: int = 0, split_seed: int = DEFAULT_SPLIT_SEED, download: bool = True,
-                       progress: bool = True, cache: bool = True) -> Dataset:
+def load_fashion_mnist(
+    batch_size: int = 128,
+    path=None,
+    flatten: bool = False,
+    validation_size=DEFAULT_VALIDATION_SIZE,
+    standardize: bool = True,
+    augment=False,
+    seed: int = 0,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    download: bool = True,
+    progress: bool = True,
+    cache: bool = True,
+) -> Dataset:
     """Fashion-MNIST as a :class:`Dataset` (train 50,000 / validation 10,000 / test 10,000 by
     default): images ``(m, 28, 28, 1)``, or ``(m, 784)`` with ``flatten=True`` for an MLP.
     Arguments as :meth:`IDXDataset.load <neural_networks.datasets.idx.IDXDataset.load>`."""
-    return SPEC.load(batch_size, path, flatten, validation_size, standardize, augment, seed, split_seed, download,
-                     progress, cache)
+    return SPEC.load(
+        batch_size, path, flatten, validation_size, standardize, augment, seed, split_seed, download, progress, cache
+    )

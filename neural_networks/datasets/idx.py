@@ -25,8 +25,17 @@ from .cache import cached
 from .sources import SYSTEM_PACKAGES, DataFormatError, RemoteFile, dataset_dir, find_file, is_gzip, locate_file
 from .spec import DatasetSpec, FileCheck, check_file
 
-__all__ = ["IMAGE_MAGIC", "LABEL_MAGIC", "ROLES", "DEFAULT_VALIDATION_SIZE", "read_idx", "candidates",
-           "read_pair", "check_idx_file", "IDXDataset"]
+__all__ = [
+    "IMAGE_MAGIC",
+    "LABEL_MAGIC",
+    "ROLES",
+    "DEFAULT_VALIDATION_SIZE",
+    "read_idx",
+    "candidates",
+    "read_pair",
+    "check_idx_file",
+    "IDXDataset",
+]
 
 IMAGE_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABEL_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -74,9 +83,11 @@ def read_idx(path, expected_magic: int | None = None) -> np.ndarray:
         raise DataFormatError(f"{path}: {len(data)} bytes is too short for an IDX header")
     magic = int.from_bytes(data[:4], "big")
     if expected_magic is not None and magic != expected_magic:
-        raise DataFormatError(f"{path}: wrong magic number {magic} (0x{magic:08x}); expected "
-                              f"{_KINDS.get(expected_magic, expected_magic)} -- not an IDX "
-                              f"{'image' if expected_magic == IMAGE_MAGIC else 'label'} file")
+        raise DataFormatError(
+            f"{path}: wrong magic number {magic} (0x{magic:08x}); expected "
+            f"{_KINDS.get(expected_magic, expected_magic)} -- not an IDX "
+            f"{'image' if expected_magic == IMAGE_MAGIC else 'label'} file"
+        )
     if magic >> 16 != 0 or (magic >> 8) & 0xFF != 0x08:
         raise DataFormatError(f"{path}: magic number 0x{magic:08x} is not an IDX file of unsigned bytes")
     ndim = magic & 0xFF
@@ -101,12 +112,15 @@ def read_pair(images_path, labels_path, n_classes: int) -> tuple[np.ndarray, np.
     if labels.ndim != 1:
         raise DataFormatError(f"{labels_path}: expected 1 dimension (count), got {labels.shape}")
     if images.shape[0] != labels.shape[0]:
-        raise DataFormatError(f"{images_path} holds {images.shape[0]} images but {labels_path} holds "
-                              f"{labels.shape[0]} labels")
+        raise DataFormatError(
+            f"{images_path} holds {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels"
+        )
     bad = np.flatnonzero(labels >= n_classes)
     if bad.size:
-        raise DataFormatError(f"{labels_path}: label {int(labels[bad[0]])} at index {int(bad[0])} is out of range "
-                              f"0..{n_classes - 1} ({bad.size} such labels)")
+        raise DataFormatError(
+            f"{labels_path}: label {int(labels[bad[0]])} at index {int(bad[0])} is out of range "
+            f"0..{n_classes - 1} ({bad.size} such labels)"
+        )
     return images[..., None], labels.astype(np.int64)
 
 
@@ -121,8 +135,12 @@ def check_idx_file(role: str, path: Path | None, remote: RemoteFile) -> FileChec
     except OSError as err:
         return FileCheck(role, str(path), "corrupt", message=str(err))
     if not compressed:
-        return FileCheck(role, str(path), "unknown",
-                         message="no published checksum of the decompressed file (only of the original .gz)")
+        return FileCheck(
+            role,
+            str(path),
+            "unknown",
+            message="no published checksum of the decompressed file (only of the original .gz)",
+        )
     check = check_file(role, path, "md5", remote.md5)
     if check.status == "mismatch":
         check.message = f"not the published {remote.name} (a re-compressed copy differs even with the same content)"
@@ -154,9 +172,18 @@ class IDXDataset(DatasetSpec):
     def locate(self, path=None, download: bool = True, progress: bool = True) -> dict[str, Path]:
         """Each role's file, found or downloaded; raises :class:`DataNotFoundError` naming the
         missing file, the places searched and the ways to provide it."""
-        return {role: locate_file(self.name, candidates(self.files[role]), path=path, remote=self.files[role],
-                                  download_missing=download, progress=progress, title=self.title)
-                for role in ROLES}
+        return {
+            role: locate_file(
+                self.name,
+                candidates(self.files[role]),
+                path=path,
+                remote=self.files[role],
+                download_missing=download,
+                progress=progress,
+                title=self.title,
+            )
+            for role in ROLES
+        }
 
     def source(self, path=None) -> Path:
         """The folder of the four files (found, not downloaded)."""
@@ -166,19 +193,25 @@ class IDXDataset(DatasetSpec):
         """Found when all four files are (see :meth:`DatasetSpec.availability`)."""
         files = self.find(path)
         present = [f for f in files.values() if f is not None]
-        row = {"found": len(present) == len(files), "path": str(present[0][0].parent) if present else None,
-               "where": present[0][1] if present else None}
+        row = {
+            "found": len(present) == len(files),
+            "path": str(present[0][0].parent) if present else None,
+            "where": present[0][1] if present else None,
+        }
         if not row["found"]:
             missing = [self.files[r].name for r, f in files.items() if f is None]
             package = SYSTEM_PACKAGES.get(self.name)
-            row["message"] = (f"missing {', '.join(missing)}; will download to {dataset_dir(self.name)} on first use"
-                              + (f" (or apt-get install {package[0]})" if package else ""))
+            row["message"] = f"missing {', '.join(missing)}; will download to {dataset_dir(self.name)} on first use" + (
+                f" (or apt-get install {package[0]})" if package else ""
+            )
         return row
 
     def verify(self, path=None) -> list[FileCheck]:
         """Each of the four files by :func:`check_idx_file`."""
-        return [check_idx_file(role, found[0] if found else None, self.files[role])
-                for role, found in self.find(path).items()]
+        return [
+            check_idx_file(role, found[0] if found else None, self.files[role])
+            for role, found in self.find(path).items()
+        ]
 
     def read(self, files: dict) -> dict:
         """Parse and check the four files (by role) -> ``{"train": (X, y), "test": (X, y)}``
@@ -187,13 +220,15 @@ class IDXDataset(DatasetSpec):
         train = read_pair(files["train_images"], files["train_labels"], n)
         test = read_pair(files["test_images"], files["test_labels"], n)
         if train[0].shape[1:] != test[0].shape[1:]:
-            raise DataFormatError(f"{files['test_images']}: images are {test[0].shape[1:3]}, training images "
-                                  f"{train[0].shape[1:3]}")
+            raise DataFormatError(
+                f"{files['test_images']}: images are {test[0].shape[1:3]}, training images {train[0].shape[1:3]}"
+            )
         return {"train": train, "test": test}
 
     def read_cached(self, files: dict, cache: bool = True) -> dict:
         """:meth:`read`, through the ``.npy`` cache (beside the files, or in the data folder
         when theirs is read-only, like a system copy)."""
+
         def build():
             splits = self.read(files)
             arrays = {f"{s}_{k}": a for s, (X, y) in splits.items() for k, a in (("images", X), ("labels", y))}
@@ -208,10 +243,20 @@ class IDXDataset(DatasetSpec):
         """``({"train": (X, y), "test": (X, y)}, class_names)``, ``X`` uint8 ``(m, 28, 28, 1)``."""
         return self.read_cached(self.locate(path, download, progress), cache), list(self.class_names)
 
-    def load(self, batch_size: int = 128, path=None, flatten: bool = False,
-             validation_size=DEFAULT_VALIDATION_SIZE, standardize: bool = True, augment=False, seed: int = 0,
-             split_seed: int = DEFAULT_SPLIT_SEED, download: bool = True, progress: bool = True,
-             cache: bool = True) -> Dataset:
+    def load(
+        self,
+        batch_size: int = 128,
+        path=None,
+        flatten: bool = False,
+        validation_size=DEFAULT_VALIDATION_SIZE,
+        standardize: bool = True,
+        augment=False,
+        seed: int = 0,
+        split_seed: int = DEFAULT_SPLIT_SEED,
+        download: bool = True,
+        progress: bool = True,
+        cache: bool = True,
+    ) -> Dataset:
         """The data set as a :class:`Dataset` (train 50,000 / validation 10,000 / test 10,000 for
         60,000 + 10,000 images).
 
@@ -223,8 +268,17 @@ class IDXDataset(DatasetSpec):
         files = self.locate(path, download, progress)
         if augment is True and self.augmentations is not None:
             augment = list(self.augmentations)
-        dataset = make_image_dataset(self.name, self.read_cached(files, cache), list(self.class_names), batch_size,
-                                     validation_size=validation_size, split_seed=split_seed, seed=seed,
-                                     standardize=standardize, augment=augment, flatten=flatten)
+        dataset = make_image_dataset(
+            self.name,
+            self.read_cached(files, cache),
+            list(self.class_names),
+            batch_size,
+            validation_size=validation_size,
+            split_seed=split_seed,
+            seed=seed,
+            standardize=standardize,
+            augment=augment,
+            flatten=flatten,
+        )
         dataset.source = files["train_images"].parent
         return dataset

@@ -36,14 +36,29 @@ from .cache import cached
 from .sources import DataFormatError, DataNotFoundError, data_home
 from .spec import DatasetSpec, FileCheck
 
-__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "COLOR_MODES", "archive_kind", "tar_index", "iter_files", "decode_image",
-           "read_image_folder", "load_image_folder_arrays", "load_image_folder", "load_images", "ImageFolderSpec",
-           "SPEC"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "SPLIT_NAMES",
+    "COLOR_MODES",
+    "archive_kind",
+    "tar_index",
+    "iter_files",
+    "decode_image",
+    "read_image_folder",
+    "load_image_folder_arrays",
+    "load_image_folder",
+    "load_images",
+    "ImageFolderSpec",
+    "SPEC",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 #: Folder names accepted for each split.
-SPLIT_NAMES = {"train": ("train", "training"), "validation": ("val", "valid", "validation"),
-               "test": ("test", "testing")}
+SPLIT_NAMES = {
+    "train": ("train", "training"),
+    "validation": ("val", "valid", "validation"),
+    "test": ("test", "testing"),
+}
 COLOR_MODES = ("auto", "rgb", "grayscale")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 _PIL_MODE = {"rgb": "RGB", "grayscale": "L"}
@@ -102,8 +117,10 @@ def tar_index(buf, name: str = "archive") -> list[tuple[str, int, int]]:
             size = _octal(header[124:136])
         except ValueError as err:
             raise DataFormatError(f"{name}: corrupt tar header at byte {off} ({err})") from err
-        if checksum != sum(header[:148]) + 256 + sum(header[156:]) and \
-                checksum != sum(struct.unpack("148b8x356b", header)) + 256:  # old tars: signed bytes
+        if (
+            checksum != sum(header[:148]) + 256 + sum(header[156:])
+            and checksum != sum(struct.unpack("148b8x356b", header)) + 256
+        ):  # old tars: signed bytes
             raise DataFormatError(f"{name}: corrupt tar header at byte {off} (checksum mismatch)")
         kind = header[156:157]
         member = header[:100].split(b"\0", 1)[0]
@@ -115,8 +132,10 @@ def tar_index(buf, name: str = "archive") -> list[tuple[str, int, int]]:
             size, pax_size = pax_size, None
         start = off + 512
         if start + size > n:
-            raise DataFormatError(f"{name}: truncated: member {member.decode(errors='replace')!r} needs "
-                                  f"{size} bytes, {max(n - start, 0)} remain")
+            raise DataFormatError(
+                f"{name}: truncated: member {member.decode(errors='replace')!r} needs "
+                f"{size} bytes, {max(n - start, 0)} remain"
+            )
         if kind == b"L":
             long_name = bytes(buf[start : start + size]).split(b"\0", 1)[0]
         elif kind == b"x":
@@ -168,8 +187,9 @@ def _tar_buffer(path: Path, progress: bool):
         f.seek(0)
         decompressor = zlib.decompressobj(wbits=31)
         parts = []
-        with tqdm(total=size, desc=f"reading {path.name}", unit="B", unit_scale=True, disable=not progress,
-                  leave=False) as bar:
+        with tqdm(
+            total=size, desc=f"reading {path.name}", unit="B", unit_scale=True, disable=not progress, leave=False
+        ) as bar:
             while True:
                 chunk = f.read(1 << 22)
                 if not chunk:
@@ -280,8 +300,10 @@ def _decode_all(datas: list, names: list, target: str, workers: int, progress: b
 
             try:
                 with ProcessPoolExecutor(max_workers=workers) as pool:
-                    futures = [pool.submit(_decode_chunk, datas[i : i + chunk], names[i : i + chunk], target)
-                               for i in range(0, len(datas), chunk)]
+                    futures = [
+                        pool.submit(_decode_chunk, datas[i : i + chunk], names[i : i + chunk], target)
+                        for i in range(0, len(datas), chunk)
+                    ]
                     for future in futures:
                         part = future.result()
                         results.extend(part)
@@ -299,8 +321,9 @@ def _decode_all(datas: list, names: list, target: str, workers: int, progress: b
         bar.close()
 
 
-def read_image_folder(path, class_names=None, color_mode: str = "auto", progress: bool = True,
-                      workers: int | None = None):
+def read_image_folder(
+    path, class_names=None, color_mode: str = "auto", progress: bool = True, workers: int | None = None
+):
     """Decode an image-folder tree or archive (no cache). Returns
     ``({split: (images uint8 (m, H, W, C), labels int64 (m,))}, class_names)``; within a split the
     examples are ordered by class, then file path. The layout (splits, class folders) is checked
@@ -328,34 +351,47 @@ def read_image_folder(path, class_names=None, color_mode: str = "auto", progress
     present = {e[0] for e in entries}
     for required in ("train", "test"):
         if required not in present:
-            raise DataFormatError(f"{path}: missing split folder {SPLIT_NAMES[required][0]!r} "
-                                  f"(found: {', '.join(sorted(present))})")
+            raise DataFormatError(
+                f"{path}: missing split folder {SPLIT_NAMES[required][0]!r} (found: {', '.join(sorted(present))})"
+            )
     if class_names is None:
         class_names = sorted({e[1] for e in entries if e[0] == "train"})
     class_names = [str(c) for c in class_names]
     index = {c: i for i, c in enumerate(class_names)}
     for split, folder, rel, _ in entries:
         if folder not in index:
-            raise DataFormatError(f"{path}: {rel}: class folder {folder!r} is not one of the classes "
-                                  f"({', '.join(class_names)})")
+            raise DataFormatError(
+                f"{path}: {rel}: class folder {folder!r} is not one of the classes ({', '.join(class_names)})"
+            )
     order = {"train": 0, "validation": 1, "test": 2}
     entries.sort(key=lambda e: (order[e[0]], index[e[1]], e[2]))
 
-    first_image, first_kind = _decode(entries[0][3], f"{path}: {entries[0][2]}",
-                                      None if color_mode == "auto" else color_mode)
+    first_image, first_kind = _decode(
+        entries[0][3], f"{path}: {entries[0][2]}", None if color_mode == "auto" else color_mode
+    )
     target = first_kind if color_mode == "auto" else color_mode
     workers = _default_workers(len(entries)) if workers is None else max(1, int(workers))
-    decoded = _decode_all([e[3] for e in entries], [f"{path}: {e[2]}" for e in entries], target, workers,
-                          progress, f"decoding {path.name}")
+    decoded = _decode_all(
+        [e[3] for e in entries],
+        [f"{path}: {e[2]}" for e in entries],
+        target,
+        workers,
+        progress,
+        f"decoding {path.name}",
+    )
     first_rel = entries[0][2]
     for (split, folder, rel, _), (image, kind) in zip(entries, decoded):
         if color_mode == "auto" and kind != first_kind:
-            raise DataFormatError(f"{path}: {rel}: image is {kind} but {first_rel} is {first_kind}; all images "
-                                  "must have the same colour mode (pass color_mode='rgb' or 'grayscale' to "
-                                  "convert them)")
+            raise DataFormatError(
+                f"{path}: {rel}: image is {kind} but {first_rel} is {first_kind}; all images "
+                "must have the same colour mode (pass color_mode='rgb' or 'grayscale' to "
+                "convert them)"
+            )
         if image.shape != first_image.shape:
-            raise DataFormatError(f"{path}: {rel}: image is {image.shape[1]}x{image.shape[0]} but {first_rel} is "
-                                  f"{first_image.shape[1]}x{first_image.shape[0]}; all images must have the same size")
+            raise DataFormatError(
+                f"{path}: {rel}: image is {image.shape[1]}x{image.shape[0]} but {first_rel} is "
+                f"{first_image.shape[1]}x{first_image.shape[0]}; all images must have the same size"
+            )
     splits = {}
     for split in sorted(present, key=order.get):
         picked = [i for i, e in enumerate(entries) if e[0] == split]
@@ -372,8 +408,14 @@ def _tag(class_names, color_mode: str) -> str:
     return f"imagefolder-{color_mode}-{classes}"
 
 
-def load_image_folder_arrays(path, class_names=None, color_mode: str = "auto", progress: bool = True,
-                             cache: bool = True, workers: int | None = None):
+def load_image_folder_arrays(
+    path,
+    class_names=None,
+    color_mode: str = "auto",
+    progress: bool = True,
+    cache: bool = True,
+    workers: int | None = None,
+):
     """:func:`read_image_folder` through the cache: the first call decodes (with a progress bar)
     and writes uint8 ``.npy`` files; later calls on the unchanged source read those."""
     path = Path(path).expanduser()
@@ -391,10 +433,21 @@ def load_image_folder_arrays(path, class_names=None, color_mode: str = "auto", p
     return splits, list(meta["class_names"])
 
 
-def load_image_folder(path=None, batch_size: int = 128, class_names=None, color_mode: str = "auto",
-                      validation_size=0.1, standardize: bool = True, augment=False, seed: int = 0,
-                      split_seed: int = DEFAULT_SPLIT_SEED, flatten: bool = False, progress: bool = True,
-                      cache: bool = True, name: str = "image_folder") -> Dataset:
+def load_image_folder(
+    path=None,
+    batch_size: int = 128,
+    class_names=None,
+    color_mode: str = "auto",
+    validation_size=0.1,
+    standardize: bool = True,
+    augment=False,
+    seed: int = 0,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    flatten: bool = False,
+    progress: bool = True,
+    cache: bool = True,
+    name: str = "image_folder",
+) -> Dataset:
     """Any image-folder tree or archive as a :class:`Dataset` of uint8 NHWC images. Without a
     validation split folder, ``validation_size`` (count or fraction) of ``train`` is held out,
     stratified and fixed by ``split_seed``. See :func:`~neural_networks.datasets.base.make_image_dataset`
@@ -402,15 +455,23 @@ def load_image_folder(path=None, batch_size: int = 128, class_names=None, color_
     if path is None:
         raise ValueError("the image_folder data set needs path=<folder or archive of <split>/<class>/<image>>")
     splits, names = load_image_folder_arrays(path, class_names, color_mode, progress, cache)
-    dataset = make_image_dataset(name, splits, names, batch_size, validation_size=validation_size,
-                                 split_seed=split_seed, seed=seed, standardize=standardize, augment=augment,
-                                 flatten=flatten)
+    dataset = make_image_dataset(
+        name,
+        splits,
+        names,
+        batch_size,
+        validation_size=validation_size,
+        split_seed=split_seed,
+        seed=seed,
+        standardize=standardize,
+        augment=augment,
+        flatten=flatten,
+    )
     dataset.source = Path(path)
     return dataset
 
 
-def load_images(path, like=None, color_mode: str | None = None, progress: bool = True,
-                return_names: bool = False):
+def load_images(path, like=None, color_mode: str | None = None, progress: bool = True, return_names: bool = False):
     """Unlabelled images for prediction (a folder or archive of image files, any depth), sorted by
     relative path (that order is the submission's Id order). Returns uint8 images
     ``(m, H, W, C)``, or ``(images, relative paths)`` with ``return_names``.
@@ -433,9 +494,11 @@ def load_images(path, like=None, color_mode: str | None = None, progress: bool =
         image = decode_image(data, f"{path}: {rel}", color_mode)
         expected = shape or (items[0][1].shape if items else image.shape)
         if image.shape != expected:
-            raise DataFormatError(f"{path}: {rel}: image is {image.shape[1]}x{image.shape[0]}x{image.shape[2]}, "
-                                  f"expected {expected[1]}x{expected[0]}x{expected[2]} like "
-                                  f"{'the training images' if shape else items[0][0]}")
+            raise DataFormatError(
+                f"{path}: {rel}: image is {image.shape[1]}x{image.shape[0]}x{image.shape[2]}, "
+                f"expected {expected[1]}x{expected[0]}x{expected[2]} like "
+                f"{'the training images' if shape else items[0][0]}"
+            )
         items.append((rel, image))
     if not items:
         raise DataFormatError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
@@ -462,9 +525,12 @@ class ImageFolderSpec(DatasetSpec):
         return path
 
     def availability(self, path=None) -> dict:
-        return {"found": path is not None, "path": str(path) if path is not None else None,
-                "where": "explicit path" if path else None,
-                "message": "" if path else f"needs a path (data folder: {data_home()})"}
+        return {
+            "found": path is not None,
+            "path": str(path) if path is not None else None,
+            "where": "explicit path" if path else None,
+            "message": "" if path else f"needs a path (data folder: {data_home()})",
+        }
 
     def verify(self, path=None) -> list[FileCheck]:
         path = self.source(path)

@@ -38,8 +38,7 @@ def load_iris(batch_size: int = 25, seed: int = 0) -> Dataset:
     n_classes = len(class_names)
 
     def loader(idx, shuffle):
-        return DataLoader(X[idx], y[idx], n_classes, batch_size, shuffle=shuffle, transform=scaler,
-                          seed=seed)
+        return DataLoader(X[idx], y[idx], n_classes, batch_size, shuffle=shuffle, transform=scaler, seed=seed)
 
     return Dataset("iris", loader(train_idx, True), loader(val_idx, False), loader(test_idx, False), class_names)
 

@@ -19,8 +19,16 @@ from .base import DEFAULT_SPLIT_SEED, Dataset
 from .idx import DEFAULT_VALIDATION_SIZE, IDXDataset
 from .sources import RemoteFile
 
-__all__ = ["NAME", "TITLE", "CLASS_NAMES", "FILES", "SPEC", "DEFAULT_VALIDATION_SIZE", "load_mnist_arrays",
-           "load_mnist"]
+__all__ = [
+    "NAME",
+    "TITLE",
+    "CLASS_NAMES",
+    "FILES",
+    "SPEC",
+    "DEFAULT_VALIDATION_SIZE",
+    "load_mnist_arrays",
+    "load_mnist",
+]
 
 NAME = "mnist"
 TITLE = "MNIST"
@@ -42,8 +50,14 @@ FILES = {
 }
 
 # A horizontal flip turns digits into other shapes, so augment=True means random crops only.
-SPEC = IDXDataset(NAME, TITLE, tuple(CLASS_NAMES), FILES, augmentations=("crop",),
-                  description="MNIST: 70,000 28x28 grayscale handwritten digits, 10 classes (4 IDX files)")
+SPEC = IDXDataset(
+    NAME,
+    TITLE,
+    tuple(CLASS_NAMES),
+    FILES,
+    augmentations=("crop",),
+    description="MNIST: 70,000 28x28 grayscale handwritten digits, 10 classes (4 IDX files)",
+)
 
 
 def load_mnist_arrays(path=None, download: bool = True, progress: bool = True, cache: bool = True):
@@ -52,12 +66,23 @@ def load_mnist_arrays(path=None, download: bool = True, progress: bool = True, c
     return SPEC.load_arrays(path, download, progress, cache)
 
 
-def load_mnist(batch_size: int = 128, path=None, flatten: bool = False, validation_size=DEFAULT_VALIDATION_SIZE,
-               standardize: bool = True, augment=False, seed: int = 0, split_seed: int = DEFAULT_SPLIT_SEED,
-               download: bool = True, progress: bool = True, cache: bool = True) -> Dataset:
+def load_mnist(
+    batch_size: int = 128,
+    path=None,
+    flatten: bool = False,
+    validation_size=DEFAULT_VALIDATION_SIZE,
+    standardize: bool = True,
+    augment=False,
+    seed: int = 0,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    download: bool = True,
+    progress: bool = True,
+    cache: bool = True,
+) -> Dataset:
     """MNIST as a :class:`Dataset` (train 50,000 / validation 10,000 / test 10,000 by default):
     images ``(m, 28, 28, 1)``, or ``(m, 784)`` with ``flatten=True`` for an MLP. ``augment=True``
     means random crops (no flips). Other arguments as
     :meth:`IDXDataset.load <neural_networks.datasets.idx.IDXDataset.load>`."""
-    return SPEC.load(batch_size, path, flatten, validation_size, standardize, augment, seed, split_seed, download,
-                     progress, cache)
+    return SPEC.load(
+        batch_size, path, flatten, validation_size, standardize, augment, seed, split_seed, download, progress, cache
+    )

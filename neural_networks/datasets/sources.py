@@ -31,9 +31,22 @@ from ..progress import progress_bar as tqdm
 from ..io import atomic_write
 
 __all__ = [
-    "DATA_ENV", "DataNotFoundError", "DataFormatError", "ChecksumError", "RemoteFile", "data_home",
-    "dataset_dir", "SYSTEM_PACKAGES", "SYSTEM_DIRS", "search_dirs", "find_file", "locate_file", "download",
-    "download_remote", "file_digests", "is_gzip",
+    "DATA_ENV",
+    "DataNotFoundError",
+    "DataFormatError",
+    "ChecksumError",
+    "RemoteFile",
+    "data_home",
+    "dataset_dir",
+    "SYSTEM_PACKAGES",
+    "SYSTEM_DIRS",
+    "search_dirs",
+    "find_file",
+    "locate_file",
+    "download",
+    "download_remote",
+    "file_digests",
+    "is_gzip",
 ]
 
 DATA_ENV = "NEURAL_NETWORKS_DATA"
@@ -117,20 +130,30 @@ def _how_to_provide(name: str, title: str, remote: RemoteFile | None, candidates
         "Provide it in one of these ways:",
         f"  1. pass path=<folder holding {files}> to the loader (or the config's data path);",
         f"  2. put the file in the data folder ${DATA_ENV}/{name} (now {dataset_dir(name)})"
-        + (f", e.g. downloaded on a connected machine from {' or '.join(remote.urls)}" if remote else "") + ";",
+        + (f", e.g. downloaded on a connected machine from {' or '.join(remote.urls)}" if remote else "")
+        + ";",
     ]
     if name in SYSTEM_PACKAGES:
         package, folder = SYSTEM_PACKAGES[name]
         lines.append(f"  3. install Debian's copy: apt-get install {package} (it puts the files in {folder});")
         lines.append("  or run with network access so the loader downloads it.")
     elif remote is not None:
-        lines.append(f"  3. run with network access so the loader downloads {remote.url} itself"
-                     + (" (or from a mirror)." if remote.mirrors else "."))
+        lines.append(
+            f"  3. run with network access so the loader downloads {remote.url} itself"
+            + (" (or from a mirror)." if remote.mirrors else ".")
+        )
     return f"{title}: " + "\n".join(lines)
 
 
-def locate_file(name: str, candidates, path=None, remote: RemoteFile | None = None, download_missing: bool = True,
-                progress: bool = True, title: str | None = None) -> Path:
+def locate_file(
+    name: str,
+    candidates,
+    path=None,
+    remote: RemoteFile | None = None,
+    download_missing: bool = True,
+    progress: bool = True,
+    title: str | None = None,
+) -> Path:
     """The path of a data file, found or downloaded (see the module docstring for the order).
 
     ``candidates`` are acceptable file names (e.g. ``"x-ubyte"`` and ``"x-ubyte.gz"``); ``remote``
@@ -158,8 +181,15 @@ def _urlopen(url, timeout=60.0):
     return urllib.request.urlopen(url, timeout=timeout)
 
 
-def download(url: str, dest, md5: str | None = None, sha256: str | None = None, opener=None, progress: bool = True,
-             timeout: float = 60.0) -> Path:
+def download(
+    url: str,
+    dest,
+    md5: str | None = None,
+    sha256: str | None = None,
+    opener=None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
     """Download ``url`` to ``dest`` with a progress bar; verify ``md5``/``sha256`` (of the bytes as
     downloaded) and only then rename the file into place. ``opener(url, timeout=...)`` returns a
     file-like response (default :func:`urllib.request.urlopen`). Raises
@@ -177,9 +207,18 @@ def download(url: str, dest, md5: str | None = None, sha256: str | None = None, 
         headers = getattr(response, "headers", None)
         if headers is not None and headers.get("Content-Length"):
             total = int(headers.get("Content-Length"))
-        with atomic_write(dest, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                                                   desc=f"downloading {dest.name}", disable=not progress,
-                                                   leave=False) as bar:
+        with (
+            atomic_write(dest, "wb") as out,
+            tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"downloading {dest.name}",
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             size = 0
             while True:
                 try:
@@ -197,8 +236,10 @@ def download(url: str, dest, md5: str | None = None, sha256: str | None = None, 
                 raise DataNotFoundError(f"download of {url} stopped after {size} of {total} bytes")
             for algo, expected in (("md5", md5), ("sha256", sha256)):
                 if expected and digests[algo].hexdigest() != expected.lower():
-                    raise ChecksumError(f"{url}: {algo} of the downloaded file is {digests[algo].hexdigest()}, "
-                                        f"expected {expected}; the file was not saved")
+                    raise ChecksumError(
+                        f"{url}: {algo} of the downloaded file is {digests[algo].hexdigest()}, "
+                        f"expected {expected}; the file was not saved"
+                    )
     finally:
         close = getattr(response, "close", None)
         if close is not None:

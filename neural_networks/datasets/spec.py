@@ -54,8 +54,9 @@ class FileCheck:
         return iter((self.line, self.passed))
 
 
-def check_file(name: str, path: Path | None, algorithm: str, expected: str | None,
-               decompress: bool = False) -> FileCheck:
+def check_file(
+    name: str, path: Path | None, algorithm: str, expected: str | None, decompress: bool = False
+) -> FileCheck:
     """Compare the ``algorithm`` digest of ``path`` (of its decompressed content with
     ``decompress``) with ``expected``: ``"missing"`` without a path, ``"unknown"`` without an
     expected digest, ``"corrupt"`` when it cannot be read, else ``"ok"`` or ``"mismatch"``."""

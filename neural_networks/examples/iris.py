@@ -32,10 +32,19 @@ def build(hidden: int, lr: float, seed: int):
         {"name": "fully_connected", "activation": "relu", "weight_init": "xavier_uniform", "n_out": hidden},
         {"name": "fully_connected", "activation": "softmax", "weight_init": "xavier_uniform", "n_out": 3},
     ]
-    optimizer_args = {"name": "SGD", "lr": lr, "lr_scheduler": "constant", "lr_decay": 0.99, "stage_length": 1000,
-                      "staircase": True, "clip_norm": 1.0, "momentum": 0.9}
-    return initialize_model(name="feed_forward", loss="cross_entropy", layer_args=layer_args,
-                            optimizer_args=optimizer_args, seed=seed)
+    optimizer_args = {
+        "name": "SGD",
+        "lr": lr,
+        "lr_scheduler": "constant",
+        "lr_decay": 0.99,
+        "stage_length": 1000,
+        "staircase": True,
+        "clip_norm": 1.0,
+        "momentum": 0.9,
+    }
+    return initialize_model(
+        name="feed_forward", loss="cross_entropy", layer_args=layer_args, optimizer_args=optimizer_args, seed=seed
+    )
 
 
 def run(hidden: int, lr: float, epochs: int, seed: int, batch_size: int = 25) -> dict:
@@ -46,18 +55,30 @@ def run(hidden: int, lr: float, epochs: int, seed: int, batch_size: int = 25) ->
     history = model.train(dataset, epochs, verbose=0)
     seconds = time.perf_counter() - started
     val, test = model.evaluate(dataset.validate), model.test(dataset)
-    return {"lr": lr, "hidden": hidden, "val_accuracy": val["accuracy"], "val_loss": val["loss"],
-            "test_accuracy": test["accuracy"], "test_loss": test["loss"], "seconds": seconds,
-            "model": model, "history": history}
+    return {
+        "lr": lr,
+        "hidden": hidden,
+        "val_accuracy": val["accuracy"],
+        "val_loss": val["loss"],
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "seconds": seconds,
+        "model": model,
+        "history": history,
+    }
 
 
 def table(results: list[dict]) -> str:
     """Markdown table of the sweep."""
-    lines = ["| lr | hidden | val accuracy | val loss | test accuracy | test error | seconds |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| lr | hidden | val accuracy | val loss | test accuracy | test error | seconds |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
-        lines.append(f"| {r['lr']:g} | {r['hidden']} | {r['val_accuracy']:.3f} | {r['val_loss']:.4f} | "
-                     f"{r['test_accuracy']:.3f} | {1 - r['test_accuracy']:.3f} | {r['seconds']:.2f} |")
+        lines.append(
+            f"| {r['lr']:g} | {r['hidden']} | {r['val_accuracy']:.3f} | {r['val_loss']:.4f} | "
+            f"{r['test_accuracy']:.3f} | {1 - r['test_accuracy']:.3f} | {r['seconds']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -69,11 +90,15 @@ def main(argv=None) -> int:
     parser.add_argument("--no-sweep", action="store_true", help="train the default network only")
     args = parser.parse_args(argv)
 
-    print(f"Training the two-layer network on Iris: hidden {DEFAULT['hidden']}, lr {DEFAULT['lr']}, "
-          f"SGD momentum 0.9, batch 25, {args.epochs} epochs")
+    print(
+        f"Training the two-layer network on Iris: hidden {DEFAULT['hidden']}, lr {DEFAULT['lr']}, "
+        f"SGD momentum 0.9, batch 25, {args.epochs} epochs"
+    )
     default = run(DEFAULT["hidden"], DEFAULT["lr"], args.epochs, args.seed)
-    print(f"test accuracy {default['test_accuracy']:.3f} (validation {default['val_accuracy']:.3f}) "
-          f"in {default['seconds']:.2f} s")
+    print(
+        f"test accuracy {default['test_accuracy']:.3f} (validation {default['val_accuracy']:.3f}) "
+        f"in {default['seconds']:.2f} s"
+    )
     if args.no_sweep:
         return 0
 
@@ -82,15 +107,20 @@ def main(argv=None) -> int:
     text = table(results)
     print(text)
     best = max(results, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
-    print(f"\nbest by validation accuracy: lr {best['lr']:g}, hidden {best['hidden']}: "
-          f"test accuracy {best['test_accuracy']:.3f}, test error {1 - best['test_accuracy']:.3f}")
+    print(
+        f"\nbest by validation accuracy: lr {best['lr']:g}, hidden {best['hidden']}: "
+        f"test accuracy {best['test_accuracy']:.3f}, test error {1 - best['test_accuracy']:.3f}"
+    )
 
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out / "sweep.md", "w") as handle:
         handle.write(text + "\n")
     history = best["history"]
-    plots.plot_iteration_loss(history.iteration_loss, args.out / "best_loss_iterations.png",
-                              title=f"Iris, lr {best['lr']:g}, hidden {best['hidden']}: loss per iteration")
+    plots.plot_iteration_loss(
+        history.iteration_loss,
+        args.out / "best_loss_iterations.png",
+        title=f"Iris, lr {best['lr']:g}, hidden {best['hidden']}: loss per iteration",
+    )
     plots.plot_curves(history.history, "loss", args.out / "best_loss.png")
     plots.plot_curves(history.history, "accuracy", args.out / "best_accuracy.png")
     best["model"].save(args.out / "best.npz")

@@ -17,6 +17,7 @@ first forward pass, from the input's shape (see :mod:`.base` for their dtype).
 from __future__ import annotations
 
 from ..registry import Registry
+
 # The private helpers are re-exported for code written against the former layers.py module.
 from .base import ActivatedLayer, Layer, _as_float, _output_size, _pair, _param_dtype, _ParametricLayer  # noqa: F401
 from .convolution import Conv2D, Pool2D, _check_window_fits  # noqa: F401
@@ -25,8 +26,18 @@ from .dropout import Dropout
 from .normalization import BatchNorm
 from .reshape import Flatten
 
-__all__ = ["Layer", "ActivatedLayer", "FullyConnected", "Conv2D", "Pool2D", "Flatten", "BatchNorm", "Dropout",
-           "LAYERS", "initialize_layer"]
+__all__ = [
+    "Layer",
+    "ActivatedLayer",
+    "FullyConnected",
+    "Conv2D",
+    "Pool2D",
+    "Flatten",
+    "BatchNorm",
+    "Dropout",
+    "LAYERS",
+    "initialize_layer",
+]
 
 LAYERS = Registry("layer")
 LAYERS.add("fully_connected", FullyConnected)

@@ -52,8 +52,10 @@ def _pair(value, what: str) -> tuple[int, int]:
     """An int or a pair of ints as a pair of positive ints."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
     ):
         pair = (int(value[0]), int(value[1]))
     else:
@@ -115,8 +117,10 @@ class Layer(ABC):
         try:
             return self.parameter_groups[key]
         except KeyError:
-            raise ValueError(f"{self.where}: parameter {key!r} belongs to no optimizer group "
-                             f"(known: {', '.join(self.parameter_groups)})") from None
+            raise ValueError(
+                f"{self.where}: parameter {key!r} belongs to no optimizer group "
+                f"(known: {', '.join(self.parameter_groups)})"
+            ) from None
 
     # -- shared helpers ---------------------------------------------------------------
     def clear_gradients(self) -> None:
@@ -182,7 +186,9 @@ class Layer(ABC):
     def _check_grad_shape(self, dLdY: np.ndarray, expected) -> np.ndarray:
         dLdY = np.asarray(dLdY)
         if dLdY.shape != tuple(expected):
-            raise ValueError(f"{self.where}: backward expected dLdY of shape {tuple(expected)} (the forward output), got {dLdY.shape}")
+            raise ValueError(
+                f"{self.where}: backward expected dLdY of shape {tuple(expected)} (the forward output), got {dLdY.shape}"
+            )
         return dLdY
 
     def _param(self, key: str, dtype) -> np.ndarray:

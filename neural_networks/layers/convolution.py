@@ -32,8 +32,16 @@ class Conv2D(_ParametricLayer):
     name = "conv2d"
     splits_batch = True
 
-    def __init__(self, n_out: int | None = None, kernel_shape=(3, 3), activation="relu", stride: int = 1, pad="same",
-                 weight_init: str = "xavier_uniform", use_bias: bool = True) -> None:
+    def __init__(
+        self,
+        n_out: int | None = None,
+        kernel_shape=(3, 3),
+        activation="relu",
+        stride: int = 1,
+        pad="same",
+        weight_init: str = "xavier_uniform",
+        use_bias: bool = True,
+    ) -> None:
         super().__init__()
         self.n_out = _output_size(n_out, "Conv2D n_out")
         self.kernel_shape = _pair(kernel_shape, "Conv2D kernel_shape")
@@ -67,8 +75,16 @@ class Conv2D(_ParametricLayer):
         # A ReLU is applied inside the kernel, chunk by chunk while the rows are in cache; only its
         # output is kept, whose positive entries are exactly those of Z (as BatchNorm does).
         relu = self.activation.fused_kernel == "relu"
-        Z, conv_cache = F.conv2d_forward(X, self._param("W", X.dtype), self._bias(X.dtype), self.stride, self.pad,
-                                         cols=cols, keep_cols=self.training, relu=relu)
+        Z, conv_cache = F.conv2d_forward(
+            X,
+            self._param("W", X.dtype),
+            self._bias(X.dtype),
+            self.stride,
+            self.pad,
+            cols=cols,
+            keep_cols=self.training,
+            relu=relu,
+        )
         self.cache = OrderedDict(conv=conv_cache)
         return self._activate(Z, fused=relu)
 
@@ -81,18 +97,32 @@ class Conv2D(_ParametricLayer):
         return self._conv_backward(dLdZ.astype(dtype, copy=False))
 
     def _conv_backward(self, dL: np.ndarray, relu_output: np.ndarray | None = None) -> np.ndarray:
-        dX, dW, db = F.conv2d_backward(dL, self._param("W", dL.dtype), self.cache["conv"], self.stride, self.pad,
-                                       need_dX=self.input_gradient, need_db=self.use_bias, relu_output=relu_output)
+        dX, dW, db = F.conv2d_backward(
+            dL,
+            self._param("W", dL.dtype),
+            self.cache["conv"],
+            self.stride,
+            self.pad,
+            need_dX=self.input_gradient,
+            need_db=self.use_bias,
+            relu_output=relu_output,
+        )
         self._store_gradient("W", dW)
         if self.use_bias:
             self._store_gradient("b", db)
         return dX
 
     def config(self) -> dict:
-        return {"name": self.name, "n_out": self.n_out, "kernel_shape": list(self.kernel_shape),
-                "activation": self.activation.name, "stride": self.stride,
-                "pad": list(self.pad_arg) if isinstance(self.pad_arg, tuple) else self.pad_arg,
-                "weight_init": self.weight_init, "use_bias": self.use_bias}
+        return {
+            "name": self.name,
+            "n_out": self.n_out,
+            "kernel_shape": list(self.kernel_shape),
+            "activation": self.activation.name,
+            "stride": self.stride,
+            "pad": list(self.pad_arg) if isinstance(self.pad_arg, tuple) else self.pad_arg,
+            "weight_init": self.weight_init,
+            "use_bias": self.use_bias,
+        }
 
 
 def _check_window_fits(layer: Layer, X_shape, kernel_shape, pad) -> None:
@@ -138,5 +168,10 @@ class Pool2D(Layer):
         return F.pool2d_backward(dLdY, self.cache["pool"], self.kernel_shape, self.stride, self.pad, self.mode)
 
     def config(self) -> dict:
-        return {"name": self.name, "kernel_shape": list(self.kernel_shape), "mode": self.mode, "stride": self.stride,
-                "pad": list(self.pad_arg) if isinstance(self.pad_arg, tuple) else self.pad_arg}
+        return {
+            "name": self.name,
+            "kernel_shape": list(self.kernel_shape),
+            "mode": self.mode,
+            "stride": self.stride,
+            "pad": list(self.pad_arg) if isinstance(self.pad_arg, tuple) else self.pad_arg,
+        }

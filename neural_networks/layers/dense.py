@@ -22,8 +22,9 @@ class FullyConnected(_ParametricLayer):
 
     name = "fully_connected"
 
-    def __init__(self, n_out: int | None = None, activation="linear", weight_init: str = "xavier_uniform",
-                 use_bias: bool = True) -> None:
+    def __init__(
+        self, n_out: int | None = None, activation="linear", weight_init: str = "xavier_uniform", use_bias: bool = True
+    ) -> None:
         super().__init__()
         self.n_out = _output_size(n_out, "FullyConnected n_out")
         self.activation = initialize_activation(activation)
@@ -58,5 +59,10 @@ class FullyConnected(_ParametricLayer):
         return dLdZ @ self._param("W", X.dtype).T if self.input_gradient else None
 
     def config(self) -> dict:
-        return {"name": self.name, "n_out": self.n_out, "activation": self.activation.name, "weight_init": self.weight_init,
-                "use_bias": self.use_bias}
+        return {
+            "name": self.name,
+            "n_out": self.n_out,
+            "activation": self.activation.name,
+            "weight_init": self.weight_init,
+            "use_bias": self.use_bias,
+        }

@@ -127,8 +127,9 @@ class BatchNorm(ActivatedLayer):
         shape = cache["Y"].shape if "Y" in cache else cache["Z"].shape
         dZ = np.asarray(dLdZ).astype(X2.dtype, copy=False).reshape(-1, shape[-1])
         if cache["mode"] == "train":
-            dX, dgamma, dbeta = F.batchnorm_train_backward(dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"],
-                                                           overwrite_dZ=overwrite)
+            dX, dgamma, dbeta = F.batchnorm_train_backward(
+                dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"], overwrite_dZ=overwrite
+            )
         else:
             dX, dgamma, dbeta = F.batchnorm_eval_backward(dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"])
         self._store_gradient("gamma", dgamma)

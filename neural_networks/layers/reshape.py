@@ -39,7 +39,9 @@ class Flatten(Layer):
         in_dims = self.cache["in_dims"]
         dLdY = np.asarray(dLdY)
         if dLdY.size != int(np.prod(in_dims)):
-            raise ValueError(f"{self.where}: backward got dLdY of shape {dLdY.shape}, which does not reshape to the input shape {in_dims}")
+            raise ValueError(
+                f"{self.where}: backward got dLdY of shape {dLdY.shape}, which does not reshape to the input shape {in_dims}"
+            )
         return dLdY.reshape(in_dims)
 
     def config(self) -> dict:

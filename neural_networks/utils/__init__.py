@@ -14,5 +14,13 @@ from .data_processing import center, normalize, standardize
 from .data_structures import AttrDict, integers_to_one_hot, to_plain
 from .grad_check import check_gradients, numerical_gradient
 
-__all__ = ["AttrDict", "to_plain", "integers_to_one_hot", "check_gradients", "numerical_gradient", "center",
-           "normalize", "standardize"]
+__all__ = [
+    "AttrDict",
+    "to_plain",
+    "integers_to_one_hot",
+    "check_gradients",
+    "numerical_gradient",
+    "center",
+    "normalize",
+    "standardize",
+]

@@ -48,8 +48,9 @@ def numerical_gradient(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dL
     return grad
 
 
-def check_gradients(fn: Callable[[np.ndarray], np.ndarray], grad: np.ndarray, x: np.ndarray, dLdf,
-                    h: float = 1e-6) -> float:
+def check_gradients(
+    fn: Callable[[np.ndarray], np.ndarray], grad: np.ndarray, x: np.ndarray, dLdf, h: float = 1e-6
+) -> float:
     """Relative error ``||numerical - grad|| / ||numerical + grad||`` between the analytic gradient
     ``grad`` of ``L = sum(fn(x) * dLdf)`` at ``x`` and its two-sided finite-difference estimate
     (:func:`numerical_gradient`, step ``h``). ``x`` is left as it was. Two zero gradients give 0.
