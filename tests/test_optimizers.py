@@ -1,22 +1,16 @@
-"""Tests of neural_networks.optimizers (SGD) and neural_networks.schedulers."""
+"""Tests of neural_networks.optimizers: SGD, Adam, AdamW, parameter groups, torch.optim parity."""
 
-import math
 import unittest
 
 import numpy as np
 
 from neural_networks.optimizers import OPTIMIZERS, SGD, Adam, AdamW, initialize_optimizer
 from neural_networks.schedulers import (
-    SCHEDULERS,
-    ConstantLR,
-    CosineLR,
     ExponentialLR,
-    OneCycleLR,
-    StepLR,
-    initialize_scheduler,
 )
 
 from .helpers import randn
+from .torch_oracles import optimizer_steps, requires_torch, torch
 
 
 class TestSGD(unittest.TestCase):
@@ -197,62 +191,6 @@ class TestInitializeOptimizer(unittest.TestCase):
         self.assertEqual(initialize_optimizer("sgd", lr=0.1, momentum=0.0).momentum, 0.0)
 
 
-class TestSchedulers(unittest.TestCase):
-    def test_constant(self):
-        sched = initialize_scheduler("constant", lr=0.3)
-        self.assertIsInstance(sched, ConstantLR)
-        for step in (0, 1, 10, 1e6):
-            self.assertEqual(sched(step), 0.3)
-
-    def test_exponential_staircase(self):
-        sched = initialize_scheduler("exponential", lr=0.1, decay=0.5, stage_length=3, staircase=True)
-        self.assertIsInstance(sched, ExponentialLR)
-        for step, expected in ((0, 0.1), (1, 0.1), (2, 0.1), (3, 0.05), (5, 0.05), (6, 0.025), (10, 0.0125)):
-            with self.subTest(step=step):
-                self.assertAlmostEqual(sched(step), expected, places=15)
-
-    def test_exponential_continuous(self):
-        sched = initialize_scheduler("exponential", lr=0.1, decay=0.5, stage_length=3, staircase=False)
-        for step in (0, 1, 2, 3, 4.5, 10):
-            with self.subTest(step=step):
-                self.assertAlmostEqual(sched(step), 0.1 * 0.5 ** (step / 3), places=15)
-        # strictly decreasing between stages, unlike the staircase
-        self.assertGreater(sched(1), sched(2))
-        self.assertAlmostEqual(sched(3), 0.05, places=15)
-
-    def test_defaults(self):
-        sched = ExponentialLR(lr=1.0)
-        self.assertAlmostEqual(sched(999), 1.0)
-        self.assertAlmostEqual(sched(1000), 0.99)
-        self.assertAlmostEqual(sched(2500), 0.99**2)
-
-    def test_config_round_trip(self):
-        for sched in (ConstantLR(0.2), ExponentialLR(0.2, decay=0.8, stage_length=5, staircase=False)):
-            clone = initialize_scheduler(**sched.config())
-            self.assertEqual(clone.config(), sched.config())
-            self.assertEqual(math.isclose(clone(7), sched(7)), True)
-
-    def test_bad_arguments(self):
-        self.assertEqual(set(SCHEDULERS), {"constant", "exponential", "step", "cosine", "one_cycle"})
-        with self.assertRaisesRegex(
-            ValueError, r"unknown lr_scheduler 'plateau'; valid names: constant, exponential, step"
-        ):
-            initialize_scheduler("plateau", lr=0.1)
-        for decay in (0, -0.5, 1.5):
-            with self.subTest(decay=decay), self.assertRaisesRegex(ValueError, r"lr_decay must be in \(0, 1\]"):
-                ExponentialLR(0.1, decay=decay)
-        with self.assertRaisesRegex(ValueError, r"stage_length must be a positive integer"):
-            ExponentialLR(0.1, stage_length=0)
-        with self.assertRaisesRegex(ValueError, r"learning rate must be positive"):
-            ConstantLR(-1.0)
-
-
-try:
-    import torch
-except ImportError:  # the PyTorch parity classes below are skipped
-    torch = None
-
-
 def _run_ours(optimizer, params, grads_per_step, names, epoch_of_step=lambda s: 0):
     """Steps through Optimizer.step with "W*" in the weights group and "b*" in the biases group."""
     params = {k: v.copy() for k, v in params.items()}
@@ -265,7 +203,7 @@ def _run_ours(optimizer, params, grads_per_step, names, epoch_of_step=lambda s: 
     return params
 
 
-@unittest.skipIf(torch is None, "torch not installed")
+@requires_torch
 class TestOptimizerParityWithTorch(unittest.TestCase):
     """Several steps with fixed gradients against torch.optim in float64."""
 
@@ -275,18 +213,11 @@ class TestOptimizerParityWithTorch(unittest.TestCase):
         self.grads = [{k: rng.standard_normal(v.shape) for k, v in self.params.items()} for _ in range(6)]
 
     def _torch(self, make, decay_weights_only=True, weight_decay=0.0):
-        tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in self.params.items()}
         groups = [
-            {"params": [tensors["W0"]], "weight_decay": weight_decay},
-            {"params": [tensors["b0"]], "weight_decay": 0.0 if decay_weights_only else weight_decay},
+            {"params": ["W0"], "weight_decay": weight_decay},
+            {"params": ["b0"], "weight_decay": 0.0 if decay_weights_only else weight_decay},
         ]
-        opt = make(groups)
-        for grads in self.grads:
-            opt.zero_grad()
-            for k, t in tensors.items():
-                t.grad = torch.tensor(grads[k])
-            opt.step()
-        return {k: t.detach().numpy() for k, t in tensors.items()}
+        return optimizer_steps(make, self.params, self.grads, groups)
 
     def assert_same(self, ours, theirs):
         for k in ours:
@@ -315,34 +246,6 @@ class TestOptimizerParityWithTorch(unittest.TestCase):
         ours = _run_ours(AdamW(lr=0.01, weight_decay=0.05), self.params, self.grads, ["W0", "b0"])
         theirs = self._torch(lambda g: torch.optim.AdamW(g, lr=0.01), weight_decay=0.05)
         self.assert_same(ours, theirs)
-
-    def test_one_cycle_matches_torch(self):
-        total_steps, steps_per_epoch = 40, 8
-        ours = OneCycleLR(0.4, total_epochs=total_steps / steps_per_epoch, pct_start=0.25)
-        param = torch.zeros(1, requires_grad=True)
-        opt = torch.optim.SGD([param], lr=0.4)
-        # torch's phases end at steps pct_start * total_steps - 1 and total_steps - 1; with total_steps + 1
-        # points and this pct_start its peak and end fall at our t = 0.25 * 5 epochs and t = 5 epochs.
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt,
-            max_lr=0.4,
-            total_steps=total_steps + 1,
-            pct_start=(0.25 * total_steps + 1) / (total_steps + 1),
-            cycle_momentum=False,
-        )
-        for step in range(total_steps + 1):
-            self.assertAlmostEqual(ours(step / steps_per_epoch), opt.param_groups[0]["lr"], places=9, msg=str(step))
-            opt.step()
-            sched.step()
-
-    def test_cosine_matches_torch(self):
-        ours = CosineLR(0.1, total_epochs=10, min_lr=0.001)
-        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.001)
-        for epoch in range(10):
-            self.assertAlmostEqual(ours(epoch), opt.param_groups[0]["lr"], places=10)
-            opt.step()
-            sched.step()
 
 
 class TestAdam(unittest.TestCase):
@@ -395,55 +298,6 @@ class TestAdam(unittest.TestCase):
         )
         self.assertIsInstance(opt, Adam)
         self.assertAlmostEqual(opt.lr_scheduler(2), 1e-3 * 0.25)
-
-
-class TestNewSchedules(unittest.TestCase):
-    def test_step(self):
-        s = StepLR(1.0, step_size=2, gamma=0.5)
-        self.assertEqual([s(t) for t in (0, 1.9, 2, 4.5)], [1.0, 1.0, 0.5, 0.25])
-
-    def test_warmup_is_linear_then_the_schedule(self):
-        s = CosineLR(1.0, total_epochs=10, warmup_epochs=2, warmup_start=0.0)
-        self.assertEqual(s(0), 0.0)
-        self.assertAlmostEqual(s(1), 0.5 * CosineLR(1.0, total_epochs=10).rate(1))
-        self.assertAlmostEqual(s(5), CosineLR(1.0, total_epochs=10)(5))
-
-    def test_one_cycle_shape(self):
-        s = OneCycleLR(1.0, total_epochs=10, pct_start=0.3, div_factor=10, final_div_factor=100)
-        self.assertAlmostEqual(s(0), 0.1)
-        self.assertAlmostEqual(s(3), 1.0)
-        self.assertAlmostEqual(s(10), 0.001)
-        self.assertTrue(all(s(a) <= s(b) for a, b in zip(np.linspace(0, 3, 20), np.linspace(0.1, 3, 20))))
-
-    def test_dict_config_round_trip(self):
-        opt = SGD(lr=0.2, momentum=0.9, lr_scheduler={"name": "one_cycle", "total_epochs": 5})
-        again = initialize_optimizer(**opt.config())
-        self.assertEqual([again.lr_scheduler(t) for t in (0, 1.5, 4)], [opt.lr_scheduler(t) for t in (0, 1.5, 4)])
-
-    def test_bad_schedule_arguments(self):
-        with self.assertRaisesRegex(
-            ValueError,
-            r"bad arguments for lr_scheduler 'cosine' \(unexpected argument 'T_max'\); "
-            r"valid arguments: lr, total_epochs, min_lr, warmup_epochs, warmup_start$",
-        ):
-            initialize_scheduler("cosine", lr=0.1, T_max=3)
-        with self.assertRaisesRegex(
-            ValueError, r"bad arguments for lr_scheduler 'step' \(unexpected argument 'warmup'\)"
-        ):
-            initialize_scheduler("step", lr=0.1, warmup=3)
-        with self.assertRaisesRegex(ValueError, r"pct_start must be in \(0, 1\)"):
-            OneCycleLR(0.1, pct_start=1.5)
-
-    def test_spec_decay_arguments_go_to_the_schedules_that_take_them(self):
-        spec = dict(decay=0.5, stage_length=2, staircase=False)
-        exponential = initialize_scheduler("exponential", lr=1.0, **spec)
-        self.assertEqual((exponential.decay, exponential.stage_length, exponential.staircase), (0.5, 2, False))
-        for name in ("constant", "step", "cosine", "one_cycle"):
-            with self.subTest(name=name):
-                self.assertEqual(
-                    initialize_scheduler(name, lr=1.0, **spec).config(), initialize_scheduler(name, lr=1.0).config()
-                )
-        self.assertEqual(SCHEDULERS.arguments("constant"), ["lr", "warmup_epochs", "warmup_start"])
 
 
 class TestParameterGroups(unittest.TestCase):
@@ -511,7 +365,7 @@ class TestParameterGroups(unittest.TestCase):
                 SGD(lr=0.1, param_groups=groups)
 
 
-@unittest.skipIf(torch is None, "torch not installed")
+@requires_torch
 class TestParameterGroupParity(unittest.TestCase):
     def test_sgd_groups_against_torch(self):
         rng = np.random.default_rng(2)
@@ -529,23 +383,14 @@ class TestParameterGroupParity(unittest.TestCase):
             grads,
             ["W0", "b0"],
         )
-        tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
-        opt = torch.optim.SGD(
-            [
-                {"params": [tensors["W0"]]},
-                {"params": [tensors["b0"]], "lr": 0.3, "weight_decay": 0.02, "momentum": 0.5},
-            ],
-            lr=0.1,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=0.01,
+        theirs = optimizer_steps(
+            lambda groups: torch.optim.SGD(groups, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+            params,
+            grads,
+            [{"params": ["W0"]}, {"params": ["b0"], "lr": 0.3, "weight_decay": 0.02, "momentum": 0.5}],
         )
-        for step in grads:
-            for k, t in tensors.items():
-                t.grad = torch.tensor(step[k])
-            opt.step()
         for k in ours:
-            np.testing.assert_allclose(ours[k], tensors[k].detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=k)
+            np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-10, atol=1e-12, err_msg=k)
 
 
 if __name__ == "__main__":

@@ -539,3 +539,35 @@ def assert_close(actual, expected, dtype=np.float64, what: str = "", reshape: bo
     rtol = RTOL[np.dtype(dtype).type]
     scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+def optimizer_steps(make_optimizer, params: dict, grads_per_step: list, groups: list) -> dict:
+    """``params`` (name -> float64 array) after one ``torch.optim`` step per entry of
+    ``grads_per_step`` (name -> gradient). ``groups``: torch param-group dicts whose ``"params"``
+    are parameter names (other keys are the group's options); ``make_optimizer(torch_groups)``
+    builds the optimizer. Returns name -> NumPy array."""
+    tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    torch_groups = [{**g, "params": [tensors[name] for name in g["params"]]} for g in groups]
+    optimizer = make_optimizer(torch_groups)
+    for grads in grads_per_step:
+        optimizer.zero_grad()
+        for name, tensor in tensors.items():
+            tensor.grad = torch.tensor(grads[name])
+        optimizer.step()
+    return {k: t.detach().numpy() for k, t in tensors.items()}
+
+
+def scheduled_lrs(lr: float, make_scheduler, steps: int) -> list[float]:
+    """The learning rate a ``torch.optim.lr_scheduler`` (``make_scheduler(optimizer)``) gives an
+    SGD optimizer with base ``lr`` before each of ``steps`` steps."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = make_scheduler(optimizer)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs

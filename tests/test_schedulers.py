@@ -1,0 +1,152 @@
+"""Tests of neural_networks.schedulers: every learning-rate schedule, warm-up, and parity with torch's."""
+
+import math
+import unittest
+
+import numpy as np
+
+from neural_networks.optimizers import SGD, initialize_optimizer
+from neural_networks.schedulers import (
+    SCHEDULERS,
+    ConstantLR,
+    CosineLR,
+    ExponentialLR,
+    OneCycleLR,
+    StepLR,
+    initialize_scheduler,
+)
+
+from .torch_oracles import requires_torch, scheduled_lrs, torch
+
+
+class TestSchedulers(unittest.TestCase):
+    def test_constant(self):
+        sched = initialize_scheduler("constant", lr=0.3)
+        self.assertIsInstance(sched, ConstantLR)
+        for step in (0, 1, 10, 1e6):
+            self.assertEqual(sched(step), 0.3)
+
+    def test_exponential_staircase(self):
+        sched = initialize_scheduler("exponential", lr=0.1, decay=0.5, stage_length=3, staircase=True)
+        self.assertIsInstance(sched, ExponentialLR)
+        for step, expected in ((0, 0.1), (1, 0.1), (2, 0.1), (3, 0.05), (5, 0.05), (6, 0.025), (10, 0.0125)):
+            with self.subTest(step=step):
+                self.assertAlmostEqual(sched(step), expected, places=15)
+
+    def test_exponential_continuous(self):
+        sched = initialize_scheduler("exponential", lr=0.1, decay=0.5, stage_length=3, staircase=False)
+        for step in (0, 1, 2, 3, 4.5, 10):
+            with self.subTest(step=step):
+                self.assertAlmostEqual(sched(step), 0.1 * 0.5 ** (step / 3), places=15)
+        # strictly decreasing between stages, unlike the staircase
+        self.assertGreater(sched(1), sched(2))
+        self.assertAlmostEqual(sched(3), 0.05, places=15)
+
+    def test_defaults(self):
+        sched = ExponentialLR(lr=1.0)
+        self.assertAlmostEqual(sched(999), 1.0)
+        self.assertAlmostEqual(sched(1000), 0.99)
+        self.assertAlmostEqual(sched(2500), 0.99**2)
+
+    def test_config_round_trip(self):
+        for sched in (ConstantLR(0.2), ExponentialLR(0.2, decay=0.8, stage_length=5, staircase=False)):
+            clone = initialize_scheduler(**sched.config())
+            self.assertEqual(clone.config(), sched.config())
+            self.assertEqual(math.isclose(clone(7), sched(7)), True)
+
+    def test_bad_arguments(self):
+        self.assertEqual(set(SCHEDULERS), {"constant", "exponential", "step", "cosine", "one_cycle"})
+        with self.assertRaisesRegex(
+            ValueError, r"unknown lr_scheduler 'plateau'; valid names: constant, exponential, step"
+        ):
+            initialize_scheduler("plateau", lr=0.1)
+        for decay in (0, -0.5, 1.5):
+            with self.subTest(decay=decay), self.assertRaisesRegex(ValueError, r"lr_decay must be in \(0, 1\]"):
+                ExponentialLR(0.1, decay=decay)
+        with self.assertRaisesRegex(ValueError, r"stage_length must be a positive integer"):
+            ExponentialLR(0.1, stage_length=0)
+        with self.assertRaisesRegex(ValueError, r"learning rate must be positive"):
+            ConstantLR(-1.0)
+
+
+class TestNewSchedules(unittest.TestCase):
+    def test_step(self):
+        s = StepLR(1.0, step_size=2, gamma=0.5)
+        self.assertEqual([s(t) for t in (0, 1.9, 2, 4.5)], [1.0, 1.0, 0.5, 0.25])
+
+    def test_warmup_is_linear_then_the_schedule(self):
+        s = CosineLR(1.0, total_epochs=10, warmup_epochs=2, warmup_start=0.0)
+        self.assertEqual(s(0), 0.0)
+        self.assertAlmostEqual(s(1), 0.5 * CosineLR(1.0, total_epochs=10).rate(1))
+        self.assertAlmostEqual(s(5), CosineLR(1.0, total_epochs=10)(5))
+
+    def test_one_cycle_shape(self):
+        s = OneCycleLR(1.0, total_epochs=10, pct_start=0.3, div_factor=10, final_div_factor=100)
+        self.assertAlmostEqual(s(0), 0.1)
+        self.assertAlmostEqual(s(3), 1.0)
+        self.assertAlmostEqual(s(10), 0.001)
+        self.assertTrue(all(s(a) <= s(b) for a, b in zip(np.linspace(0, 3, 20), np.linspace(0.1, 3, 20))))
+
+    def test_dict_config_round_trip(self):
+        opt = SGD(lr=0.2, momentum=0.9, lr_scheduler={"name": "one_cycle", "total_epochs": 5})
+        again = initialize_optimizer(**opt.config())
+        self.assertEqual([again.lr_scheduler(t) for t in (0, 1.5, 4)], [opt.lr_scheduler(t) for t in (0, 1.5, 4)])
+
+    def test_bad_schedule_arguments(self):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"bad arguments for lr_scheduler 'cosine' \(unexpected argument 'T_max'\); "
+            r"valid arguments: lr, total_epochs, min_lr, warmup_epochs, warmup_start$",
+        ):
+            initialize_scheduler("cosine", lr=0.1, T_max=3)
+        with self.assertRaisesRegex(
+            ValueError, r"bad arguments for lr_scheduler 'step' \(unexpected argument 'warmup'\)"
+        ):
+            initialize_scheduler("step", lr=0.1, warmup=3)
+        with self.assertRaisesRegex(ValueError, r"pct_start must be in \(0, 1\)"):
+            OneCycleLR(0.1, pct_start=1.5)
+
+    def test_spec_decay_arguments_go_to_the_schedules_that_take_them(self):
+        spec = dict(decay=0.5, stage_length=2, staircase=False)
+        exponential = initialize_scheduler("exponential", lr=1.0, **spec)
+        self.assertEqual((exponential.decay, exponential.stage_length, exponential.staircase), (0.5, 2, False))
+        for name in ("constant", "step", "cosine", "one_cycle"):
+            with self.subTest(name=name):
+                self.assertEqual(
+                    initialize_scheduler(name, lr=1.0, **spec).config(), initialize_scheduler(name, lr=1.0).config()
+                )
+        self.assertEqual(SCHEDULERS.arguments("constant"), ["lr", "warmup_epochs", "warmup_start"])
+
+
+@requires_torch
+class TestScheduleParityWithTorch(unittest.TestCase):
+    def test_one_cycle_matches_torch(self):
+        total_steps, steps_per_epoch = 40, 8
+        ours = OneCycleLR(0.4, total_epochs=total_steps / steps_per_epoch, pct_start=0.25)
+        # torch's phases end at steps pct_start * total_steps - 1 and total_steps - 1; with total_steps + 1
+        # points and this pct_start its peak and end fall at our t = 0.25 * 5 epochs and t = 5 epochs.
+        theirs = scheduled_lrs(
+            0.4,
+            lambda opt: torch.optim.lr_scheduler.OneCycleLR(
+                opt,
+                max_lr=0.4,
+                total_steps=total_steps + 1,
+                pct_start=(0.25 * total_steps + 1) / (total_steps + 1),
+                cycle_momentum=False,
+            ),
+            total_steps + 1,
+        )
+        for step, lr in enumerate(theirs):
+            self.assertAlmostEqual(ours(step / steps_per_epoch), lr, places=9, msg=str(step))
+
+    def test_cosine_matches_torch(self):
+        ours = CosineLR(0.1, total_epochs=10, min_lr=0.001)
+        theirs = scheduled_lrs(
+            0.1, lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.001), 10
+        )
+        for epoch, lr in enumerate(theirs):
+            self.assertAlmostEqual(ours(epoch), lr, places=10)
+
+
+if __name__ == "__main__":
+    unittest.main()
