@@ -362,8 +362,10 @@ class ModelCheckpoint(Callback):
     it records the finished epochs, the best value so far, whether a callback stopped training,
     and the state of every callback of the fit (the :class:`History` rows and mini-batch losses,
     the Logger's parameter ranges, :class:`EarlyStopping`'s counters and best weights).
-    :meth:`resume` reads it back; ``best.npz`` holds the model only. Both files' ``extra``
-    metadata is ``{"epoch", "monitor", "best"}``.
+    :meth:`resume` reads it back; ``best.npz`` holds the model only, and is written first (a
+    crash between the two writes leaves ``last.npz`` an epoch behind; resuming repeats that epoch
+    and rewrites the same ``best.npz``). Both files' ``extra`` metadata is
+    ``{"epoch", "monitor", "best"}``.
     """
 
     def __init__(self, directory, monitor: str = "val_accuracy", mode: str = "auto") -> None:
@@ -415,9 +417,12 @@ class ModelCheckpoint(Callback):
             "stop_training": self.stopped,
             "callbacks": plain,
         }
-        serialization.save_checkpoint(self.last_path, self.model, extra=self._extra(), training=training, arrays=arrays)
+        # best.npz first: a crash between the two writes leaves last.npz one epoch behind, and
+        # resuming repeats that epoch (deterministically), which rewrites the same best.npz. The
+        # other order could leave a best.npz older than last.npz's best that nothing repairs.
         if improved:
             serialization.save_model(self.model, self.best_path, extra=self._extra())
+        serialization.save_checkpoint(self.last_path, self.model, extra=self._extra(), training=training, arrays=arrays)
 
     def resume(self, logger=None):
         """The model of ``last.npz`` (with its optimizer state), ready for

@@ -28,7 +28,9 @@ def _cmd_train(args) -> int:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     config = apply_overrides(config, overrides)
-    figures = run_experiment(config, out_dir=args.out, resume=args.resume, verbose=0 if args.quiet else 1)
+    figures = run_experiment(
+        config, out_dir=args.out, resume=args.resume, overwrite=args.overwrite, verbose=0 if args.quiet else 1
+    )
     val = "none held out" if figures["val_accuracy"] is None else f"{figures['val_accuracy']:.4f}"
     print(
         f"test accuracy {figures['test_accuracy']:.4f}  val accuracy {val}  "
@@ -147,7 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a config value (dotted key); repeatable"
     )
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.npz")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its last.npz (the config may differ only in epochs, evaluation.tta)",
+    )
+    again.add_argument(
+        "--overwrite", action="store_true", help="replace an existing run directory (by default train refuses)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=_cmd_train)
 

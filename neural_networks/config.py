@@ -30,6 +30,7 @@ A config has these top-level keys (``name``, ``data``, ``model`` and ``optimizer
 from __future__ import annotations
 
 import copy
+import re
 import inspect
 from pathlib import Path
 
@@ -37,7 +38,15 @@ import yaml
 
 from .utils import to_plain
 
-__all__ = ["ConfigError", "load_config", "apply_overrides", "validate_config", "TOP_LEVEL_KEYS", "dump_config"]
+__all__ = [
+    "ConfigError",
+    "load_config",
+    "parse_yaml",
+    "apply_overrides",
+    "validate_config",
+    "TOP_LEVEL_KEYS",
+    "dump_config",
+]
 
 TOP_LEVEL_KEYS = {
     "name": True,
@@ -188,15 +197,44 @@ def _check_callbacks(callbacks) -> list:
     return checked
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, reading ``1e-3`` as a number as YAML 1.2 does (1.1 needs a dot
+    and reads it as a string), so every numeric config value follows one rule."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str, source: str):
+    """Parse config YAML from ``source`` (a file name or ``--set``) with :class:`_ConfigLoader`.
+    Aliases (``*name``) are refused before anything is built: a few hundred bytes of nested
+    aliases expand to gigabytes, and configs have no need for them."""
+    try:
+        for event in yaml.parse(text, Loader=_ConfigLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ConfigError(
+                    f"{source}: YAML aliases (*{event.anchor}) are not accepted in configs; write the value out"
+                )
+        return yaml.load(text, Loader=_ConfigLoader)
+    except yaml.YAMLError as err:
+        detail = " ".join(str(err).split())
+        raise ConfigError(f"{source}: not valid YAML ({detail})") from None
+
+
 def load_config(path) -> dict:
     """Read a YAML config file (not yet validated)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read ({err})") from None
+    config = parse_yaml(text, str(path))
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(config).__name__}")
     return config
@@ -209,7 +247,7 @@ def apply_overrides(config: dict, overrides) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw else ""
+        value = parse_yaml(raw, f"--set {item}") if raw else ""
         parts = key.strip().split(".")
         node = config
         for depth, part in enumerate(parts[:-1]):

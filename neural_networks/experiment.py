@@ -6,10 +6,17 @@ Training is :func:`neural_networks.training.fit` with a :class:`~neural_networks
 receives ``config.yaml`` (the resolved config), ``metrics.csv``, ``metrics.json``, ``loss.png``,
 ``accuracy.png``, ``loss_iterations.png``, ``confusion_matrix.png``, ``first_layer.png``,
 ``last.npz`` and ``best.npz``. ``--resume`` reads ``last.npz`` alone.
+
+A run directory is never reused silently: training into one that holds files refuses unless
+``resume`` (continue it, with a config that differs at most in :data:`RESUMABLE_KEYS`) or
+``overwrite`` (the old directory is first renamed, atomically, to a hidden sibling
+``.<name>.old-<n>`` and then deleted, so the run directory is never half old, half new).
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,7 +25,7 @@ import numpy as np
 
 from . import plots
 from .callbacks import CALLBACKS, ModelCheckpoint, initialize_callback
-from .config import ConfigError, dump_config, validate_config
+from .config import ConfigError, dump_config, load_config, parse_yaml, validate_config
 from .datasets import initialize_dataset
 from .io import atomic_write
 from .logs import Logger, read_metrics_csv, write_json
@@ -35,7 +42,15 @@ __all__ = [
     "load_run",
     "split_inputs",
     "RunInterrupted",
+    "RESUMABLE_KEYS",
+    "config_differences",
 ]
+
+#: Dotted config keys that ``--resume`` lets change: the number of epochs to train to, and the
+#: test-time augmentation of the final figures (per-epoch validation uses none).
+RESUMABLE_KEYS = ("epochs", "evaluation.tta")
+
+_RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class RunInterrupted(Exception):
@@ -84,20 +99,36 @@ def build_callbacks(config: dict, run_dir) -> tuple[ModelCheckpoint, list]:
     return ModelCheckpoint(run_dir, **checkpoint_args), others
 
 
-def run_experiment(config: dict, out_dir="experiments", resume: bool = False, verbose: int = 1) -> dict:
+def run_experiment(
+    config: dict, out_dir="experiments", resume: bool = False, verbose: int = 1, overwrite: bool = False
+) -> dict:
     """Train the run described by ``config``; returns the final figures (also in metrics.json).
+
+    The run directory ``<out_dir>/<name>`` must be missing or empty, unless ``resume`` or
+    ``overwrite``. With ``overwrite``, an existing run directory is moved aside atomically and
+    deleted before training starts.
 
     With ``resume``, continue from ``<run>/last.npz`` alone: model, optimizer state, epoch, best
     value, History and every callback's state (the Logger's rows and parameter ranges, early
     stopping's counters). Shuffling, augmentation and dropout are seeded per epoch, so the result
-    equals an uninterrupted run's; a run that a callback stopped early stays stopped.
+    equals an uninterrupted run's; a run that a callback stopped early stays stopped. The config
+    must equal the run's ``config.yaml`` but for :data:`RESUMABLE_KEYS`; ``config.yaml`` is
+    rewritten only once the checkpoint has been read.
     """
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
     config = validate_config(config)
-    run_dir = Path(out_dir) / config["name"]
+    run_dir = Path(out_dir) / _check_run_name(config["name"])
+    if not resume and not overwrite and _holds_files(run_dir):
+        raise ConfigError(f"{run_dir} already holds a run; continue it with --resume or replace it with --overwrite")
     dataset = build_dataset(config)
     output_layer = config["model"]["layers"][-1]
     if "n_out" in output_layer and output_layer["n_out"] is None:  # sized by the data set: record the size
         output_layer["n_out"] = int(dataset.out_dim)
+    if resume:
+        _check_resumable(config, run_dir)
+    elif overwrite and _holds_files(run_dir):
+        _remove_run_dir(run_dir)
     logger = Logger(
         config["name"],
         model_args=config["model"],
@@ -108,17 +139,20 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
         checkpoints=False,
     )
     checkpoint, callbacks = build_callbacks(config, run_dir)
-    with atomic_write(run_dir / "config.yaml", "w") as handle:
-        handle.write(dump_config(config))
     start_epoch = 0
     if resume:
         try:
             model = checkpoint.resume()
-        except (FileNotFoundError, ValueError) as err:
+        except FileNotFoundError as err:
             raise ConfigError(f"{err} (train without --resume first)") from None
+        except ValueError as err:
+            raise ConfigError(f"{err} (start over with --overwrite)") from None
         start_epoch = checkpoint.epoch
     else:
         model = build_model(config)
+    # written once the checkpoint it describes is known to be readable (and, resuming, compatible)
+    with atomic_write(run_dir / "config.yaml", "w") as handle:
+        handle.write(dump_config(config))
     epochs = start_epoch if checkpoint.stopped else max(config["epochs"], start_epoch)
     if verbose:
         note = f" (it stopped early after epoch {start_epoch})" if checkpoint.stopped else ""
@@ -147,6 +181,85 @@ def run_experiment(config: dict, out_dir="experiments", resume: bool = False, ve
     if verbose and model.stop_training and stopped:
         print(f"stopped early after epoch {history.epochs} of {config['epochs']}")
     return finish_run(model, dataset, run_dir, config, train_seconds, history=history, stopped_early=stopped)
+
+
+def _check_run_name(name) -> str:
+    """``name`` if it is one path component of letters, digits and ``._-`` (not ``.``/``..``)."""
+    name = str(name)
+    if not _RUN_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(
+            f"name: {name!r} is not a valid run name; use letters, digits, '.', '_' and '-' "
+            f"(one folder name, not '.' or '..')"
+        )
+    return name
+
+
+def _holds_files(run_dir: Path) -> bool:
+    if not run_dir.exists():
+        return False
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} exists and is not a directory")
+    return any(run_dir.iterdir())
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    """Rename ``run_dir`` to a free hidden sibling ``.<name>.old-<n>`` (atomic), then delete that.
+    A crash during the deletion leaves only the hidden sibling, never a mixed run directory."""
+    n = 1
+    while (aside := run_dir.with_name(f".{run_dir.name}.old-{n}")).exists():
+        n += 1
+    run_dir.rename(aside)
+    shutil.rmtree(aside)
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return {prefix: value}
+    flat = {}
+    for key, item in items:
+        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    if not flat:  # an empty mapping or list is a value of its own
+        flat[prefix] = value
+    return flat
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ between two configs (present in one only counts)."""
+    a, b = _flatten(old), _flatten(new)
+    return [key for key in sorted(set(a) | set(b)) if key not in a or key not in b or a[key] != b[key]]
+
+
+def _resumable(key: str) -> bool:
+    return any(key == allowed or key.startswith(allowed + ".") for allowed in RESUMABLE_KEYS)
+
+
+def _check_resumable(config: dict, run_dir: Path) -> None:
+    """Refuse to resume ``run_dir`` with a config that differs from its ``config.yaml`` in keys
+    other than :data:`RESUMABLE_KEYS` (compared as written: after validation and ``n_out``)."""
+
+    if not (run_dir / "last.npz").is_file():  # refuse before anything is written there
+        raise ConfigError(f"cannot resume: {run_dir / 'last.npz'} does not exist (train without --resume first)")
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return  # nothing to compare with; the checkpoint decides
+    try:
+        old = load_config(path)
+    except ConfigError as err:
+        raise ConfigError(f"{err}; start over with --overwrite") from None
+    new = parse_yaml(dump_config(config), "the new config")  # the same representation as the file's
+    for entry in (old, new):  # a missing evaluation section means its defaults
+        if not entry.get("evaluation"):
+            entry.pop("evaluation", None)
+    differing = [key for key in config_differences(old, new) if not _resumable(key)]
+    if differing:
+        raise ConfigError(
+            f"cannot resume {run_dir}: the config differs from its config.yaml in {', '.join(differing)} "
+            f"(only {', '.join(RESUMABLE_KEYS)} may change); start over with --overwrite or another name"
+        )
 
 
 def finish_run(
@@ -230,13 +343,12 @@ def _image_shape(dataset):
 
 def load_run(run_dir, which: str = "best") -> tuple[dict, NeuralNetwork]:
     """``(config, model)`` of a finished or interrupted run (``which``: ``best`` or ``last``)."""
-    import yaml
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = yaml.safe_load(config_path.read_text())
+    config = load_config(config_path)
     checkpoint = run_dir / f"{which}.npz"
     if not checkpoint.is_file():
         checkpoint = run_dir / "last.npz"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -14,13 +15,16 @@ __all__ = ["atomic_write"]
 def atomic_write(path, mode: str = "w", **open_kwargs):
     """Open a temporary file beside ``path`` and rename it over ``path`` only when the block
     finishes without error, so readers never see a half-written file. Parent folders are
-    created. ``mode`` is ``"w"`` (text) or ``"wb"``."""
+    created. ``mode`` is ``"w"`` (text) or ``"wb"``. The file keeps the permissions of the file it
+    replaces; a new file gets ``0666`` less the umask, as ``open`` would give it."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb'; got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; give it the mode the file had, else what open() would give.
+        os.chmod(tmp, _existing_mode(path) if path.exists() else 0o666 & ~_umask())
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
             handle.flush()
@@ -30,3 +34,22 @@ def atomic_write(path, mode: str = "w", **open_kwargs):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _existing_mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc); elsewhere set
+    and restored at once (os.umask has no read-only form)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

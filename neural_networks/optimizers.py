@@ -36,7 +36,7 @@ import numpy as np
 
 from .registry import Registry
 from .schedulers import LRScheduler, initialize_scheduler
-from .validation import non_negative, number
+from .validation import non_negative, number, positive
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "OPTIMIZERS", "GROUPS", "GROUP_OPTIONS", "initialize_optimizer"]
 
@@ -78,9 +78,7 @@ class Optimizer(ABC):
                 lr_scheduler, lr=lr, decay=lr_decay, stage_length=stage_length, staircase=staircase
             )
         self.lr = float(lr)
-        if clip_norm is not None and (isinstance(clip_norm, bool) or not float(clip_norm) > 0):
-            raise ValueError(f"clip_norm must be positive or None; got {clip_norm!r}")
-        self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.clip_norm = None if clip_norm is None else positive(clip_norm, "clip_norm")
         self.cache: dict[str, np.ndarray] = {}  # state: what a checkpoint keeps (the spec's name)
         self._scratch: dict[str, np.ndarray] = {}  # reusable output buffers, rebuilt on demand
         self.param_groups = self._check_groups(param_groups)

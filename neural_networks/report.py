@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from . import activations, losses, models
+from .config import load_config
 
 __all__ = [
     "build_report",
@@ -346,7 +347,7 @@ def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = yaml.safe_load(config_path.read_text())
+    config = load_config(config_path)
     metrics_path = run_dir / "metrics.json"
     figures = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     base = Path(output).resolve().parent if output else Path.cwd()

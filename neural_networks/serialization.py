@@ -13,13 +13,21 @@ Format ``neural_networks.model/2`` (what :func:`save_model` and :func:`save_chec
   statistics), ``optimizer.<key>`` (the optimizer's state) and ``training.<key>`` (the arrays of
   the training state).
 
+The ``config`` also holds ``sha256``: the checksum of every other entry (see :func:`checksum`),
+checked on load; files written before it was added (no ``sha256``) still load. A file that is
+empty, truncated, not a zip archive or fails its checksum raises a one-line ``ValueError``
+naming the file.
+
 Format ``neural_networks.model/1`` (files of earlier versions) is read too: the same arrays,
 with ``extra`` inside ``config`` and no training state. Every file is written atomically.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +46,7 @@ __all__ = [
     "load_model",
     "save_checkpoint",
     "load_checkpoint",
+    "checksum",
 ]
 
 FORMAT = "neural_networks.model/2"
@@ -94,17 +103,31 @@ def _text(data) -> np.ndarray:
     return np.array(json.dumps(data))
 
 
+def checksum(entries: dict[str, np.ndarray]) -> str:
+    """sha256 (hex) over ``entries`` but ``config``, in sorted key order: for each, its key, dtype,
+    shape and C-order bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(entries):
+        if key == "config":
+            continue
+        value = np.ascontiguousarray(entries[key])
+        digest.update(f"{key}\0{value.dtype.str}\0{value.shape}\0".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(
     path, model, extra: dict | None = None, training: dict | None = None, arrays: dict[str, np.ndarray] | None = None
 ) -> None:
     """Write ``model`` (architecture, parameters, optimizer state), ``extra`` metadata and, for a
     checkpoint, the ``training`` state (JSON data) with its ``arrays``, to one ``.npz``, atomically."""
-    entries = {"config": _text(model_config(model)), "extra": _text(extra or {})}
+    entries = {"extra": _text(extra or {})}
     entries.update(model_arrays(model))
     if training is not None:
         entries["training"] = _text(training)
     for key, value in (arrays or {}).items():
         entries[TRAINING_PREFIX + key] = np.asarray(value)
+    entries["config"] = _text({**model_config(model), "sha256": checksum(entries)})
     with atomic_write(path, "wb") as handle:
         np.savez(handle, **entries)
 
@@ -118,25 +141,51 @@ def load_checkpoint(path, logger=None, cls=None) -> Checkpoint:
     """Read a file written by :func:`save_checkpoint` / :func:`save_model` (format 2) or by an
     earlier version (format 1); rebuilds the model as ``cls`` (default :class:`NeuralNetwork`)
     with ``logger``. No pickled objects are read."""
-    with np.load(path, allow_pickle=False) as archive:
-        if "config" not in archive.files:
-            raise ValueError(f"{path}: not a neural_networks model file (no 'config' entry)")
-        config = json.loads(str(archive["config"]))
-        version = config.get("format") if isinstance(config, dict) else None
-        if version not in READABLE_FORMATS:
-            raise ValueError(
-                f"{path}: unsupported model format {version!r}; expected one of {', '.join(READABLE_FORMATS)}"
-            )
+    entries = _read_entries(path)
+    if "config" not in entries:
+        raise ValueError(f"{path}: not a neural_networks model file (no 'config' entry)")
+    try:
+        config = json.loads(str(entries["config"]))
+    except ValueError as err:
+        raise ValueError(f"{path}: corrupt model file (its config is not JSON: {err})") from None
+    version = config.get("format") if isinstance(config, dict) else None
+    if version not in READABLE_FORMATS:
+        raise ValueError(f"{path}: unsupported model format {version!r}; expected one of {', '.join(READABLE_FORMATS)}")
+    expected = config.get("sha256")
+    if expected is not None and checksum(entries) != expected:
+        raise ValueError(f"{path}: checksum mismatch (the file is corrupt or was altered)")
+    try:
         if version == FORMAT_V1:
             extra, training = config.get("extra") or {}, None
         else:
-            extra = json.loads(str(archive["extra"])) if "extra" in archive.files else {}
-            training = json.loads(str(archive["training"])) if "training" in archive.files else None
-        arrays = {key: archive[key] for key in archive.files if key not in ("config", "extra", "training")}
+            extra = json.loads(str(entries["extra"])) if "extra" in entries else {}
+            training = json.loads(str(entries["training"])) if "training" in entries else None
+    except ValueError as err:
+        raise ValueError(f"{path}: corrupt model file ({err})") from None
+    arrays = {key: value for key, value in entries.items() if key not in ("config", "extra", "training")}
     model = _build(config, arrays, logger, cls)
     model.extra = extra
     state = {key[len(TRAINING_PREFIX) :]: value for key, value in arrays.items() if key.startswith(TRAINING_PREFIX)}
     return Checkpoint(model=model, format=version, extra=extra, training=training, arrays=state)
+
+
+def _read_entries(path) -> dict[str, np.ndarray]:
+    """Every entry of the ``.npz`` at ``path``; a file that is not a whole, readable archive
+    raises a one-line ``ValueError`` naming it (a missing file: ``FileNotFoundError``)."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with archive:
+            return {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as err:
+        if isinstance(err, EOFError) or not str(err):
+            reason = "empty or truncated file"
+        else:
+            reason = " ".join(str(err).split())
+        raise ValueError(f"{path}: unreadable model file ({reason})") from None
 
 
 def load_model(path, logger=None, cls=None):

@@ -1,5 +1,6 @@
 """Argument checks shared by the library's constructors. Each returns the value converted to a
-plain Python number or raises ``ValueError`` naming the argument and the value it got."""
+plain Python number or raises ``ValueError`` naming the argument and the value it got.
+Non-finite numbers (``inf``, ``nan``) are refused: no hyperparameter here means anything with them."""
 
 from __future__ import annotations
 
@@ -11,22 +12,22 @@ _REALS = (int, float, np.integer, np.floating)
 
 
 def number(value, what: str) -> float:
-    """``value`` as a float; booleans and non-numbers are refused."""
-    if isinstance(value, bool) or not isinstance(value, _REALS):
-        raise ValueError(f"{what} must be a number; got {value!r}")
+    """``value`` as a finite float; booleans, non-numbers, ``inf`` and ``nan`` are refused."""
+    if isinstance(value, bool) or not isinstance(value, _REALS) or not np.isfinite(value):
+        raise ValueError(f"{what} must be a finite number; got {value!r}")
     return float(value)
 
 
 def positive(value, what: str) -> float:
-    """A number > 0."""
-    if isinstance(value, bool) or not isinstance(value, _REALS) or not value > 0:
+    """A finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, _REALS) or not 0 < value < np.inf:
         raise ValueError(f"{what} must be positive; got {value!r}")
     return float(value)
 
 
 def non_negative(value, what: str) -> float:
-    """A number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, _REALS) or value < 0:
+    """A finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, _REALS) or not 0 <= value < np.inf:
         raise ValueError(f"{what} must be a non-negative number; got {value!r}")
     return float(value)
 

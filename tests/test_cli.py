@@ -237,6 +237,17 @@ class TestCommandLine(unittest.TestCase):
         out = cli("gradcheck", cwd=self.dir).stdout
         self.assertRegex(out, r"\d+ passed, 0 failed")
 
+    def test_a_broken_run_config_is_one_line(self):
+        import shutil
+
+        broken = self.dir / "broken_runs" / "tiny"
+        shutil.copytree(self.run_dir, broken)
+        (broken / "config.yaml").write_text("name: [unclosed\n")
+        result = cli("evaluate", broken, cwd=self.dir, check=False)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
+        self.assertIn("config.yaml: not valid YAML", result.stderr)
+
     def test_errors_are_one_line(self):
         bad = dict(tiny_config(self.dir / "shapes"))
         bad["optimiser"] = bad.pop("optimizer")
@@ -379,6 +390,112 @@ class TestCommandLine(unittest.TestCase):
             "train", self.config_path, "--out", out, "--epochs", str(done + 1), "--resume", "--quiet", cwd=self.dir
         )
         self.assertIn("epochs " + str(done + 1), result.stdout)
+
+    def assertOneLineError(self, result, *needles):
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
+        self.assertTrue(result.stderr.startswith("error: "), result.stderr)
+        for needle in needles:
+            self.assertIn(needle, result.stderr)
+
+    def test_an_existing_run_directory_is_never_reused_silently(self):
+        out = self.dir / "runs_again"
+        (out / "tiny").mkdir(parents=True)  # an empty directory trains normally
+        cli("train", self.config_path, "--out", out, "--epochs", "2", "--quiet", cwd=self.dir)
+        metrics = (out / "tiny" / "metrics.json").read_text()
+        again = cli("train", self.config_path, "--out", out, "--epochs", "1", "--quiet", cwd=self.dir, check=False)
+        self.assertOneLineError(again, str(out / "tiny"), "--resume", "--overwrite")
+        self.assertEqual((out / "tiny" / "metrics.json").read_text(), metrics)
+        nothing = cli("train", self.config_path, "--out", self.dir / "runs_none", "--resume", cwd=self.dir, check=False)
+        self.assertOneLineError(nothing, "train without --resume first")
+        self.assertFalse((self.dir / "runs_none").exists())  # nothing written: a plain train works next
+        both = cli("train", self.config_path, "--out", out, "--resume", "--overwrite", cwd=self.dir, check=False)
+        self.assertEqual(both.returncode, 2)
+        # --overwrite: a whole new run, nothing of the old one left (not even the moved-aside copy)
+        (out / "tiny" / "stray.txt").write_text("from the old run")
+        cli("train", self.config_path, "--out", out, "--epochs", "1", "--overwrite", "--quiet", cwd=self.dir)
+        self.assertEqual(json.loads((out / "tiny" / "metrics.json").read_text())["epochs"], 1)
+        self.assertEqual(len(read_rows(out / "tiny" / "metrics.csv")), 1)
+        self.assertFalse((out / "tiny" / "stray.txt").exists())
+        self.assertEqual(sorted(p.name for p in out.iterdir()), ["tiny"])
+
+    def test_resume_compares_configs(self):
+        out = self.dir / "runs_compare"
+        cli("train", self.config_path, "--out", out, "--epochs", "1", "--quiet", cwd=self.dir)
+        written = (out / "tiny" / "config.yaml").read_text()
+        self.assertIn("n_out: 3", written)
+        bad = cli(
+            "train",
+            self.config_path,
+            "--out",
+            out,
+            "--resume",
+            "--epochs",
+            "2",
+            "--set",
+            "optimizer.lr=0.1",
+            "--set",
+            "seed=3",
+            cwd=self.dir,
+            check=False,
+        )
+        self.assertOneLineError(bad, "cannot resume", "optimizer.lr, seed", "only epochs, evaluation.tta may change")
+        self.assertEqual((out / "tiny" / "config.yaml").read_text(), written)
+        # the output layer's n_out: null of a config is compared as resolved from the data set
+        config = tiny_config(self.dir / "shapes")
+        config["model"]["layers"][-1]["n_out"] = None
+        sized = self.dir / "tiny_sized.yaml"
+        sized.write_text(yaml.safe_dump(config))
+        cli(
+            "train",
+            sized,
+            "--out",
+            out,
+            "--resume",
+            "--epochs",
+            "2",
+            "--set",
+            "evaluation.tta=flip",
+            "--quiet",
+            cwd=self.dir,
+        )
+        config = yaml.safe_load((out / "tiny" / "config.yaml").read_text())
+        self.assertEqual((config["epochs"], config["evaluation"]["tta"]), (2, "flip"))
+        self.assertEqual(json.loads((out / "tiny" / "metrics.json").read_text())["epochs"], 2)
+
+    def test_damaged_checkpoints_give_one_line_errors(self):
+        import shutil
+
+        run = self.dir / "runs_damaged" / "tiny"
+        shutil.copytree(self.run_dir, run)
+        last = run / "last.npz"
+        last.write_bytes(last.read_bytes()[:100])
+        for args in (
+            ("evaluate", run, "--checkpoint", "last"),
+            ("predict", run, "--split", "test", "--output", self.dir / "d.csv"),
+        ):
+            self.assertOneLineError(cli(*args, cwd=self.dir, check=False), f"error: {last}: unreadable model file")
+        resumed = cli("train", self.config_path, "--out", run.parent, "--resume", cwd=self.dir, check=False)
+        self.assertOneLineError(resumed, f"{last}: unreadable model file", "--overwrite")
+        (run / "best.npz").write_bytes(b"")
+        self.assertOneLineError(
+            cli("evaluate", run, "--checkpoint", "best", cwd=self.dir, check=False), str(run / "best.npz")
+        )
+
+    def test_run_names_are_one_safe_folder_name(self):
+        out = self.dir / "runs_names"
+        for name in ("../escape", "a/b", "..", "sp ace"):
+            result = cli("train", self.config_path, "--out", out, "--set", f"name={name!r}", cwd=self.dir, check=False)
+            self.assertOneLineError(result, "error: name")  # config.py refuses '/', experiment.py the rest
+            if "/" not in name:
+                self.assertIn("not a valid run name", result.stderr)
+        self.assertFalse(out.exists())
+        self.assertFalse((self.dir / "escape").exists())
+
+
+def read_rows(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
 
 
 if __name__ == "__main__":

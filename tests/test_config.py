@@ -148,5 +148,50 @@ class TestOverrides(unittest.TestCase):
             apply_overrides(BASE, ["optimizer.lr.x=2"])
 
 
+class TestYAMLAndNumbers(unittest.TestCase):
+    """One rule for numbers (YAML 1.1's string "1e-3" is 0.001), no aliases, non-finite values refused."""
+
+    def write(self, text):
+        import tempfile
+
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        tmp.write(text)
+        tmp.close()
+        self.addCleanup(Path(tmp.name).unlink)
+        return tmp.name
+
+    def test_exponent_without_a_dot_is_a_number_everywhere(self):
+        text = "name: t\ndata: {name: iris, batch_size: 10}\nmodel:\n  loss: cross_entropy\n  layers:\n"
+        text += "    - {name: fully_connected, n_out: 3, activation: softmax}\noptimizer: {name: sgd, lr: 1e-3}\n"
+        config = validate_config(load_config(self.write(text)))
+        self.assertEqual(config["optimizer"]["lr"], 0.001)
+        self.assertEqual(apply_overrides(BASE, ["optimizer.lr=5E-2"])["optimizer"]["lr"], 0.05)
+        self.assertEqual(apply_overrides(BASE, ["name=1e3x"])["name"], "1e3x")  # not a number: a string
+
+    def test_aliases_are_refused_before_anything_is_built(self):
+        bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n"
+        with self.assertRaisesRegex(ConfigError, r"YAML aliases \(\*a\) are not accepted"):
+            load_config(self.write(bomb))
+        with self.assertRaisesRegex(ConfigError, "aliases"):
+            apply_overrides(BASE, ["data.augment=[&x a, *x]"])
+
+    def test_syntax_errors_are_one_line_naming_the_file(self):
+        path = self.write("name: [unclosed\n")
+        with self.assertRaises(ConfigError) as caught:
+            load_config(path)
+        self.assertIn(path, str(caught.exception))
+        self.assertNotIn("\n", str(caught.exception))
+
+    def test_non_finite_values_are_refused(self):
+        for key, value in (
+            ("optimizer.lr", ".inf"),
+            ("optimizer.lr", ".nan"),
+            ("optimizer.momentum", ".nan"),
+            ("optimizer.clip_norm", ".inf"),
+        ):
+            with self.subTest(key=key, value=value), self.assertRaises(ConfigError):
+                validate_config(apply_overrides(BASE, [f"{key}={value}"]))
+
+
 if __name__ == "__main__":
     unittest.main()

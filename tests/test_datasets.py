@@ -17,11 +17,14 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import threading
 import time
+import tracemalloc
 import unittest
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 from unittest import mock
 
@@ -775,6 +778,223 @@ class TestImageFolder(DataTestCase):
             datasets.load_images(tree / "test", like=ds, progress=False)
 
 
+def _tar_block(name: bytes, size_field: bytes, kind: bytes) -> bytes:
+    """One 512-byte ustar header with a valid checksum and a raw size field."""
+    header = bytearray(512)
+    header[: len(name)] = name
+    header[100:108] = b"0000644\0"
+    header[124 : 124 + len(size_field)] = size_field
+    header[156:157] = kind
+    header[257:263] = b"ustar\0"
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def _pax_tar(size_value: bytes) -> bytes:
+    """A pax header declaring ``size=<size_value>`` for the next member, then that member."""
+    body = b" size=" + size_value + b"\n"
+    length = len(body) + 2
+    length = len(body) + len(str(length))
+    record = str(length).encode() + body
+    pax = _tar_block(b"PaxHeader/a.png", b"%011o\0" % len(record), b"x") + record.ljust(512, b"\0")
+    member = _tar_block(b"train/cat/a.png", b"%011o\0" % 4, b"0") + b"\x89PNG".ljust(512, b"\0")
+    return pax + member + b"\0" * 1024
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk (valid CRC) declaring ``width`` x ``height`` RGB, no pixels."""
+    ihdr = b"IHDR" + width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    idat = b"IDAT" + zlib.compress(b"\0" * 64)
+    return b"".join(
+        [b"\x89PNG\r\n\x1a\n"]
+        + [(len(c) - 4).to_bytes(4, "big") + c + zlib.crc32(c).to_bytes(4, "big") for c in (ihdr, idat, b"IEND")]
+    )
+
+
+class TestUntrustedFiles(DataTestCase):
+    """Crafted files end quickly, in bounded memory, with a one-line error naming the file."""
+
+    def within(self, seconds: float, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` in a thread; fails (instead of hanging) past ``seconds``."""
+        result: dict = {}
+
+        def target():
+            try:
+                result["value"] = fn(*args, **kwargs)
+            except BaseException as err:  # re-raised in the test's thread
+                result["error"] = err
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        thread.join(seconds)
+        self.assertFalse(thread.is_alive(), f"{getattr(fn, '__name__', fn)} still running after {seconds} s")
+        if "error" in result:
+            raise result["error"]
+        return result.get("value")
+
+    def assert_one_line(self, ctx, path) -> None:
+        message = str(ctx.exception)
+        self.assertIn(str(path), message)
+        self.assertNotIn("\n", message)
+
+    # -- tar headers
+    def test_negative_pax_size_is_refused_not_looped(self):
+        data = _pax_tar(b"-1000")
+        with self.assertRaisesRegex(DataFormatError, r"x\.tar: corrupt pax header at byte 0 .*size b'-1000'"):
+            self.within(0.5, image_folder.tar_index, data, "x.tar")
+        for name, mode in (("x.tar", None), ("x.tar.gz", "gz")):
+            archive = self.tmp / name
+            archive.write_bytes(gzip.compress(data) if mode else data)
+            for limit in (image_folder._IN_MEMORY_LIMIT, 0):  # indexed in memory, and streamed by tarfile
+                with mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", limit):
+                    with self.assertRaises(DataFormatError) as ctx:
+                        self.within(0.5, load_image_folder, archive, progress=False, cache=False)
+                self.assert_one_line(ctx, archive)
+
+    def test_negative_or_oversized_header_sizes(self):
+        negative = _tar_block(b"train/cat/a.png", b"-0001750\0", b"0") + b"\0" * 1536
+        with self.assertRaisesRegex(DataFormatError, r"x\.tar: corrupt tar header at byte 0 \(negative size -1000\)"):
+            self.within(0.5, image_folder.tar_index, negative, "x.tar")
+        with self.assertRaisesRegex(DataFormatError, r"x\.tar: truncated: member .*needs 1000000000 bytes"):
+            self.within(0.5, image_folder.tar_index, _pax_tar(b"1000000000"), "x.tar")
+        with self.assertRaisesRegex(DataFormatError, r"x\.tar: corrupt pax header"):
+            self.within(0.5, image_folder.tar_index, _pax_tar(b"12abc"), "x.tar")
+
+    # -- bounded decompression
+    def test_idx_gzip_bomb_stops_after_the_announced_size(self):
+        path = self.tmp / "train-images-idx3-ubyte.gz"
+        header = (2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (3, 28, 28))
+        path.write_bytes(gzip.compress(header + bytes(8 << 20), 1))
+        tracemalloc.start()
+        try:
+            with self.assertRaisesRegex(DataFormatError, "has trailing bytes") as ctx:
+                self.within(0.5, idx.read_idx, path, idx.IMAGE_MAGIC)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assert_one_line(ctx, path)
+        self.assertLess(peak, 1 << 20)  # never the 8 MB it expands to
+
+    def test_idx_absurd_dimensions_refused_before_reading(self):
+        path = self.tmp / "huge.gz"
+        header = (2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (100_000, 100_000, 100_000))
+        path.write_bytes(gzip.compress(header + bytes(1000)))
+        with self.assertRaisesRegex(DataFormatError, r"announce 1000000000000000 bytes, more than the limit") as ctx:
+            idx.read_idx(path, idx.IMAGE_MAGIC)
+        self.assert_one_line(ctx, path)
+        small = write_idx(self.tmp / "small", np.zeros((3, 28, 28)), 2051, True)
+        with self.assertRaisesRegex(DataFormatError, "max_bytes="):
+            idx.read_idx(small, idx.IMAGE_MAGIC, max_bytes=1000)
+        self.assertEqual(idx.read_idx(small, idx.IMAGE_MAGIC, max_bytes=3 * 28 * 28).shape, (3, 28, 28))
+        # under the limit but far more than the file holds: read as it comes, reported truncated
+        claims = self.tmp / "claims"
+        header = (2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (1000, 1000, 1000))
+        claims.write_bytes(gzip.compress(header + bytes(100)))
+        tracemalloc.start()
+        try:
+            with self.assertRaisesRegex(DataFormatError, "truncated"):
+                idx.read_idx(claims, idx.IMAGE_MAGIC)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertLess(peak, 4 << 20)
+
+    def _bomb_tree(self, size: int) -> Path:
+        tree = make_tree(self.tmp / "tree", per_class={"train": 1, "test": 1})
+        (tree / "train" / "cat" / "zz.png").write_bytes(bytes(size))
+        return tree
+
+    def test_image_archive_bomb_stops_at_max_bytes(self):
+        tree = self._bomb_tree(8 << 20)
+        for name, mode in (("bomb.tar.gz", "w:gz"), ("bomb.tar.xz", "w:xz"), ("bomb.tar", "w")):
+            archive = tar_tree(tree, self.tmp / name, mode=mode)
+            for limit in (image_folder._IN_MEMORY_LIMIT, 0):
+                with self.subTest(name=name, limit=limit), mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", limit):
+                    tracemalloc.start()
+                    try:
+                        with self.assertRaisesRegex(DataFormatError, r"more than 1000000 bytes .*max_bytes=") as ctx:
+                            self.within(2, load_image_folder, archive, progress=False, cache=False, max_bytes=1_000_000)
+                        peak = tracemalloc.get_traced_memory()[1]
+                    finally:
+                        tracemalloc.stop()
+                    self.assert_one_line(ctx, archive)
+                    if mode == "w:gz":  # (a plain tar is refused from its size; xz's decoder holds an 8 MB window)
+                        self.assertLess(peak, 4 << 20)
+        archive = zip_tree(tree, self.tmp / "bomb.zip")
+        with self.assertRaisesRegex(DataFormatError, r"bomb\.zip: holds more than 1000000 bytes"):
+            load_image_folder(archive, progress=False, cache=False, max_bytes=1_000_000)
+        with self.assertRaisesRegex(DataFormatError, r"tree: holds more than 1000000 bytes"):
+            load_image_folder(tree, progress=False, cache=False, max_bytes=1_000_000)
+
+    def test_per_image_bound(self):
+        tree = self._bomb_tree(20_000)
+        archives = [tree, tar_tree(tree, self.tmp / "a.tar.gz"), zip_tree(tree, self.tmp / "a.zip")]
+        with mock.patch.object(image_folder, "MAX_IMAGE_BYTES", 10_000):
+            for archive in archives:
+                with self.assertRaisesRegex(DataFormatError, r"train/cat/zz\.png: 20000 bytes, more than the 10000"):
+                    load_image_folder(archive, progress=False, cache=False)
+            with mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", 0):
+                with self.assertRaisesRegex(DataFormatError, r"zz\.png: 20000 bytes, more than the 10000"):
+                    load_image_folder(archives[1], progress=False, cache=False)
+
+    def test_cifar_tarball_bomb(self):
+        path, _ = make_cifar_tarball(self.tmp / "cifar-10-python.tar.gz", override={"extra": bytes(4 << 20)})
+        with self.assertRaisesRegex(DataFormatError, r"cifar-10-python\.tar\.gz: holds more than 1000000 bytes"):
+            self.within(1, cifar10._pickle_members, path, False, 1_000_000)
+        with mock.patch.object(cifar10, "MAX_IMAGE_BYTES", 1000):
+            with self.assertRaisesRegex(DataFormatError, r"data_batch_1: \d+ bytes, more than the 1000"):
+                cifar10._pickle_members(path, False)
+
+    # -- image formats
+    def test_eps_content_named_png_never_reaches_the_eps_plugin(self):
+        from PIL import EpsImagePlugin
+
+        tree = make_tree(self.tmp / "t", per_class={"train": 1, "test": 1})
+        eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 6\nshowpage\n"
+        (tree / "train" / "cat" / "x.png").write_bytes(eps)
+        with (
+            mock.patch.object(
+                EpsImagePlugin.EpsImageFile, "_open", side_effect=AssertionError("EPS plugin")
+            ) as eps_open,
+            mock.patch.object(EpsImagePlugin, "Ghostscript", side_effect=AssertionError("Ghostscript")) as gs,
+        ):
+            with self.assertRaisesRegex(
+                DataFormatError, r"train/cat/x\.png: unreadable image \(not PNG or JPEG"
+            ) as ctx:
+                load_image_folder(tree, progress=False, cache=False)
+            with self.assertRaisesRegex(DataFormatError, "not PNG or JPEG"):
+                image_folder.decode_image(eps, "y.eps")
+        self.assert_one_line(ctx, tree)
+        eps_open.assert_not_called()
+        gs.assert_not_called()
+
+    def test_content_must_match_the_extension(self):
+        jpeg, png = io.BytesIO(), io.BytesIO()
+        Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(jpeg, format="JPEG")
+        Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(png, format="PNG")
+        with self.assertRaisesRegex(DataFormatError, r"x\.png: the file holds a JPEG image but its extension says PNG"):
+            image_folder.decode_image(jpeg.getvalue(), "x.png")
+        with self.assertRaisesRegex(
+            DataFormatError, r"x\.jpeg: the file holds a PNG image but its extension says JPEG"
+        ):
+            image_folder.decode_image(png.getvalue(), "x.jpeg")
+        self.assertEqual(image_folder.decode_image(jpeg.getvalue(), "x.JPG").shape, (6, 8, 3))
+        self.assertEqual(image_folder.decode_image(png.getvalue(), "no extension").shape, (6, 8, 3))
+        gif = io.BytesIO()
+        Image.fromarray(np.zeros((6, 8), np.uint8)).save(gif, format="GIF")
+        with self.assertRaisesRegex(DataFormatError, "not PNG or JPEG"):
+            image_folder.decode_image(gif.getvalue(), "x.png")
+
+    def test_huge_declared_png_is_refused(self):
+        for width, height in ((100_000, 100_000), (20_000, 10_000), (5_000, 5_000)):
+            with self.subTest(size=(width, height)):
+                with self.assertRaisesRegex(DataFormatError, r"x\.png: image (too large|declares)") as ctx:
+                    self.within(0.5, image_folder.decode_image, _png_header(width, height), "dir/x.png")
+                self.assertNotIn("\n", str(ctx.exception))
+                self.assertIn("dir/x.png", str(ctx.exception))
+
+
 class TestAugment(unittest.TestCase):
     def setUp(self) -> None:
         self.X = np.random.default_rng(0).integers(1, 256, (6, 8, 10, 3), dtype=np.uint8)
@@ -1135,6 +1355,17 @@ class TestDatasetFromArrays(unittest.TestCase):
         unlabelled = datasets.Dataset(self.X, self.Y, 5, test_set=self.X[:4])
         with self.assertRaisesRegex(ValueError, "without labels"):
             model.test(unlabelled)
+
+
+class TestLabelsAreNeverTruncated(unittest.TestCase):
+    def test_float_labels_must_be_whole(self):
+        X = np.zeros((3, 2))
+        for labels in ([0.7, 1, 0], [np.nan, 1, 0]):
+            with self.subTest(labels=labels), self.assertRaisesRegex(ValueError, "whole class indices"):
+                datasets.DataLoader(X, np.array(labels), 3, 2)
+        np.testing.assert_array_equal(datasets.DataLoader(X, np.array([2.0, 1, 0]), 3, 2).labels, [2, 1, 0])
+        with self.assertRaisesRegex(ValueError, "integers"):
+            datasets.DataLoader(X, np.array(["a", "b", "c"]), 3, 2)
 
 
 if __name__ == "__main__":

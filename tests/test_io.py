@@ -36,5 +36,24 @@ class TestAtomicWrite(unittest.TestCase):
                 pass
 
 
+class TestPermissions(unittest.TestCase):
+    def test_keeps_the_existing_mode_and_honours_the_umask(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            existing = Path(tmp) / "submission.csv"
+            existing.write_text("old")
+            os.chmod(existing, 0o644)
+            with atomic_write(existing, "w") as handle:
+                handle.write("new")
+            self.assertEqual(existing.stat().st_mode & 0o777, 0o644)
+            old_mask = os.umask(0o027)
+            try:
+                fresh = Path(tmp) / "fresh.txt"
+                with atomic_write(fresh, "w") as handle:
+                    handle.write("x")
+            finally:
+                os.umask(old_mask)
+            self.assertEqual(fresh.stat().st_mode & 0o777, 0o640)
+
+
 if __name__ == "__main__":
     unittest.main()

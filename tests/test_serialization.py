@@ -276,5 +276,74 @@ class TestFormat2(unittest.TestCase):
                 serialization.load_model(path)
 
 
+class TestIntegrity(unittest.TestCase):
+    """A checksum of the arrays in the config; damaged files give one-line errors naming them."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()
+        self.tmp = Path(self._tmp.name)
+        self.model = small_cnn()
+        self.model.forward(batch(np.random.default_rng(0))[0])
+        self.path = self.tmp / "last.npz"
+        serialization.save_checkpoint(
+            self.path, self.model, extra={"epoch": 1}, training={"epoch": 1}, arrays={"h": np.arange(3.0)}
+        )
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def assertOneLineError(self, path, pattern):
+        with self.assertRaises(ValueError) as caught:
+            serialization.load_checkpoint(path)
+        message = str(caught.exception)
+        self.assertTrue(message.startswith(f"{path}: "), message)
+        self.assertNotIn("\n", message)
+        self.assertRegex(message, pattern)
+
+    def test_the_checksum_is_stored_and_checked(self):
+        with np.load(self.path) as archive:
+            entries = {key: archive[key] for key in archive.files}
+        config = json.loads(str(entries["config"]))
+        self.assertEqual(config["sha256"], serialization.checksum(entries))
+        self.assertEqual(len(config["sha256"]), 64)
+        entries["layers.0.W"] = entries["layers.0.W"] + 1  # a valid archive whose arrays were changed
+        altered = self.tmp / "altered.npz"
+        np.savez(altered, **entries)
+        self.assertOneLineError(altered, "checksum mismatch")
+
+    def test_files_without_a_checksum_still_load(self):
+        with np.load(self.path) as archive:
+            entries = {key: archive[key] for key in archive.files}
+        config = json.loads(str(entries["config"]))
+        del config["sha256"]
+        entries["config"] = np.array(json.dumps(config))
+        old = self.tmp / "old.npz"
+        np.savez(old, **entries)
+        checkpoint = serialization.load_checkpoint(old)
+        self.assertEqual(checkpoint.training, {"epoch": 1})
+        for a, b in zip(checkpoint.model.get_weights(), self.model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+    def test_empty_truncated_and_non_zip_files(self):
+        data = self.path.read_bytes()
+        cases = {
+            "empty.npz": b"",
+            "half.npz": data[: len(data) // 2],
+            "head.npz": data[:10],
+            "text.npz": b"this is not a zip archive at all",
+        }
+        for name, content in cases.items():
+            with self.subTest(name):
+                path = self.tmp / name
+                path.write_bytes(content)
+                self.assertOneLineError(path, "unreadable model file")
+        # a zip archive whose members are damaged (a flipped byte inside the compressed data)
+        damaged = bytearray(data)
+        damaged[len(data) // 3] ^= 0xFF
+        path = self.tmp / "damaged.npz"
+        path.write_bytes(bytes(damaged))
+        self.assertOneLineError(path, "unreadable model file|checksum mismatch|corrupt")
+
+
 if __name__ == "__main__":
     unittest.main()

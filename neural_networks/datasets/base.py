@@ -121,6 +121,11 @@ class DataLoader:
                 raise ValueError(f"{X.shape[0]} inputs but {labels.shape[0]} labels")
             if self.n_classes is None:
                 raise ValueError("integer labels need n_classes")
+            if labels.dtype.kind not in "biuf":
+                raise ValueError(f"labels must be class indices (integers); got dtype {labels.dtype}")
+            if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+                bad = labels[labels != np.round(labels)][0]  # NaN and fractions alike: never truncated
+                raise ValueError(f"labels must be whole class indices; got {float(bad)!r}")
             self.labels = labels.astype(np.int64)
             one_hot(self.labels[:0], self.n_classes)  # validates dtype/rank cheaply
             if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
@@ -362,7 +367,7 @@ def _read_labels(labels, m: int, split: str):
         if np.any(labels < 0) or np.any(labels != np.round(labels)):
             bad = labels[(labels < 0) | (labels != np.round(labels))][0]
             raise ValueError(
-                f"{where}: a 1-D label array holds class indices, which are whole numbers >= 0; got {bad!r}"
+                f"{where}: a 1-D label array holds class indices, which are whole numbers >= 0; got {float(bad)!r}"
             )
         indices = labels.astype(np.int64)
         return "classes", indices, int(indices.max()) + 1

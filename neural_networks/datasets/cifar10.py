@@ -27,7 +27,14 @@ from ..progress import progress_bar as tqdm
 
 from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
 from .cache import cached
-from .image_folder import _open_decompressed, archive_kind, load_image_folder_arrays
+from .image_folder import (
+    DEFAULT_MAX_BYTES,
+    MAX_IMAGE_BYTES,
+    _LimitedReader,
+    _open_decompressed,
+    archive_kind,
+    load_image_folder_arrays,
+)
 from .sources import DataFormatError, DataNotFoundError, RemoteFile, dataset_dir, file_digests, find_file, locate_file
 from .spec import DatasetSpec, FileCheck
 
@@ -131,8 +138,10 @@ def read_cifar_batch(data: bytes, name: str, n_classes: int = len(CLASS_NAMES)) 
     return images, labels
 
 
-def _pickle_members(path: Path, progress: bool) -> dict[str, bytes]:
-    """The batch files' bytes by base name, from the tarball or a folder."""
+def _pickle_members(path: Path, progress: bool, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes]:
+    """The batch files' bytes by base name, from the tarball or a folder. The tarball is never
+    decompressed past ``max_bytes`` and no batch file may exceed ``MAX_IMAGE_BYTES`` (64 MB; a
+    real batch is 31 MB): else :class:`DataFormatError` naming the file."""
     wanted = set(TRAIN_BATCHES) | {TEST_BATCH, META}
     found: dict[str, bytes] = {}
     if path.is_dir():
@@ -142,11 +151,16 @@ def _pickle_members(path: Path, progress: bool) -> dict[str, bytes]:
                 found[name] = (folder / name).read_bytes()
         return found
     try:
-        with _open_decompressed(path) as stream:
+        with _open_decompressed(path) as raw, io.BufferedReader(_LimitedReader(raw, max_bytes, path)) as stream:
             with tarfile.open(fileobj=stream, mode="r|") as tf:
                 for member in tqdm(tf, desc=f"reading {path.name}", unit="file", disable=not progress, leave=False):
                     base = PurePosixPath(member.name).name
                     if member.isfile() and base in wanted:
+                        if member.size > MAX_IMAGE_BYTES:
+                            raise DataFormatError(
+                                f"{path}: {member.name}: {member.size} bytes, more than the {MAX_IMAGE_BYTES} "
+                                "allowed for one batch file"
+                            )
                         found[base] = tf.extractfile(member).read()
             while stream.read(1 << 20):  # to the end, so a truncated file is noticed
                 pass

@@ -30,6 +30,7 @@ __all__ = [
     "LABEL_MAGIC",
     "ROLES",
     "DEFAULT_VALIDATION_SIZE",
+    "DEFAULT_MAX_BYTES",
     "read_idx",
     "candidates",
     "read_pair",
@@ -53,53 +54,92 @@ def candidates(remote: RemoteFile) -> list[str]:
     return [remote.name, raw, dotted + ".gz", dotted]
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed when it starts with the gzip magic (whatever its name)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as err:
-        raise DataFormatError(f"{path}: cannot read ({err})") from err
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as err:
-            raise DataFormatError(f"{path}: corrupt or truncated gzip data ({err})") from err
-    return data
+#: Largest IDX payload :func:`read_idx` accepts by default (MNIST's training images are 47 MB).
+DEFAULT_MAX_BYTES = 4 << 30
+_CHUNK = 1 << 20
 
 
-def read_idx(path, expected_magic: int | None = None) -> np.ndarray:
+def _read_at_most(f, n: int) -> bytes:
+    """Up to ``n`` bytes from ``f``, in chunks, so memory grows with what the file really holds
+    (never with what a header claims)."""
+    parts, left = [], n
+    while left > 0:
+        chunk = f.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _read_idx_bytes(path: Path, expected_magic: int | None, max_bytes: int) -> tuple[tuple, bytes]:
+    """``(dims, payload)`` read as a stream: the header first, then exactly the bytes its
+    dimensions announce (refused beforehand above ``max_bytes``) plus one to notice trailing
+    bytes, so a gzip bomb is never decompressed past that."""
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        f = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        head = _read_at_most(f, 4)
+        if not head:
+            raise DataFormatError(f"{path}: empty file (0 bytes), not an IDX file")
+        if len(head) < 4:
+            raise DataFormatError(f"{path}: {len(head)} bytes is too short for an IDX header")
+        magic = int.from_bytes(head, "big")
+        if expected_magic is not None and magic != expected_magic:
+            raise DataFormatError(
+                f"{path}: wrong magic number {magic} (0x{magic:08x}); expected "
+                f"{_KINDS.get(expected_magic, expected_magic)} -- not an IDX "
+                f"{'image' if expected_magic == IMAGE_MAGIC else 'label'} file"
+            )
+        if magic >> 16 != 0 or (magic >> 8) & 0xFF != 0x08:
+            raise DataFormatError(f"{path}: magic number 0x{magic:08x} is not an IDX file of unsigned bytes")
+        ndim = magic & 0xFF
+        dim_bytes = _read_at_most(f, 4 * ndim)
+        if ndim == 0 or len(dim_bytes) < 4 * ndim:
+            raise DataFormatError(f"{path}: truncated IDX header ({4 + len(dim_bytes)} bytes, {ndim} dimensions)")
+        dims = tuple(int.from_bytes(dim_bytes[4 * i : 4 + 4 * i], "big") for i in range(ndim))
+        header = 4 + 4 * ndim
+        need = 1
+        for d in dims:
+            need *= d  # Python ints: no overflow
+        if need > max_bytes:
+            raise DataFormatError(
+                f"{path}: dimensions {dims} announce {need} bytes, more than the limit of {max_bytes} "
+                "(pass max_bytes= to read a larger file)"
+            )
+        payload = _read_at_most(f, need + 1)  # for gzip: reading to the end checks the CRC
+        if len(payload) != need:
+            holds = header + len(payload)
+            if len(payload) > need:
+                what = "has trailing bytes"
+                holds = f"more than {header + need}" if compressed else path.stat().st_size
+            else:
+                what = "truncated"
+            raise DataFormatError(
+                f"{path}: {what}: dimensions {dims} need {header + need} bytes, the file holds {holds}"
+            )
+    return dims, payload
+
+
+def read_idx(path, expected_magic: int | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Read an IDX file of unsigned bytes (gzip-compressed or not, told by its first bytes).
 
     Checks the magic number (``expected_magic``: 2051 images, 2049 labels), that the data type
     is unsigned byte and that the file holds exactly the bytes its dimensions announce. Returns
     a read-only uint8 array of those dimensions (``(count, rows, cols)`` for images, ``(count,)``
-    for labels). Raises :class:`DataFormatError` naming the file and the problem."""
+    for labels). The file is streamed: dimensions announcing more than ``max_bytes`` (default
+    :data:`DEFAULT_MAX_BYTES`) are refused before any data is read, and a gzip file is never
+    decompressed past the announced size plus one byte. Raises :class:`DataFormatError` naming
+    the file and the problem."""
     path = Path(path)
-    data = _read_bytes(path)
-    if not data:
-        raise DataFormatError(f"{path}: empty file (0 bytes), not an IDX file")
-    if len(data) < 4:
-        raise DataFormatError(f"{path}: {len(data)} bytes is too short for an IDX header")
-    magic = int.from_bytes(data[:4], "big")
-    if expected_magic is not None and magic != expected_magic:
-        raise DataFormatError(
-            f"{path}: wrong magic number {magic} (0x{magic:08x}); expected "
-            f"{_KINDS.get(expected_magic, expected_magic)} -- not an IDX "
-            f"{'image' if expected_magic == IMAGE_MAGIC else 'label'} file"
-        )
-    if magic >> 16 != 0 or (magic >> 8) & 0xFF != 0x08:
-        raise DataFormatError(f"{path}: magic number 0x{magic:08x} is not an IDX file of unsigned bytes")
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise DataFormatError(f"{path}: truncated IDX header ({len(data)} bytes, {ndim} dimensions)")
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing bytes"
-        raise DataFormatError(f"{path}: {what}: dimensions {dims} need {expected} bytes, the file holds {len(data)}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    try:
+        dims, payload = _read_idx_bytes(path, expected_magic, max_bytes)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DataFormatError(f"{path}: corrupt or truncated gzip data ({err})") from err
+    except OSError as err:
+        raise DataFormatError(f"{path}: cannot read ({err})") from err
+    return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
 
 
 def read_pair(images_path, labels_path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:

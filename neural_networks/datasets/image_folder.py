@@ -24,6 +24,7 @@ import mmap
 import os
 import struct
 import tarfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -38,6 +39,9 @@ from .spec import DatasetSpec, FileCheck
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "IMAGE_FORMATS",
+    "DEFAULT_MAX_BYTES",
+    "MAX_IMAGE_BYTES",
     "SPLIT_NAMES",
     "COLOR_MODES",
     "archive_kind",
@@ -53,6 +57,14 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+#: The Pillow format each extension must hold; no other Pillow plugin is ever tried.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
+#: Default bound on the bytes read (decompressed) from one folder or archive; ``max_bytes=``
+#: overrides it (CIFAR-10 as images is about 180 MB of pixels).
+DEFAULT_MAX_BYTES = 4 << 30
+#: Bound on one image: its stored bytes and its decoded pixels.
+MAX_IMAGE_BYTES = 64 << 20
 #: Folder names accepted for each split.
 SPLIT_NAMES = {
     "train": ("train", "training"),
@@ -131,6 +143,8 @@ def tar_index(buf, name: str = "archive") -> list[tuple[str, int, int]]:
         if pax_size is not None:
             size, pax_size = pax_size, None
         start = off + 512
+        if size < 0:
+            raise DataFormatError(f"{name}: corrupt tar header at byte {off} (negative size {size})")
         if start + size > n:
             raise DataFormatError(
                 f"{name}: truncated: member {member.decode(errors='replace')!r} needs "
@@ -144,13 +158,24 @@ def tar_index(buf, name: str = "archive") -> list[tuple[str, int, int]]:
                 if key_value.startswith(b"path="):
                     pax_path = key_value[5:]
                 elif key_value.startswith(b"size="):
-                    pax_size = int(key_value[5:])
+                    try:
+                        pax_size = int(key_value[5:])
+                    except ValueError:
+                        pax_size = -1
+                    if pax_size < 0:
+                        raise DataFormatError(
+                            f"{name}: corrupt pax header at byte {off} (size {key_value[5:][:40]!r} is not "
+                            "a non-negative integer)"
+                        )
         else:
             if kind in (b"0", b"\0", b"7"):
                 path = pax_path or long_name or member
                 out.append((path.decode("utf-8", "surrogateescape"), start, size))
             long_name = pax_path = None
-        off = start + (size + 511) // 512 * 512
+        next_off = start + (size + 511) // 512 * 512
+        if next_off <= off:  # cannot happen with size >= 0; never loop on a crafted archive
+            raise DataFormatError(f"{name}: corrupt tar header at byte {off} (the next header does not advance)")
+        off = next_off
     return out
 
 
@@ -168,14 +193,46 @@ def _open_decompressed(path: Path):
     return open(path, "rb")
 
 
-def _tar_buffer(path: Path, progress: bool):
-    """The uncompressed tar bytes of ``path`` (a gzip archive is decompressed in memory, a plain
-    tar memory-mapped), or ``None`` for archives too large or compressed otherwise (then
-    :mod:`tarfile` streams them)."""
+def _too_big(path, max_bytes: int) -> DataFormatError:
+    return DataFormatError(
+        f"{path}: holds more than {max_bytes} bytes (uncompressed), the limit; pass max_bytes= to read a larger archive"
+    )
+
+
+class _LimitedReader(io.RawIOBase):
+    """A read-only stream over ``stream`` that raises :class:`DataFormatError` naming ``path``
+    once more than ``max_bytes`` have been read from it (a decompression bomb stops there)."""
+
+    def __init__(self, stream, max_bytes: int, path):
+        self.stream, self.max_bytes, self.path, self.total = stream, max_bytes, path, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n=-1) -> bytes:
+        left = self.max_bytes + 1 - self.total
+        data = self.stream.read(left if n is None or n < 0 else min(n, left))
+        self.total += len(data)
+        if self.total > self.max_bytes:
+            raise _too_big(self.path, self.max_bytes)
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _tar_buffer(path: Path, progress: bool, max_bytes: int = DEFAULT_MAX_BYTES):
+    """The uncompressed tar bytes of ``path`` (a gzip archive is decompressed in memory, never
+    past ``max_bytes``; a plain tar memory-mapped), or ``None`` for archives too large or
+    compressed otherwise (then :mod:`tarfile` streams them)."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         magic = f.read(6)
         if magic[:2] != b"\x1f\x8b":
+            if size > max_bytes and magic[:3] != b"BZh" and magic != b"\xfd7zXZ\x00":
+                raise _too_big(path, max_bytes)
             if size > _IN_MEMORY_LIMIT or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00":
                 return None
             try:
@@ -186,19 +243,27 @@ def _tar_buffer(path: Path, progress: bool):
             return None
         f.seek(0)
         decompressor = zlib.decompressobj(wbits=31)
-        parts = []
+        parts, total = [], 0
         with tqdm(
             total=size, desc=f"reading {path.name}", unit="B", unit_scale=True, disable=not progress, leave=False
         ) as bar:
             while True:
-                chunk = f.read(1 << 22)
+                chunk = f.read(1 << 20)
                 if not chunk:
                     break
-                try:
-                    parts.append(decompressor.decompress(chunk))
-                except zlib.error as err:
-                    raise DataFormatError(f"{path}: corrupt gzip data ({err})") from err
                 bar.update(len(chunk))
+                while chunk:  # max_length: one chunk never expands past the limit
+                    try:
+                        part = decompressor.decompress(chunk, max_bytes + 1 - total)
+                    except zlib.error as err:
+                        raise DataFormatError(f"{path}: corrupt gzip data ({err})") from err
+                    parts.append(part)
+                    total += len(part)
+                    if total > max_bytes:
+                        raise _too_big(path, max_bytes)
+                    chunk = decompressor.unconsumed_tail
+                    if decompressor.eof:
+                        break
         if not decompressor.eof:
             raise DataFormatError(f"{path}: truncated gzip file (the compressed stream ends early)")
         if decompressor.unused_data.strip(b"\0"):
@@ -206,12 +271,28 @@ def _tar_buffer(path: Path, progress: bool):
         return b"".join(parts)
 
 
-def iter_files(path, progress: bool = True, desc: str | None = None):
+def _member_too_big(path, rel: str, size: int) -> DataFormatError:
+    return DataFormatError(f"{path}: {rel}: {size} bytes, more than the {MAX_IMAGE_BYTES} allowed for one image")
+
+
+def iter_files(path, progress: bool = True, desc: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
     """Yield ``(relative posix path, bytes)`` for every image file (by extension) in a folder or
-    archive, in storage order, with a progress bar."""
+    archive, in storage order, with a progress bar. At most ``max_bytes`` are read (decompressed:
+    a compressed archive is never expanded past it) and no image may exceed
+    :data:`MAX_IMAGE_BYTES`; else :class:`DataFormatError` naming the file."""
     path = Path(path)
     kind = archive_kind(path)
     desc = desc or f"decoding {path.name}"
+    total = 0
+
+    def count(rel: str, size: int) -> None:
+        nonlocal total
+        if size > MAX_IMAGE_BYTES:
+            raise _member_too_big(path, rel, size)
+        total += size
+        if total > max_bytes:
+            raise _too_big(path, max_bytes)
+
     try:
         if kind == "dir":
             rels = []
@@ -222,23 +303,38 @@ def iter_files(path, progress: bool = True, desc: str | None = None):
                     if not _skipped(rel):
                         rels.append(rel)
             for rel in tqdm(rels, desc=desc, unit="img", disable=not progress, leave=False):
-                yield rel, (path / rel).read_bytes()
+                count(rel, (path / rel).stat().st_size)
+                with open(path / rel, "rb") as f:
+                    data = f.read(MAX_IMAGE_BYTES + 1)
+                if len(data) > MAX_IMAGE_BYTES:  # grew since
+                    raise _member_too_big(path, rel, len(data))
+                yield rel, data
         elif kind == "zip":
             with zipfile.ZipFile(path) as zf:
                 infos = [i for i in zf.infolist() if not i.is_dir() and not _skipped(i.filename)]
                 for info in tqdm(infos, desc=desc, unit="img", disable=not progress, leave=False):
-                    yield info.filename, zf.read(info)
+                    count(info.filename, info.file_size)
+                    with zf.open(info) as member:  # reads no more than the declared size
+                        data = member.read(MAX_IMAGE_BYTES + 1)
+                    if len(data) > MAX_IMAGE_BYTES:
+                        raise _member_too_big(path, info.filename, len(data))
+                    yield info.filename, data
         else:
-            buf = _tar_buffer(path, progress)
+            buf = _tar_buffer(path, progress, max_bytes)
             if buf is not None:
                 members = [m for m in tar_index(buf, str(path)) if not _skipped(m[0])]
                 for rel, start, size in tqdm(members, desc=desc, unit="img", disable=not progress, leave=False):
+                    if size > MAX_IMAGE_BYTES:
+                        raise _member_too_big(path, rel, size)
                     yield rel, bytes(buf[start : start + size])
                 return
-            with _open_decompressed(path) as stream:  # large or bz2/xz archives: stream
+            # large or bz2/xz archives: stream, never decompressing more than max_bytes
+            with _open_decompressed(path) as raw, io.BufferedReader(_LimitedReader(raw, max_bytes, path)) as stream:
                 with tarfile.open(fileobj=stream, mode="r|") as tf:
                     for member in tqdm(tf, desc=desc, unit="file", disable=not progress, leave=False):
                         if member.isfile() and not _skipped(member.name):
+                            if member.size > MAX_IMAGE_BYTES:
+                                raise _member_too_big(path, member.name, member.size)
                             yield member.name, tf.extractfile(member).read()
                 while stream.read(1 << 20):  # read to the end so a truncated compressed file is noticed
                     pass
@@ -248,17 +344,47 @@ def iter_files(path, progress: bool = True, desc: str | None = None):
         raise DataFormatError(f"{path}: corrupt or truncated archive ({type(err).__name__}: {err})") from err
 
 
+def _content_format(data: bytes) -> str | None:
+    for magic, fmt in _MAGIC:
+        if data.startswith(magic):
+            return fmt
+    return None
+
+
 def _decode(data: bytes, name: str, target: str | None) -> tuple[np.ndarray, str]:
     """``(uint8 (H, W, C) array in mode target, kind of the stored image)``; ``target`` ``None``
-    keeps the stored kind (``"grayscale"`` or ``"rgb"``)."""
+    keeps the stored kind (``"grayscale"`` or ``"rgb"``). Only PNG and JPEG are decoded (Pillow
+    is told so, no other plugin runs), and the content must be the format its extension names
+    (a name without one of :data:`IMAGE_EXTENSIONS` takes either)."""
     from PIL import Image, UnidentifiedImageError
 
+    fmt = _content_format(data)
+    if fmt is None:
+        raise DataFormatError(f"{name}: unreadable image (not PNG or JPEG content: it starts with {bytes(data[:8])!r})")
+    expected = IMAGE_FORMATS.get(PurePosixPath(name).suffix.lower())
+    if expected is not None and fmt != expected:
+        raise DataFormatError(
+            f"{name}: the file holds a {fmt} image but its extension says {expected}; rename it or convert it"
+        )
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            kind = "grayscale" if img.mode in _GRAY_MODES else "rgb"
-            pil_mode = _PIL_MODE[target or kind]
-            array = np.asarray(img if img.mode == pil_mode else img.convert(pil_mode), dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+                width, height = img.size
+                decoded = width * height * max(len(img.getbands()), 3)
+                if decoded > MAX_IMAGE_BYTES:
+                    raise DataFormatError(
+                        f"{name}: image declares {width}x{height} pixels ({decoded} bytes decoded), more "
+                        f"than the {MAX_IMAGE_BYTES} allowed for one image"
+                    )
+                img.load()
+                kind = "grayscale" if img.mode in _GRAY_MODES else "rgb"
+                pil_mode = _PIL_MODE[target or kind]
+                array = np.asarray(img if img.mode == pil_mode else img.convert(pil_mode), dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataFormatError(f"{name}: image too large, refused as a possible decompression bomb ({err})") from None
+    except DataFormatError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise DataFormatError(f"{name}: unreadable image ({err})") from err
     return (array if array.ndim == 3 else array[:, :, None]), kind
@@ -322,19 +448,25 @@ def _decode_all(datas: list, names: list, target: str, workers: int, progress: b
 
 
 def read_image_folder(
-    path, class_names=None, color_mode: str = "auto", progress: bool = True, workers: int | None = None
+    path,
+    class_names=None,
+    color_mode: str = "auto",
+    progress: bool = True,
+    workers: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ):
     """Decode an image-folder tree or archive (no cache). Returns
     ``({split: (images uint8 (m, H, W, C), labels int64 (m,))}, class_names)``; within a split the
     examples are ordered by class, then file path. The layout (splits, class folders) is checked
     before any image is decoded. ``workers``: decoding processes (default: the CPU count for
-    sets of 4,000 images or more, else 1)."""
+    sets of 4,000 images or more, else 1). ``max_bytes``: the most bytes read from the source
+    (decompressed; default :data:`DEFAULT_MAX_BYTES`), beyond which it is refused."""
     path = Path(path)
     if color_mode not in COLOR_MODES:
         raise ValueError(f"color_mode must be one of {COLOR_MODES}; got {color_mode!r}")
     prefix = None
     entries = []  # (split, class folder, rel, bytes)
-    for rel, data in iter_files(path, progress, desc=f"reading {path.name}"):
+    for rel, data in iter_files(path, progress, desc=f"reading {path.name}", max_bytes=max_bytes):
         parts = PurePosixPath(rel).parts
         where = f"{path}: {rel}"
         if len(parts) < 3 or (prefix is not None and parts[:-3] != prefix):
@@ -415,6 +547,7 @@ def load_image_folder_arrays(
     progress: bool = True,
     cache: bool = True,
     workers: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ):
     """:func:`read_image_folder` through the cache: the first call decodes (with a progress bar)
     and writes uint8 ``.npy`` files; later calls on the unchanged source read those."""
@@ -422,7 +555,7 @@ def load_image_folder_arrays(
     archive_kind(path)  # clear error for a missing or unsupported path before touching the cache
 
     def build():
-        splits, names = read_image_folder(path, class_names, color_mode, progress, workers)
+        splits, names = read_image_folder(path, class_names, color_mode, progress, workers, max_bytes)
         arrays = {}
         for split, (X, y) in splits.items():
             arrays[f"{split}_images"], arrays[f"{split}_labels"] = X, y
@@ -447,14 +580,16 @@ def load_image_folder(
     progress: bool = True,
     cache: bool = True,
     name: str = "image_folder",
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Dataset:
     """Any image-folder tree or archive as a :class:`Dataset` of uint8 NHWC images. Without a
     validation split folder, ``validation_size`` (count or fraction) of ``train`` is held out,
     stratified and fixed by ``split_seed``. See :func:`~neural_networks.datasets.base.make_image_dataset`
-    for ``standardize``, ``augment``, ``seed`` and ``flatten``."""
+    for ``standardize``, ``augment``, ``seed`` and ``flatten``; ``max_bytes`` bounds the bytes read
+    from the source (decompressed, default :data:`DEFAULT_MAX_BYTES`)."""
     if path is None:
         raise ValueError("the image_folder data set needs path=<folder or archive of <split>/<class>/<image>>")
-    splits, names = load_image_folder_arrays(path, class_names, color_mode, progress, cache)
+    splits, names = load_image_folder_arrays(path, class_names, color_mode, progress, cache, max_bytes=max_bytes)
     dataset = make_image_dataset(
         name,
         splits,
@@ -471,7 +606,14 @@ def load_image_folder(
     return dataset
 
 
-def load_images(path, like=None, color_mode: str | None = None, progress: bool = True, return_names: bool = False):
+def load_images(
+    path,
+    like=None,
+    color_mode: str | None = None,
+    progress: bool = True,
+    return_names: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+):
     """Unlabelled images for prediction (a folder or archive of image files, any depth), sorted by
     relative path (that order is the submission's Id order). Returns uint8 images
     ``(m, H, W, C)``, or ``(images, relative paths)`` with ``return_names``.
@@ -490,7 +632,7 @@ def load_images(path, like=None, color_mode: str | None = None, progress: bool =
     if color_mode not in ("rgb", "grayscale"):
         raise ValueError(f"color_mode must be 'rgb' or 'grayscale'; got {color_mode!r}")
     items = []
-    for rel, data in iter_files(path, progress, desc=f"reading {Path(path).name}"):
+    for rel, data in iter_files(path, progress, desc=f"reading {Path(path).name}", max_bytes=max_bytes):
         image = decode_image(data, f"{path}: {rel}", color_mode)
         expected = shape or (items[0][1].shape if items else image.shape)
         if image.shape != expected:
