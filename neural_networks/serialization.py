@@ -180,7 +180,18 @@ def _read_entries(path) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as err:
+    # NotImplementedError, RuntimeError: zipfile on a damaged header (unsupported version,
+    # compression or flag; an "encrypted" member)
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ) as err:
         if isinstance(err, EOFError) or not str(err):
             reason = "empty or truncated file"
         else:

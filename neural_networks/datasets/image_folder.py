@@ -338,7 +338,18 @@ def iter_files(path, progress: bool = True, desc: str | None = None, max_bytes: 
                             yield member.name, tf.extractfile(member).read()
                 while stream.read(1 << 20):  # read to the end so a truncated compressed file is noticed
                     pass
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as err:
+    # zipfile raises NotImplementedError (unsupported version, compression or flag) and
+    # RuntimeError (an encrypted member) for a damaged header
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        zlib.error,
+        lzma.LZMAError,
+        NotImplementedError,
+        RuntimeError,
+    ) as err:
         if isinstance(err, DataNotFoundError):
             raise
         raise DataFormatError(f"{path}: corrupt or truncated archive ({type(err).__name__}: {err})") from err

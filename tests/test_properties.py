@@ -1,0 +1,415 @@
+"""Property-based tests (hypothesis): untrusted files never hang and never raise anything but the
+library's clear errors; config overrides end in success or ``ConfigError``; convolution and
+pooling output shapes and gradients over random geometries.
+
+Profiles: ``ci`` (25 examples a property, derandomized so a failure reproduces; chosen when
+``$CI`` is set) and ``dev`` (100 examples, random; the default). ``HYPOTHESIS_PROFILE`` overrides the choice, e.g.
+``HYPOTHESIS_PROFILE=hunt`` (2,000 examples) to search for bugs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import unittest
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neural_networks.config import ConfigError, apply_overrides, dump_config, load_config, validate_config
+from neural_networks.datasets import DataFormatError, DataNotFoundError, fashion_mnist, idx, image_folder
+from neural_networks.gradcheck import relative_error
+from neural_networks.layers import Conv2D, FullyConnected, Pool2D
+from neural_networks.models import NeuralNetwork
+from neural_networks.optimizers import SGD
+
+from .helpers import distinct_values, layer_to_float64, numerical_gradient, randn
+from .test_datasets import make_tree, tar_tree, write_idx, zip_tree
+
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("hunt", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+CALL_TIMEOUT = 20.0  # seconds one loader call may take on a mutated file before it counts as a hang
+CLEAR_ERRORS = (DataFormatError, DataNotFoundError, ConfigError, ValueError)
+
+
+def run_with_deadline(func, *args, timeout: float = CALL_TIMEOUT, **kwargs):
+    """``("ok", result)`` or ``("error", exception)``; fails the test if ``func`` does not return
+    within ``timeout`` seconds (run in a daemon thread so that a hang cannot block the suite)."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = ("ok", func(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 - classified by the caller
+            box["result"] = ("error", err)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        pytest.fail(f"{getattr(func, '__name__', func)} did not return within {timeout} s (a hang)")
+    return box["result"]
+
+
+def check_outcome(outcome, path: Path | None = None, allowed=CLEAR_ERRORS):
+    """Success returns the result; an error must be one of ``allowed`` and (for a file) name it."""
+    kind, value = outcome
+    if kind == "ok":
+        return value
+    if not isinstance(value, allowed):
+        raise AssertionError(f"{type(value).__name__} escaped instead of a clear error: {value}") from value
+    if path is not None:
+        assert str(path) in str(value) or path.name in str(value), f"the error does not name the file: {value}"
+    return None
+
+
+@st.composite
+def mutations(draw, size: int):
+    """A truncation point (or none) and a few byte flips (index, new value) for a file of ``size`` bytes."""
+    cut = draw(st.one_of(st.none(), st.integers(0, size - 1)))
+    flips = draw(st.lists(st.tuples(st.integers(0, size - 1), st.integers(0, 255)), max_size=4))
+    if cut is None and not flips:
+        cut = draw(st.integers(0, size - 1))
+    return cut, flips
+
+
+def mutate(data: bytes, mutation) -> bytes:
+    cut, flips = mutation
+    buf = bytearray(data)
+    for i, v in flips:
+        buf[i] = v if buf[i] != v else v ^ 0xFF
+    return bytes(buf if cut is None else buf[:cut])
+
+
+class MutatedFile:
+    """Writes mutated copies of ``original`` under one temporary folder (built once per test)."""
+
+    def __init__(self, original: Path):
+        self.original = original
+        self.data = original.read_bytes()
+        self.folder = Path(tempfile.mkdtemp(prefix="nn-prop-"))
+        self.count = 0
+
+    def write(self, mutation) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.count:05d}-{self.original.name}"
+        path.write_bytes(mutate(self.data, mutation))
+        return path
+
+
+# ----------------------------------------------------------------------------- valid files, built once
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("valid")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 4, 5), dtype=np.uint8)
+    labels = np.array([0, 1, 2], dtype=np.uint8)
+    out = {
+        "images": images,
+        "labels": labels,
+        "idx_images": write_idx(root / "images-idx3-ubyte", images, 2051, gz=False),
+        "idx_images_gz": write_idx(root / "imagesgz-idx3-ubyte", images, 2051, gz=True),
+        "idx_labels": write_idx(root / "labels-idx1-ubyte", labels, 2049, gz=False),
+    }
+    tree = make_tree(root / "tree", per_class={"train": 1, "test": 1}, size=(3, 2), classes=["a", "b"])
+    out["tree_splits"], out["tree_classes"] = image_folder.read_image_folder(tree, progress=False, workers=1)
+    out["tar_gz"] = tar_tree(tree, root / "tree.tar.gz")
+    out["zip"] = zip_tree(tree, root / "tree.zip")
+    model = NeuralNetwork(layers=[FullyConnected(3, "softmax")], optimizer=SGD(lr=0.1, momentum=0.9), seed=1)
+    X = rng.standard_normal((4, 2))
+    model.forward(X)
+    out["model_X"] = X
+    out["model_Y"] = model.forward(X)
+    out["checkpoint"] = root / "model.npz"
+    model.save(out["checkpoint"], extra={"epoch": 1})
+    config_path = Path(__file__).resolve().parents[1] / "configs" / "iris.yaml"
+    out["config"] = root / "config.yaml"
+    out["config"].write_bytes(config_path.read_bytes())
+    out["config_dict"] = load_config(config_path)
+    return out
+
+
+# ----------------------------------------------------------------------------- loaders on mutated files
+
+
+def _idx_property(files, key, expected_magic, reader):
+    source = MutatedFile(files[key])
+
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(mutation=mutations(len(source.data)))
+    def prop(mutation):
+        path = source.write(mutation)
+        result = check_outcome(run_with_deadline(reader, path, expected_magic=expected_magic), path)
+        if result is not None:
+            assert isinstance(result, np.ndarray) and result.dtype == np.uint8
+            if mutate(source.data, mutation) == source.data:
+                np.testing.assert_array_equal(result, files["images" if "images" in key else "labels"])
+
+    prop()
+
+
+@pytest.mark.parametrize("key", ["idx_images", "idx_images_gz", "idx_labels"])
+def test_read_idx_on_mutated_files(files, key):
+    magic = 2049 if "labels" in key else 2051
+    _idx_property(files, key, magic, idx.read_idx)
+
+
+def test_fashion_mnist_read_idx_on_mutated_files(files):
+    _idx_property(files, "idx_images_gz", 2051, fashion_mnist.read_idx)
+
+
+@pytest.mark.parametrize("key", ["tar_gz", "zip"])
+def test_image_folder_on_mutated_archives(files, key):
+    source = MutatedFile(files[key])
+
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(mutation=mutations(len(source.data)))
+    def prop(mutation):
+        path = source.write(mutation)
+        outcome = run_with_deadline(image_folder.read_image_folder, path, progress=False, workers=1)
+        result = check_outcome(outcome, path)
+        if result is not None:
+            splits, classes = result
+            assert all(X.dtype == np.uint8 and X.ndim == 4 and len(X) == len(y) for X, y in splits.values())
+            if path.read_bytes() == source.data:
+                assert classes == files["tree_classes"]
+
+    prop()
+
+
+def test_checkpoint_on_mutated_files(files):
+    source = MutatedFile(files["checkpoint"])
+
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(mutation=mutations(len(source.data)))
+    def prop(mutation):
+        path = source.write(mutation)
+        model = check_outcome(run_with_deadline(NeuralNetwork.load, path), path)
+        if model is not None:  # only a change the checksum does not cover (zip metadata) may load
+            np.testing.assert_allclose(model.forward(files["model_X"]), files["model_Y"])
+
+    prop()
+
+
+def test_config_file_on_mutated_files(files):
+    source = MutatedFile(files["config"])
+
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(mutation=mutations(len(source.data)))
+    def prop(mutation):
+        path = source.write(mutation)
+        config = check_outcome(run_with_deadline(load_config, path), path, allowed=(ConfigError,))
+        if config is not None:
+            assert isinstance(config, dict)
+            check_outcome(run_with_deadline(validate_config, config), allowed=(ConfigError,))
+
+    prop()
+
+
+# ----------------------------------------------------------------------------- config overrides
+
+OVERRIDE_KEYS = [
+    "name",
+    "seed",
+    "epochs",
+    "data",
+    "data.name",
+    "data.batch_size",
+    "data.validation",
+    "model",
+    "model.loss",
+    "model.layers",
+    "model.layers.0",
+    "model.layers.0.n_out",
+    "model.layers.0.activation",
+    "model.layers.0.weight_init",
+    "model.layers.1.name",
+    "model.layers.5",
+    "optimizer",
+    "optimizer.name",
+    "optimizer.lr",
+    "optimizer.momentum",
+    "optimizer.clip_norm",
+    "optimizer.lr_scheduler",
+    "callbacks",
+    "callbacks.0",
+    "evaluation",
+    "evaluation.tta",
+    "unknown_key",
+    "seed.x",
+]
+
+yaml_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(
+        ["relu", "sgd", "adam", "iris", "cross_entropy", "softmax", "constant", "same", "model_checkpoint"]
+    ),
+)
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.sampled_from(["name", "lr", "n_out", "x", "activation", "monitor"]), children, max_size=3),
+    ),
+    max_leaves=6,
+)
+raw_values = st.one_of(
+    yaml_values.map(lambda v: yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()),
+    st.text(max_size=20),
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(overrides=st.lists(st.tuples(st.sampled_from(OVERRIDE_KEYS), raw_values), min_size=1, max_size=3))
+def test_config_overrides_end_in_success_or_config_error(files, overrides):
+    items = [f"{key}={raw}" for key, raw in overrides]
+    try:
+        config = apply_overrides(files["config_dict"], items)
+        validated = validate_config(config)
+    except ConfigError:
+        return
+    assert isinstance(validated, dict)
+    dump_config(validated)  # a valid config can be written back as YAML
+
+
+# ----------------------------------------------------------------------------- layers
+
+geometry = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 2),
+        "h": st.integers(1, 6),
+        "w": st.integers(1, 6),
+        "c": st.integers(1, 2),
+        "kh": st.integers(1, 3),
+        "kw": st.integers(1, 3),
+        "stride": st.integers(1, 3),
+        "ph": st.integers(0, 2),
+        "pw": st.integers(0, 2),
+    }
+).filter(lambda g: g["kh"] <= g["h"] + 2 * g["ph"] and g["kw"] <= g["w"] + 2 * g["pw"])
+
+GRAD_TOL = 1e-6
+
+
+def _expected_shape(g, channels):
+    ho = (g["h"] + 2 * g["ph"] - g["kh"]) // g["stride"] + 1
+    wo = (g["w"] + 2 * g["pw"] - g["kw"]) // g["stride"] + 1
+    return (g["n"], ho, wo, channels)
+
+
+def _gradient_errors(layer, X, rng):
+    Y = layer.forward(X)
+    dY = randn(rng, *Y.shape)
+    dX = layer.backward(dY)
+    analytic = {k: v.copy() for k, v in layer.gradients.items()}
+    errors = {"X": relative_error(dX, numerical_gradient(layer.forward, X.copy(), dY))}
+    for key in list(layer.parameters):
+        num = numerical_gradient(layer.forward_with_param(key, X), layer.parameters[key], dY)
+        errors[key] = relative_error(analytic[key], num)
+    return errors
+
+
+@given(g=geometry, f=st.integers(1, 2), seed=st.integers(0, 2**16))
+def test_conv2d_shape_and_gradients(g, f, seed):
+    rng = np.random.default_rng(seed)
+    X = randn(rng, g["n"], g["h"], g["w"], g["c"])
+    layer = Conv2D(f, (g["kh"], g["kw"]), activation="linear", stride=g["stride"], pad=(g["ph"], g["pw"]))
+    layer.rng = np.random.default_rng(seed)
+    assert layer.forward(X).shape == _expected_shape(g, f)
+    layer_to_float64(layer)
+    layer.parameters["b"] = rng.standard_normal(layer.parameters["b"].shape)
+    for key, err in _gradient_errors(layer, X, rng).items():
+        assert err < GRAD_TOL, f"d{key}: relative error {err}"
+
+
+@given(g=geometry, mode=st.sampled_from(Pool2D.MODES), seed=st.integers(0, 2**16))
+def test_pool2d_shape_and_gradients(g, mode, seed):
+    rng = np.random.default_rng(seed)
+    X = distinct_values(rng, g["n"], g["h"], g["w"], g["c"])  # no ties, nothing near the zero padding
+    layer = Pool2D((g["kh"], g["kw"]), mode=mode, stride=g["stride"], pad=(g["ph"], g["pw"]))
+    assert layer.forward(X).shape == _expected_shape(g, g["c"])
+    for key, err in _gradient_errors(layer, X, rng).items():
+        assert err < GRAD_TOL, f"d{key}: relative error {err}"
+
+
+# ----------------------------------------------------------------------------- regressions found by the properties
+
+
+def patch_central_directory(data: bytes, offset: int, value: int) -> bytes:
+    """``data`` (a zip) with the 2-byte little-endian field at ``offset`` of every central
+    directory entry set to ``value`` (6: version needed, 8: flags, 10: compression method)."""
+    buf = bytearray(data)
+    start = buf.find(b"PK\x01\x02")
+    assert start >= 0
+    while start >= 0:
+        buf[start + offset : start + offset + 2] = value.to_bytes(2, "little")
+        start = buf.find(b"PK\x01\x02", start + 4)
+    return bytes(buf)
+
+
+# Damaged zip headers on which zipfile raises something else than BadZipFile: found by the
+# properties above (version 6.4 and flag bit 5), the others are their siblings.
+ZIP_DAMAGE = {
+    "version needed 6.4 (NotImplementedError)": (6, 64),
+    "flag bit 5, compressed patched data (NotImplementedError)": (8, 0x20),
+    "flag bit 0, encrypted (RuntimeError)": (8, 0x01),
+    "unknown compression method 99 (NotImplementedError)": (10, 99),
+    "compression method LZMA on deflate data (already a clear error)": (10, 14),
+}
+
+
+class TestRegressions(unittest.TestCase):
+    """Plain tests for the exact inputs on which the properties found library bugs: each must be
+    the library's clear error, naming the file."""
+
+    def setUp(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="nn-prop-regress-"))
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_image_folder_zip_with_damaged_central_directory(self):
+        tree = make_tree(self.tmp / "tree", per_class={"train": 1, "test": 1}, size=(3, 2), classes=["a", "b"])
+        data = zip_tree(tree, self.tmp / "tree.zip").read_bytes()
+        for what, (offset, value) in ZIP_DAMAGE.items():
+            with self.subTest(what):
+                path = self.tmp / "damaged.zip"
+                path.write_bytes(patch_central_directory(data, offset, value))
+                with self.assertRaises(DataFormatError) as ctx:
+                    image_folder.read_image_folder(path, progress=False, workers=1)
+                self.assertIn(str(path), str(ctx.exception))
+
+    def test_checkpoint_with_damaged_central_directory(self):
+        model = NeuralNetwork(layers=[FullyConnected(3, "softmax")], optimizer=SGD(lr=0.1), seed=1)
+        model.forward(np.ones((2, 2)))
+        model.save(self.tmp / "model.npz")
+        data = (self.tmp / "model.npz").read_bytes()
+        for what, (offset, value) in ZIP_DAMAGE.items():
+            with self.subTest(what):
+                path = self.tmp / "damaged.npz"
+                path.write_bytes(patch_central_directory(data, offset, value))
+                with self.assertRaises(ValueError) as ctx:
+                    NeuralNetwork.load(path)
+                self.assertIn(str(path), str(ctx.exception))
