@@ -18,16 +18,15 @@ __all__ = ["main", "build_parser"]
 
 
 def _cmd_train(args) -> int:
-    from .config import apply_overrides, load_config
+    from .config import load_valid_config
     from .experiment import run_experiment
 
-    config = load_config(args.config)
     overrides = list(args.set or [])
     if args.epochs is not None:
         overrides.append(f"epochs={args.epochs}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    config = apply_overrides(config, overrides)
+    config = load_valid_config(args.config, overrides)
     figures = run_experiment(
         config, out_dir=args.out, resume=args.resume, overwrite=args.overwrite, verbose=0 if args.quiet else 1
     )
@@ -171,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="write a Kaggle submission (Id,Category)")
     p.add_argument("run_dir")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", help="folder or archive (.tar, .tar.gz, .zip) of images, predicted in name order")
+    source.add_argument(
+        "--images", help="an image, or a folder or archive (.tar, .tar.gz, .zip) of images, predicted in name order"
+    )
     source.add_argument("--split", choices=("test",), help="the data set's test split")
     p.add_argument("--output", required=True, help="CSV file to write")
     p.add_argument("--checkpoint", choices=("best", "last"), default="last")

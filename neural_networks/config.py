@@ -41,6 +41,7 @@ from .utils import to_plain
 __all__ = [
     "ConfigError",
     "load_config",
+    "load_valid_config",
     "parse_yaml",
     "apply_overrides",
     "validate_config",
@@ -221,7 +222,7 @@ def parse_yaml(text: str, source: str):
                 )
         return yaml.load(text, Loader=_ConfigLoader)
     except yaml.YAMLError as err:
-        detail = " ".join(str(err).split())
+        detail = " ".join(str(err).replace('in "<unicode string>", ', "").split())  # the source is named first
         raise ConfigError(f"{source}: not valid YAML ({detail})") from None
 
 
@@ -235,9 +236,22 @@ def load_config(path) -> dict:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read ({err})") from None
     config = parse_yaml(text, str(path))
+    if config is None:
+        raise ConfigError(f"{path}: empty config (no keys)")
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(config).__name__}")
     return config
+
+
+def load_valid_config(path, overrides=()) -> dict:
+    """Read ``path``, apply ``overrides`` (``key=value`` strings) and validate the result; an
+    invalid config's :class:`ConfigError` names the file (and the overrides, when there are)."""
+    config = apply_overrides(load_config(path), overrides)
+    try:
+        return validate_config(config)
+    except ConfigError as err:
+        where = f"{path} with --set {' '.join(overrides)}" if overrides else str(path)
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def apply_overrides(config: dict, overrides) -> dict:

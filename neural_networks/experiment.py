@@ -25,7 +25,7 @@ import numpy as np
 
 from . import plots
 from .callbacks import CALLBACKS, ModelCheckpoint, initialize_callback
-from .config import ConfigError, dump_config, load_config, parse_yaml, validate_config
+from .config import ConfigError, dump_config, load_config, load_valid_config, parse_yaml, validate_config
 from .datasets import initialize_dataset
 from .io import atomic_write
 from .logs import Logger, read_metrics_csv, write_json
@@ -44,6 +44,7 @@ __all__ = [
     "RunInterrupted",
     "RESUMABLE_KEYS",
     "config_differences",
+    "peak_memory_mb",
 ]
 
 #: Dotted config keys that ``--resume`` lets change: the number of epochs to train to, and the
@@ -306,7 +307,7 @@ def finish_run(
         "stopped_early": bool(stopped_early),
         "train_seconds": round(train_seconds, 2),
         "best_val_accuracy": max(val_accuracies, default=None),
-        "peak_memory_mb": _peak_memory_mb(),
+        "peak_memory_mb": peak_memory_mb(),
     }
     if tta != "none":  # the figures without test-time augmentation too, for comparison
         figures["test_accuracy_no_tta"] = model.evaluate(dataset.test)["accuracy"]
@@ -314,8 +315,17 @@ def finish_run(
     return figures
 
 
-def _peak_memory_mb() -> float | None:
-    """Peak resident memory of this process so far, in MiB (None where unknown)."""
+def peak_memory_mb() -> float | None:
+    """Peak resident memory of this process so far, in MiB (None where unknown). On Linux it is
+    ``VmHWM`` of ``/proc/self/status``: ``ru_maxrss`` would count the memory of the process this
+    one was forked from (it survives ``exec``), e.g. a large test runner's."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # not on Windows
@@ -348,7 +358,7 @@ def load_run(run_dir, which: str = "best") -> tuple[dict, NeuralNetwork]:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = load_config(config_path)
+    config = load_valid_config(config_path)
     checkpoint = run_dir / f"{which}.npz"
     if not checkpoint.is_file():
         checkpoint = run_dir / "last.npz"

@@ -34,7 +34,16 @@ from .callbacks import Callback, ModelCheckpoint
 from .io import atomic_write
 from .utils import to_plain
 
-__all__ = ["Logger", "write_json", "read_metrics_csv", "parameter_ranges", "METRIC_COLUMNS", "RANGE_COLUMNS"]
+__all__ = [
+    "Logger",
+    "write_json",
+    "read_json",
+    "read_metrics_csv",
+    "read_parameters_csv",
+    "parameter_ranges",
+    "METRIC_COLUMNS",
+    "RANGE_COLUMNS",
+]
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 RANGE_COLUMNS = ("epoch", "parameter", "min", "max")
@@ -75,12 +84,58 @@ def _csv_text(columns, rows) -> str:
     return buffer.getvalue()
 
 
+def read_json(path) -> dict:
+    """The JSON object in ``path`` (e.g. a run's ``metrics.json``); ``ValueError`` naming the file
+    if it is not readable JSON holding an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _read_table(path, columns, convert) -> list[dict]:
+    """The rows of the CSV file ``path`` (which must have ``columns``), each passed through
+    ``convert``; ``ValueError`` naming the file and line for anything malformed."""
+    rows = []
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in columns if c not in (reader.fieldnames or ())]
+            if missing:
+                raise ValueError(f"no column {', '.join(missing)}")
+            for row in reader:
+                if None in row or None in row.values():
+                    raise ValueError(f"line {reader.line_num}: {len(reader.fieldnames)} columns expected")
+                try:
+                    rows.append(convert(row))
+                except ValueError as err:
+                    raise ValueError(f"line {reader.line_num}: {err}") from None
+    except (UnicodeDecodeError, csv.Error, ValueError) as err:
+        raise ValueError(f"{path}: not a table of this run ({err})") from None
+    return rows
+
+
 def read_metrics_csv(path) -> list[dict]:
-    """Rows of a ``metrics.csv`` with numbers parsed (empty cells become None)."""
-    with open(path, newline="") as handle:
-        return [
-            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(handle)
-        ]
+    """Rows of a ``metrics.csv`` with numbers parsed (empty cells become None); ``ValueError``
+    naming the file and line for a cell that is not a number or a row of the wrong length."""
+    return _read_table(path, ("epoch",), lambda row: {k: (float(v) if v != "" else None) for k, v in row.items()})
+
+
+def read_parameters_csv(path) -> list[dict]:
+    """Rows of a ``parameters.csv``: ``epoch`` (int), ``parameter``, ``min``, ``max`` (floats)."""
+
+    def convert(row):
+        return {
+            "epoch": int(row["epoch"]),
+            "parameter": row["parameter"],
+            "min": float(row["min"]),
+            "max": float(row["max"]),
+        }
+
+    return _read_table(path, RANGE_COLUMNS, convert)
 
 
 class Logger(Callback):
@@ -198,17 +253,7 @@ class Logger(Callback):
         self.rows = [{**r, "epoch": int(r["epoch"])} for r in rows]
         ranges_path = self.path("parameters.csv")
         if ranges_path.is_file():
-            with open(ranges_path, newline="") as handle:
-                self.ranges = [
-                    {
-                        "epoch": int(r["epoch"]),
-                        "parameter": r["parameter"],
-                        "min": float(r["min"]),
-                        "max": float(r["max"]),
-                    }
-                    for r in csv.DictReader(handle)
-                    if int(r["epoch"]) <= epochs
-                ]
+            self.ranges = [r for r in read_parameters_csv(ranges_path) if r["epoch"] <= epochs]
         return rows
 
     def write_metrics_csv(self) -> None:

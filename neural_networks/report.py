@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,8 @@ from pathlib import Path
 import yaml
 
 from . import activations, losses, models
-from .config import load_config
+from .config import load_config, load_valid_config
+from .logs import read_json
 
 __all__ = [
     "build_report",
@@ -347,9 +347,10 @@ def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = load_config(config_path)
+    load_valid_config(config_path)  # a damaged config is refused, naming the file
+    config = load_config(config_path)  # and reported as written, without the defaults validation adds
     metrics_path = run_dir / "metrics.json"
-    figures = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    figures = read_json(metrics_path) if metrics_path.is_file() else {}
     base = Path(output).resolve().parent if output else Path.cwd()
     plots = [
         (os.path.relpath((run_dir / f).resolve(), base), caption) for f, caption in PLOTS if (run_dir / f).is_file()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -169,9 +170,50 @@ def load_checkpoint(path, logger=None, cls=None) -> Checkpoint:
     return Checkpoint(model=model, format=version, extra=extra, training=training, arrays=state)
 
 
+# What zipfile and numpy raise for a damaged archive; NotImplementedError, RuntimeError: a damaged
+# header (unsupported version, compression or flag; an "encrypted" member).
+_DAMAGED_ZIP = (
+    zipfile.BadZipFile,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+)
+# Checkpoints are written uncompressed (np.savez), so their entries add up to about the file's
+# size; one whose entries declare far more is refused before anything is decompressed.
+_MAX_EXPANSION = 16
+_EXPANSION_FLOOR = 64 << 20
+
+
+def _check_archive(path) -> None:
+    """Refuse, naming ``path``, a file that is empty, is not a zip archive, or whose entries declare
+    more than :data:`_MAX_EXPANSION` times its size (a decompression bomb)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ValueError(f"{path}: unreadable model file (empty file)")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        raise ValueError(f"{path}: not a model file (not an .npz archive: it starts with {magic!r})")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except _DAMAGED_ZIP as err:
+        raise ValueError(f"{path}: unreadable model file (truncated or corrupt zip archive: {err})") from None
+    if declared > max(_EXPANSION_FLOOR, _MAX_EXPANSION * size):
+        raise ValueError(
+            f"{path}: unreadable model file (its entries declare {declared} bytes from a {size}-byte file; "
+            "refused as a possible decompression bomb)"
+        )
+
+
 def _read_entries(path) -> dict[str, np.ndarray]:
     """Every entry of the ``.npz`` at ``path``; a file that is not a whole, readable archive
     raises a one-line ``ValueError`` naming it (a missing file: ``FileNotFoundError``)."""
+    _check_archive(path)
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -180,18 +222,7 @@ def _read_entries(path) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise
-    # NotImplementedError, RuntimeError: zipfile on a damaged header (unsupported version,
-    # compression or flag; an "encrypted" member)
-    except (
-        zipfile.BadZipFile,
-        EOFError,
-        OSError,
-        ValueError,
-        KeyError,
-        zlib.error,
-        NotImplementedError,
-        RuntimeError,
-    ) as err:
+    except _DAMAGED_ZIP as err:
         if isinstance(err, EOFError) or not str(err):
             reason = "empty or truncated file"
         else:

@@ -347,7 +347,8 @@ class TestCommandLine(unittest.TestCase):
         )
         self.assertEqual(bad.returncode, 2)
         self.assertIn(
-            "error: callbacks.0: unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint",
+            f"error: {self.config_path} with --set callbacks=[{{name: early_stop}}]: callbacks.0: unknown callback "
+            "'early_stop'; valid names: early_stopping, model_checkpoint",
             bad.stderr,
         )
 
@@ -486,7 +487,9 @@ class TestCommandLine(unittest.TestCase):
         out = self.dir / "runs_names"
         for name in ("../escape", "a/b", "..", "sp ace"):
             result = cli("train", self.config_path, "--out", out, "--set", f"name={name!r}", cwd=self.dir, check=False)
-            self.assertOneLineError(result, "error: name")  # config.py refuses '/', experiment.py the rest
+            self.assertOneLineError(result, "error: ", "name")  # config.py refuses '/', experiment.py the rest
+            if "/" in name:
+                self.assertIn(f"name must be a non-empty string without '/', got {name!r}", result.stderr)
             if "/" not in name:
                 self.assertIn("not a valid run name", result.stderr)
         self.assertFalse(out.exists())

@@ -861,6 +861,20 @@ class TestUntrustedFiles(DataTestCase):
         with self.assertRaisesRegex(DataFormatError, r"x\.tar: corrupt pax header"):
             self.within(0.5, image_folder.tar_index, _pax_tar(b"12abc"), "x.tar")
 
+    def test_a_tar_cut_at_a_header_boundary_is_truncated(self):
+        tree = self.tmp / "tree"
+        for i in range(3):
+            save_image(tree / "train" / "cat" / f"{i}.png", np.zeros((4, 4, 3), np.uint8))
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tf:
+            tf.add(tree, arcname="tree")
+        data = buffer.getvalue()
+        self.assertEqual(len(image_folder.tar_index(data, "x.tar")), 3)
+        members = image_folder.tar_index(data, "x.tar")
+        cut = data[: members[1][1] - 512]  # just before the second image's header: no end marker
+        with self.assertRaisesRegex(DataFormatError, r"x\.tar: truncated: the archive ends at byte \d+ without"):
+            image_folder.tar_index(cut, "x.tar")
+
     # -- bounded decompression
     def test_idx_gzip_bomb_stops_after_the_announced_size(self):
         path = self.tmp / "train-images-idx3-ubyte.gz"

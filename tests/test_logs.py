@@ -8,7 +8,7 @@ from pathlib import Path
 
 from neural_networks.datasets import initialize_dataset
 from neural_networks.layers import FullyConnected
-from neural_networks.logs import Logger, read_metrics_csv
+from neural_networks.logs import Logger, read_json, read_metrics_csv, read_parameters_csv
 from neural_networks.models import NeuralNetwork
 from neural_networks.optimizers import SGD
 
@@ -116,6 +116,33 @@ class TestLogger(unittest.TestCase):
             model.train(initialize_dataset("iris", batch_size=50), epochs=1, verbose=0)
             self.assertEqual(list(Path(tmp).iterdir()), [])
             self.assertEqual(len(logger.rows), 1)
+
+    def test_damaged_tables_and_json_name_the_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "t.csv"
+            for reader, content, needle in (
+                (read_metrics_csv, "epoch,loss\n1,0.5\n2,oops\n", "line 3: could not convert"),
+                (read_metrics_csv, "epoch,loss\n1,0.5,7\n", "line 2: 2 columns expected"),
+                (read_metrics_csv, "epoch,loss\n1\n", "line 2: 2 columns expected"),
+                (read_metrics_csv, "loss\n0.5\n", "no column epoch"),
+                (read_parameters_csv, "epoch,parameter,min,max\n1.5,W0,0,1\n", "line 2: invalid literal"),
+                (read_parameters_csv, "epoch,parameter\n", "no column min, max"),
+            ):
+                with self.subTest(content=content):
+                    path.write_text(content)
+                    with self.assertRaisesRegex(ValueError, f"^{path}: not a table of this run .*{needle}"):
+                        reader(path)
+            path.write_text("epoch,loss,val_loss\n1,0.5,\n")
+            self.assertEqual(read_metrics_csv(path), [{"epoch": 1.0, "loss": 0.5, "val_loss": None}])
+            path.write_bytes(b"\xff\xfe")
+            with self.assertRaisesRegex(ValueError, f"^{path}: not a table"):
+                read_metrics_csv(path)
+            for content, needle in (("", "not valid JSON"), ("[1]", "expected a JSON object, got list")):
+                path.write_text(content)
+                with self.assertRaisesRegex(ValueError, f"^{path}: {needle}"):
+                    read_json(path)
+            path.write_text('{"a": 1}')
+            self.assertEqual(read_json(path), {"a": 1})
 
 
 if __name__ == "__main__":

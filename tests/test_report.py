@@ -308,6 +308,8 @@ class TestBuildReport(unittest.TestCase):
         cls.run_dir.mkdir()
         config = {
             "name": "fake_run",
+            "data": {"name": "iris"},
+            "optimizer": {"name": "sgd", "lr": 0.1},
             "model": {
                 "loss": "cross_entropy",
                 "layers": [

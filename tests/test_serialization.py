@@ -336,13 +336,33 @@ class TestIntegrity(unittest.TestCase):
             with self.subTest(name):
                 path = self.tmp / name
                 path.write_bytes(content)
-                self.assertOneLineError(path, "unreadable model file")
+                self.assertOneLineError(path, "not a model file" if name == "text.npz" else "unreadable model file")
         # a zip archive whose members are damaged (a flipped byte inside the compressed data)
         damaged = bytearray(data)
         damaged[len(data) // 3] ^= 0xFF
         path = self.tmp / "damaged.npz"
         path.write_bytes(bytes(damaged))
         self.assertOneLineError(path, "unreadable model file|checksum mismatch|corrupt")
+
+    def test_a_zip_bomb_is_refused_before_it_is_decompressed(self):
+        import tracemalloc
+        import zipfile
+
+        bomb = self.tmp / "bomb.npz"
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("config.npy", bytes(200 << 20))  # 200 MB of zeros in about 200 KB
+        self.assertLess(bomb.stat().st_size, 1 << 20)
+        tracemalloc.start()
+        try:
+            self.assertOneLineError(bomb, r"declare 209715200 bytes from a \d+-byte file.*decompression bomb")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertLess(peak, 8 << 20)
+        compressed = self.tmp / "compressed.npz"  # a legitimate compressed checkpoint still loads
+        with np.load(self.path) as archive:
+            np.savez_compressed(compressed, **{key: archive[key] for key in archive.files})
+        self.assertEqual(serialization.load_checkpoint(compressed).training, {"epoch": 1})
 
 
 if __name__ == "__main__":

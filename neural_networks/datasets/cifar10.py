@@ -201,8 +201,8 @@ def cifar10_format(path) -> str:
         if (path / "data_batch_1").is_file() or (path / BATCH_FOLDER / "data_batch_1").is_file():
             return "pickle"
         return "image_folder"
-    if kind == "zip":
-        return "image_folder"
+    if kind in ("zip", "image"):
+        return "image_folder"  # one image: read_image_folder says it is not a <split>/<class> tree
     try:
         with tarfile.open(path, mode="r|*") as tf:
             for member in tf:

@@ -77,16 +77,23 @@ _PIL_MODE = {"rgb": "RGB", "grayscale": "L"}
 
 
 def archive_kind(path) -> str:
-    """``"dir"``, ``"tar"`` or ``"zip"``; :class:`DataFormatError` for anything else."""
+    """``"dir"``, ``"tar"``, ``"zip"`` or ``"image"`` (one file named ``.png``/``.jpg``/``.jpeg``,
+    whatever it holds: decoding it says); :class:`DataFormatError` for anything else."""
     path = Path(path)
     if path.is_dir():
         return "dir"
     if not path.exists():
         raise DataNotFoundError(f"{path}: no such file or folder")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return "image"
+    if path.stat().st_size == 0:
+        raise DataFormatError(f"{path}: empty file (0 bytes)")
     if zipfile.is_zipfile(path):
         return "zip"
     with open(path, "rb") as f:
         magic = f.read(6)
+    if magic[:4] == b"PK\x03\x04":
+        raise DataFormatError(f"{path}: truncated or corrupt zip archive (its central directory is missing)")
     if magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00":
         return "tar"  # a compressed tar (a damaged one is reported when it is read)
     try:
@@ -94,7 +101,7 @@ def archive_kind(path) -> str:
             return "tar"
     except (OSError, EOFError) as err:
         raise DataFormatError(f"{path}: cannot read the archive ({err})") from err
-    raise DataFormatError(f"{path}: not a folder, tar or zip archive of images")
+    raise DataFormatError(f"{path}: not an image, a folder, or a tar or zip archive of images")
 
 
 def _skipped(rel: str) -> bool:
@@ -103,6 +110,11 @@ def _skipped(rel: str) -> bool:
 
 
 _IN_MEMORY_LIMIT = 1 << 31  # tar archives up to 2 GiB (uncompressed) are indexed in memory
+# A gzipped tar of PNG/JPEG files expands a few times at most (CIFAR-10's JPEGs: 4.7x, tar padding
+# included); one that expands further than this is streamed instead, so a decompression bomb never
+# holds more than the floor in memory while it is read up to ``max_bytes``.
+_IN_MEMORY_RATIO = 16
+_IN_MEMORY_FLOOR = 64 << 20
 
 
 def _octal(field: bytes) -> int:
@@ -116,11 +128,13 @@ def tar_index(buf, name: str = "archive") -> list[tuple[str, int, int]]:
     """``(member path, data offset, size)`` of every regular file of an uncompressed tar held in
     ``buf`` (bytes or mmap), parsed directly (ustar, GNU long names, pax paths): much faster than
     :mod:`tarfile` for archives of many small files. Raises :class:`DataFormatError` on a bad
-    header checksum or a member cut short."""
+    header checksum, a member cut short or a missing end-of-archive marker."""
     out = []
     off, n = 0, len(buf)
     long_name = pax_path = pax_size = None
-    while off + 512 <= n:
+    while True:
+        if off + 512 > n:  # every tar ends with zero blocks; without them it was cut short
+            raise DataFormatError(f"{name}: truncated: the archive ends at byte {n} without its end-of-archive marker")
         header = bytes(buf[off : off + 512])
         if header == b"\0" * 512:
             break
@@ -225,8 +239,8 @@ class _LimitedReader(io.RawIOBase):
 
 def _tar_buffer(path: Path, progress: bool, max_bytes: int = DEFAULT_MAX_BYTES):
     """The uncompressed tar bytes of ``path`` (a gzip archive is decompressed in memory, never
-    past ``max_bytes``; a plain tar memory-mapped), or ``None`` for archives too large or
-    compressed otherwise (then :mod:`tarfile` streams them)."""
+    past ``max_bytes``; a plain tar memory-mapped), or ``None`` for archives too large, expanding
+    too far for an archive of images, or compressed otherwise (then :mod:`tarfile` streams them)."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         magic = f.read(6)
@@ -242,6 +256,7 @@ def _tar_buffer(path: Path, progress: bool, max_bytes: int = DEFAULT_MAX_BYTES):
         if size > _IN_MEMORY_LIMIT // 4:
             return None
         f.seek(0)
+        in_memory = min(max_bytes, max(_IN_MEMORY_FLOOR, _IN_MEMORY_RATIO * size))
         decompressor = zlib.decompressobj(wbits=31)
         parts, total = [], 0
         with tqdm(
@@ -252,15 +267,17 @@ def _tar_buffer(path: Path, progress: bool, max_bytes: int = DEFAULT_MAX_BYTES):
                 if not chunk:
                     break
                 bar.update(len(chunk))
-                while chunk:  # max_length: one chunk never expands past the limit
+                while chunk:  # max_length: one chunk never expands past the limit, nor in one large piece
                     try:
-                        part = decompressor.decompress(chunk, max_bytes + 1 - total)
+                        part = decompressor.decompress(chunk, min(in_memory + 1 - total, 16 << 20))
                     except zlib.error as err:
                         raise DataFormatError(f"{path}: corrupt gzip data ({err})") from err
                     parts.append(part)
                     total += len(part)
                     if total > max_bytes:
                         raise _too_big(path, max_bytes)
+                    if total > in_memory:
+                        return None  # expands implausibly far: stream it, bounded by max_bytes
                     chunk = decompressor.unconsumed_tail
                     if decompressor.eof:
                         break
@@ -277,9 +294,9 @@ def _member_too_big(path, rel: str, size: int) -> DataFormatError:
 
 def iter_files(path, progress: bool = True, desc: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
     """Yield ``(relative posix path, bytes)`` for every image file (by extension) in a folder or
-    archive, in storage order, with a progress bar. At most ``max_bytes`` are read (decompressed:
-    a compressed archive is never expanded past it) and no image may exceed
-    :data:`MAX_IMAGE_BYTES`; else :class:`DataFormatError` naming the file."""
+    archive, in storage order, with a progress bar (for one image file: its name and bytes). At
+    most ``max_bytes`` are read (decompressed: a compressed archive is never expanded past it) and
+    no image may exceed :data:`MAX_IMAGE_BYTES`; else :class:`DataFormatError` naming the file."""
     path = Path(path)
     kind = archive_kind(path)
     desc = desc or f"decoding {path.name}"
@@ -294,7 +311,14 @@ def iter_files(path, progress: bool = True, desc: str | None = None, max_bytes: 
             raise _too_big(path, max_bytes)
 
     try:
-        if kind == "dir":
+        if kind == "image":
+            count(path.name, path.stat().st_size)
+            with open(path, "rb") as f:
+                data = f.read(MAX_IMAGE_BYTES + 1)
+            if len(data) > MAX_IMAGE_BYTES:  # grew since
+                raise _member_too_big(path, path.name, len(data))
+            yield path.name, data
+        elif kind == "dir":
             rels = []
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
@@ -370,6 +394,8 @@ def _decode(data: bytes, name: str, target: str | None) -> tuple[np.ndarray, str
     from PIL import Image, UnidentifiedImageError
 
     fmt = _content_format(data)
+    if not data:
+        raise DataFormatError(f"{name}: empty file (0 bytes)")
     if fmt is None:
         raise DataFormatError(f"{name}: unreadable image (not PNG or JPEG content: it starts with {bytes(data[:8])!r})")
     expected = IMAGE_FORMATS.get(PurePosixPath(name).suffix.lower())
@@ -625,8 +651,8 @@ def load_images(
     return_names: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ):
-    """Unlabelled images for prediction (a folder or archive of image files, any depth), sorted by
-    relative path (that order is the submission's Id order). Returns uint8 images
+    """Unlabelled images for prediction (one image file, or a folder or archive of image files,
+    any depth), sorted by relative path (that order is the submission's Id order). Returns uint8 images
     ``(m, H, W, C)``, or ``(images, relative paths)`` with ``return_names``.
 
     ``like``: a :class:`Dataset` whose inputs the images must match: colour mode from its channel
@@ -643,8 +669,9 @@ def load_images(
     if color_mode not in ("rgb", "grayscale"):
         raise ValueError(f"color_mode must be 'rgb' or 'grayscale'; got {color_mode!r}")
     items = []
+    single = archive_kind(path) == "image"
     for rel, data in iter_files(path, progress, desc=f"reading {Path(path).name}", max_bytes=max_bytes):
-        image = decode_image(data, f"{path}: {rel}", color_mode)
+        image = decode_image(data, str(path) if single else f"{path}: {rel}", color_mode)
         expected = shape or (items[0][1].shape if items else image.shape)
         if image.shape != expected:
             raise DataFormatError(
