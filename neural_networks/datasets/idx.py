@@ -106,7 +106,7 @@ def _read_idx_bytes(path: Path, expected_magic: int | None, max_bytes: int) -> t
         if need > max_bytes:
             raise DataFormatError(
                 f"{path}: dimensions {dims} announce {need} bytes, more than the limit of {max_bytes} "
-                "(pass max_bytes= to read a larger file)"
+                "(read_idx(path, max_bytes=...) reads a larger file)"
             )
         payload = _read_at_most(f, need + 1)  # for gzip: reading to the end checks the CRC
         if len(payload) != need:

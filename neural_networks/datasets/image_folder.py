@@ -209,7 +209,8 @@ def _open_decompressed(path: Path):
 
 def _too_big(path, max_bytes: int) -> DataFormatError:
     return DataFormatError(
-        f"{path}: holds more than {max_bytes} bytes (uncompressed), the limit; pass max_bytes= to read a larger archive"
+        f"{path}: holds more than {max_bytes} bytes (uncompressed), the limit; pass max_bytes= "
+        "(data.max_bytes in a config) to read a larger archive"
     )
 
 
