@@ -38,7 +38,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from neural_networks.layers import BatchNorm, Conv2D, Flatten, FullyConnected, Pool2D
+from neural_networks.layers import BatchNorm, Conv2D, Dropout, Flatten, FullyConnected, Pool2D
 
 try:
     import torch
@@ -360,7 +360,7 @@ def torch_network(layers, input_shape=(32, 32, 3), dtype=None):
     Conv2D -> ``Conv2d``; BatchNorm -> ``BatchNorm2d`` (``BatchNorm1d`` on flat input); Pool2D ->
     ``MaxPool2d`` / ``AvgPool2d``, after a ``ZeroPad2d`` where it pads (zeros, as the library
     does); Flatten -> ``Flatten``; FullyConnected -> ``Linear``. Activations relu, tanh and
-    sigmoid become modules; softmax only as the last layer's and left out (the net returns the
+    sigmoid become modules; Dropout -> ``Dropout`` (its own masks); softmax only as the last layer's and left out (the net returns the
     logits, which ``F.cross_entropy`` takes). A Linear after the Flatten of an ``(h, w, c)`` map
     keeps that shape in ``nhwc_flatten_from``: torch flattens NCHW, so :func:`copy_weights` and
     :func:`torch_gradients` reorder its inputs. ``dtype``: the parameters' (default torch's).
@@ -396,6 +396,8 @@ def torch_network(layers, input_shape=(32, 32, 3), dtype=None):
             pool = nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d
             modules.append(pool(layer.kernel_shape, stride=layer.stride))
             shape = _window_output(layer, h, w) + (c,)
+        elif isinstance(layer, Dropout):
+            modules.append(nn.Dropout(layer.p))  # other random masks than ours: same work, other bits
         elif isinstance(layer, Flatten):
             if layer.keep_dim != "first":
                 raise ValueError(f"no torch counterpart for Flatten(keep_dim={layer.keep_dim!r})")
