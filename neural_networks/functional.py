@@ -287,6 +287,13 @@ def _chunks(n: int, rows_per_image: int, chunk_rows: int | None = None) -> list[
     return [(a, min(n, a + step)) for a in range(0, n, step)]
 
 
+# Inputs with at most this many channels (an RGB or grayscale first layer) keep their im2col
+# patches for the backward pass: gathering K = 9*c columns from so few channels is slow compared
+# with re-reading them. Wider inputs are regathered chunk by chunk in the backward pass, which is
+# faster than a full-size patch matrix written and re-read through memory (benchmarks/RESULTS.md).
+KEEP_PATCHES_MAX_CHANNELS = 4
+
+
 def conv2d_forward(
     X: np.ndarray,
     W: np.ndarray,

@@ -513,6 +513,34 @@ class TestConv2D(unittest.TestCase):
 # ----------------------------------------------------------------------------- Pool2D
 
 
+class TestConv2DPatchKeeping(unittest.TestCase):
+    """Training keeps the im2col patches only for thin inputs; the others are regathered in the
+    backward pass, with the same gradients to the bit."""
+
+    def run_step(self, c: int, relu: bool):
+        rng = np.random.default_rng(c)
+        np.random.seed(c)  # the weights: a layer without a seeded model draws from the global state
+        layer = Conv2D(5, (3, 3), activation="relu" if relu else "linear", pad="same")
+        X = rng.standard_normal((3, 6, 7, c)).astype(np.float32)
+        Y = layer.forward(X)  # training mode, the default
+        dX = layer.backward(rng.standard_normal(Y.shape).astype(np.float32))
+        return layer, dX
+
+    def test_only_thin_inputs_keep_their_patches(self):
+        for c in (1, 3, F.KEEP_PATCHES_MAX_CHANNELS, F.KEEP_PATCHES_MAX_CHANNELS + 1, 16):
+            for relu in (False, True):
+                with self.subTest(c=c, relu=relu):
+                    layer, dX = self.run_step(c, relu)
+                    kept = layer.cache["conv"][0] is not None
+                    self.assertEqual(kept, c <= F.KEEP_PATCHES_MAX_CHANNELS)
+                    with mock.patch.object(F, "KEEP_PATCHES_MAX_CHANNELS", 0 if kept else 10**9):
+                        other, dX_other = self.run_step(c, relu)  # the other way
+                    self.assertNotEqual(other.cache["conv"][0] is not None, kept)
+                    np.testing.assert_array_equal(dX, dX_other)
+                    for name in ("W", "b"):
+                        np.testing.assert_array_equal(layer.gradients[name], other.gradients[name])
+
+
 class TestWithoutBias(unittest.TestCase):
     """``use_bias=False``: no ``b`` parameter or gradient, the biased formula with b = 0, exact gradients."""
 
