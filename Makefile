@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint venv install install-test gradcheck bench clean
+.PHONY: demo test lint venv install install-test gradcheck bench bench-epochs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ bench: install-test
 	$(PIP) install --quiet threadpoolctl
 	$(BIN)/python benchmarks/bench_layers.py
 	$(BIN)/python benchmarks/bench_gflops.py
+
+# Whole epochs through the CLI against the same recipe in PyTorch CPU (several minutes).
+bench-epochs: install-test
+	$(PIP) install --quiet threadpoolctl
+	$(BIN)/python benchmarks/torch_reference.py configs/cifar10_cnn.yaml
+	$(BIN)/python benchmarks/torch_reference.py configs/cifar10_fast.yaml
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

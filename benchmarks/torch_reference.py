@@ -52,7 +52,11 @@ def our_epochs(config_path: str, overrides: list[str], epochs: int, threads: int
         subprocess.run(args, cwd=C.ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         with open(Path(out) / "bench" / "metrics.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-    return [float(r["seconds"]) for r in rows], {k: f"{float(rows[-1][k]):.4f}" for k in ("loss", "val_accuracy")}
+    return [float(r["seconds"]) for r in rows], {k: _figure(rows[-1][k]) for k in ("loss", "val_accuracy")}
+
+
+def _figure(cell: str) -> str:
+    return f"{float(cell):.4f}" if cell not in ("", None) else "-"  # no validation split: no accuracy
 
 
 def _torch_optimizer(torch, model, net, optimizer):
@@ -117,13 +121,14 @@ def torch_epochs(config: dict, epochs: int, torch) -> tuple[list[float], dict]:
             count += len(y)
         net.eval()
         correct = seen = 0
+        validate = getattr(dataset, "validate", None)
         with torch.no_grad():
-            for X, Y in dataset.validate:
+            for X, Y in validate if validate is not None and validate.n_examples else ():
                 x, y = tensors(X, Y)
                 correct += int((net(x).argmax(1) == y).sum())
                 seen += len(y)
         seconds.append(time.perf_counter() - started)
-        metrics = {"loss": f"{total / max(count, 1):.4f}", "val_accuracy": f"{correct / max(seen, 1):.4f}"}
+        metrics = {"loss": f"{total / max(count, 1):.4f}", "val_accuracy": f"{correct / seen:.4f}" if seen else "-"}
     return seconds, metrics
 
 
