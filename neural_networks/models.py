@@ -33,6 +33,10 @@ def _accuracy_counts(Y: np.ndarray, Y_hat: np.ndarray) -> int:
     return int(np.count_nonzero(Y_hat.argmax(axis=1) == Y.argmax(axis=1)))
 
 
+#: Training inputs a data-dependent initialisation (patch whitening) sees: airbench's 5,000 images.
+DATA_INIT_EXAMPLES = 5000
+
+
 class NeuralNetwork:
     """A feed-forward network.
 
@@ -156,11 +160,13 @@ class NeuralNetwork:
 
     def parameter_groups(self) -> list[dict]:
         """Every parameter with its gradient, grouped for the optimizer as each layer declares
-        (``"weights"``, ``"biases"``, ``"normalization"``; see :mod:`.optimizers`):
+        (``"weights"``, ``"biases"``, ``"normalization"``; see :mod:`.optimizers`), frozen ones left out:
         ``[{"name": group, "params": [(key, param, grad), ...]}, ...]``, keys ``"<param><layer index>"``."""
         groups: dict[str, list] = {}
         for i, layer in enumerate(self.layers):
             for name, param in layer.parameters.items():
+                if name in layer.frozen:
+                    continue
                 groups.setdefault(layer.parameter_group(name), []).append((f"{name}{i}", param, layer.gradients[name]))
         return [{"name": name, "params": params} for name, params in groups.items()]
 
@@ -305,6 +311,42 @@ class NeuralNetwork:
                 f"out_dim ({out_dim!r}) to size it; set n_out in the layer's arguments"
             )
         last.n_out = int(out_dim)
+
+    def fit_to_data(self, loader, examples: int = DATA_INIT_EXAMPLES) -> None:
+        """Initialise the layers that need training data (``needs_data``: a Conv2D with
+        ``weight_init="patch_whitening"``) from the first ``examples`` inputs of ``loader`` in the
+        data set's order (not shuffled), without augmentation, passed through the layers before them in evaluation mode.
+        A no-op when no layer needs it; :func:`~neural_networks.training.fit` calls it before a
+        run's first epoch (a resumed run's layers come from its checkpoint)."""
+        pending = [i for i, layer in enumerate(self.layers) if layer.needs_data]
+        if not pending:
+            return
+        settings = {key: getattr(loader, key) for key in ("augmenting", "shuffling") if hasattr(loader, key)}
+        for key in settings:  # the data set's own order, as stored: the same sample whatever the seed
+            setattr(loader, key, False)
+        try:
+            batches, count = [], 0
+            for X, _ in loader:
+                batches.append(X[: examples - count])
+                count += batches[-1].shape[0]
+                if count >= examples:
+                    break
+        finally:
+            for key, value in settings.items():
+                setattr(loader, key, value)
+        if not count:
+            raise ValueError(f"{self.layers[pending[0]].where} needs training data to initialise; the loader is empty")
+        A = np.concatenate(batches)
+        training = self.training
+        self.train_mode(False)
+        try:
+            for i, layer in enumerate(self.layers[: pending[-1] + 1]):
+                if layer.needs_data:
+                    layer.fit_to_data(A)
+                if i < pending[-1]:
+                    A = layer.forward(A)
+        finally:
+            self.train_mode(training)
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of every parameter and buffer (e.g. batch-norm running statistics), layer by

@@ -78,7 +78,7 @@ def model_config(model) -> dict:
         loss_config["label_smoothing"] = model.loss.label_smoothing
     return {
         "format": FORMAT,
-        "layers": [{**layer.config(), "n_in": layer.n_in} for layer in model.layers],
+        "layers": [_layer_config(layer) for layer in model.layers],
         "loss": loss_config,
         "optimizer": None if model.optimizer is None else model.optimizer.config(),
         "seed": model.seed,
@@ -235,6 +235,14 @@ def load_model(path, logger=None, cls=None):
     return load_checkpoint(path, logger=logger, cls=cls).model
 
 
+def _layer_config(layer) -> dict:
+    """A layer's entry in a model file: its ``config()``, ``n_in`` and, when any, its frozen parameters."""
+    entry = {**layer.config(), "n_in": layer.n_in}
+    if layer.frozen:
+        entry["frozen"] = sorted(layer.frozen)
+    return entry
+
+
 def _build(config: dict, arrays: dict[str, np.ndarray], logger, cls):
     from .layers import initialize_layer
     from .losses import initialize_loss
@@ -254,6 +262,7 @@ def _build(config: dict, arrays: dict[str, np.ndarray], logger, cls):
             layer.n_in = n_in
             layer.parameters = params
             layer.clear_gradients()
+            layer.needs_data = False  # its data-dependent initialisation is in the file
         buffers = {key.split(".", 2)[2]: value for key, value in arrays.items() if key.startswith(f"buffers.{i}.")}
         if buffers:
             layer.buffers.update(buffers)

@@ -94,6 +94,8 @@ def fit(model, dataset, epochs: int, callbacks=None, verbose: int = 1, initial_e
     initial_epoch = _check_epoch(initial_epoch, "initial_epoch")
     allocator.apply_default()  # keep each step's freed temporaries for the next (see allocator.py)
     model.size_output_layer(dataset)
+    if initial_epoch == 0:
+        model.fit_to_data(dataset.train)  # data-dependent initialisation (patch whitening), if any layer needs it
     history, ordered = _arrange(model, callbacks, verbose)
     train = dataset.train
     n_batches = len(train)

@@ -28,6 +28,9 @@ from .registry import Registry
 __all__ = ["compute_fans", "calculate_gain", "initialize_weights", "INITIALIZERS"]
 
 _GAINS = {"linear": 1.0, "sigmoid": 1.0, "softmax": 1.0, "arctan": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
+# torch.nn.init.calculate_gain has no GELU; GELU is ReLU-like (z Phi(z) -> max(z, 0) for large |z|), so it
+# takes ReLU's sqrt(2), the Kaiming choice commonly made for it (both forms, exact and tanh).
+_GAINS.update(gelu=math.sqrt(2.0), gelu_tanh=math.sqrt(2.0))
 
 
 def compute_fans(shape) -> tuple[int, int]:
@@ -120,6 +123,22 @@ def _pytorch_uniform(shape, rng, dtype):  # nn.Linear / nn.Conv2d default: kaimi
     return _uniform_within(rng, 1.0 / math.sqrt(compute_fans(shape)[0]), shape, dtype)
 
 
+def _dirac_into(W: np.ndarray) -> np.ndarray:
+    """Make the first ``min(c, f)`` filters of ``W`` identities (in place): a conv kernel
+    ``(kh, kw, c, f)`` gets ``W[kh//2, kw//2, i, i] = 1`` and zeros elsewhere in those filters,
+    a dense ``(n_in, n_out)`` matrix ``W[:, i] = e_i``; so output channel ``i`` starts as a copy of
+    input channel ``i`` (``torch.nn.init.dirac_`` / ``eye_`` on those filters)."""
+    k = min(W.shape[-2], W.shape[-1])
+    W[..., :k] = 0
+    centre = tuple(size // 2 for size in W.shape[:-2])
+    W[centre + (np.arange(k), np.arange(k))] = 1
+    return W
+
+
+def _dirac(shape, rng, dtype):  # torch.nn.init.dirac_: zeros but the identity filters
+    return _dirac_into(np.zeros(shape, dtype=dtype))
+
+
 #: Every initializer by name (iterating gives the names); adding one is its ``draw`` function above
 #: and one ``INITIALIZERS.add`` line.
 INITIALIZERS = Registry("weight initializer")
@@ -134,12 +153,25 @@ INITIALIZERS.add("uniform", _uniform)
 INITIALIZERS.add("normal", _normal)
 INITIALIZERS.add("zeros", _zeros)
 INITIALIZERS.add("ones", _ones)
+INITIALIZERS.add("dirac", _dirac, aliases=("identity",))
 
 
 def initialize_weights(name: str, activation: str | None = None) -> Callable:
     """Return the initializer called ``name`` (one of ``INITIALIZERS``) for a layer whose
     activation is ``activation``: an initializer that takes a ``gain`` (the Xavier ones) is
-    scaled by :func:`calculate_gain` of it, the others ignore it."""
+    scaled by :func:`calculate_gain` of it, the others ignore it.
+
+    ``dirac_<name>`` (e.g. ``dirac_pytorch_uniform``, airbench's identity initialisation) draws
+    from ``<name>`` and then makes the first ``min(in, out)`` filters identities: those channels
+    pass through the layer at first, the others start as ``<name>`` draws them."""
+    if isinstance(name, str) and name.lower().startswith("dirac_"):
+        base = initialize_weights(name[len("dirac_") :], activation)
+
+        def partial_dirac(shape, rng=None, dtype=np.float32) -> np.ndarray:
+            return _dirac_into(base(shape, rng=rng, dtype=dtype))
+
+        partial_dirac.__name__ = f"dirac_{base.__name__}"
+        return partial_dirac
     key = INITIALIZERS.canonical(name)
     draw = INITIALIZERS[key]
     gain = calculate_gain(activation) if "gain" in INITIALIZERS.arguments(key) else None

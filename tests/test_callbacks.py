@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from neural_networks.callbacks import (
+    FreezeParameters,
     CALLBACKS,
     Callback,
     CallbackList,
@@ -335,13 +336,13 @@ class TestHistoryAndState(unittest.TestCase):
 
 class TestRegistry(unittest.TestCase):
     def test_names_and_arguments(self):
-        self.assertEqual(CALLBACKS.names(), ["early_stopping", "model_checkpoint"])
+        self.assertEqual(CALLBACKS.names(), ["early_stopping", "freeze", "model_checkpoint"])
         stopper = initialize_callback("early_stopping", patience=3, monitor="val_accuracy")
         self.assertIsInstance(stopper, EarlyStopping)
         self.assertEqual((stopper.patience, stopper.mode), (3, "max"))
         self.assertIsInstance(initialize_callback("EarlyStopping"), EarlyStopping)
         with self.assertRaisesRegex(
-            ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, model_checkpoint"
+            ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, freeze, model_checkpoint"
         ):
             initialize_callback("early_stop")
         with self.assertRaisesRegex(
@@ -350,6 +351,98 @@ class TestRegistry(unittest.TestCase):
             r"'patiense'\); valid arguments: monitor, patience",
         ):
             initialize_callback("early_stopping", patiense=3)
+
+
+class TestFreezing(unittest.TestCase):
+    """Frozen parameters (a layer's ``frozen``, the ``freeze`` callback) keep their values while
+    the rest trains; gradients still flow through them."""
+
+    def model(self, frozen=(False, False)):
+        from neural_networks.layers import initialize_layer
+
+        layers = [
+            initialize_layer("fully_connected", n_out=6, activation="relu", frozen=frozen[0]),
+            initialize_layer("fully_connected", n_out=3, activation="softmax", frozen=frozen[1]),
+        ]
+        return NeuralNetwork(layers=layers, optimizer=SGD(lr=0.1, momentum=0.9), seed=0)
+
+    def test_frozen_parameters_keep_their_values(self):
+        data = initialize_dataset("iris", batch_size=30)
+        for frozen, fixed in (((True, False), {"W0", "b0"}), ((["b"], False), {"b0"}), ((False, ["W"]), {"W1"})):
+            with self.subTest(frozen=frozen):
+                model = self.model(frozen)
+                model.train(data, epochs=0, verbose=0)
+                X, Y = next(iter(data.train))
+                model.forward(X)
+                before = {
+                    f"{k}{i}": v.copy() for i, layer in enumerate(model.layers) for k, v in layer.parameters.items()
+                }
+                model.train(data, epochs=2, verbose=0)
+                after = {f"{k}{i}": v for i, layer in enumerate(model.layers) for k, v in layer.parameters.items()}
+                for key in before:
+                    if key in fixed:
+                        np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+                    else:
+                        self.assertFalse(np.array_equal(after[key], before[key]), key)
+                with tempfile.TemporaryDirectory() as tmp:
+                    model.save(Path(tmp) / "m.npz")
+                    loaded = NeuralNetwork.load(Path(tmp) / "m.npz")
+                self.assertEqual({f"{k}{i}" for i, layer in enumerate(loaded.layers) for k in layer.frozen}, fixed)
+
+    def test_bad_names_and_values(self):
+        from neural_networks.config import ConfigError, validate_config
+        from neural_networks.layers import initialize_layer
+
+        with self.assertRaisesRegex(ValueError, r"no parameter 'gamma' to freeze \(parameters: W, b\)"):
+            initialize_layer("fully_connected", n_out=2, frozen=["gamma"])
+        with self.assertRaisesRegex(ValueError, r"no parameter 'b' to freeze \(parameters: W\)"):
+            initialize_layer("conv2d", n_out=2, kernel_shape=[3, 3], use_bias=False, frozen="b")
+        with self.assertRaisesRegex(ValueError, "frozen must be true, false or a list"):
+            initialize_layer("fully_connected", n_out=2, frozen=3)
+        config = {
+            "name": "x",
+            "data": {"name": "iris"},
+            "optimizer": {"name": "sgd", "lr": 0.1},
+            "model": {"loss": "cross_entropy", "layers": [{"name": "fully_connected", "n_out": 3, "frozen": ["c"]}]},
+        }
+        with self.assertRaisesRegex(ConfigError, r"^model\.layers\.0: .*no parameter 'c' to freeze"):
+            validate_config(config)
+        config["model"]["layers"][0]["frozen"] = ["b"]
+        self.assertEqual(validate_config(config)["model"]["layers"][0]["frozen"], ["b"])
+        for kwargs, needle in (
+            ({"layers": "0", "epoch": 1}, "layers must be"),
+            ({"layers": [0], "epoch": -1}, "epoch must be"),
+            ({"layers": [0], "epoch": 1, "parameters": 2}, "parameters must be"),
+        ):
+            with self.assertRaisesRegex(ValueError, needle):
+                FreezeParameters(**kwargs)
+        model = self.model()
+        with self.assertRaisesRegex(ValueError, "layer 5 does not exist"):
+            model.train(
+                initialize_dataset("iris", batch_size=30), epochs=1, verbose=0, callbacks=[FreezeParameters(5, 0)]
+            )
+
+    def test_the_callback_freezes_from_its_epoch_and_resumes_the_same(self):
+        data = initialize_dataset("iris", batch_size=30)
+        model = self.model()
+        biases = []
+
+        class Record(Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                biases.append(self.model.layers[0].parameters["b"].copy())
+
+        model.train(data, epochs=4, verbose=0, callbacks=[FreezeParameters([0], epoch=2, parameters=["b"]), Record()])
+        self.assertFalse(np.array_equal(biases[0], biases[1]))  # trained in epochs 0 and 1
+        np.testing.assert_array_equal(biases[1], biases[2])  # frozen from epoch 2 on
+        np.testing.assert_array_equal(biases[2], biases[3])
+        split = self.model()  # two epochs, then two more with a fresh callback (a resume)
+        split.train(data, epochs=2, verbose=0, callbacks=[FreezeParameters([0], epoch=2, parameters=["b"])])
+        split.train(data, epochs=2, start_epoch=2, verbose=0, callbacks=[FreezeParameters(0, 2, ["b"])])
+        for a, b in zip(model.get_weights(), split.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        thaw = self.model([True, False])
+        thaw.train(data, epochs=2, verbose=0, callbacks=[FreezeParameters(0, 1, unfreeze=True)])
+        self.assertEqual(thaw.layers[0].frozen, set())
 
 
 if __name__ == "__main__":

@@ -502,7 +502,7 @@ class TestConv2D(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"Conv2D n_out must be a positive int"):
             Conv2D(0)
         with self.assertRaisesRegex(ValueError, r"unknown activation"):
-            Conv2D(2, activation="gelu")
+            Conv2D(2, activation="swishy")
 
     def test_int_kernel_is_square(self):
         layer = Conv2D(2, kernel_shape=3)

@@ -314,10 +314,34 @@ class TestBatchNormValidation(unittest.TestCase):
                 with self.assertRaises(ValueError):
                     BatchNorm(**kwargs)
 
+    def test_without_scale_no_gamma_is_trained_or_saved(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            model = NeuralNetwork(
+                layers=[Conv2D(4, (3, 3), pad="same"), BatchNorm(scale=False, activation="relu"), Flatten()]
+                + [FullyConnected(3, activation="softmax")],
+                optimizer=SGD(lr=0.1, momentum=0.9),
+                seed=0,
+            )
+            rng = np.random.default_rng(0)
+            X, Y = rng.standard_normal((6, 5, 5, 2)).astype(np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2] * 2]
+            model.train_step(X, Y, 0.0)
+            self.assertEqual(list(model.layers[1].parameters), ["beta"])
+            names = [key for group in model.parameter_groups() for key, _, _ in group["params"]]
+            self.assertNotIn("gamma1", names)
+            self.assertIn("beta1", names)
+            model.save(Path(tmp) / "m.npz")
+            loaded = NeuralNetwork.load(Path(tmp) / "m.npz")
+            self.assertFalse(loaded.layers[1].scale)
+            np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+        with self.assertRaisesRegex(ValueError, "BatchNorm scale"):
+            BatchNorm(scale="no")
+
     def test_config_round_trip(self):
         layer = BatchNorm(momentum=0.05, eps=1e-3, activation="relu")
         config = json.loads(json.dumps(layer.config()))
-        self.assertEqual(config, {"name": "batchnorm", "momentum": 0.05, "eps": 1e-3, "activation": "relu"})
+        self.assertEqual(
+            config, {"name": "batchnorm", "momentum": 0.05, "eps": 1e-3, "activation": "relu", "scale": True}
+        )
         registry = dict(layers_module.LAYERS, batchnorm=BatchNorm)
         name = config.pop("name")
         rebuilt = registry[name](**config)
@@ -335,16 +359,19 @@ class TestBatchNormTorchParity(unittest.TestCase):
     def assert_close(self, actual, expected, dtype, what):
         O.assert_close(actual, expected, dtype, what, reshape=True)  # torch's running statistics are (c,)
 
-    def check(self, shape, dtype):
+    def check(self, shape, dtype, scale: bool = True):
         rng = np.random.default_rng(2)
         momentum, eps = 0.15, 1e-5
         c = shape[-1]
-        layer = BatchNorm(momentum=momentum, eps=eps)
+        layer = BatchNorm(momentum=momentum, eps=eps, scale=scale)
         layer.forward(np.zeros(shape, dtype=dtype) + np.arange(shape[0]).reshape(-1, *[1] * (len(shape) - 1)))
         layer.buffers["running_mean"] = np.zeros((1, c), dtype=dtype)  # start again from torch's initial state
         layer.buffers["running_var"] = np.ones((1, c), dtype=dtype)
-        layer.parameters["gamma"] = rng.uniform(0.5, 1.5, (1, c)).astype(dtype)
+        self.assertEqual(list(layer.parameters), ["gamma", "beta"] if scale else ["beta"])
+        if scale:
+            layer.parameters["gamma"] = rng.uniform(0.5, 1.5, (1, c)).astype(dtype)
         layer.parameters["beta"] = rng.standard_normal((1, c)).astype(dtype)
+        gamma = layer.parameters["gamma"] if scale else np.ones((1, c), dtype=dtype)
         oracle = O.BatchNormOracle(c, dtype, momentum=momentum, eps=eps)
         for step, training in enumerate((True, True, True, False)):
             layer.train(training)
@@ -352,11 +379,14 @@ class TestBatchNormTorchParity(unittest.TestCase):
             dout = rng.standard_normal(shape).astype(dtype)
             Y = layer.forward(X)
             dX = layer.backward(dout)
-            ref = oracle(X, layer.parameters["gamma"], layer.parameters["beta"], dout, training=training)
+            ref = oracle(X, gamma, layer.parameters["beta"], dout, training=training)
             what = f"{shape} {np.dtype(dtype).name} step {step} ({'train' if training else 'eval'})"
             self.assert_close(Y, ref.Y, dtype, f"Y {what}")
             self.assert_close(dX, ref.dX, dtype, f"dX {what}")
-            self.assert_close(layer.gradients["gamma"], ref.dgamma, dtype, f"dgamma {what}")
+            if scale:
+                self.assert_close(layer.gradients["gamma"], ref.dgamma, dtype, f"dgamma {what}")
+            else:
+                self.assertEqual(list(layer.gradients), ["beta"])
             self.assert_close(layer.gradients["beta"], ref.dbeta, dtype, f"dbeta {what}")
             self.assert_close(layer.buffers["running_mean"], ref.running_mean, dtype, f"running_mean {what}")
             self.assert_close(layer.buffers["running_var"], ref.running_var, dtype, f"running_var {what}")
@@ -372,6 +402,11 @@ class TestBatchNormTorchParity(unittest.TestCase):
 
     def test_fc_float32(self):
         self.check((32, 7), np.float32)
+
+    def test_without_scale(self):
+        for shape, dtype in (((4, 5, 3, 6), np.float64), ((8, 6, 6, 4), np.float32), ((9, 5), np.float64)):
+            with self.subTest(shape=shape, dtype=dtype):
+                self.check(shape, dtype, scale=False)
 
 
 # ----------------------------------------------------------------------------- Dropout

@@ -337,9 +337,16 @@ class TestIntegrity(unittest.TestCase):
                 path = self.tmp / name
                 path.write_bytes(content)
                 self.assertOneLineError(path, "not a model file" if name == "text.npz" else "unreadable model file")
-        # a zip archive whose members are damaged (a flipped byte inside the compressed data)
+        # a zip archive whose members are damaged: a flipped byte inside each member's stored data
+        # (not in a local header field that zipfile ignores, where the archive is still whole)
+        import zipfile
+
+        with zipfile.ZipFile(self.path) as archive:
+            infos = archive.infolist()
         damaged = bytearray(data)
-        damaged[len(data) // 3] ^= 0xFF
+        for info in infos:
+            start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+            damaged[start + info.compress_size // 2] ^= 0xFF
         path = self.tmp / "damaged.npz"
         path.write_bytes(bytes(damaged))
         self.assertOneLineError(path, "unreadable model file|checksum mismatch|corrupt")

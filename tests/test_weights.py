@@ -140,7 +140,7 @@ class TestInitializers(unittest.TestCase):
                 a = init((6, 7), rng=np.random.default_rng(42))
                 b = init((6, 7), rng=np.random.default_rng(42))
                 np.testing.assert_array_equal(a, b)
-                if name not in ("zeros", "ones"):
+                if name not in ("zeros", "ones", "dirac"):  # deterministic
                     c = init((6, 7), rng=np.random.default_rng(43))
                     self.assertFalse(np.array_equal(a, c))
                     # successive draws from one generator differ
@@ -185,6 +185,57 @@ class TestInitializers(unittest.TestCase):
         # the others ignore the activation, even one without a known gain
         self.assertEqual(initialize_weights("he_normal", activation="swish")((2, 2), rng=rng(0)).shape, (2, 2))
         self.assertEqual(list(INITIALIZERS)[:2], ["xavier_uniform", "xavier_normal"])
+
+
+class TestDirac(unittest.TestCase):
+    """Identity initialisation: ``dirac`` (torch.nn.init.dirac_) and ``dirac_<name>`` (airbench's:
+    the first min(in, out) filters identities, the rest drawn by ``<name>``)."""
+
+    def test_conv_filters_pass_their_channel_through(self):
+        for shape in ((3, 3, 4, 6), (3, 3, 6, 4), (1, 1, 3, 3), (5, 3, 2, 2)):
+            with self.subTest(shape=shape):
+                W = initialize_weights("dirac")(shape, dtype=np.float64)
+                kh, kw, c, f = shape
+                expected = np.zeros(shape)
+                for i in range(min(c, f)):
+                    expected[kh // 2, kw // 2, i, i] = 1.0
+                np.testing.assert_array_equal(W, expected)
+                # a 'same' convolution with it copies the first channels
+                from neural_networks import functional as F
+
+                X = np.random.default_rng(0).standard_normal((2, 7, 6, c))
+                Z, _ = F.conv2d_forward(X, W, None, 1, (kh // 2, kw // 2), keep_cols=False)
+                np.testing.assert_allclose(Z[..., : min(c, f)], X[..., : min(c, f)], atol=1e-12)
+                np.testing.assert_array_equal(Z[..., min(c, f) :], 0)
+
+    def test_matches_torch_dirac(self):
+        from tests import torch_oracles as O
+
+        if O.torch is None:
+            self.skipTest("torch is not installed")
+        for shape in ((3, 3, 4, 6), (3, 3, 6, 4)):
+            w = O.torch.empty(O.conv_weight_to_torch(np.zeros(shape)).shape, dtype=O.torch.float64)
+            O.torch.nn.init.dirac_(w)
+            np.testing.assert_array_equal(
+                initialize_weights("dirac")(shape, dtype=np.float64), O.conv_weight_from_torch(w.numpy())
+            )
+
+    def test_dirac_over_a_base_initializer(self):
+        shape = (3, 3, 4, 8)
+        base = initialize_weights("pytorch_uniform")(shape, rng=np.random.default_rng(1))
+        W = initialize_weights("dirac_pytorch_uniform")(shape, rng=np.random.default_rng(1))
+        np.testing.assert_array_equal(W[..., 4:], base[..., 4:])  # the other filters as drawn
+        np.testing.assert_array_equal(W[..., :4], initialize_weights("dirac")((3, 3, 4, 4)))
+        self.assertEqual(W.dtype, np.float32)
+        dense = initialize_weights("dirac")((3, 5))
+        np.testing.assert_array_equal(dense, np.eye(3, 5, dtype=np.float32))
+        with self.assertRaisesRegex(ValueError, "unknown weight initializer 'glorot'"):
+            initialize_weights("dirac_glorot")
+        from neural_networks.layers import Conv2D
+
+        layer = Conv2D(6, (3, 3), pad="same", weight_init="dirac_he_uniform")
+        layer.forward(np.zeros((1, 5, 5, 3), np.float32))
+        self.assertEqual(layer.parameters["W"][1, 1, 2, 2], 1.0)
 
 
 if __name__ == "__main__":

@@ -387,7 +387,10 @@ def torch_network(layers, input_shape=(32, 32, 3), dtype=None):
             if flatten_from is not None:  # its features would be in another order than torch's
                 raise ValueError("no torch counterpart for a BatchNorm right after the Flatten of an (h, w, c) map")
             norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
-            modules.append(norm(shape[-1], eps=layer.eps, momentum=layer.momentum))
+            module = norm(shape[-1], eps=layer.eps, momentum=layer.momentum)
+            if not getattr(layer, "scale", True):  # no gamma: torch's weight stays 1, untrained (as airbench does)
+                module.weight.requires_grad_(False)
+            modules.append(module)
         elif isinstance(layer, Pool2D):
             h, w, c = spatial(layer)
             rows, cols = layer.pad
@@ -455,7 +458,8 @@ def copy_weights(layers, net) -> None:
         for _, layer, module in _stateful_pairs(layers, net):
             params = layer.parameters
             if isinstance(layer, BatchNorm):
-                module.weight.copy_(torch.from_numpy(bias_to_torch(params["gamma"])))
+                gamma = params["gamma"] if "gamma" in params else np.ones_like(params["beta"])
+                module.weight.copy_(torch.from_numpy(bias_to_torch(gamma)))
                 module.bias.copy_(torch.from_numpy(bias_to_torch(params["beta"])))
                 module.running_mean.copy_(torch.from_numpy(bias_to_torch(layer.buffers["running_mean"])))
                 module.running_var.copy_(torch.from_numpy(bias_to_torch(layer.buffers["running_var"])))

@@ -48,8 +48,13 @@ LAYERS.add("batchnorm", BatchNorm)
 LAYERS.add("dropout", Dropout)
 
 
-def initialize_layer(name: str, **kwargs) -> Layer:
+def initialize_layer(name: str, frozen=False, **kwargs) -> Layer:
     """Make a layer from its name (one of :data:`LAYERS`: ``"fully_connected"``, ``"conv2d"``,
     ``"pool2d"``, ``"flatten"``, ``"batchnorm"``, ``"dropout"``; case-insensitive) and its
-    constructor arguments; ``ValueError`` names an unknown layer or argument and the valid ones."""
-    return LAYERS.create(name, **kwargs)
+    constructor arguments; ``ValueError`` names an unknown layer or argument and the valid ones.
+    ``frozen``: ``True`` or a list of parameter names that the optimizer must not train (see
+    :meth:`Layer.freeze`); every layer accepts it (``{name: conv2d, ..., frozen: [W]}``)."""
+    layer = LAYERS.create(name, **kwargs)
+    if not (frozen is True or frozen is False or isinstance(frozen, (str, list, tuple))):
+        raise ValueError(f"frozen must be true, false or a list of parameter names; got {frozen!r}")
+    return layer.freeze(frozen)

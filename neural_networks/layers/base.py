@@ -91,6 +91,10 @@ class Layer(ABC):
         # Compute dL/dX in backward. A model turns this off for its first layer, whose input
         # gradient nobody uses (backward then returns None); it saves a large matrix product.
         self.input_gradient = True
+        # Parameters the optimizer leaves alone (see freeze); their gradients are still computed.
+        self.frozen: set[str] = set()
+        # Whether fit_to_data must see training inputs before the first epoch (patch whitening).
+        self.needs_data = False
         self._workspace: dict = {}  # reusable scratch buffers, keyed by shape
 
     # -- interface -------------------------------------------------------------------
@@ -121,6 +125,40 @@ class Layer(ABC):
                 f"{self.where}: parameter {key!r} belongs to no optimizer group "
                 f"(known: {', '.join(self.parameter_groups)})"
             ) from None
+
+    # -- freezing ---------------------------------------------------------------------
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The names of the parameters this layer has, or will have after its first forward pass
+        (``freeze`` checks names against them before the arrays exist)."""
+        return ()
+
+    def freeze(self, names=True) -> "Layer":
+        """Stop training parameters (PyTorch's ``requires_grad_(False)``, Keras' ``trainable =
+        False``): ``True`` freezes all of them, a name or list of names (e.g. ``["W"]``) those,
+        ``False`` none. Frozen parameters keep their values; the optimizer skips them (their
+        gradients are still computed: the layers below need ``dL/dX``). Returns the layer."""
+        self.frozen |= self._parameter_set(names)
+        return self
+
+    def unfreeze(self, names=True) -> "Layer":
+        """Train ``names`` again (``True``: every parameter). Returns the layer."""
+        self.frozen -= self._parameter_set(names)
+        return self
+
+    def _parameter_set(self, names) -> set[str]:
+        if names is True:
+            return set(self.parameter_names)
+        if names is False or names is None:
+            return set()
+        names = [names] if isinstance(names, str) else list(names)
+        unknown = [n for n in names if n not in self.parameter_names]
+        if unknown:
+            valid = ", ".join(self.parameter_names) or "none"
+            raise ValueError(
+                f"{self.where}: no parameter {', '.join(map(repr, unknown))} to freeze (parameters: {valid})"
+            )
+        return set(names)
 
     # -- shared helpers ---------------------------------------------------------------
     def clear_gradients(self) -> None:
@@ -283,6 +321,10 @@ class ActivatedLayer(Layer):
 class _ParametricLayer(ActivatedLayer):
     """An :class:`ActivatedLayer` whose pre-activation is affine in a weight ``W`` and an
     optional bias ``b`` (:class:`FullyConnected`, :class:`Conv2D`)."""
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return ("W", "b") if self.use_bias else ("W",)
 
     def _init(self, shapes: dict, weight_init: str, dtype) -> None:
         """Draw ``W`` from the initializer and zero ``b`` (skipped without a bias), in ``dtype``."""

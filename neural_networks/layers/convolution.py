@@ -13,7 +13,11 @@ from ..validation import boolean, positive_int
 from ..weights import initialize_weights
 from .base import Layer, _as_float, _output_size, _pair, _param_dtype, _ParametricLayer
 
-__all__ = ["Conv2D", "Pool2D"]
+__all__ = ["Conv2D", "Pool2D", "PATCH_WHITENING"]
+
+#: The ``weight_init`` of a Conv2D whose filters whiten its input's patches (computed from the
+#: training images before the first epoch: :meth:`Conv2D.fit_to_data`).
+PATCH_WHITENING = "patch_whitening"
 
 
 class Conv2D(_ParametricLayer):
@@ -26,7 +30,9 @@ class Conv2D(_ParametricLayer):
     ``pad``: ``"same"`` ((k - 1) // 2 zeros on each side of each axis), ``"valid"`` (none), an
     int, or a pair of ints for rows and columns. ``use_bias=False`` leaves out ``b`` (for a
     convolution followed by :class:`BatchNorm`). ``n_out=None`` is filled in by a model from the
-    data set, as for :class:`FullyConnected`.
+    data set, as for :class:`FullyConnected`. ``weight_init="patch_whitening"``: filters computed
+    from the training images before the first epoch (:meth:`fit_to_data`; airbench's first layer,
+    usually with ``frozen: [W]``).
     """
 
     name = "conv2d"
@@ -49,7 +55,9 @@ class Conv2D(_ParametricLayer):
         self.stride = positive_int(stride, "Conv2D stride")
         self.pad_arg = pad
         self.pad = F.resolve_padding(pad, self.kernel_shape)
-        initialize_weights(weight_init, activation=self.activation.name)
+        self.needs_data = isinstance(weight_init, str) and weight_init.lower() == PATCH_WHITENING
+        if not self.needs_data:
+            initialize_weights(weight_init, activation=self.activation.name)
         self.weight_init = weight_init
         self.use_bias = boolean(use_bias, "Conv2D use_bias")
 
@@ -58,7 +66,26 @@ class Conv2D(_ParametricLayer):
         self._check_output_size()
         self.n_in = int(X_shape[3])
         kh, kw = self.kernel_shape
-        self._init({"W": (kh, kw, self.n_in, self.n_out), "b": (1, self.n_out)}, self.weight_init, dtype)
+        init = "zeros" if self.needs_data else self.weight_init  # whitening filters come from fit_to_data
+        self._init({"W": (kh, kw, self.n_in, self.n_out), "b": (1, self.n_out)}, init, dtype)
+
+    def fit_to_data(self, X: np.ndarray) -> None:
+        """``weight_init="patch_whitening"``: set ``W`` to the whitening filters of the patches of
+        ``X (m, h, w, c)``, a sample of this layer's training inputs (see :mod:`neural_networks.whitening`);
+        a model does this before its first epoch. ``n_out`` must be ``kh*kw*c`` or twice that."""
+        from ..whitening import patch_whitening_filters
+
+        X = _as_float(X, self.where)
+        self._check_rank(X, 4, "(batch, rows, cols, channels)")
+        if self.n_in is None:
+            self._init_parameters(X.shape, _param_dtype(X))
+        self._check_features(X.shape[3], "channels", X.shape)
+        W = self.parameters["W"]
+        try:
+            W[...] = patch_whitening_filters(X, self.kernel_shape, self.n_out, self.stride, self.pad, dtype=W.dtype)
+        except ValueError as err:
+            raise ValueError(f"{self.where}: {err}") from None
+        self.needs_data = False
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         X = _as_float(X, self.where)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import functional as F
 from ..activations import initialize_activation
-from ..validation import number
+from ..validation import boolean, number
 from .base import ActivatedLayer, _as_float, _param_dtype
 
 __all__ = ["BatchNorm"]
@@ -26,7 +26,9 @@ class BatchNorm(ActivatedLayer):
     per channel for NHWC ``(m, rows, cols, c)`` input), followed by an optional activation:
     ``Y = activation(gamma * (X - mean) / sqrt(var + eps) + beta)``.
 
-    ``gamma (1, c)`` (ones) and ``beta (1, c)`` (zeros) are created on the first forward pass;
+    ``gamma (1, c)`` (ones) and ``beta (1, c)`` (zeros) are created on the first forward pass
+    (``scale=False``: no ``gamma``, the scale stays 1, as airbench's batch norm and Keras'
+    ``BatchNormalization(scale=False)``);
     ``n_in = n_out = c``. Training mode uses the batch's mean and biased variance and updates
     ``buffers["running_mean"]`` / ``buffers["running_var"]`` as PyTorch does:
     ``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased variance.
@@ -41,8 +43,9 @@ class BatchNorm(ActivatedLayer):
     name = "batchnorm"
     parameter_groups = {"gamma": "normalization", "beta": "normalization"}
 
-    def __init__(self, momentum: float = 0.1, eps: float = 1e-5, activation="linear") -> None:
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5, activation="linear", scale: bool = True) -> None:
         super().__init__()
+        self.scale = boolean(scale, "BatchNorm scale")
         self.momentum = number(momentum, "BatchNorm momentum")
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"BatchNorm momentum must be in [0, 1]; got {momentum!r}")
@@ -55,10 +58,9 @@ class BatchNorm(ActivatedLayer):
         """Create ``gamma``, ``beta``, zero gradients and the running statistics for ``c`` features,
         in ``dtype`` (float64 when the first input is float64, as for the other layers)."""
         self.n_in = self.n_out = int(c)
-        gamma = np.ones((1, c), dtype=dtype)
-        beta = np.zeros((1, c), dtype=dtype)
-        self.parameters = OrderedDict(gamma=gamma, beta=beta)
-        self.gradients = OrderedDict(gamma=np.zeros_like(gamma), beta=np.zeros_like(beta))
+        self.parameters = OrderedDict(gamma=np.ones((1, c), dtype=dtype)) if self.scale else OrderedDict()
+        self.parameters["beta"] = np.zeros((1, c), dtype=dtype)
+        self.clear_gradients()
         self._init_buffers(c, dtype)
         self.cache = OrderedDict()
 
@@ -82,7 +84,7 @@ class BatchNorm(ActivatedLayer):
             self._init_buffers(c)
         dtype = X.dtype
         X2 = X.reshape(-1, c)
-        gamma = self._param("gamma", dtype)
+        gamma = self._param("gamma", dtype) if self.scale else self._ones(c, dtype)
         beta = self._param("beta", dtype)
         if self.training:
             M = X2.shape[0]
@@ -106,6 +108,17 @@ class BatchNorm(ActivatedLayer):
             # positive entries are exactly those of Z (one pass and one array fewer).
             np.maximum(Z, 0, out=Z)
         return self._activate(Z, fused=fused)
+
+    def _ones(self, c: int, dtype) -> np.ndarray:
+        """The constant scale of a layer made with ``scale=False``."""
+        ones = self._workspace.get(("ones", c, dtype))
+        if ones is None:
+            ones = self._workspace[("ones", c, dtype)] = np.ones((1, c), dtype=dtype)
+        return ones
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return ("gamma", "beta") if self.scale else ("beta",)
 
     def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
         m = self.momentum
@@ -132,9 +145,16 @@ class BatchNorm(ActivatedLayer):
             )
         else:
             dX, dgamma, dbeta = F.batchnorm_eval_backward(dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"])
-        self._store_gradient("gamma", dgamma)
+        if self.scale:
+            self._store_gradient("gamma", dgamma)
         self._store_gradient("beta", dbeta)
         return dX.reshape(shape)
 
     def config(self) -> dict:
-        return {"name": self.name, "momentum": self.momentum, "eps": self.eps, "activation": self.activation.name}
+        return {
+            "name": self.name,
+            "momentum": self.momentum,
+            "eps": self.eps,
+            "activation": self.activation.name,
+            "scale": self.scale,
+        }
