@@ -283,6 +283,25 @@ class TestFullyConnected(unittest.TestCase):
                     self.assertLess(err, TOL, f"d{key}")
                 self.assertEqual(set(layer.gradients), {"W", "b"})
 
+    def test_output_scale(self):
+        rng = np.random.default_rng(7)
+        X = randn(rng, 4, 5)
+        for activation in ("softmax", "linear", "tanh"):
+            with self.subTest(activation=activation):
+                layer = build(FullyConnected(3, activation=activation, output_scale=1 / 9), X, rng)
+                plain = FullyConnected(3, activation="linear")
+                plain.forward(X)
+                plain.parameters = layer.parameters
+                Z = plain.forward(X) / 9
+                expected = {"softmax": F.softmax(Z), "linear": Z, "tanh": np.tanh(Z)}[activation]
+                np.testing.assert_allclose(layer.forward(X), expected, rtol=1e-12)
+                for key, err in gradient_errors(layer, X, rng).items():
+                    self.assertLess(err, TOL, f"d{key}")
+        self.assertEqual(FullyConnected(2, output_scale=0.5).config()["output_scale"], 0.5)
+        for bad in (0, -1.0, float("inf"), "x"):
+            with self.subTest(bad=bad), self.assertRaisesRegex(ValueError, "output_scale"):
+                FullyConnected(2, output_scale=bad)
+
     def test_backward_preactivation_skips_activation(self):
         rng = np.random.default_rng(4)
         X = randn(rng, 3, 4)

@@ -353,6 +353,19 @@ def _window_output(layer, h: int, w: int) -> tuple[int, int]:
     )
 
 
+if torch is not None:
+
+    class _Scale(torch.nn.Module):
+        """``x * factor``: a FullyConnected's ``output_scale``."""
+
+        def __init__(self, factor: float) -> None:
+            super().__init__()
+            self.factor = float(factor)
+
+        def forward(self, x):
+            return x * self.factor
+
+
 def torch_network(layers, input_shape=(32, 32, 3), dtype=None):
     """The ``torch.nn.Sequential`` computing what our layers (a list, or a model) compute on one
     example of ``input_shape`` (``(h, w, c)``, or ``(n_features,)``), taking NCHW input.
@@ -413,6 +426,8 @@ def torch_network(layers, input_shape=(32, 32, 3), dtype=None):
             module = nn.Linear(shape[0], layer.n_out, bias=layer.use_bias)
             module.nhwc_flatten_from = flatten_from
             modules.append(module)
+            if getattr(layer, "output_scale", 1.0) != 1.0:
+                modules.append(_Scale(layer.output_scale))
             flatten_from, shape = None, (layer.n_out,)
         else:
             raise ValueError(f"no torch counterpart for {layer!r}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..activations import initialize_activation
-from ..validation import boolean
+from ..validation import boolean, number
 from ..weights import initialize_weights
 from .base import _as_float, _output_size, _param_dtype, _ParametricLayer
 
@@ -18,14 +20,25 @@ class FullyConnected(_ParametricLayer):
     ``use_bias=False`` (as in Keras; PyTorch's ``bias=False``) leaves out ``b``, e.g. before a
     :class:`BatchNorm`, whose shift makes a bias redundant; ``parameters`` then holds only ``W``.
     ``n_out=None`` (the course's output layer) is filled in by the model from the data set.
+    ``output_scale``: a constant ``s`` in ``Y = activation(s * (X @ W + b))``; airbench scales
+    its logits by 1/9, which acts like a temperature and changes the training dynamics in a way
+    that scaling the initial weights does not.
     """
 
     name = "fully_connected"
 
     def __init__(
-        self, n_out: int | None = None, activation="linear", weight_init: str = "xavier_uniform", use_bias: bool = True
+        self,
+        n_out: int | None = None,
+        activation="linear",
+        weight_init: str = "xavier_uniform",
+        use_bias: bool = True,
+        output_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        self.output_scale = number(output_scale, "FullyConnected output_scale")
+        if not (math.isfinite(self.output_scale) and self.output_scale > 0):
+            raise ValueError(f"FullyConnected output_scale must be a positive number; got {output_scale!r}")
         self.n_out = _output_size(n_out, "FullyConnected n_out")
         self.activation = initialize_activation(activation)
         initialize_weights(weight_init, activation=self.activation.name)  # validate the name now
@@ -47,12 +60,16 @@ class FullyConnected(_ParametricLayer):
         Z = X @ self._param("W", X.dtype)
         if self.use_bias:
             Z += self._param("b", X.dtype)
+        if self.output_scale != 1.0:
+            Z *= self.output_scale
         self.cache["X"] = X
         return self._activate(Z)
 
     def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
         X = self.cache["X"]
         dLdZ = dLdZ.astype(X.dtype, copy=False)
+        if self.output_scale != 1.0:
+            dLdZ = dLdZ * self.output_scale  # the gradient at X @ W + b, before the scale
         self._store_gradient("W", X.T @ dLdZ)
         if self.use_bias:
             self._store_gradient("b", dLdZ.sum(axis=0, keepdims=True))
@@ -65,4 +82,5 @@ class FullyConnected(_ParametricLayer):
             "activation": self.activation.name,
             "weight_init": self.weight_init,
             "use_bias": self.use_bias,
+            "output_scale": self.output_scale,
         }
