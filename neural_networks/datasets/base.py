@@ -82,7 +82,11 @@ class DataLoader:
     unlabelled (``Y`` is ``None``; e.g. a competition's test inputs). With ``shuffle`` each pass
     visits the examples in a new order drawn from ``rng``; the last batch may be smaller.
     ``augment`` is an optional callable ``(X_batch_uint8_or_float, rng) -> X_batch`` applied before
-    ``transform`` when ``augmenting`` is true (training only).
+    ``transform`` when ``augmenting`` is true (training only). One with a true attribute
+    ``needs_epoch_and_indices`` (an alternating flip) is called as ``augment(X_batch, rng,
+    indices=..., epoch=..., seed=...)``: ``indices`` ``(n,)`` are the batch's examples' positions
+    in the stored data set (followed through :meth:`shuffle`), ``epoch`` is :attr:`epoch` and
+    ``seed`` the loader's seed.
 
     The course's interface is kept too: ``samples_per_epoch`` (batches per pass), ``sample()``
     (the next batch, starting a new pass when one ends; the inputs alone for an unlabelled split),
@@ -91,6 +95,8 @@ class DataLoader:
 
     ``seed`` (or an explicit ``rng``) drives shuffling and augmentation; with a seed,
     :meth:`set_epoch` makes each epoch's randomness depend on the epoch number only.
+    :attr:`epoch` numbers the passes: 0 for the first, then one more for each pass started,
+    unless :meth:`set_epoch` says which epoch the next pass is.
     """
 
     def __init__(
@@ -146,11 +152,17 @@ class DataLoader:
         self.rng = rng
         self._iterator = None
         self._taken = 0  # batches sample() has taken from the current pass
+        self.epoch = 0  # the current pass's epoch (or the next one's, before it starts)
+        self._epoch_set = True  # the next pass runs epoch self.epoch rather than self.epoch + 1
+        self._example_ids = None  # positions in the data set as given, once shuffle() reorders it
 
     def set_epoch(self, epoch: int) -> None:
-        """Reseed shuffling and augmentation from ``(seed, epoch)`` (like PyTorch's
-        ``DistributedSampler.set_epoch``), so that epoch ``e`` sees the same order and the same
-        augmentations whether or not the run was interrupted before it. No effect without a seed."""
+        """Make the next pass epoch ``epoch`` and reseed shuffling and augmentation from ``(seed,
+        epoch)`` (like PyTorch's ``DistributedSampler.set_epoch``), so that epoch ``e`` sees the
+        same order and the same augmentations whether or not the run was interrupted before it.
+        Without a seed only the epoch number is set (what an alternating flip follows)."""
+        self.epoch = int(epoch)
+        self._epoch_set = True
         if self.seed is not None:
             self.rng = np.random.default_rng([self.seed, int(epoch)])
             self.reset()
@@ -187,10 +199,18 @@ class DataLoader:
         return self._taken
 
     def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The batch made of the examples at ``index`` (after augmentation and transform)."""
+        """The batch made of the examples at ``index`` (after augmentation and transform), as
+        in epoch :attr:`epoch`."""
+        return self._batch(index, self.epoch)
+
+    def _batch(self, index: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray | None]:
         X = self.X[index]
         if self.augmenting and self.augment is not None:
-            X = self.augment(X, self.rng)
+            if getattr(self.augment, "needs_epoch_and_indices", False):
+                ids = np.arange(self.X.shape[0]) if self._example_ids is None else self._example_ids
+                X = self.augment(X, self.rng, indices=ids[index], epoch=epoch, seed=self.seed)
+            else:  # the plain (X, rng) interface, which users' own callables implement
+                X = self.augment(X, self.rng)
         X = self.transform(X) if self.transform is not None else X.astype(np.float32, copy=False)
         if self.labels is not None:
             return X, one_hot(self.labels[index], self.n_classes)
@@ -199,10 +219,14 @@ class DataLoader:
         return X, None
 
     def _pass(self, shuffle: bool):
+        if not self._epoch_set:
+            self.epoch += 1
+        self._epoch_set = False
+        epoch = self.epoch  # kept for the whole pass, even if another pass starts meanwhile
         m = self.X.shape[0]
         order = self.rng.permutation(m) if shuffle else np.arange(m)
         for start in range(0, m, self.batch_size):
-            yield self.batch(order[start : start + self.batch_size])
+            yield self._batch(order[start : start + self.batch_size], epoch)
 
     def __iter__(self):
         return self._pass(self.shuffling)
@@ -227,6 +251,9 @@ class DataLoader:
         """Reorder the stored examples (inputs with their labels) at random now, as the course's
         loader does, and start a new pass. The arrays are copied, never permuted in place."""
         order = self.rng.permutation(self.X.shape[0])
+        # An augmentation tied to each example (alternating flip) must follow it to its new place.
+        ids = np.arange(self.X.shape[0]) if self._example_ids is None else self._example_ids
+        self._example_ids = ids[order]
         self.X = self.X[order]
         if self.labels is not None:
             self.labels = self.labels[order]
@@ -537,6 +564,8 @@ def make_image_dataset(
     standardize: bool = True,
     augment=False,
     flatten: bool = False,
+    pad: int = 4,
+    crop_padding: str = "zeros",
 ) -> Dataset:
     """A :class:`Dataset` from uint8 NHWC images. ``splits`` maps ``"train"``, ``"test"`` and
     optionally ``"validation"`` to ``(images, labels)``; without a validation split,
@@ -545,8 +574,9 @@ def make_image_dataset(
     drives shuffling and augmentation. ``augment``: see
     :func:`~neural_networks.datasets.augment.make_augmenter`; the training loader always carries
     an augmenter (crop and flip unless others are named) and ``augment`` only sets
-    ``train.augmenting``, so augmentation can be switched on later too. ``flatten`` gives
-    ``(m, H*W*C)`` inputs (a view of the uint8 array, no copy)."""
+    ``train.augmenting``, so augmentation can be switched on later too. ``pad`` and
+    ``crop_padding`` (``"zeros"`` or ``"reflect"``) configure its crop, unless an ``augment``
+    mapping sets them. ``flatten`` gives ``(m, H*W*C)`` inputs (a view of the uint8 array, no copy)."""
     from .augment import AUGMENTATIONS, make_augmenter
 
     for required in ("train", "test"):
@@ -569,7 +599,8 @@ def make_image_dataset(
         transform = ImageTransform(mean / 255.0, std / 255.0)
     else:
         transform = ImageTransform()
-    augmenter = make_augmenter(augment, image_shape=image_shape) or make_augmenter(AUGMENTATIONS, image_shape)
+    crop = {"pad": pad, "crop_padding": crop_padding}
+    augmenter = make_augmenter(augment, image_shape, **crop) or make_augmenter(AUGMENTATIONS, image_shape, **crop)
     n_classes = len(class_names)
 
     def reshape(X):

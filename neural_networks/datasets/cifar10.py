@@ -273,6 +273,8 @@ def load_cifar10(
     seed: int = 0,
     split_seed: int = DEFAULT_SPLIT_SEED,
     flatten: bool = False,
+    pad: int = 4,
+    crop_padding: str = "zeros",
     download: bool = True,
     progress: bool = True,
     cache: bool = True,
@@ -283,7 +285,8 @@ def load_cifar10(
     ``path``: the canonical tarball or folder, or an image-folder tree/archive (told apart by
     content). ``standardize``: scale to ``[0, 1]`` and standardise per channel with the training
     split's statistics (else only scale). ``augment``: ``True`` (random crop with 4-pixel padding
-    and horizontal flip) or names; off by default, toggled later with ``train.augmenting``."""
+    and horizontal flip) or names; off by default, toggled later with ``train.augmenting``.
+    ``pad`` and ``crop_padding`` (``"zeros"`` or ``"reflect"``): the crop's padding."""
     source = cifar10_source(path, download, progress)
     splits, class_names = load_cifar10_arrays(source, download, progress, cache)
     dataset = make_image_dataset(
@@ -297,6 +300,8 @@ def load_cifar10(
         standardize=standardize,
         augment=augment,
         flatten=flatten,
+        pad=pad,
+        crop_padding=crop_padding,
     )
     dataset.source = source
     return dataset

@@ -615,6 +615,8 @@ def load_image_folder(
     seed: int = 0,
     split_seed: int = DEFAULT_SPLIT_SEED,
     flatten: bool = False,
+    pad: int = 4,
+    crop_padding: str = "zeros",
     progress: bool = True,
     cache: bool = True,
     name: str = "image_folder",
@@ -623,7 +625,7 @@ def load_image_folder(
     """Any image-folder tree or archive as a :class:`Dataset` of uint8 NHWC images. Without a
     validation split folder, ``validation_size`` (count or fraction) of ``train`` is held out,
     stratified and fixed by ``split_seed``. See :func:`~neural_networks.datasets.base.make_image_dataset`
-    for ``standardize``, ``augment``, ``seed`` and ``flatten``; ``max_bytes`` bounds the bytes read
+    for ``standardize``, ``augment``, ``seed``, ``flatten``, ``pad`` and ``crop_padding``; ``max_bytes`` bounds the bytes read
     from the source (decompressed, default :data:`DEFAULT_MAX_BYTES`)."""
     if path is None:
         raise ValueError("the image_folder data set needs path=<folder or archive of <split>/<class>/<image>>")
@@ -639,6 +641,8 @@ def load_image_folder(
         standardize=standardize,
         augment=augment,
         flatten=flatten,
+        pad=pad,
+        crop_padding=crop_padding,
     )
     dataset.source = Path(path)
     return dataset
