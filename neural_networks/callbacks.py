@@ -6,6 +6,7 @@ A callback subclasses :class:`Callback` and overrides any of::
     on_train_begin(logs)           on_train_end(logs)            # logs: the last epoch's
     on_epoch_begin(epoch, logs)    on_epoch_end(epoch, logs)     # epoch: 0-based
     on_train_batch_begin(batch, logs)  on_train_batch_end(batch, logs)  # batch: 0-based, per epoch
+    on_test_begin(logs)            on_test_end(logs)             # around each epoch's validation
 
 Epoch logs hold ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy`` (when the data set
 holds validation examples), ``lr`` and ``seconds``; batch-end logs the batch's ``loss`` and the
@@ -20,7 +21,7 @@ callbacks of the run in ``last.npz`` and hands them back through ``load_state_di
 resumed fit begins.
 
 Configs name callbacks through :data:`CALLBACKS` (``early_stopping``, ``model_checkpoint``,
-``freeze``).
+``freeze``, ``ema``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "History",
     "ProgressBar",
     "FreezeParameters",
+    "ExponentialMovingAverage",
     "ModelCheckpoint",
     "EarlyStopping",
     "CALLBACKS",
@@ -54,6 +56,8 @@ HOOKS = (
     "on_epoch_end",
     "on_train_batch_begin",
     "on_train_batch_end",
+    "on_test_begin",
+    "on_test_end",
 )
 
 
@@ -85,6 +89,12 @@ class Callback:
         pass
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
+        pass
+
+    def on_test_begin(self, logs=None) -> None:
+        pass
+
+    def on_test_end(self, logs=None) -> None:
         pass
 
     def state_dict(self) -> dict | None:
@@ -168,6 +178,14 @@ class CallbackList:
     def on_train_batch_end(self, batch: int, logs=None) -> None:
         for method in self._hooks["on_train_batch_end"]:
             method(batch, logs)
+
+    def on_test_begin(self, logs=None) -> None:
+        for method in self._hooks["on_test_begin"]:
+            method(logs)
+
+    def on_test_end(self, logs=None) -> None:
+        for method in self._hooks["on_test_end"]:
+            method(logs)
 
     # -- resume state ------------------------------------------------------------------
     def _keyed(self):
@@ -601,9 +619,117 @@ def _index(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+class ExponentialMovingAverage(Callback):
+    """Keep an exponential moving average of the weights and evaluate with it (Polyak averaging;
+    timm's ``ModelEmaV2``, Keras' ``use_ema``; airbench's lookahead is a close relative).
+
+    After every ``every``-th training step: ``ema <- d * ema + (1 - d) * w`` for every parameter
+    and buffer (batch-norm running statistics too), ``d = decay``, or with ``warmup``
+    ``min(decay, (1 + t) / (10 + t))`` at step ``t`` (so that early averages do not remember the
+    initial weights). The averaged weights are what the model is evaluated with: the per-epoch
+    validation, the checkpoints (``best.npz``/``last.npz`` hold them, so ``evaluate`` and
+    ``predict`` use them) and the model after training. Training itself continues from the raw
+    weights, which the callback's state keeps, so a resumed run equals an uninterrupted one."""
+
+    def __init__(self, decay: float = 0.999, every: int = 1, warmup: bool = True) -> None:
+        if isinstance(decay, bool) or not _number(decay) or not 0.0 < decay < 1.0:
+            raise ValueError(f"ExponentialMovingAverage: decay must be in (0, 1); got {decay!r}")
+        if not _index(every) or every < 1:
+            raise ValueError(f"ExponentialMovingAverage: every must be a positive integer; got {every!r}")
+        if not isinstance(warmup, bool):
+            raise ValueError(f"ExponentialMovingAverage: warmup must be true or false; got {warmup!r}")
+        self.decay, self.every, self.warmup = float(decay), int(every), warmup
+        self.average: list[np.ndarray] | None = None
+        self.raw: list[np.ndarray] | None = None  # the training weights while the average is in the model
+        self.steps = 0
+
+    def _arrays(self) -> list[np.ndarray]:
+        """The model's parameters and buffers, the arrays themselves, in get_weights order."""
+        return [
+            value
+            for layer in self.model.layers
+            for group in (layer.parameters, getattr(layer, "buffers", {}))
+            for value in group.values()
+        ]
+
+    def _put(self, values) -> None:
+        for target, value in zip(self._arrays(), values):
+            target[...] = value
+
+    def _swap_in(self) -> None:
+        if self.raw is None and self.average is not None:
+            self.raw = [np.array(a) for a in self._arrays()]
+            self._put(self.average)
+
+    def _swap_out(self) -> None:
+        if self.raw is not None:
+            self._put(self.raw)
+            self.raw = None
+
+    def on_train_begin(self, logs=None) -> None:
+        self.average, self.raw, self.steps = None, None, 0  # a resumed fit's state arrives after this
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._swap_out()
+        if self.average is None:  # the model's parameters exist once it has seen data
+            self.average = [np.array(a, dtype=np.float64) for a in self._arrays()] or None
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.steps += 1
+        if self.steps % self.every:
+            return
+        arrays = self._arrays()
+        if self.average is None or len(self.average) != len(arrays):
+            self.average = [np.array(a, dtype=np.float64) for a in arrays]
+            return
+        t = self.steps // self.every
+        d = min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
+        for average, value in zip(self.average, arrays):
+            # d * average + (1 - d) * value, computed in the average's float64 without temporaries
+            average -= value
+            average *= d
+            average += value
+
+    def on_test_begin(self, logs=None) -> None:
+        self._swap_in()
+
+    def on_test_end(self, logs=None) -> None:
+        self._swap_out()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self._swap_in()  # the checkpoints written after this hold the average
+
+    def on_train_end(self, logs=None) -> None:
+        self._swap_in()
+        self.raw = None  # the average stays: it is the trained model
+
+    def state_dict(self) -> dict | None:
+        if self.average is None:
+            return None
+        state = {"steps": self.steps}
+        for i, value in enumerate(self.average):
+            state[f"average.{i}"] = value
+        for i, value in enumerate(self.raw or ()):
+            state[f"raw.{i}"] = value
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        def arrays(prefix):
+            items = sorted((int(k.split(".", 1)[1]), v) for k, v in state.items() if k.startswith(prefix))
+            return [np.array(v) for _, v in items]
+
+        self.steps = int(state["steps"])
+        self.average = arrays("average.") or None
+        raw = arrays("raw.")
+        self.raw = None
+        if raw:  # the checkpoint's model holds the average; training resumes from the raw weights
+            self._put(raw)
+
+
 CALLBACKS = Registry("callback")
 CALLBACKS.add("early_stopping", EarlyStopping, aliases=("earlystopping",))
 CALLBACKS.add("freeze", FreezeParameters, aliases=("freeze_parameters",))
+CALLBACKS.add("ema", ExponentialMovingAverage, aliases=("exponential_moving_average",))
 CALLBACKS.add("model_checkpoint", ModelCheckpoint, aliases=("modelcheckpoint", "checkpoint"))
 
 

@@ -131,8 +131,10 @@ def fit(model, dataset, epochs: int, callbacks=None, verbose: int = 1, initial_e
                 callbacks.on_train_batch_end(b, {"loss": loss, "accuracy": correct / count})
         logs = {"loss": float(total_loss / max(count, 1)), "accuracy": correct / max(count, 1)}
         if has_validation:
+            callbacks.on_test_begin({})
             val = model.evaluate(validate)
             logs.update(val_loss=float(val["loss"]), val_accuracy=float(val["accuracy"]))
+            callbacks.on_test_end({"loss": logs["val_loss"], "accuracy": logs["val_accuracy"]})
         logs["lr"] = float(model.optimizer.lr_scheduler(epoch))
         logs["seconds"] = time.perf_counter() - started
         callbacks.on_epoch_end(epoch, logs)

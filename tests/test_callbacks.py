@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from neural_networks.callbacks import (
+    ExponentialMovingAverage,
     FreezeParameters,
     CALLBACKS,
     Callback,
@@ -336,13 +337,13 @@ class TestHistoryAndState(unittest.TestCase):
 
 class TestRegistry(unittest.TestCase):
     def test_names_and_arguments(self):
-        self.assertEqual(CALLBACKS.names(), ["early_stopping", "freeze", "model_checkpoint"])
+        self.assertEqual(CALLBACKS.names(), ["early_stopping", "freeze", "ema", "model_checkpoint"])
         stopper = initialize_callback("early_stopping", patience=3, monitor="val_accuracy")
         self.assertIsInstance(stopper, EarlyStopping)
         self.assertEqual((stopper.patience, stopper.mode), (3, "max"))
         self.assertIsInstance(initialize_callback("EarlyStopping"), EarlyStopping)
         with self.assertRaisesRegex(
-            ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, freeze, model_checkpoint"
+            ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, freeze, ema, model_checkpoint"
         ):
             initialize_callback("early_stop")
         with self.assertRaisesRegex(
@@ -443,6 +444,80 @@ class TestFreezing(unittest.TestCase):
         thaw = self.model([True, False])
         thaw.train(data, epochs=2, verbose=0, callbacks=[FreezeParameters(0, 1, unfreeze=True)])
         self.assertEqual(thaw.layers[0].frozen, set())
+
+
+class TestExponentialMovingAverage(unittest.TestCase):
+    """The average of the weights: its recurrence, evaluation with it, and resuming."""
+
+    def test_the_recurrence(self):
+        model = mlp()
+        X, _ = next(iter(iris().train))
+        model.forward(X)
+        ema = ExponentialMovingAverage(decay=0.9, warmup=False)
+        ema.set_model(model)
+        ema.on_train_begin()
+        ema.on_epoch_begin(0)
+        W = model.layers[0].parameters["W"]
+        expected = W.astype(np.float64).copy()
+        rng = np.random.default_rng(0)
+        for step in range(5):
+            W += rng.standard_normal(W.shape).astype(W.dtype)
+            ema.on_train_batch_end(step)
+            expected = 0.9 * expected + 0.1 * W.astype(np.float64)
+        np.testing.assert_allclose(ema.average[0], expected, rtol=1e-12)
+        raw = W.copy()
+        ema.on_test_begin()
+        np.testing.assert_allclose(model.layers[0].parameters["W"], expected.astype(W.dtype))
+        ema.on_test_end()
+        np.testing.assert_array_equal(model.layers[0].parameters["W"], raw)
+        warm = ExponentialMovingAverage(decay=0.999)
+        warm.set_model(model)
+        warm.on_train_begin()
+        warm.on_epoch_begin(0)
+        start = W.astype(np.float64).copy()
+        W += 1.0
+        warm.on_train_batch_end(0)  # d = min(0.999, 2 / 11): the new weights weigh 9/11
+        np.testing.assert_allclose(warm.average[0], start * 2 / 11 + W.astype(np.float64) * 9 / 11, rtol=1e-12)
+        for kwargs in ({"decay": 1.0}, {"decay": 0}, {"every": 0}, {"warmup": "yes"}):
+            with self.subTest(kwargs=kwargs), self.assertRaises(ValueError):
+                ExponentialMovingAverage(**kwargs)
+
+    def test_validation_checkpoints_and_the_trained_model_use_the_average(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = iris()
+            model = mlp()
+            ema = ExponentialMovingAverage(decay=0.8)
+            checkpoint = ModelCheckpoint(Path(tmp) / "run")
+            history = fit(model, data, 3, callbacks=[ema, checkpoint], verbose=0)
+            for value, average in zip(model.get_weights(), ema.average):
+                np.testing.assert_allclose(value, average.astype(value.dtype))
+            self.assertAlmostEqual(model.evaluate(data.validate)["loss"], history["val_loss"][-1], places=6)
+            saved = NeuralNetwork.load(Path(tmp) / "run" / "last.npz")
+            for a, b in zip(saved.get_weights(), model.get_weights()):
+                np.testing.assert_array_equal(a, b)
+            plain = mlp()
+            fit(plain, iris(), 3, verbose=0)
+            self.assertFalse(all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), model.get_weights())))
+
+    def test_resume_equals_an_uninterrupted_run(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            results = {}
+            for name, stops in (("whole", [4]), ("split", [2, 4])):
+                model, start = None, 0
+                for stop in stops:
+                    checkpoint = ModelCheckpoint(tmp / name)
+                    ema = ExponentialMovingAverage(decay=0.7)
+                    model = checkpoint.resume() if start else mlp()
+                    history = fit(model, iris(), stop, callbacks=[ema, checkpoint], verbose=0, initial_epoch=start)
+                    start = stop
+                results[name] = (model.get_weights(), history["val_loss"], ema.average)
+            (wa, la, aa), (wb, lb, ab) = results["whole"], results["split"]
+            for a, b in zip(wa, wb):
+                np.testing.assert_array_equal(a, b)
+            self.assertEqual(la, lb)
+            for a, b in zip(aa, ab):
+                np.testing.assert_array_equal(a, b)
 
 
 if __name__ == "__main__":
