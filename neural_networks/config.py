@@ -155,13 +155,24 @@ def validate_config(config: dict) -> dict:
     if not isinstance(optimizer, dict) or "name" not in optimizer or "lr" not in optimizer:
         raise ConfigError("optimizer must be a mapping with at least 'name' and 'lr'")
     schedule = optimizer.get("lr_scheduler")
-    if isinstance(schedule, dict) and schedule.get("name") in ("cosine", "one_cycle"):
+    if isinstance(schedule, dict) and _spans_the_run(schedule.get("name")):
         schedule.setdefault("total_epochs", config["epochs"])  # anneal over the whole run unless told otherwise
     try:
         initialize_optimizer(**optimizer)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"optimizer: {err}") from None
     return config
+
+
+def _spans_the_run(name) -> bool:
+    """Whether the schedule called ``name`` takes ``total_epochs`` (cosine, one-cycle, triangular),
+    which a config then sets to the run's epochs unless it gives it."""
+    from .schedulers import SCHEDULERS
+
+    try:
+        return "total_epochs" in SCHEDULERS.arguments(SCHEDULERS.canonical(name))
+    except (TypeError, ValueError):
+        return False  # an unknown name: initialize_optimizer reports it
 
 
 def _check_callbacks(callbacks) -> list:

@@ -17,7 +17,7 @@ import math
 from abc import ABC, abstractmethod
 
 from .registry import Registry
-from .validation import positive
+from .validation import number, positive
 
 __all__ = [
     "LRScheduler",
@@ -26,6 +26,7 @@ __all__ = [
     "StepLR",
     "CosineLR",
     "OneCycleLR",
+    "TriangularLR",
     "SCHEDULERS",
     "initialize_scheduler",
 ]
@@ -48,8 +49,8 @@ class LRScheduler(ABC):
     def __call__(self, t: float) -> float:
         """Learning rate at progress ``t`` (epochs)."""
         rate = self.rate(t)
-        if t < self.warmup_epochs:
-            rate *= self.warmup_start + (1.0 - self.warmup_start) * t / self.warmup_epochs
+        if self.warmup_epochs and t < self.warmup_epochs:  # (without the first test, t < 0 divided by 0)
+            rate *= self.warmup_start + (1.0 - self.warmup_start) * max(t, 0.0) / self.warmup_epochs
         return rate
 
     @abstractmethod
@@ -210,6 +211,67 @@ class OneCycleLR(LRScheduler):
         }
 
 
+class TriangularLR(LRScheduler):
+    """Triangular (warm-up, then linear decay) schedule, airbench's ``triangle``: linear from
+    ``start_factor * lr`` at ``t = 0`` up to the peak ``lr`` at ``t = pct_start * total_epochs``,
+    then linear down to ``end_factor * lr`` at ``t = total_epochs`` (and that rate after it):
+
+    ``lr * (start_factor + (1 - start_factor) * t / T_peak)`` for ``t <= T_peak``,
+    ``lr * (1 + (end_factor - 1) * (t - T_peak) / (total_epochs - T_peak))`` after.
+
+    The defaults are airbench94's CIFAR-10 schedule (``triangle(steps, start=0.2, end=0.07,
+    peak=0.23)``); airbench rounds the peak down to a whole step, here it lies at the exact fraction.
+    ``pct_start = 0`` starts at the peak (a pure linear decay). ``total_epochs`` and ``pct_start``
+    are named as :class:`OneCycleLR`'s, so that the two look alike in a config; the warm-up is
+    built in, so ``warmup_epochs`` is normally left at 0."""
+
+    name = "triangular"
+
+    def __init__(
+        self,
+        lr: float,
+        total_epochs: float = 10,
+        pct_start: float = 0.23,
+        start_factor: float = 0.2,
+        end_factor: float = 0.07,
+        *,
+        warmup_epochs: float = 0.0,
+        warmup_start: float = 0.1,
+    ) -> None:
+        super().__init__(lr, warmup_epochs, warmup_start)
+        self.total_epochs = positive(total_epochs, "total_epochs")
+        self.pct_start = _in_interval(pct_start, "pct_start", "[0, 1)")
+        self.start_factor = _in_interval(start_factor, "start_factor", "[0, 1]")
+        self.end_factor = _in_interval(end_factor, "end_factor", "[0, 1]")
+
+    def rate(self, t: float) -> float:
+        peak_at = self.pct_start * self.total_epochs
+        if t < peak_at:
+            factor = self.start_factor + (1.0 - self.start_factor) * max(t, 0.0) / peak_at
+        else:
+            progress = min(max((t - peak_at) / (self.total_epochs - peak_at), 0.0), 1.0)
+            factor = 1.0 + (self.end_factor - 1.0) * progress
+        return self.lr * factor
+
+    def config(self) -> dict:
+        return {
+            **super().config(),
+            "total_epochs": self.total_epochs,
+            "pct_start": self.pct_start,
+            "start_factor": self.start_factor,
+            "end_factor": self.end_factor,
+        }
+
+
+def _in_interval(value, what: str, interval: str) -> float:
+    """``value`` as a float if it is a finite number in ``interval`` (``"[0, 1)"`` or ``"[0, 1]"``),
+    else ``ValueError`` naming ``what``, the interval and the value."""
+    value = number(value, what)
+    if not (0.0 <= value < 1.0 if interval == "[0, 1)" else 0.0 <= value <= 1.0):
+        raise ValueError(f"{what} must be in {interval}; got {value!r}")
+    return value
+
+
 #: Every schedule by name; adding one is its class above and one ``SCHEDULERS.add`` line.
 SCHEDULERS = Registry("lr_scheduler")
 SCHEDULERS.add("constant", ConstantLR)
@@ -217,13 +279,15 @@ SCHEDULERS.add("exponential", ExponentialLR)
 SCHEDULERS.add("step", StepLR)
 SCHEDULERS.add("cosine", CosineLR)
 SCHEDULERS.add("one_cycle", OneCycleLR)
+SCHEDULERS.add("triangular", TriangularLR, aliases=("warmup_linear",))
 
 
 def initialize_scheduler(
     name: str, lr: float, decay: float = 0.99, stage_length: int = 1000, staircase: bool = True, **kwargs
 ) -> LRScheduler:
     """Make a schedule from its name (one of ``SCHEDULERS``) and its keyword arguments
-    (``step_size``, ``gamma``, ``total_epochs``, ``min_lr``, ``pct_start``, ``warmup_epochs``, ...).
+    (``step_size``, ``gamma``, ``total_epochs``, ``min_lr``, ``pct_start``, ``start_factor``,
+    ``warmup_epochs``, ...).
 
     ``decay``, ``stage_length`` and ``staircase`` are the spec's exponential-decay arguments,
     which an optimizer always hands on: a schedule whose signature names them gets them, the

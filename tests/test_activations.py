@@ -1,13 +1,16 @@
 """Tests of neural_networks.activations: forward values, finite-difference backward passes,
 numerical stability, dtype preservation and the initialize_activation factory."""
 
+import math
 import unittest
 
 import numpy as np
 
 from neural_networks.activations import (
     ACTIVATIONS,
+    GELU,
     ArcTan,
+    GELUTanh,
     Linear,
     ReLU,
     Sigmoid,
@@ -16,7 +19,8 @@ from neural_networks.activations import (
     initialize_activation,
 )
 
-from .helpers import numerical_gradient, rand_away_from_zero, randn, relative_error
+from .helpers import numerical_gradient, one_hot, rand_away_from_zero, randn, relative_error
+from .torch_oracles import TF, requires_torch, torch
 
 TOL = 1e-6
 
@@ -198,6 +202,198 @@ class TestSoftMax(ActivationChecks, unittest.TestCase):
             np.testing.assert_allclose(SoftMax().forward(Z[n : n + 1]), S[n : n + 1], rtol=1e-12)
 
 
+def _gelu_reference(Z: np.ndarray) -> np.ndarray:
+    """Slow exact GELU, one ``math.erf`` per element: ``z (1 + erf(z / sqrt(2))) / 2``."""
+    return np.array([z * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) for z in Z.ravel()]).reshape(Z.shape)
+
+
+def _gelu_tail_reference(Z: np.ndarray) -> np.ndarray:
+    """The same as ``z erfc(-z / sqrt(2)) / 2`` (``math.erfc``), which keeps its relative accuracy
+    for very negative ``z``, where ``1 + erf`` cancels."""
+    return np.array([z * 0.5 * math.erfc(-z / math.sqrt(2.0)) for z in Z.ravel()]).reshape(Z.shape)
+
+
+def _gelu_slope_reference(Z: np.ndarray) -> np.ndarray:
+    """``Phi(z) + z phi(z)``, one ``math.erfc`` / ``math.exp`` per element."""
+    return np.array(
+        [0.5 * math.erfc(-z / math.sqrt(2.0)) + z * math.exp(-z * z / 2) / math.sqrt(2 * math.pi) for z in Z.ravel()]
+    ).reshape(Z.shape)
+
+
+class TestGELU(ActivationChecks, unittest.TestCase):
+    make = GELU
+
+    def inputs(self, rng, shape):
+        return 3 * randn(rng, *shape)
+
+    def test_forward_matches_math_erf(self):
+        rng = np.random.default_rng(20)
+        Z = np.concatenate([np.linspace(-10, 10, 4001), 3 * randn(rng, 3000)])
+        np.testing.assert_allclose(GELU().forward(Z), _gelu_reference(Z), rtol=1e-13, atol=1e-15)
+        # every interval of the erf approximation (|z| / sqrt(2) below 0.46875, up to 4, beyond)
+        # with relative accuracy, deep into the lower tail (GELU(-37) is about -1e-300)
+        Z = -np.geomspace(1e-8, 37.0, 2000)
+        np.testing.assert_allclose(GELU().forward(Z), _gelu_tail_reference(Z), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(GELU().forward(-Z), _gelu_tail_reference(-Z), rtol=1e-14, atol=0)
+
+    def test_backward_matches_closed_form(self):
+        rng = np.random.default_rng(21)
+        Z = np.concatenate([np.linspace(-10, 10, 2001), 3 * randn(rng, 2000)])
+        dY = randn(rng, Z.size)
+        np.testing.assert_allclose(GELU().backward(Z, dY), dY * _gelu_slope_reference(Z), rtol=1e-12, atol=1e-15)
+
+    def test_large_arrays_equal_small_ones_elementwise(self):
+        # GELU works through blocks of 65536 elements: a value must not depend on its block
+        rng = np.random.default_rng(22)
+        Z = 4 * randn(rng, 70001)
+        dY = randn(rng, 70001)
+        Y, dZ = GELU().forward(Z), GELU().backward(Z, dY)
+        for i in (0, 65535, 65536, 70000):
+            self.assertEqual(Y[i], GELU().forward(Z[i : i + 1])[0])
+            self.assertEqual(dZ[i], GELU().backward(Z[i : i + 1], dY[i : i + 1])[0])
+
+    def test_values_and_limits(self):
+        Z = np.array([0.0, 1.0, -1.0, 1000.0, -1000.0, 1e30, -1e30])
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            Y = GELU().forward(Z)
+            dZ = GELU().backward(Z, np.ones_like(Z))
+        np.testing.assert_array_equal(Y[[0, 3, 4, 5, 6]], [0.0, 1000.0, 0.0, 1e30, 0.0])
+        np.testing.assert_allclose(Y[1:3], [0.8413447460685429, -0.15865525393145707], rtol=1e-15)
+        np.testing.assert_array_equal(dZ[[0, 3, 4, 5, 6]], [0.5, 1.0, 0.0, 1.0, 0.0])
+        Z32 = np.array([3e38, -3e38, 0.5], dtype=np.float32)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            self.assertTrue(np.all(np.isfinite(GELU().forward(Z32))))
+            self.assertTrue(np.all(np.isfinite(GELU().backward(Z32, np.ones_like(Z32)))))
+        self.assertTrue(np.isnan(GELU().forward(np.array([np.nan, 1.0]))[0]))
+
+    def test_float32_is_accurate_to_float32(self):
+        Z = np.linspace(-10, 10, 20001).astype(np.float32)
+        exact = _gelu_tail_reference(Z.astype(np.float64))
+        np.testing.assert_allclose(GELU().forward(Z), exact, rtol=2e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            GELU().backward(Z, np.ones_like(Z)), _gelu_slope_reference(Z.astype(np.float64)), rtol=2e-6, atol=1e-7
+        )
+
+    def test_wrong_gradient_shape_is_refused(self):
+        with self.assertRaisesRegex(ValueError, r"upstream gradient of the input's shape \(2, 3\), got \(3, 2\)"):
+            GELU().backward(np.ones((2, 3)), np.ones((3, 2)))
+
+
+class TestGELUTanh(ActivationChecks, unittest.TestCase):
+    make = GELUTanh
+
+    def inputs(self, rng, shape):
+        return 3 * randn(rng, *shape)
+
+    def test_forward(self):
+        Z = np.linspace(-8, 8, 1601)
+        u = math.sqrt(2 / math.pi) * (Z + 0.044715 * Z**3)
+        np.testing.assert_allclose(GELUTanh().forward(Z), 0.5 * Z * (1 + np.tanh(u)), rtol=1e-12, atol=1e-15)
+        # no cancellation in the lower tail: relative accuracy against z / (1 + exp(-2u))
+        Zn, un = Z[Z < 0], u[Z < 0]
+        np.testing.assert_allclose(GELUTanh().forward(Zn), Zn / (1 + np.exp(-2 * un)), rtol=1e-12, atol=0)
+        # within about 5e-4 of the exact GELU (the approximation's known error)
+        self.assertLess(np.max(np.abs(GELUTanh().forward(Z) - GELU().forward(Z))), 5e-4)
+
+    def test_huge_inputs(self):
+        for dtype in (np.float64, np.float32):
+            Z = np.array([1e30, -1e30, 60.0, -60.0], dtype=dtype)  # f(-60) < 1e-3000
+            with self.subTest(dtype=dtype.__name__), np.errstate(over="raise", invalid="raise", divide="raise"):
+                np.testing.assert_array_equal(GELUTanh().forward(Z), np.array([1e30, 0.0, 60.0, 0.0], dtype=dtype))
+                np.testing.assert_array_equal(GELUTanh().backward(Z, np.ones_like(Z)), [1.0, 0.0, 1.0, 0.0])
+
+
+@requires_torch
+class TestGELUMatchesTorch(unittest.TestCase):
+    """``torch.nn.functional.gelu`` (exact and ``approximate="tanh"``), forward and backward."""
+
+    def check(self, act, approximate, Z, rtol, atol):
+        dY = np.random.default_rng(30).standard_normal(Z.shape).astype(Z.dtype)
+        leaf = torch.tensor(Z, requires_grad=True)
+        out = TF.gelu(leaf, approximate=approximate)
+        out.backward(torch.tensor(dY))
+        np.testing.assert_allclose(act.forward(Z), out.detach().numpy(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(act.backward(Z, dY), leaf.grad.numpy(), rtol=rtol, atol=atol)
+
+    def test_float64_and_float32(self):
+        rng = np.random.default_rng(31)
+        Z = np.concatenate([np.linspace(-10, 10, 4001), rng.standard_normal(4000), 4 * rng.standard_normal(4000)])
+        for act, approximate in ((GELU(), "none"), (GELUTanh(), "tanh")):
+            with self.subTest(approximate=approximate, dtype="float64"):
+                self.check(act, approximate, Z, rtol=1e-6, atol=1e-6)
+            with self.subTest(approximate=approximate, dtype="float32"):
+                # torch computes 1 + erf (1 + tanh) in float32, which cancels for negative z: its
+                # error is up to about 1e-6 (times |dY| in the gradient), ours 2e-7
+                self.check(act, approximate, Z.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+    def test_network_layer_shapes(self):
+        Z = np.random.default_rng(32).standard_normal((2, 5, 5, 3))
+        self.check(GELU(), "none", Z, rtol=1e-12, atol=1e-14)
+
+
+class TestGELUInLayers(unittest.TestCase):
+    """``activation: gelu`` / ``gelu_tanh`` in a layer config: built by name, saved by name, and a
+    model with it trains (one SGD step lowers the loss on a fixed batch)."""
+
+    def test_layers_take_it_by_name_and_save_it(self):
+        from neural_networks.layers import initialize_layer
+
+        for name, cls in (("gelu", GELU), ("GELU", GELU), ("gelu_tanh", GELUTanh)):
+            for layer_args in (
+                dict(name="fully_connected", n_out=4, activation=name),
+                dict(name="conv2d", n_out=3, kernel_shape=(3, 3), activation=name, pad="same"),
+            ):
+                with self.subTest(activation=name, layer=layer_args["name"]):
+                    layer = initialize_layer(**layer_args)
+                    self.assertIsInstance(layer.activation, cls)
+                    self.assertIsInstance(initialize_layer(**layer.config()).activation, cls)
+
+    def test_layer_gradients_match_finite_differences(self):
+        from neural_networks.gradcheck import check_layer
+        from neural_networks.layers import initialize_layer
+
+        rng = np.random.default_rng(34)
+        for activation in ("gelu", "gelu_tanh"):
+            for layer_args, shape in (
+                (dict(name="fully_connected", n_out=4, activation=activation), (3, 5)),
+                (dict(name="conv2d", n_out=3, kernel_shape=(3, 3), activation=activation, pad="same"), (2, 5, 5, 2)),
+            ):
+                layer = initialize_layer(**layer_args)
+                for row in check_layer(layer, randn(rng, *shape), rng):
+                    with self.subTest(activation=activation, layer=layer_args["name"], wrt=row.wrt):
+                        self.assertLess(row.error, TOL)
+
+    def test_a_model_with_gelu_trains_a_step(self):
+        from neural_networks.models import NeuralNetwork
+
+        rng = np.random.default_rng(33)
+        X = rng.standard_normal((8, 6, 6, 2)).astype(np.float32)
+        Y = one_hot(rng, 8, 3)
+        for activation in ("gelu", "gelu_tanh"):
+            with self.subTest(activation=activation):
+                model = NeuralNetwork(
+                    loss="cross_entropy",
+                    layer_args=[
+                        {"name": "conv2d", "n_out": 4, "kernel_shape": (3, 3), "activation": activation, "pad": "same"},
+                        {"name": "flatten"},
+                        {"name": "fully_connected", "n_out": 5, "activation": activation},
+                        {"name": "fully_connected", "n_out": 3, "activation": "softmax"},
+                    ],
+                    optimizer_args={"name": "SGD", "lr": 0.05},
+                    seed=4,
+                )
+                before = model.loss.forward(Y, model.forward(X))
+                params = [{k: v.copy() for k, v in layer.parameters.items()} for layer in model.layers]
+                loss, _ = model.train_step(X, Y, epoch=0.0)
+                self.assertAlmostEqual(loss, before, places=5)  # the step's loss is the one before it
+                for layer, old in zip(model.layers, params):
+                    for key, value in layer.parameters.items():
+                        self.assertEqual(value.dtype, np.float32)
+                        self.assertTrue(np.all(np.isfinite(value)), f"{layer} {key}")
+                        self.assertFalse(np.array_equal(value, old[key]), f"{layer} {key} did not move")
+                self.assertLess(model.loss.forward(Y, model.forward(X)), before)
+
+
 class TestFusedKernelProtocol(unittest.TestCase):
     """``fused_kernel`` / ``backward_from_output``: the contract layers rely on when they apply an
     activation inside their own kernel and keep only its output."""
@@ -205,7 +401,17 @@ class TestFusedKernelProtocol(unittest.TestCase):
     def test_only_relu_names_a_fused_kernel(self):
         kernels = {name: cls().fused_kernel for name, cls in ACTIVATIONS.items()}
         self.assertEqual(
-            kernels, {"linear": None, "sigmoid": None, "tanh": None, "arctan": None, "relu": "relu", "softmax": None}
+            kernels,
+            {
+                "linear": None,
+                "sigmoid": None,
+                "tanh": None,
+                "arctan": None,
+                "relu": "relu",
+                "softmax": None,
+                "gelu": None,
+                "gelu_tanh": None,
+            },
         )
 
     def test_relu_gradient_from_output_equals_backward(self):
@@ -232,7 +438,7 @@ class TestFusedKernelProtocol(unittest.TestCase):
                     np.testing.assert_allclose(act.backward_from_output(act.forward(Z), dY), act.backward(Z, dY))
 
     def test_base_raises_naming_the_activation(self):
-        for cls in (Linear, Sigmoid, TanH, ArcTan, SoftMax):
+        for cls in (Linear, Sigmoid, TanH, ArcTan, SoftMax, GELU, GELUTanh):
             with self.subTest(cls=cls.__name__):
                 self.assertIsNone(cls.fused_kernel)
                 with self.assertRaisesRegex(NotImplementedError, f"activation '{cls.name}' cannot compute"):
@@ -248,6 +454,8 @@ class TestInitializeActivation(unittest.TestCase):
             "arctan": ArcTan,
             "relu": ReLU,
             "softmax": SoftMax,
+            "gelu": GELU,
+            "gelu_tanh": GELUTanh,
         }
         for name, cls in expected.items():
             with self.subTest(name=name):
@@ -263,7 +471,7 @@ class TestInitializeActivation(unittest.TestCase):
 
     def test_unknown_name_lists_valid_names(self):
         with self.assertRaisesRegex(
-            ValueError, r"unknown activation 'swish'.*arctan, linear, relu, sigmoid, softmax, tanh"
+            ValueError, r"unknown activation 'swish'.*arctan, gelu, gelu_tanh, linear, relu, sigmoid, softmax, tanh"
         ):
             initialize_activation("swish")
 

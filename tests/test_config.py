@@ -124,6 +124,12 @@ class TestValidation(unittest.TestCase):
         config["epochs"] = 7
         config["optimizer"]["lr_scheduler"] = {"name": "cosine"}
         self.assertEqual(validate_config(config)["optimizer"]["lr_scheduler"]["total_epochs"], 7)
+        for name in ("one_cycle", "triangular", "warmup_linear", "One_Cycle"):
+            config["optimizer"]["lr_scheduler"] = {"name": name}
+            with self.subTest(name=name):
+                self.assertEqual(validate_config(config)["optimizer"]["lr_scheduler"].get("total_epochs"), 7)
+        config["optimizer"]["lr_scheduler"] = {"name": "step"}  # no total_epochs to set
+        self.assertNotIn("total_epochs", validate_config(config)["optimizer"]["lr_scheduler"])
 
 
 class TestOverrides(unittest.TestCase):

@@ -13,6 +13,7 @@ from neural_networks.schedulers import (
     ExponentialLR,
     OneCycleLR,
     StepLR,
+    TriangularLR,
     initialize_scheduler,
 )
 
@@ -55,7 +56,7 @@ class TestSchedulers(unittest.TestCase):
             self.assertEqual(math.isclose(clone(7), sched(7)), True)
 
     def test_bad_arguments(self):
-        self.assertEqual(set(SCHEDULERS), {"constant", "exponential", "step", "cosine", "one_cycle"})
+        self.assertEqual(set(SCHEDULERS), {"constant", "exponential", "step", "cosine", "one_cycle", "triangular"})
         with self.assertRaisesRegex(
             ValueError, r"unknown lr_scheduler 'plateau'; valid names: constant, exponential, step"
         ):
@@ -110,12 +111,104 @@ class TestNewSchedules(unittest.TestCase):
         spec = dict(decay=0.5, stage_length=2, staircase=False)
         exponential = initialize_scheduler("exponential", lr=1.0, **spec)
         self.assertEqual((exponential.decay, exponential.stage_length, exponential.staircase), (0.5, 2, False))
-        for name in ("constant", "step", "cosine", "one_cycle"):
+        for name in ("constant", "step", "cosine", "one_cycle", "triangular"):
             with self.subTest(name=name):
                 self.assertEqual(
                     initialize_scheduler(name, lr=1.0, **spec).config(), initialize_scheduler(name, lr=1.0).config()
                 )
         self.assertEqual(SCHEDULERS.arguments("constant"), ["lr", "warmup_epochs", "warmup_start"])
+
+
+def _triangle(t, total, pct_start, start, end):
+    """Closed form of the triangular schedule's factor: the piecewise-linear interpolation through
+    ``(0, start)``, ``(pct_start * total, 1)`` and ``(total, end)``, constant outside ``[0, total]``."""
+    return float(np.interp(t, [0.0, pct_start * total, total], [start, 1.0, end]))
+
+
+class TestTriangular(unittest.TestCase):
+    def test_values_against_the_closed_form(self):
+        s = initialize_scheduler(
+            "triangular", lr=0.4, total_epochs=10, pct_start=0.25, start_factor=0.1, end_factor=0.0
+        )
+        self.assertIsInstance(s, TriangularLR)
+        expected = {0: 0.04, 1.25: 0.22, 2.5: 0.4, 6.25: 0.2, 10: 0.0, 12: 0.0, -1: 0.04}
+        for t, lr in expected.items():
+            with self.subTest(t=t):
+                self.assertAlmostEqual(s(t), lr, places=14)
+        for t in np.linspace(0, 10, 101):
+            with self.subTest(t=float(t)):
+                self.assertAlmostEqual(s(t), 0.4 * _triangle(t, 10, 0.25, 0.1, 0.0), places=14)
+
+    def test_defaults_are_airbench94s(self):
+        s = TriangularLR(1.0, total_epochs=10)
+        self.assertEqual((s.pct_start, s.start_factor, s.end_factor), (0.23, 0.2, 0.07))
+        self.assertAlmostEqual(s(0), 0.2)
+        self.assertAlmostEqual(s(2.3), 1.0)
+        self.assertAlmostEqual(s(10), 0.07)
+        for t in np.linspace(0, 10, 41):
+            self.assertAlmostEqual(s(t), _triangle(t, 10, 0.23, 0.2, 0.07), places=14)
+
+    def test_moves_every_step_within_an_epoch(self):
+        # the fit loop passes epoch + b / n_batches: every batch of an epoch gets its own rate
+        s = TriangularLR(1.0, total_epochs=2, pct_start=0.5)
+        rates = [s(epoch + b / 5) for epoch in range(2) for b in range(5)]
+        self.assertEqual(len(set(rates)), len(rates))
+        self.assertTrue(all(a < b for a, b in zip(rates[:5], rates[1:6])))  # up to the peak at t = 1
+        self.assertTrue(all(a > b for a, b in zip(rates[5:], rates[6:])))  # down after it
+
+    def test_no_warm_up_is_a_linear_decay(self):
+        s = TriangularLR(0.5, total_epochs=4, pct_start=0.0, end_factor=0.0)
+        self.assertEqual([s(t) for t in (0, 1, 2, 4, 5)], [0.5, 0.375, 0.25, 0.0, 0.0])
+
+    def test_alias_and_config_round_trip(self):
+        s = initialize_scheduler("warmup_linear", lr=0.3, total_epochs=8, pct_start=0.1, start_factor=0.0)
+        self.assertIsInstance(s, TriangularLR)
+        self.assertEqual(SCHEDULERS.aliases("triangular"), ["warmup_linear"])
+        config = s.config()
+        self.assertEqual(
+            config,
+            {
+                "name": "triangular",
+                "lr": 0.3,
+                "total_epochs": 8.0,
+                "pct_start": 0.1,
+                "start_factor": 0.0,
+                "end_factor": 0.07,
+            },
+        )
+        clone = initialize_scheduler(**config)
+        self.assertEqual(clone.config(), config)
+        self.assertEqual([clone(t) for t in np.linspace(0, 9, 37)], [s(t) for t in np.linspace(0, 9, 37)])
+        # through an optimizer's config, as a run's checkpoint stores it
+        opt = SGD(lr=0.3, momentum=0.9, lr_scheduler={"name": "triangular", "total_epochs": 8, "end_factor": 0.0})
+        again = initialize_optimizer(**opt.config())
+        self.assertEqual([again.lr_scheduler(t) for t in (0, 1.5, 7.9)], [opt.lr_scheduler(t) for t in (0, 1.5, 7.9)])
+        self.assertEqual(opt.lr_scheduler(8), 0.0)
+
+    def test_bad_arguments_name_the_argument(self):
+        cases = {
+            "pct_start": (1.0, -0.1, "0.5", True, float("nan")),
+            "start_factor": (-0.1, 1.5, None),
+            "end_factor": (-1.0, 2.0, float("inf")),
+            "total_epochs": (0, -3),
+        }
+        for argument, values in cases.items():
+            for value in values:
+                with (
+                    self.subTest(argument=argument, value=value),
+                    self.assertRaisesRegex(ValueError, f"^{argument} must"),
+                ):
+                    TriangularLR(0.1, **{argument: value})
+        with self.assertRaisesRegex(ValueError, r"pct_start must be in \[0, 1\); got 1.0"):
+            TriangularLR(0.1, pct_start=1)
+        with self.assertRaisesRegex(ValueError, r"end_factor must be in \[0, 1\]; got 2.0"):
+            TriangularLR(0.1, end_factor=2)
+        with self.assertRaisesRegex(
+            ValueError,
+            r"bad arguments for lr_scheduler 'triangular' \(unexpected argument 'peak'\); "
+            r"valid arguments: lr, total_epochs, pct_start, start_factor, end_factor, warmup_epochs, warmup_start$",
+        ):
+            initialize_scheduler("triangular", lr=0.1, peak=0.23)
 
 
 @requires_torch
@@ -146,6 +239,30 @@ class TestScheduleParityWithTorch(unittest.TestCase):
         )
         for epoch, lr in enumerate(theirs):
             self.assertAlmostEqual(ours(epoch), lr, places=10)
+
+    def test_triangular_matches_linear_lr_then_linear_lr(self):
+        # torch's LinearLR warm-up then LinearLR decay, chained by SequentialLR at the peak step:
+        # per step, our t = step / steps_per_epoch
+        total_steps, steps_per_epoch, peak_step = 40, 8, 10
+        ours = TriangularLR(
+            0.4, total_epochs=total_steps / steps_per_epoch, pct_start=peak_step / total_steps, end_factor=0.07
+        )
+        theirs = scheduled_lrs(
+            0.4,
+            lambda opt: torch.optim.lr_scheduler.SequentialLR(
+                opt,
+                [
+                    torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.2, end_factor=1.0, total_iters=peak_step),
+                    torch.optim.lr_scheduler.LinearLR(
+                        opt, start_factor=1.0, end_factor=0.07, total_iters=total_steps - peak_step
+                    ),
+                ],
+                milestones=[peak_step],
+            ),
+            total_steps + 3,
+        )
+        for step, lr in enumerate(theirs):
+            self.assertAlmostEqual(ours(step / steps_per_epoch), lr, places=12, msg=str(step))
 
 
 if __name__ == "__main__":

@@ -343,13 +343,13 @@ class TestMLPParity(unittest.TestCase):
     """The model's fused softmax + cross-entropy path against linear -> relu -> linear ->
     cross_entropy on logits in torch (the model translated by ``torch_oracles.network``)."""
 
-    def run_case(self, loss, label_smoothing, dtype=np.float64, fused=True, output_scale=1.0):
+    def run_case(self, loss, label_smoothing, dtype=np.float64, fused=True, output_scale=1.0, hidden="relu"):
         rng = np.random.default_rng(0)
         m, n_in, k = 12, 5, 4
         X = rng.standard_normal((m, n_in)).astype(dtype)
         labels = rng.integers(0, k, size=m)
         Y = onehot(labels, k, dtype)
-        layers = [FullyConnected(7, "relu"), FullyConnected(4, "softmax", output_scale=output_scale)]
+        layers = [FullyConnected(7, hidden), FullyConnected(4, "softmax", output_scale=output_scale)]
         model = NeuralNetwork(layers=layers, loss=loss, seed=0)
         model.forward(X)
         if dtype == np.float64:
@@ -378,6 +378,11 @@ class TestMLPParity(unittest.TestCase):
 
     def test_float32(self):
         self.run_case("cross_entropy", 0.0, dtype=np.float32)
+
+    def test_gelu_hidden_layer(self):
+        for hidden in ("gelu", "gelu_tanh"):
+            with self.subTest(hidden=hidden):
+                self.run_case("cross_entropy", 0.0, hidden=hidden)
 
     def test_scaled_logits(self):  # airbench: logits / 9 and label smoothing 0.2
         self.run_case(CrossEntropy(label_smoothing=0.2), 0.2, output_scale=1 / 9)

@@ -238,6 +238,8 @@ def activate(z, activation: str | None):
         return torch.softmax(z, dim=-1)
     if activation in ACTIVATION_MODULES:
         return getattr(torch, activation)(z)
+    if activation in ("gelu", "gelu_tanh"):
+        return TF.gelu(z, approximate="tanh" if activation == "gelu_tanh" else "none")
     raise ValueError(f"no torch oracle for activation {activation!r}")
 
 
@@ -434,6 +436,8 @@ def torch_network(layers, input_shape=(32, 32, 3), dtype=None):
         activation = _activation_name(layer)
         if activation in ACTIVATION_MODULES:
             modules.append(getattr(nn, ACTIVATION_MODULES[activation])())
+        elif activation in ("gelu", "gelu_tanh"):
+            modules.append(nn.GELU(approximate="tanh" if activation == "gelu_tanh" else "none"))
         elif activation == "softmax" and i != len(layers) - 1:
             raise ValueError("softmax only as the last layer's activation (F.cross_entropy applies it)")
         elif activation not in ("linear", "softmax"):
