@@ -274,6 +274,15 @@ class TestGELU(ActivationChecks, unittest.TestCase):
             GELU().backward(Z, np.ones_like(Z)), _gelu_slope_reference(Z.astype(np.float64)), rtol=2e-6, atol=1e-7
         )
 
+    def test_float32_keeps_relative_accuracy_in_the_lower_tail(self):
+        # float32 takes Numerical Recipes' erfcc (fractional error < 1.2e-7); its exponent -y^2
+        # is rounded in float32, which costs about y^2 * 6e-8 relative: 1e-5 at z = -12
+        Z = np.linspace(-12, -1, 2201).astype(np.float32)
+        exact = _gelu_tail_reference(Z.astype(np.float64))
+        np.testing.assert_allclose(GELU().forward(Z), exact, rtol=2e-5, atol=0)
+        slope = _gelu_slope_reference(Z.astype(np.float64))
+        np.testing.assert_allclose(GELU().backward(Z, np.ones_like(Z)), slope, rtol=5e-5, atol=1e-30)
+
     def test_wrong_gradient_shape_is_refused(self):
         with self.assertRaisesRegex(ValueError, r"upstream gradient of the input's shape \(2, 3\), got \(3, 2\)"):
             GELU().backward(np.ones((2, 3)), np.ones((3, 2)))
