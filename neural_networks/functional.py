@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import parallel
+from . import parallel, winograd
 
 __all__ = [
     "column_sums",
@@ -312,9 +312,18 @@ def conv2d_forward(
     reusable buffer). With ``keep_cols=False`` (inference) only a small scratch block is used
     and the cache holds ``None``; the backward pass then regathers the patches from ``X``.
     With ``relu`` the result is ``max(Z, 0)``, rectified chunk by chunk while it is in cache.
+    Wide 3x3 "same" layers (:func:`neural_networks.winograd.applies`) take the Winograd
+    F(2x2, 3x3) path instead, whose cache holds no patches.
     """
     kh, kw, c, f = W.shape
     n, h, w, _ = X.shape
+    if winograd.applies((kh, kw), stride, pad, (h, w), c, f):
+        Z = winograd.conv3x3_same(X, winograd.filter_transform(W))
+        if b is not None:
+            Z += b.reshape(f)
+        if relu:
+            np.maximum(Z, 0, out=Z)
+        return Z, (None, X)  # the backward pass regathers patches for dW (wide inputs never keep them)
     ho = conv_output_size(h, kh, pad[0], stride)
     wo = conv_output_size(w, kw, pad[1], stride)
     if keep_cols and cols is None:
@@ -370,7 +379,11 @@ def conv2d_backward(
     """
     cols, X = cache
     n = X.shape[0]
-    dX = np.empty(X.shape, dtype=dZ.dtype) if need_dX else None
+    kh, kw, c, f = W.shape
+    # the input gradient of a wide 3x3 "same" layer is a 3x3 "same" convolution too (f -> c
+    # channels, the kernel flipped and transposed): Winograd computes it after the dW pass
+    winograd_dX = need_dX and winograd.applies((kh, kw), stride, pad, X.shape[1:3], f, c)
+    dX = np.empty(X.shape, dtype=dZ.dtype) if need_dX and not winograd_dX else None
 
     def images(start: int, stop: int):
         part = slice(start, stop)
@@ -386,8 +399,11 @@ def conv2d_backward(
             None if relu_output is None else relu_output[part],
         )
 
-    kh, kw, c, f = W.shape
-    parts = parallel.map_batch(images, n, work=(2 if need_dX else 1) * dZ.size * kh * kw * c)
+    parts = parallel.map_batch(images, n, work=(1 if winograd_dX or not need_dX else 2) * dZ.size * kh * kw * c)
+    if winograd_dX:
+        masked = dZ if relu_output is None else np.multiply(dZ, relu_output > 0)
+        flipped = np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2))
+        dX = winograd.conv3x3_same(masked, winograd.filter_transform(flipped))
     dW, db = parts[0]
     for dW_part, db_part in parts[1:]:  # slice order: the same sums for the same thread count
         dW += dW_part
