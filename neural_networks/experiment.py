@@ -101,9 +101,17 @@ def build_callbacks(config: dict, run_dir) -> tuple[ModelCheckpoint, list]:
 
 
 def run_experiment(
-    config: dict, out_dir="experiments", resume: bool = False, verbose: int = 1, overwrite: bool = False
+    config: dict,
+    out_dir="experiments",
+    resume: bool = False,
+    verbose: int = 1,
+    overwrite: bool = False,
+    callbacks=None,
 ) -> dict:
     """Train the run described by ``config``; returns the final figures (also in metrics.json).
+
+    ``callbacks`` are extra :class:`~neural_networks.callbacks.Callback` objects (a tuning
+    trial's pruning reporter, say), run after the config's own and before the checkpoint.
 
     The run directory ``<out_dir>/<name>`` must be missing or empty, unless ``resume`` or
     ``overwrite``. With ``overwrite``, an existing run directory is moved aside atomically and
@@ -139,7 +147,8 @@ def run_experiment(
         save_dir=Path(out_dir),
         checkpoints=False,
     )
-    checkpoint, callbacks = build_callbacks(config, run_dir)
+    checkpoint, config_callbacks = build_callbacks(config, run_dir)
+    callbacks = [*config_callbacks, *(callbacks or ())]
     start_epoch = 0
     if resume:
         try:
