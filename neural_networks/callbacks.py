@@ -21,7 +21,7 @@ callbacks of the run in ``last.npz`` and hands them back through ``load_state_di
 resumed fit begins.
 
 Configs name callbacks through :data:`CALLBACKS` (``early_stopping``, ``model_checkpoint``,
-``freeze``, ``ema``).
+``freeze``, ``ema``, ``lookahead``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ __all__ = [
     "ProgressBar",
     "FreezeParameters",
     "ExponentialMovingAverage",
+    "Lookahead",
     "ModelCheckpoint",
     "EarlyStopping",
     "CALLBACKS",
@@ -615,6 +616,16 @@ class FreezeParameters(Callback):
                 (layer.unfreeze if self.unfreeze else layer.freeze)(self.parameters)
 
 
+def _weights_and_buffers(model) -> list[np.ndarray]:
+    """The model's parameters and buffers, the arrays themselves, in get_weights order."""
+    return [
+        value
+        for layer in model.layers
+        for group in (layer.parameters, getattr(layer, "buffers", {}))
+        for value in group.values()
+    ]
+
+
 def _index(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
@@ -644,13 +655,7 @@ class ExponentialMovingAverage(Callback):
         self.steps = 0
 
     def _arrays(self) -> list[np.ndarray]:
-        """The model's parameters and buffers, the arrays themselves, in get_weights order."""
-        return [
-            value
-            for layer in self.model.layers
-            for group in (layer.parameters, getattr(layer, "buffers", {}))
-            for value in group.values()
-        ]
+        return _weights_and_buffers(self.model)
 
     def _put(self, values) -> None:
         for target, value in zip(self._arrays(), values):
@@ -726,10 +731,86 @@ class ExponentialMovingAverage(Callback):
             self._put(raw)
 
 
+class Lookahead(Callback):
+    """Lookahead (Zhang et al. 2019) as airbench94 runs it: slow weights that the training
+    weights are pulled back to every ``every`` steps.
+
+    After every ``every``-th training step ``t`` (counted over the whole run, of ``T`` =
+    epochs x steps per epoch): ``slow <- slow + (1 - d) * (w - slow)`` and then ``w <- slow`` for
+    every parameter and buffer (batch-norm running statistics too), with ``d = decay`` or, with
+    ``schedule: cubic`` (airbench's), ``d = decay * (t / T) ** 3``: no pull at the start, the
+    strongest at the end. At the end of the last epoch (or when a callback stops training) the
+    weights become the slow weights, before the checkpoint of that epoch is written, so
+    ``last.npz`` holds the trained model. Per-epoch validation sees the training weights. The slow
+    weights (float64) are the callback's state, so a resumed run equals an uninterrupted one.
+    airbench's defaults: ``every: 5``, ``decay: 0.95 ** 5``."""
+
+    SCHEDULES = ("constant", "cubic")
+
+    def __init__(self, decay: float = 0.95**5, every: int = 5, schedule: str = "cubic") -> None:
+        if isinstance(decay, bool) or not _number(decay) or not 0.0 <= decay < 1.0:
+            raise ValueError(f"Lookahead: decay must be in [0, 1); got {decay!r}")
+        if not _index(every) or every < 1:
+            raise ValueError(f"Lookahead: every must be a positive integer; got {every!r}")
+        if schedule not in self.SCHEDULES:
+            raise ValueError(f"Lookahead: schedule must be one of {', '.join(self.SCHEDULES)}; got {schedule!r}")
+        self.decay, self.every, self.schedule = float(decay), int(every), schedule
+        self.slow: list[np.ndarray] | None = None
+        self.steps = 0
+
+    def _arrays(self) -> list[np.ndarray]:
+        return _weights_and_buffers(self.model)
+
+    def _decay(self) -> float:
+        if self.schedule == "constant":
+            return self.decay
+        total = max(1, int(self.params["epochs"]) * int(self.params["steps"]))
+        return self.decay * min(1.0, self.steps / total) ** 3
+
+    def _pull(self, d: float) -> None:
+        arrays = self._arrays()
+        if self.slow is None or len(self.slow) != len(arrays):  # parameters exist once the model has seen data
+            self.slow = [np.array(a, dtype=np.float64) for a in arrays]
+            return
+        for slow, value in zip(self.slow, arrays):
+            # slow + (1 - d) * (value - slow) = d * slow + (1 - d) * value, without temporaries
+            slow -= value
+            slow *= d
+            slow += value
+            value[...] = slow
+
+    def on_train_begin(self, logs=None) -> None:
+        self.slow, self.steps = None, 0  # a resumed fit's state arrives after this
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        if self.slow is None:
+            self.slow = [np.array(a, dtype=np.float64) for a in self._arrays()] or None
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.steps += 1
+        if self.steps % self.every == 0:
+            self._pull(self._decay())
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if epoch + 1 >= int(self.params["epochs"]) or self.model.stop_training:
+            self._pull(1.0)  # the weights become the slow weights
+
+    def state_dict(self) -> dict | None:
+        if self.slow is None:
+            return None
+        return {"steps": self.steps, **{f"slow.{i}": value for i, value in enumerate(self.slow)}}
+
+    def load_state_dict(self, state: dict) -> None:
+        items = sorted((int(k.split(".", 1)[1]), v) for k, v in state.items() if k.startswith("slow."))
+        self.steps = int(state["steps"])
+        self.slow = [np.array(v, dtype=np.float64) for _, v in items] or None
+
+
 CALLBACKS = Registry("callback")
 CALLBACKS.add("early_stopping", EarlyStopping, aliases=("earlystopping",))
 CALLBACKS.add("freeze", FreezeParameters, aliases=("freeze_parameters",))
 CALLBACKS.add("ema", ExponentialMovingAverage, aliases=("exponential_moving_average",))
+CALLBACKS.add("lookahead", Lookahead)
 CALLBACKS.add("model_checkpoint", ModelCheckpoint, aliases=("modelcheckpoint", "checkpoint"))
 
 

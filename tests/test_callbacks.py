@@ -12,6 +12,7 @@ import numpy as np
 from neural_networks.callbacks import (
     ExponentialMovingAverage,
     FreezeParameters,
+    Lookahead,
     CALLBACKS,
     Callback,
     CallbackList,
@@ -337,13 +338,13 @@ class TestHistoryAndState(unittest.TestCase):
 
 class TestRegistry(unittest.TestCase):
     def test_names_and_arguments(self):
-        self.assertEqual(CALLBACKS.names(), ["early_stopping", "freeze", "ema", "model_checkpoint"])
+        self.assertEqual(CALLBACKS.names(), ["early_stopping", "freeze", "ema", "lookahead", "model_checkpoint"])
         stopper = initialize_callback("early_stopping", patience=3, monitor="val_accuracy")
         self.assertIsInstance(stopper, EarlyStopping)
         self.assertEqual((stopper.patience, stopper.mode), (3, "max"))
         self.assertIsInstance(initialize_callback("EarlyStopping"), EarlyStopping)
         with self.assertRaisesRegex(
-            ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, freeze, ema, model_checkpoint"
+            ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, freeze, ema, lookahead, model_checkpoint"
         ):
             initialize_callback("early_stop")
         with self.assertRaisesRegex(
@@ -518,6 +519,81 @@ class TestExponentialMovingAverage(unittest.TestCase):
             self.assertEqual(la, lb)
             for a, b in zip(aa, ab):
                 np.testing.assert_array_equal(a, b)
+
+
+class TestLookahead(unittest.TestCase):
+    """Slow weights pulled every few steps, airbench's cubic decay, the final sync, resuming."""
+
+    def test_a_hand_written_run_of_the_update(self):
+        model = mlp()
+        X, _ = next(iter(iris().train))
+        model.forward(X)
+        look = Lookahead(decay=0.8, every=2, schedule="cubic")
+        look.set_model(model)
+        look.set_params({"epochs": 2, "steps": 5, "initial_epoch": 0, "verbose": 0})
+        look.on_train_begin()
+        look.on_epoch_begin(0)
+        W = model.layers[0].parameters["W"]
+        slow = W.astype(np.float64).copy()
+        rng = np.random.default_rng(0)
+        for step in range(1, 8):
+            W += rng.standard_normal(W.shape).astype(W.dtype)
+            trained = W.astype(np.float64)
+            look.on_train_batch_end(step)
+            if step % 2 == 0:
+                d = 0.8 * (step / 10) ** 3
+                slow = d * slow + (1 - d) * trained
+                np.testing.assert_allclose(W, slow.astype(W.dtype), rtol=1e-6)
+        np.testing.assert_allclose(look.slow[0], slow, rtol=1e-12)
+        fast = W.copy()
+        look.on_epoch_end(0)  # not the last epoch: the training weights stay
+        np.testing.assert_array_equal(W, fast)
+        look.on_epoch_end(1)  # the last: the weights become the slow ones
+        np.testing.assert_allclose(W, slow.astype(W.dtype), rtol=1e-6)
+        constant = Lookahead(decay=0.5, every=1, schedule="constant")
+        constant.set_model(model)
+        constant.set_params({"epochs": 1, "steps": 3})
+        constant.on_train_begin()
+        constant.on_epoch_begin(0)
+        start = W.astype(np.float64).copy()
+        W += 1.0
+        constant.on_train_batch_end(0)
+        np.testing.assert_allclose(W, (start + 0.5).astype(W.dtype), rtol=1e-6)
+        for kwargs in ({"decay": 1.0}, {"decay": -0.1}, {"every": 0}, {"schedule": "linear"}):
+            with self.subTest(kwargs=kwargs), self.assertRaises(ValueError):
+                Lookahead(**kwargs)
+
+    def test_it_changes_training_and_the_checkpoint_holds_the_slow_weights(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            model = mlp()
+            look = Lookahead(decay=0.9, every=2, schedule="constant")
+            fit(model, iris(), 3, callbacks=[look, ModelCheckpoint(Path(tmp) / "run")], verbose=0)
+            for value, slow in zip(model.get_weights(), look.slow):
+                np.testing.assert_allclose(value, slow.astype(value.dtype))
+            saved = NeuralNetwork.load(Path(tmp) / "run" / "last.npz")
+            for a, b in zip(saved.get_weights(), model.get_weights()):
+                np.testing.assert_array_equal(a, b)
+            plain = mlp()
+            fit(plain, iris(), 3, verbose=0)
+            self.assertFalse(all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), model.get_weights())))
+
+    def test_resume_equals_an_uninterrupted_run(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            results = {}
+            for name, stops in (("whole", [4]), ("split", [1, 4])):
+                model, start = None, 0
+                for stop in stops:
+                    checkpoint = ModelCheckpoint(tmp / name)
+                    look = Lookahead(decay=0.9, every=3)
+                    model = checkpoint.resume() if start else mlp()
+                    history = fit(model, iris(), stop, callbacks=[look, checkpoint], verbose=0, initial_epoch=start)
+                    start = stop
+                results[name] = (model.get_weights(), history["val_loss"])
+            (wa, la), (wb, lb) = results["whole"], results["split"]
+            for a, b in zip(wa, wb):
+                np.testing.assert_array_equal(a, b)
+            self.assertEqual(la, lb)
 
 
 if __name__ == "__main__":
