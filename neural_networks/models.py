@@ -148,15 +148,34 @@ class NeuralNetwork:
             Z = last.preactivation()  # None when the layer kept only its (fused-kernel) output
             if Z is not None:
                 fused = self.loss.preactivation_gradient(last.activation, Z, target)
-        if fused is not None:
-            loss, dZ = fused
-            dX = last.backward_preactivation(dZ)
-        else:
-            loss = self.loss.forward(target, out)
-            dX = last.backward(self.loss.backward(target, out))
-        for layer in reversed(self.layers[:-1]):
-            dX = layer.backward(dX)
+        # A frozen prefix of the network (the patch-whitening layer once its bias is frozen) needs
+        # no gradients at all: backward stops at the first layer that trains, which then skips
+        # its own dL/dX, as PyTorch's autograd does below parameters that do not require grad.
+        stop = self._first_trained_layer()
+        first = self.layers[stop] if stop > 0 else None
+        if first is not None:
+            saved, first.input_gradient = first.input_gradient, False
+        try:
+            if fused is not None:
+                loss, dZ = fused
+                dX = last.backward_preactivation(dZ)
+            else:
+                loss = self.loss.forward(target, out)
+                dX = last.backward(self.loss.backward(target, out))
+            for layer in reversed(self.layers[stop:-1]):
+                dX = layer.backward(dX)
+        finally:
+            if first is not None:
+                first.input_gradient = saved
         return loss
+
+    def _first_trained_layer(self) -> int:
+        """Index of the first layer with a parameter that is not frozen (the last layer if none):
+        the layers before it need no backward pass."""
+        for i, layer in enumerate(self.layers):
+            if any(name not in layer.frozen for name in layer.parameters):
+                return i
+        return len(self.layers) - 1
 
     def parameter_groups(self) -> list[dict]:
         """Every parameter with its gradient, grouped for the optimizer as each layer declares

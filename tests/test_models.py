@@ -120,6 +120,37 @@ class TestForwardBackward(unittest.TestCase):
             np.testing.assert_array_equal(model.layers[0].gradients[key], value)
         self.assertEqual(model.layers[0].backward(model.layers[1].backward(np.ones((5, 3)))).shape, self.X.shape)
 
+    def test_a_frozen_prefix_gets_no_backward_pass(self):
+        def three_layers():
+            model = NeuralNetwork(
+                layers=[FullyConnected(6, "tanh"), FullyConnected(5, "relu"), FullyConnected(3, "softmax")],
+                loss="cross_entropy",
+                optimizer=SGD(lr=0.1),
+                seed=0,
+            )
+            model.forward(self.X)
+            to_float64(model)
+            return model
+
+        reference, model = three_layers(), three_layers()
+        reference.backward(self.Y, reference.forward(self.X))
+        model.layers[0].freeze()
+        calls, returned = [], []
+        model.layers[0].backward = lambda dY: calls.append(dY)
+        backward = model.layers[1].backward
+        model.layers[1].backward = lambda dY: returned.append(backward(dY)) or returned[-1]
+        model.backward(self.Y, model.forward(self.X))
+        self.assertEqual(calls, [])  # nothing below the first trained layer runs
+        self.assertEqual(returned, [None])  # and that layer skips its dL/dX
+        self.assertTrue(model.layers[1].input_gradient)  # only for that pass
+        for i in (1, 2):
+            for key, value in reference.layers[i].gradients.items():
+                np.testing.assert_allclose(model.layers[i].gradients[key], value, rtol=1e-12)
+        model.layers[0].unfreeze("b")  # a trainable bias: the whole chain runs again
+        model.backward(self.Y, model.forward(self.X))
+        self.assertEqual(len(calls), 1)
+        self.assertIsNotNone(returned[-1])
+
     def test_update_without_optimizer(self):
         model = NeuralNetwork(layers=[FullyConnected(3, "softmax")], loss="cross_entropy")
         model.backward(self.Y, model.forward(self.X))

@@ -136,8 +136,10 @@ class Layer(ABC):
     def freeze(self, names=True) -> "Layer":
         """Stop training parameters (PyTorch's ``requires_grad_(False)``, Keras' ``trainable =
         False``): ``True`` freezes all of them, a name or list of names (e.g. ``["W"]``) those,
-        ``False`` none. Frozen parameters keep their values; the optimizer skips them (their
-        gradients are still computed: the layers below need ``dL/dX``). Returns the layer."""
+        ``False`` none. Frozen parameters keep their values; the optimizer skips them. Their
+        gradients are still computed where a trained layer lies below, which needs ``dL/dX``;
+        layers at the network's start with nothing left to train get no backward pass at all
+        (see :meth:`NeuralNetwork.backward`). Returns the layer."""
         self.frozen |= self._parameter_set(names)
         return self
 
