@@ -11,8 +11,10 @@ figures and plots after the last epoch).
 
 PyTorch: the network of the config translated by ``tests/torch_oracles.py`` (``torch_network``,
 starting from our initial weights through ``copy_weights``), ``torch.optim`` SGD (momentum,
-Nesterov, weight decay on the weights) or Adam/AdamW, the learning rate set before every step
-from the config's own schedule, ``F.cross_entropy`` with the config's label smoothing. Batches
+Nesterov) or Adam/AdamW with our parameter groups' options (learning-rate multiplier, weight
+decay, momentum; frozen parameters left out), the learning rate set before every step from the
+config's own schedule, ``F.cross_entropy`` with the config's label smoothing; patch whitening
+from our initialisation, the ``freeze`` and ``lookahead`` callbacks replayed on the torch side. Batches
 come from this library's loader, seeded per epoch as the fit loop seeds it (the same images,
 augmentation and order), converted to NCHW tensors; after each epoch the validation split is
 evaluated under ``torch.no_grad()`` in eval mode, as ours is. Both sides use the same number of
@@ -59,24 +61,94 @@ def _figure(cell: str) -> str:
     return f"{float(cell):.4f}" if cell not in ("", None) else "-"  # no validation split: no accuracy
 
 
-def _torch_optimizer(torch, model, net, optimizer):
-    """The ``torch.optim`` counterpart of our optimizer, weight decay on the weights only (our
-    default parameter groups: conv and dense weights decay; biases and batch norm do not)."""
-    decay, no_decay = [], []
+def _torch_parameters(model, net) -> list[tuple]:
+    """``(our layer, our parameter name, torch tensor)`` for every parameter of the network."""
+    pairs = []
     for _, layer, module in O._stateful_pairs(model, net):
-        group = no_decay if isinstance(layer, O.BatchNorm) else decay
-        group.append(module.weight)
-        if module.bias is not None:
-            no_decay.append(module.bias)
-    wd = getattr(optimizer, "weight_decay", 0.0)
-    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+        names = {"gamma": module.weight, "beta": module.bias} if isinstance(layer, O.BatchNorm) else {}
+        names = names or {"W": module.weight, "b": module.bias}
+        pairs += [(layer, name, names[name]) for name in layer.parameters]
+    return pairs
+
+
+def _torch_optimizer(torch, model, net, optimizer):
+    """The ``torch.optim`` counterpart of our optimizer, with our parameter groups' options (each
+    group's learning-rate multiplier, weight decay and momentum: ``group_options``); parameters
+    frozen from the start (``frozen``) are left out, as ours leaves them, and do not require grad."""
+    groups = {}
+    for layer, name, tensor in _torch_parameters(model, net):
+        if name in layer.frozen:
+            tensor.requires_grad_(False)
+            continue
+        groups.setdefault(layer.parameter_group(name), []).append(tensor)
+    torch_groups = []
+    for group, params in groups.items():
+        options = optimizer.group_options(group)
+        torch_groups.append(
+            {"params": params, "weight_decay": options["weight_decay"], "lr_multiplier": options["lr_multiplier"]}
+        )
+        if "momentum" in options:
+            torch_groups[-1]["momentum"] = options["momentum"]
     lr = optimizer.lr_scheduler(0)
     if optimizer.name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=optimizer.momentum, nesterov=optimizer.nesterov)
+        return torch.optim.SGD(torch_groups, lr=lr, momentum=optimizer.momentum, nesterov=optimizer.nesterov)
     if optimizer.name in ("adam", "adamw"):
+        for group in torch_groups:
+            group.pop("momentum", None)
         cls = torch.optim.Adam if optimizer.name == "adam" else torch.optim.AdamW
-        return cls(groups, lr=lr, betas=(optimizer.beta1, optimizer.beta2), eps=optimizer.eps)
+        return cls(torch_groups, lr=lr, betas=(optimizer.beta1, optimizer.beta2), eps=optimizer.eps)
     raise SystemExit(f"no torch counterpart for optimizer {optimizer.name!r}")
+
+
+class _TorchCallbacks:
+    """The config's callbacks that change training, on the torch side: ``freeze`` (parameters stop
+    requiring grad from an epoch on) and ``lookahead`` (airbench's: slow weights every ``every``
+    steps, decay ``decay * (t / T) ** 3``, the weights set to them after the last epoch).
+    ``early_stopping`` and ``model_checkpoint`` change nothing within the timed epochs."""
+
+    def __init__(self, config: dict, model, net, epochs: int, steps: int, torch) -> None:
+        from neural_networks.callbacks import CALLBACKS, initialize_callback
+
+        self.freezes, self.lookahead, self.torch = [], None, torch
+        self.tensors = {(id(layer), name): tensor for layer, name, tensor in _torch_parameters(model, net)}
+        self.model, self.net, self.total, self.steps = model, net, epochs * steps, 0
+        for entry in config.get("callbacks") or ():
+            entry = dict(entry)
+            name = CALLBACKS.canonical(entry.pop("name"))
+            if name == "freeze":
+                self.freezes.append(initialize_callback(name, **entry))
+            elif name == "lookahead":
+                self.lookahead = initialize_callback(name, **entry)
+                self.slow = {k: v.detach().clone() for k, v in net.state_dict().items() if v.is_floating_point()}
+            elif name not in ("early_stopping", "model_checkpoint"):
+                raise SystemExit(f"no torch counterpart for callback {name!r}")
+
+    def epoch_begin(self, epoch: int) -> None:
+        for freeze in self.freezes:
+            if epoch >= freeze.epoch:
+                for i in freeze.layers:
+                    layer = self.model.layers[i]
+                    names = layer._parameter_set(freeze.parameters)
+                    for name in names:
+                        self.tensors[(id(layer), name)].requires_grad_(freeze.unfreeze)
+
+    def _pull(self, decay: float) -> None:
+        with self.torch.no_grad():
+            for key, value in self.net.state_dict().items():
+                if key in self.slow:
+                    self.slow[key].lerp_(value, 1 - decay)
+                    value.copy_(self.slow[key])
+
+    def batch_end(self) -> None:
+        self.steps += 1
+        look = self.lookahead
+        if look is not None and self.steps % look.every == 0:
+            cubic = look.schedule == "cubic"
+            self._pull(look.decay * (min(1.0, self.steps / self.total) ** 3 if cubic else 1.0))
+
+    def train_end(self) -> None:
+        if self.lookahead is not None:
+            self._pull(1.0)
 
 
 def torch_epochs(config: dict, epochs: int, torch) -> tuple[list[float], dict]:
@@ -90,6 +162,7 @@ def torch_epochs(config: dict, epochs: int, torch) -> tuple[list[float], dict]:
     model.size_output_layer(dataset)
     X0, _ = next(iter(dataset.train))
     model.forward(X0[:2])  # creates our parameters: the torch network starts from the same weights
+    model.fit_to_data(dataset.train)  # patch whitening, as fit does before the first epoch
     net = O.torch_network(model, input_shape=X0.shape[1:])
     O.copy_weights(model, net)
     optimizer = _torch_optimizer(torch, model, net, model.optimizer)
@@ -103,22 +176,27 @@ def torch_epochs(config: dict, epochs: int, torch) -> tuple[list[float], dict]:
 
     seconds, metrics = [], {}
     n_batches = max(len(dataset.train), 1)
+    callbacks = _TorchCallbacks(config, model, net, epochs, n_batches, torch)
     for epoch in range(epochs):
         _seed_epoch(model, dataset, epoch)  # the loader's shuffling and augmentation for this epoch
+        callbacks.epoch_begin(epoch)
         net.train()
         started = time.perf_counter()
         total, count = 0.0, 0
         for b, (X, Y) in enumerate(dataset.train):
             lr = schedule(epoch + b / n_batches)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_multiplier"]
             x, y = tensors(X, Y)
             optimizer.zero_grad(set_to_none=True)
             loss = TF.cross_entropy(net(x), y, label_smoothing=smoothing)
             loss.backward()
             optimizer.step()
+            callbacks.batch_end()
             total += float(loss.detach()) * len(y)
             count += len(y)
+        if epoch + 1 == epochs:
+            callbacks.train_end()
         net.eval()
         correct = seen = 0
         validate = getattr(dataset, "validate", None)

@@ -21,11 +21,13 @@ callbacks of the run in ``last.npz`` and hands them back through ``load_state_di
 resumed fit begins.
 
 Configs name callbacks through :data:`CALLBACKS` (``early_stopping``, ``model_checkpoint``,
-``freeze``, ``ema``, ``lookahead``).
+``freeze``, ``ema``, ``lookahead``, ``tensorboard``: :class:`neural_networks.tensorboard.TensorBoard`).
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
 from collections import OrderedDict
 from pathlib import Path
@@ -806,12 +808,36 @@ class Lookahead(Callback):
         self.slow = [np.array(v, dtype=np.float64) for _, v in items] or None
 
 
+class _Deferred:
+    """A registry entry for a callback class defined in a module that imports this one (so it
+    cannot be imported here without a cycle): the module is imported when the entry is first
+    built or its signature read (which is what the registry checks arguments against)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def load(self):
+        return getattr(importlib.import_module(self.module, __package__), self.name)
+
+    @property
+    def __signature__(self):
+        return inspect.signature(self.load())
+
+    def __call__(self, *args, **kwargs):
+        return self.load()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.name} of {self.module}, imported when built>"
+
+
 CALLBACKS = Registry("callback")
 CALLBACKS.add("early_stopping", EarlyStopping, aliases=("earlystopping",))
 CALLBACKS.add("freeze", FreezeParameters, aliases=("freeze_parameters",))
 CALLBACKS.add("ema", ExponentialMovingAverage, aliases=("exponential_moving_average",))
 CALLBACKS.add("lookahead", Lookahead)
 CALLBACKS.add("model_checkpoint", ModelCheckpoint, aliases=("modelcheckpoint", "checkpoint"))
+# neural_networks.tensorboard subclasses Callback; it imports the tensorboard package only when built
+CALLBACKS.add("tensorboard", _Deferred(".tensorboard", "TensorBoard"))
 
 
 def initialize_callback(name: str, **kwargs) -> Callback:

@@ -26,6 +26,8 @@ def _cmd_train(args) -> int:
         overrides.append(f"epochs={args.epochs}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
+    if args.tensorboard:
+        overrides.append("tensorboard=true")
     config = load_valid_config(args.config, overrides)
     figures = run_experiment(
         config, out_dir=args.out, resume=args.resume, overwrite=args.overwrite, verbose=0 if args.quiet else 1
@@ -126,6 +128,82 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _input_shape(text: str) -> tuple[int, ...]:
+    """``--input-shape``: positive ints separated by commas (``32,32,3``)."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive ints separated by commas, e.g. 32,32,3; got {text!r}")
+    return shape
+
+
+def _cmd_export(args) -> int:
+    from .experiment import load_run
+    from .export import export_model
+
+    config, model = load_run(args.run_dir, which=args.checkpoint)
+    path = export_model(model, args.output, args.format, input_shape=args.input_shape)
+    tta = (config.get("evaluation") or {}).get("tta") or "none"
+    # predict and evaluate apply the run's test-time augmentation; an exported model cannot.
+    note = f" (without the run's test-time augmentation, {tta})" if tta != "none" else ""
+    print(f"wrote the {args.checkpoint} checkpoint of {args.run_dir} as {args.format} to {path}{note}")
+    return 0
+
+
+def _cmd_tune(args) -> int:
+    from .config import ConfigError, apply_overrides, load_config, load_valid_config
+    from .tune.space import check_validation_split, load_space
+    from .tune.study import StudySettings, check_study_name, require_optuna, run_study
+
+    require_optuna()  # before anything else: without the extra, one line saying how to install it
+    config = load_valid_config(args.config, list(args.set or []))  # checked, errors naming the file
+    # trials get the config as written (with --set), validated per trial: values derived from
+    # others at validation (a schedule's total_epochs from epochs) then follow the searched ones
+    base = apply_overrides(load_config(args.config), list(args.set or []))
+    space = load_space(args.space, base, sampler=args.sampler)
+    check_validation_split(config, str(args.config), space)
+    study = check_study_name(args.study or config["name"])
+    trials = args.trials
+    if trials is None:
+        if args.sampler != "grid":
+            raise ConfigError("--trials is required (a grid study defaults to the size of its grid)")
+        trials = 1
+        for values in space.grid().values():
+            trials *= len(values)
+    settings = StudySettings(
+        study=study,
+        study_dir=str(Path(args.out) / study),
+        storage=args.storage,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        trials=trials,
+        base_config=base,
+        space=space.to_dict(),
+    )
+    run_study(settings, jobs=args.jobs, config_path=args.config, space_path=args.space)
+    return 0
+
+
+def _cmd_tune_report(args) -> int:
+    from .tune.report import report_from_folder
+
+    report_from_folder(args.study_dir, storage=args.storage)
+    return 0
+
+
+def _tune_count(text: str) -> int:
+    """``--trials`` / ``--jobs``: a positive int."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _add_tta_argument(parser) -> None:
     from .tta import TTA_MODES
 
@@ -158,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace an existing run directory (by default train refuses)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="write TensorBoard event files to the run's tensorboard/ folder (config tensorboard: true; "
+        'needs pip install "neural_networks[tensorboard]")',
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="loss and accuracy of a trained run on a split")
@@ -195,6 +279,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="data set to verify (default: all)")
     p.add_argument("--path", help="explicit file or folder to verify")
     p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("export", help="write a trained run's model as ONNX or safetensors")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=("onnx", "safetensors"), required=True)
+    p.add_argument("--output", required=True, help="file to write (.onnx or .safetensors)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="last")
+    p.add_argument(
+        "--input-shape",
+        "--input_shape",
+        type=_input_shape,
+        dest="input_shape",
+        metavar="DIMS",
+        help="onnx: the input without its batch axis, e.g. 32,32,3 (default: from the model, image rows and cols free)",
+    )
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("tune", help="hyper-parameter study on Optuna (needs neural_networks[tune])")
+    p.add_argument("config", help="YAML config of the runs (see configs/)")
+    p.add_argument("--space", required=True, help="YAML search space: dotted config keys -> distributions")
+    p.add_argument(
+        "--trials",
+        type=_tune_count,
+        help="finished trials the study should reach, counting earlier runs of it (grid default: the grid's size)",
+    )
+    p.add_argument("--jobs", type=_tune_count, default=1, help="worker processes on this machine (default: 1)")
+    p.add_argument(
+        "--storage", metavar="URL", help="postgresql://... or mysql://... (default: a journal file in the study folder)"
+    )
+    p.add_argument("--study", help="study name (default: the config's name)")
+    p.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe")
+    p.add_argument("--pruner", choices=("median", "none"), default="median")
+    p.add_argument("--out", default="experiments/tune", help="parent of the study folder (default: experiments/tune)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a base config value (dotted key); repeatable"
+    )
+    p.set_defaults(func=_cmd_tune)
+
+    p = sub.add_parser("tune-report", help="rewrite a study's trials.csv, best_config.yaml and plots")
+    p.add_argument("study_dir", help="the study folder (<out>/<study>)")
+    p.add_argument("--storage", metavar="URL", help="the study's database (default: what its study.yaml names)")
+    p.set_defaults(func=_cmd_tune_report)
     return parser
 
 

@@ -22,6 +22,7 @@ A config has these top-level keys (``name``, ``data``, ``model`` and ``optimizer
     callbacks:                  # optional: neural_networks.callbacks.CALLBACKS by name, with their arguments
       - {name: early_stopping, monitor: val_loss, patience: 3, restore_best_weights: true}
       - {name: model_checkpoint, monitor: val_loss}   # the run's checkpoint (default: val_accuracy)
+    tensorboard: true           # optional: TensorBoard event files in <run>/tensorboard/ (neural_networks.tensorboard)
 
 ``--set key=value`` overrides use dotted paths (``optimizer.lr=0.1``, ``data.batch_size=64``,
 ``model.layers.0.n_out=64``); values are parsed as YAML (numbers, booleans, lists).
@@ -58,6 +59,7 @@ TOP_LEVEL_KEYS = {
     "optimizer": True,
     "evaluation": False,
     "callbacks": False,
+    "tensorboard": False,
 }
 MODEL_KEYS = {"loss": True, "layers": True}
 EVALUATION_KEYS = {"tta": False}
@@ -150,6 +152,7 @@ def validate_config(config: dict) -> dict:
         raise ConfigError(f"evaluation.tta: {err}") from None
 
     config["callbacks"] = _check_callbacks(config.get("callbacks"))
+    _check_tensorboard(config)
 
     optimizer = config["optimizer"]
     if not isinstance(optimizer, dict) or "name" not in optimizer or "lr" not in optimizer:
@@ -178,14 +181,15 @@ def _spans_the_run(name) -> bool:
 def _check_callbacks(callbacks) -> list:
     """Each entry names a registered callback and valid arguments; they are built to check the
     values. ``model_checkpoint`` (at most one) configures the run's own checkpoint, whose
-    directory is the run directory."""
+    directory is the run directory; ``tensorboard`` (at most one) writes to the run directory's
+    ``tensorboard/`` folder, with the config as its hyperparameters."""
     from .callbacks import CALLBACKS
 
     if callbacks is None:
         return []
     if not isinstance(callbacks, list):
         raise ConfigError(f"callbacks must be a list of mappings with a 'name', got {type(callbacks).__name__}")
-    checked, checkpoints = [], 0
+    checked, checkpoints, tensorboards = [], 0, 0
     for i, entry in enumerate(callbacks):
         where = f"callbacks.{i}"
         if not isinstance(entry, dict) or "name" not in entry:
@@ -202,11 +206,43 @@ def _check_callbacks(callbacks) -> list:
                         "model_checkpoint takes no directory here: the run directory holds the checkpoints"
                     )
                 kwargs["directory"] = "."
+            elif name == "tensorboard":
+                tensorboards += 1
+                if tensorboards > 1:
+                    raise ValueError("a run writes one set of TensorBoard events; give tensorboard once")
+                for key in _RUN_TENSORBOARD_KEYS:
+                    if key in kwargs:
+                        raise ValueError(f"tensorboard takes no {key} here: {_RUN_TENSORBOARD_KEYS[key]}")
+                kwargs["log_dir"] = "."
             CALLBACKS.create(name, **kwargs)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, ImportError) as err:
             raise ConfigError(f"{where}: {err}") from None
         checked.append({"name": name, **{k: v for k, v in entry.items() if k != "name"}})
     return checked
+
+
+#: Arguments of the ``tensorboard`` callback that a run sets itself, with why.
+_RUN_TENSORBOARD_KEYS = {
+    "log_dir": "a run writes its events to <run directory>/tensorboard/",
+    "hparams": "a run's hyperparameters are its config",
+    "input_shape": "a run takes it from the data set",
+}
+
+
+def _check_tensorboard(config: dict) -> None:
+    """``tensorboard`` is true or false (a missing key is false); true needs the package."""
+    if "tensorboard" not in config:
+        return
+    value = config["tensorboard"]
+    if not isinstance(value, bool):
+        raise ConfigError(f"tensorboard must be true or false, got {value!r}")
+    if value:
+        from .tensorboard import check_available
+
+        try:
+            check_available()
+        except ImportError as err:
+            raise ConfigError(f"tensorboard: {err}") from None
 
 
 class _ConfigLoader(yaml.SafeLoader):

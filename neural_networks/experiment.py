@@ -5,7 +5,9 @@ Training is :func:`neural_networks.training.fit` with a :class:`~neural_networks
 ``callbacks``. The run directory (``<out>/<name>/``, ``out`` defaulting to ``experiments``)
 receives ``config.yaml`` (the resolved config), ``metrics.csv``, ``metrics.json``, ``loss.png``,
 ``accuracy.png``, ``loss_iterations.png``, ``confusion_matrix.png``, ``first_layer.png``,
-``last.npz`` and ``best.npz``. ``--resume`` reads ``last.npz`` alone.
+``last.npz`` and ``best.npz``, and with ``tensorboard: true`` (or a ``tensorboard`` callback)
+TensorBoard event files in ``tensorboard/`` (:mod:`neural_networks.tensorboard`).
+``--resume`` reads ``last.npz`` alone.
 
 A run directory is never reused silently: training into one that holds files refuses unless
 ``resume`` (continue it, with a config that differs at most in :data:`RESUMABLE_KEYS`) or
@@ -31,6 +33,7 @@ from .io import atomic_write
 from .logs import Logger, read_metrics_csv, write_json
 from .losses import initialize_loss
 from .models import History, NeuralNetwork
+from .tensorboard import TensorBoard
 from .training import fit
 
 __all__ = [
@@ -85,19 +88,31 @@ def build_model(config: dict, logger=None) -> NeuralNetwork:
     )
 
 
-def build_callbacks(config: dict, run_dir) -> tuple[ModelCheckpoint, list]:
+def build_callbacks(config: dict, run_dir, dataset=None) -> tuple[ModelCheckpoint, list]:
     """The run's checkpoint (on ``run_dir``; a ``model_checkpoint`` entry of the config's
     ``callbacks`` sets its ``monitor`` / ``mode``, default validation accuracy) and the config's
-    other callbacks, built in order."""
-    checkpoint_args, others = {}, []
+    other callbacks, built in order, then the run's TensorBoard callback for ``tensorboard: true``
+    (unless a ``tensorboard`` entry gave it already: events in ``run_dir/tensorboard``, the
+    flattened config as hyperparameters, ``dataset``'s image shape for the first-layer picture)."""
+    checkpoint_args, others, tensorboard = {}, [], None
     for entry in config.get("callbacks") or ():
         entry = dict(entry)
-        name = entry.pop("name")
-        if CALLBACKS.canonical(name) == "model_checkpoint":
+        name = CALLBACKS.canonical(entry.pop("name"))
+        if name == "model_checkpoint":
             checkpoint_args = entry
+        elif name == "tensorboard":
+            tensorboard = _tensorboard(config, run_dir, dataset, entry)
+            others.append(tensorboard)
         else:
             others.append(initialize_callback(name, **entry))
+    if config.get("tensorboard") and tensorboard is None:
+        others.append(_tensorboard(config, run_dir, dataset, {}))
     return ModelCheckpoint(run_dir, **checkpoint_args), others
+
+
+def _tensorboard(config: dict, run_dir, dataset, arguments: dict) -> TensorBoard:
+    shape = _image_shape(dataset) if dataset is not None else None
+    return TensorBoard.for_run(run_dir, hparams=_flatten(config), input_shape=shape, **arguments)
 
 
 def run_experiment(
@@ -147,7 +162,8 @@ def run_experiment(
         save_dir=Path(out_dir),
         checkpoints=False,
     )
-    checkpoint, config_callbacks = build_callbacks(config, run_dir)
+    checkpoint, config_callbacks = build_callbacks(config, run_dir, dataset)
+    tensorboard = next((cb for cb in config_callbacks if isinstance(cb, TensorBoard)), None)
     callbacks = [*config_callbacks, *(callbacks or ())]
     start_epoch = 0
     if resume:
@@ -181,6 +197,8 @@ def run_experiment(
             initial_epoch=start_epoch,
         )
     except KeyboardInterrupt:
+        if tensorboard is not None:
+            tensorboard.close()  # what the interrupted epoch logged so far; a resume purges it
         raise RunInterrupted(
             f"interrupted; the last finished epoch is saved in {run_dir / 'last.npz'}; continue with --resume"
         ) from None
@@ -190,7 +208,11 @@ def run_experiment(
     stopped = (checkpoint.stopped or model.stop_training) and history.epochs < config["epochs"]
     if verbose and model.stop_training and stopped:
         print(f"stopped early after epoch {history.epochs} of {config['epochs']}")
-    return finish_run(model, dataset, run_dir, config, train_seconds, history=history, stopped_early=stopped)
+    figures = finish_run(model, dataset, run_dir, config, train_seconds, history=history, stopped_early=stopped)
+    if tensorboard is not None:  # the pictures finish_run drew, and its figures
+        pictures = ("confusion_matrix", "first_layer")
+        tensorboard.write_run_end(figures, {name: run_dir / f"{name}.png" for name in pictures})
+    return figures
 
 
 def _check_run_name(name) -> str:
@@ -261,9 +283,11 @@ def _check_resumable(config: dict, run_dir: Path) -> None:
     except ConfigError as err:
         raise ConfigError(f"{err}; start over with --overwrite") from None
     new = parse_yaml(dump_config(config), "the new config")  # the same representation as the file's
-    for entry in (old, new):  # a missing evaluation section means its defaults
+    for entry in (old, new):  # a missing evaluation section means its defaults, a missing tensorboard false
         if not entry.get("evaluation"):
             entry.pop("evaluation", None)
+        if entry.get("tensorboard") is False:
+            entry.pop("tensorboard")
     differing = [key for key in config_differences(old, new) if not _resumable(key)]
     if differing:
         raise ConfigError(

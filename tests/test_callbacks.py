@@ -338,13 +338,16 @@ class TestHistoryAndState(unittest.TestCase):
 
 class TestRegistry(unittest.TestCase):
     def test_names_and_arguments(self):
-        self.assertEqual(CALLBACKS.names(), ["early_stopping", "freeze", "ema", "lookahead", "model_checkpoint"])
+        self.assertEqual(
+            CALLBACKS.names(), ["early_stopping", "freeze", "ema", "lookahead", "model_checkpoint", "tensorboard"]
+        )
         stopper = initialize_callback("early_stopping", patience=3, monitor="val_accuracy")
         self.assertIsInstance(stopper, EarlyStopping)
         self.assertEqual((stopper.patience, stopper.mode), (3, "max"))
         self.assertIsInstance(initialize_callback("EarlyStopping"), EarlyStopping)
         with self.assertRaisesRegex(
-            ValueError, r"unknown callback 'early_stop'; valid names: early_stopping, freeze, ema, lookahead, model_checkpoint"
+            ValueError,
+            r"unknown callback 'early_stop'; valid names: early_stopping, freeze, ema, lookahead, model_checkpoint, tensorboard",
         ):
             initialize_callback("early_stop")
         with self.assertRaisesRegex(

@@ -95,7 +95,7 @@ class TestValidation(unittest.TestCase):
         for callbacks, pattern in (
             (
                 [{"name": "early_stop"}],
-                r"^callbacks\.0: unknown callback 'early_stop'; valid names: early_stopping, freeze, ema, model_checkpoint$",
+                r"^callbacks\.0: unknown callback 'early_stop'; valid names: early_stopping, freeze, ema, lookahead, model_checkpoint, tensorboard$",
             ),
             (
                 [{"name": "early_stopping", "patiense": 3}],
