@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine with only Python 3:
 #   make demo   - create .venv, install the package, train the Iris job
-#   make test   - create .venv, install the test extras (and PyTorch CPU for parity tests), run every test
+#   make test   - create .venv, install the test extras, the optional extras (tune, tensorboard,
+#                 onnx, safetensors) and PyTorch CPU for parity tests, run every test
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -16,7 +17,7 @@ install: $(BIN)/python
 	$(PIP) install --quiet -e .
 
 install-test: $(BIN)/python
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,tune,tensorboard,onnx,safetensors]"
 	# PyTorch (local CPU build) for the parity tests; they are skipped if it cannot be installed.
 	$(PIP) install --quiet "torch==2.13.0" || echo "torch==2.13.0 not installable here: parity tests will be skipped"
 

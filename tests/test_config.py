@@ -18,7 +18,8 @@ BASE = {
 
 class TestShippedConfigs(unittest.TestCase):
     def test_every_config_validates(self):
-        paths = sorted((ROOT / "configs").glob("*.yaml"))
+        # *_space.yaml files are search spaces for `neural-networks tune` (tests/test_tune.py), not runs
+        paths = sorted(p for p in (ROOT / "configs").glob("*.yaml") if not p.stem.endswith("_space"))
         self.assertGreaterEqual(len(paths), 3)
         for path in paths:
             with self.subTest(config=path.name):
