@@ -57,10 +57,19 @@ def _profile_step(model, names, X, Y) -> list[tuple[str, float]]:
     loss, dZ, _ = F.softmax_cross_entropy(last.preactivation(), model.loss.targets(Y.astype(A.dtype)))
     dA = last.backward_preactivation(dZ)
     times.append((f"{names[-1]} backward (fused softmax-CE)", time.perf_counter() - start))
-    for name, layer in zip(reversed(names[:-1]), reversed(model.layers[:-1])):
+    # As NeuralNetwork.backward: a frozen prefix gets no backward pass, and the first trained
+    # layer after it skips its input gradient.
+    stop = model._first_trained_layer()
+    first = model.layers[stop] if stop > 0 else None
+    saved = first.input_gradient if first is not None else None
+    if first is not None:
+        first.input_gradient = False
+    for name, layer in zip(reversed(names[stop:-1]), reversed(model.layers[stop:-1])):
         start = time.perf_counter()
         dA = layer.backward(dA)
         times.append((f"{name} backward", time.perf_counter() - start))
+    if first is not None:
+        first.input_gradient = saved
     start = time.perf_counter()
     model.update(0.5)
     times.append(("update", time.perf_counter() - start))
