@@ -7,6 +7,9 @@ reproduced exactly.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 
 from neural_networks.gradcheck import relative_error
@@ -21,7 +24,24 @@ __all__ = [
     "one_hot",
     "probabilities",
     "layer_to_float64",
+    "run_cli",
 ]
+
+
+def run_cli(*args, cwd, env=None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m neural_networks ARGS`` in a child process (what a user runs), output captured;
+    with ``check``, a non-zero exit fails the test with both streams."""
+    result = subprocess.run(
+        [sys.executable, "-m", "neural_networks", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
 
 
 def numerical_gradient(f, x: np.ndarray, dout=1.0, h: float = 1e-6) -> np.ndarray:

@@ -450,6 +450,49 @@ class TestFreezing(unittest.TestCase):
         self.assertEqual(thaw.layers[0].frozen, set())
 
 
+def assert_last_checkpoint_is_the_model_and_training_changed(test, run_dir, model):
+    """``last.npz`` holds ``model``'s weights, which differ from those of a plain 3-epoch fit."""
+    saved = NeuralNetwork.load(Path(run_dir) / "last.npz")
+    for a, b in zip(saved.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    plain = mlp()
+    fit(plain, iris(), 3, verbose=0)
+    test.assertFalse(all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), model.get_weights())))
+
+
+class CrashBefore(Callback):
+    """Raises KeyboardInterrupt as epoch ``epoch`` begins: a run killed after the checkpoint of
+    the epoch before."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def train_whole_and_split(tmp, make_callback, split_at: int, epochs: int = 4) -> dict:
+    """Train ``epochs`` epochs in one fit ("whole"), and in a fit of as many epochs that crashes
+    as epoch ``split_at`` begins and is resumed from its ``last.npz`` ("split"), each fit with a
+    fresh ``make_callback()``; ``{name: (weights, val losses, callback)}``."""
+    results = {}
+    whole = ModelCheckpoint(Path(tmp) / "whole")
+    model, callback = mlp(), make_callback()
+    history = fit(model, iris(), epochs, callbacks=[callback, whole], verbose=0)
+    results["whole"] = (model.get_weights(), history["val_loss"], callback)
+    crashed = ModelCheckpoint(Path(tmp) / "split")
+    try:
+        fit(mlp(), iris(), epochs, callbacks=[make_callback(), crashed, CrashBefore(split_at)], verbose=0)
+    except KeyboardInterrupt:
+        pass
+    resumed = ModelCheckpoint(Path(tmp) / "split")
+    model, callback = resumed.resume(), make_callback()
+    history = fit(model, iris(), epochs, callbacks=[callback, resumed], verbose=0, initial_epoch=split_at)
+    results["split"] = (model.get_weights(), history["val_loss"], callback)
+    return results
+
+
 class TestExponentialMovingAverage(unittest.TestCase):
     """The average of the weights: its recurrence, evaluation with it, and resuming."""
 
@@ -496,31 +539,16 @@ class TestExponentialMovingAverage(unittest.TestCase):
             for value, average in zip(model.get_weights(), ema.average):
                 np.testing.assert_allclose(value, average.astype(value.dtype))
             self.assertAlmostEqual(model.evaluate(data.validate)["loss"], history["val_loss"][-1], places=6)
-            saved = NeuralNetwork.load(Path(tmp) / "run" / "last.npz")
-            for a, b in zip(saved.get_weights(), model.get_weights()):
-                np.testing.assert_array_equal(a, b)
-            plain = mlp()
-            fit(plain, iris(), 3, verbose=0)
-            self.assertFalse(all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), model.get_weights())))
+            assert_last_checkpoint_is_the_model_and_training_changed(self, Path(tmp) / "run", model)
 
     def test_resume_equals_an_uninterrupted_run(self):
         with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            results = {}
-            for name, stops in (("whole", [4]), ("split", [2, 4])):
-                model, start = None, 0
-                for stop in stops:
-                    checkpoint = ModelCheckpoint(tmp / name)
-                    ema = ExponentialMovingAverage(decay=0.7)
-                    model = checkpoint.resume() if start else mlp()
-                    history = fit(model, iris(), stop, callbacks=[ema, checkpoint], verbose=0, initial_epoch=start)
-                    start = stop
-                results[name] = (model.get_weights(), history["val_loss"], ema.average)
-            (wa, la, aa), (wb, lb, ab) = results["whole"], results["split"]
+            results = train_whole_and_split(tmp, lambda: ExponentialMovingAverage(decay=0.7), split_at=2)
+            (wa, la, ea), (wb, lb, eb) = results["whole"], results["split"]
             for a, b in zip(wa, wb):
                 np.testing.assert_array_equal(a, b)
             self.assertEqual(la, lb)
-            for a, b in zip(aa, ab):
+            for a, b in zip(ea.average, eb.average):
                 np.testing.assert_array_equal(a, b)
 
 
@@ -573,27 +601,12 @@ class TestLookahead(unittest.TestCase):
             fit(model, iris(), 3, callbacks=[look, ModelCheckpoint(Path(tmp) / "run")], verbose=0)
             for value, slow in zip(model.get_weights(), look.slow):
                 np.testing.assert_allclose(value, slow.astype(value.dtype))
-            saved = NeuralNetwork.load(Path(tmp) / "run" / "last.npz")
-            for a, b in zip(saved.get_weights(), model.get_weights()):
-                np.testing.assert_array_equal(a, b)
-            plain = mlp()
-            fit(plain, iris(), 3, verbose=0)
-            self.assertFalse(all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), model.get_weights())))
+            assert_last_checkpoint_is_the_model_and_training_changed(self, Path(tmp) / "run", model)
 
     def test_resume_equals_an_uninterrupted_run(self):
         with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            results = {}
-            for name, stops in (("whole", [4]), ("split", [1, 4])):
-                model, start = None, 0
-                for stop in stops:
-                    checkpoint = ModelCheckpoint(tmp / name)
-                    look = Lookahead(decay=0.9, every=3)
-                    model = checkpoint.resume() if start else mlp()
-                    history = fit(model, iris(), stop, callbacks=[look, checkpoint], verbose=0, initial_epoch=start)
-                    start = stop
-                results[name] = (model.get_weights(), history["val_loss"])
-            (wa, la), (wb, lb) = results["whole"], results["split"]
+            results = train_whole_and_split(tmp, lambda: Lookahead(decay=0.9, every=2), split_at=2)
+            (wa, la, _), (wb, lb, _) = results["whole"], results["split"]
             for a, b in zip(wa, wb):
                 np.testing.assert_array_equal(a, b)
             self.assertEqual(la, lb)

@@ -15,6 +15,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from .helpers import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("circle", "square", "stripes")
 
@@ -64,17 +66,7 @@ def tiny_config(data_path: Path, epochs: int = 2) -> dict:
 
 def cli(*args, cwd, check=True, timeout=120):
     env = {**os.environ, "NEURAL_NETWORKS_DATA": str(Path(cwd) / "cache")}
-    result = subprocess.run(
-        [sys.executable, "-m", "neural_networks", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+    return run_cli(*args, cwd=cwd, env=env, check=check, timeout=timeout)
 
 
 class TestCommandLine(unittest.TestCase):

@@ -33,22 +33,15 @@ from neural_networks.config import ConfigError, load_config, load_valid_config, 
 from neural_networks.tune.space import check_validation_split, load_space, parse_space  # noqa: E402
 from neural_networks.tune.study import JOURNAL_NAME, MEDIAN_PRUNER, _with_installed_driver  # noqa: E402
 
+from .helpers import run_cli  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 IRIS = ROOT / "configs" / "iris.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def cli(*args, cwd, check=True, timeout=240):
-    result = subprocess.run(
-        [sys.executable, "-m", "neural_networks", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+    return run_cli(*args, cwd=cwd, check=check, timeout=timeout)
 
 
 def main_in_process(*args) -> tuple[int, str, str]:
