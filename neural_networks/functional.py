@@ -542,9 +542,15 @@ def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple
     padded_shape, argmax = cache
     kh, kw = kernel_shape
     ho, wo = dY.shape[1:3]
-    tiles = stride == kh == kw and padded_shape[1] == ho * kh and padded_shape[2] == wo * kw
-    # Non-overlapping windows that tile the input exactly write every cell once: no zero-fill.
-    dX_pad = np.empty(padded_shape, dtype=dY.dtype) if tiles else np.zeros(padded_shape, dtype=dY.dtype)
+    # Non-overlapping windows write every cell they cover once: no zero-fill there, only of the
+    # rows and columns they leave over (a 31x31 map pooled 2x2 by 2 leaves its last row and column).
+    tiles = stride == kh == kw
+    if tiles:
+        dX_pad = np.empty(padded_shape, dtype=dY.dtype)
+        dX_pad[:, ho * kh :] = 0
+        dX_pad[:, :, wo * kw :] = 0
+    else:
+        dX_pad = np.zeros(padded_shape, dtype=dY.dtype)
     for block in _image_blocks(dY.shape[0], dX_pad[0].nbytes):
         views = [view for _, view in window_views(dX_pad[block], kernel_shape, stride, (ho, wo))]
         dY_block = dY[block]

@@ -88,3 +88,29 @@ class TestInferenceConvolution(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestPoolingLeftOver(unittest.TestCase):
+    """Non-overlapping windows that do not tile the map (31x31 pooled 2x2 by 2): the rows and
+    columns no window covers get zero gradient, the rest the loop reference's."""
+
+    def test_uncovered_cells_get_zero_gradient(self):
+        rng = np.random.default_rng(3)
+        for h, w in ((5, 5), (7, 4), (31, 31), (6, 9)):
+            for mode in ("max", "average"):
+                with self.subTest(h=h, w=w, mode=mode):
+                    np.full((4096,), np.nan)  # leave garbage in freed memory that np.empty may reuse
+                    X = rng.standard_normal((2, h, w, 3))
+                    Y, cache = F.pool2d_forward(X, (2, 2), 2, (0, 0), mode)
+                    dY = rng.standard_normal(Y.shape)
+                    dX = F.pool2d_backward(dY, cache, (2, 2), 2, (0, 0), mode)
+                    expected = np.zeros_like(X)
+                    for i, j in itertools.product(range(Y.shape[1]), range(Y.shape[2])):
+                        window = X[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2]
+                        for n, c in itertools.product(range(2), range(3)):
+                            if mode == "average":
+                                expected[n, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2, c] += dY[n, i, j, c] / 4
+                            else:
+                                r, s = np.unravel_index(np.argmax(window[n, :, :, c]), (2, 2))
+                                expected[n, 2 * i + r, 2 * j + s, c] += dY[n, i, j, c]
+                    np.testing.assert_array_equal(dX, expected)
