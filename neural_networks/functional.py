@@ -380,6 +380,8 @@ def conv2d_backward(
     cols, X = cache
     n = X.shape[0]
     kh, kw, c, f = W.shape
+    if winograd.WEIGHT_GRADIENT and winograd.applies((kh, kw), stride, pad, X.shape[1:3], c, f):
+        return _conv2d_backward_winograd(dZ, W, X, need_dX, need_db, relu_output)
     # the input gradient of a wide 3x3 "same" layer is a 3x3 "same" convolution too (f -> c
     # channels, the kernel flipped and transposed): Winograd computes it after the dW pass
     winograd_dX = need_dX and winograd.applies((kh, kw), stride, pad, X.shape[1:3], f, c)
@@ -410,6 +412,22 @@ def conv2d_backward(
         if need_db:
             db += db_part
     return dX, dW.reshape(W.shape), (db.astype(dZ.dtype).reshape(1, f) if need_db else None)
+
+
+def _conv2d_backward_winograd(dZ, W, X, need_dX, need_db, relu_output):
+    """:func:`conv2d_backward` of a wide 3x3 "same" layer, all in the Winograd domain: the
+    weight gradient (:func:`~neural_networks.winograd.weight_gradient3x3_same`) and the input
+    gradient (a 3x3 "same" convolution of ``dZ`` with the flipped, transposed kernel), from one
+    masked copy of ``dZ``; no patches are gathered."""
+    f = W.shape[3]
+    masked = dZ if relu_output is None else np.multiply(dZ, relu_output > 0)
+    db = column_sums(masked.reshape(-1, f)).astype(dZ.dtype).reshape(1, f) if need_db else None
+    dW = winograd.weight_gradient3x3_same(X, masked)
+    dX = None
+    if need_dX:
+        flipped = np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2))
+        dX = winograd.conv3x3_same(masked, winograd.filter_transform(flipped))
+    return dX, dW, db
 
 
 def _conv2d_backward_images(dZ, W, cols, X, stride, pad, dX, need_db, relu_output):

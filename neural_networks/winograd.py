@@ -20,15 +20,20 @@ import numpy as np
 
 from . import parallel
 
-__all__ = ["MIN_CHANNELS", "MIN_SIZE", "applies", "filter_transform", "conv3x3_same"]
+__all__ = ["MIN_CHANNELS", "MIN_SIZE", "applies", "filter_transform", "conv3x3_same", "weight_gradient3x3_same"]
 
 #: Input and output channels from which the Winograd path is faster than im2col here.
 MIN_CHANNELS = 256
 #: Smallest map (rows and columns) it is used for (a 2x2 tile needs at least one).
 MIN_SIZE = 2
+#: Whether Conv2D's weight gradient takes the Winograd path too where :func:`applies` (else
+#: im2col: patches times the output gradient). A switch for benchmarks and tests.
+WEIGHT_GRADIENT = True
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 _CHUNK_BYTES = 1 << 21  # transformed tiles per chunk: about the size of one core's L2
+# The weight gradient sums a (16, c, f) product per chunk: larger chunks make fewer of those sums.
+_GRADIENT_CHUNK_BYTES = 1 << 24
 
 
 def applies(kernel_shape, stride: int, pad, in_hw, c: int, f: int) -> bool:
@@ -117,3 +122,65 @@ def conv3x3_same(X: np.ndarray, U: np.ndarray, out: np.ndarray | None = None) ->
 
     parallel.map_batch(images, n, work=n * h * w * 9 * c * f)
     return out
+
+
+def _gradient_transform(D: np.ndarray, th: int, tw: int, R: np.ndarray, Z: np.ndarray) -> None:
+    """``Z (4, 4, m, th, tw, f) = A D A^T`` for every 2x2 tile of ``D (m, 2th, 2tw, f)``: the
+    transposed output transform, which carries an output gradient to the 4x4 transform domain;
+    ``R (4, m, th, 2tw, f)`` is scratch for the rows' pass."""
+    rows = [D[:, k : 2 * th : 2] for k in range(2)]
+    np.copyto(R[0], rows[0])
+    np.add(rows[0], rows[1], out=R[1])
+    np.subtract(rows[0], rows[1], out=R[2])
+    np.negative(rows[1], out=R[3])
+    for i in range(4):
+        cols = [R[i][:, :, k : 2 * tw : 2] for k in range(2)]
+        np.copyto(Z[i, 0], cols[0])
+        np.add(cols[0], cols[1], out=Z[i, 1])
+        np.subtract(cols[0], cols[1], out=Z[i, 2])
+        np.negative(cols[1], out=Z[i, 3])
+
+
+def weight_gradient3x3_same(X: np.ndarray, dZ: np.ndarray) -> np.ndarray:
+    """``dW (3, 3, c, f)`` of the 3x3 "same" cross-correlation of ``X (n, h, w, c)`` given the
+    output gradient ``dZ (n, h, w, f)``, in ``X``'s dtype: the derivative of
+    ``Y = A^T [U * V] A`` with respect to the filters is ``G^T (sum over tiles of V * (A dZ A^T)) G``,
+    16 products ``V_k^T (c, tiles) @ Z_k (tiles, f)``, 4 multiplies per output where the direct
+    sum takes 9. Odd maps are padded as in :func:`conv3x3_same` (a zero gradient for the cropped
+    outputs). Slices of the batch run on :mod:`~neural_networks.parallel` threads; their sums
+    are added in slice order."""
+    n, h, w, c = X.shape
+    f = dZ.shape[3]
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    per_image = 16 * th * tw * (c + f) * X.dtype.itemsize
+    step = max(1, _GRADIENT_CHUNK_BYTES // per_image)
+
+    def images(start: int, stop: int) -> np.ndarray:
+        m = min(step, stop - start)
+        Xp = np.zeros((m, 2 * th + 2, 2 * tw + 2, c), dtype=X.dtype)  # the border stays zero
+        Dp = np.zeros((m, 2 * th, 2 * tw, f), dtype=X.dtype)
+        R = np.empty((4, m, th, 2 * tw + 2, c), dtype=X.dtype)
+        RZ = np.empty((4, m, th, 2 * tw, f), dtype=X.dtype)
+        V = np.empty((4, 4, m, th, tw, c), dtype=X.dtype)
+        Z = np.empty((4, 4, m, th, tw, f), dtype=X.dtype)
+        total = np.zeros((16, c, f), dtype=X.dtype)
+        part = np.empty((16, c, f), dtype=X.dtype)
+        for a in range(start, stop, step):
+            k = min(step, stop - a)
+            Xp[:k, 1 : h + 1, 1 : w + 1] = X[a : a + k]
+            Dp[:k, :h, :w] = dZ[a : a + k]
+            _input_transform(Xp[:k], th, tw, R[:, :k], V[:, :, :k])
+            _gradient_transform(Dp[:k], th, tw, RZ[:, :k], Z[:, :, :k])
+            tiles = k * th * tw
+            np.matmul(V[:, :, :k].reshape(16, tiles, c).transpose(0, 2, 1), Z[:, :, :k].reshape(16, tiles, f), out=part)
+            total += part
+        return total
+
+    parts = parallel.map_batch(images, n, work=n * h * w * 9 * c * f)
+    dU = parts[0]
+    for other in parts[1:]:
+        dU += other
+    G = _G.astype(X.dtype)
+    dU = dU.reshape(4, 4 * c * f)
+    rows = (G.T @ dU).reshape(3, 4, c * f)  # G^T over the first transform axis
+    return np.matmul(G.T, rows).reshape(3, 3, c, f)  # and over the second

@@ -1,5 +1,5 @@
 """Winograd F(2x2, 3x3) (neural_networks.winograd): against the loop reference, the im2col
-kernels and PyTorch, forward and both gradients, even and odd maps, one or many chunks."""
+kernels and PyTorch, forward, input and weight gradients, even and odd maps, one or many chunks."""
 
 import os
 import unittest
@@ -48,6 +48,39 @@ class TestWinogradKernel(unittest.TestCase):
         again = winograd.conv3x3_same(X, winograd.filter_transform(W))
         np.testing.assert_array_equal(again, results[-1])  # the same bits for the same thread count
 
+    def test_weight_gradient_against_the_loop_reference(self):
+        rng = np.random.default_rng(5)
+        for n, h, w, c, f in ((2, 4, 4, 3, 2), (3, 5, 7, 2, 4), (1, 1, 1, 3, 3), (2, 2, 3, 5, 1), (4, 6, 6, 4, 4)):
+            X = rng.standard_normal((n, h, w, c))
+            dZ = rng.standard_normal((n, h, w, f))
+            padded = np.pad(X, ((0, 0), (1, 1), (1, 1), (0, 0)))
+            expected = np.zeros((3, 3, c, f))
+            for i in range(3):  # dW[i, j] = sum over images and positions of X[y + i - 1, x + j - 1] dZ[y, x]
+                for j in range(3):
+                    for y in range(h):
+                        for x in range(w):
+                            expected[i, j] += padded[:, y + i, x + j].T @ dZ[:, y, x]
+            for chunk_bytes in (1, winograd._GRADIENT_CHUNK_BYTES):  # one image per chunk, and whole slices
+                with self.subTest(shape=(n, h, w, c, f), chunk_bytes=chunk_bytes):
+                    with mock.patch.object(winograd, "_GRADIENT_CHUNK_BYTES", chunk_bytes):
+                        dW = winograd.weight_gradient3x3_same(X, dZ)
+                    self.assertEqual((dW.shape, dW.dtype), ((3, 3, c, f), np.float64))
+                    np.testing.assert_allclose(dW, expected, rtol=1e-12, atol=1e-12)
+
+    def test_weight_gradient_in_float32_and_thread_counts(self):
+        rng = np.random.default_rng(6)
+        X = rng.standard_normal((6, 9, 8, 16)).astype(np.float32)
+        dZ = rng.standard_normal((6, 9, 8, 8)).astype(np.float32)
+        exact = winograd.weight_gradient3x3_same(X.astype(np.float64), dZ.astype(np.float64))
+        results = []
+        for threads in ("1", "2"):
+            with mock.patch.dict(os.environ, {"NEURAL_NETWORKS_NUM_THREADS": threads}):
+                dW = winograd.weight_gradient3x3_same(X, dZ)
+            self.assertEqual(dW.dtype, np.float32)
+            self.assertLess(rel(dW, exact), 1e-6)
+            results.append(dW)
+        np.testing.assert_array_equal(winograd.weight_gradient3x3_same(X, dZ), results[-1])  # same bits again
+
     def test_where_it_applies(self):
         self.assertTrue(winograd.applies((3, 3), 1, (1, 1), (16, 16), 256, 256))
         self.assertTrue(winograd.applies((3, 3), 1, (1, 1), (4, 4), 256, 512))
@@ -65,14 +98,26 @@ class TestWinogradKernel(unittest.TestCase):
 class TestWideConv2D(unittest.TestCase):
     """A Conv2D wide enough to take the Winograd path equals the im2col path and PyTorch."""
 
-    def step(self, X, dY, activation, im2col: bool):
+    def step(self, X, dY, activation, im2col: bool, input_gradient: bool = True):
         np.random.seed(3)
         layer = Conv2D(256, (3, 3), activation=activation, pad="same")
+        layer.input_gradient = input_gradient
         limit = 10**9 if im2col else winograd.MIN_CHANNELS
         with mock.patch.object(winograd, "MIN_CHANNELS", limit):
             Y = layer.forward(X)
             dX = layer.backward(dY)
         return layer, Y, dX
+
+    def test_without_the_input_gradient(self):
+        rng = np.random.default_rng(7)
+        X = rng.standard_normal((2, 3, 4, 256)).astype(np.float32)
+        dY = rng.standard_normal((2, 3, 4, 256)).astype(np.float32)
+        wide, _, dX = self.step(X, dY, "relu", im2col=False, input_gradient=False)
+        plain, _, _ = self.step(X, dY, "relu", im2col=True)
+        self.assertIsNone(dX)
+        for key in ("W", "b"):
+            self.assertEqual(wide.gradients[key].dtype, np.float32)
+            self.assertLess(rel(wide.gradients[key], plain.gradients[key]), 1e-5)
 
     def test_against_im2col_and_torch(self):
         rng = np.random.default_rng(2)
