@@ -9,7 +9,8 @@ done here as strided NumPy passes over a few images at a time, so that they stay
 Those passes cost time proportional to ``c + f`` and the products to ``c * f``: the method wins
 only for wide layers. Measured on the development machine (two threads, forward, against the
 im2col kernel; ``benchmarks/RESULTS.md``): 1.2-1.6x faster with 256 input and output channels on
-4x4 to 16x16 maps, a tie at 128 channels, slower below. :func:`applies` encodes that rule. Accuracy: the
+4x4 to 16x16 maps, a tie at 128 channels, slower below, and slower on odd maps that padding to
+even sizes wastes much of (7x7, 3x3). :func:`applies` encodes that rule. Accuracy: the
 transforms are exact in binary except for G's halves, so float32 results stay within a few
 1e-7 relative of the direct convolution (tested against it and PyTorch).
 """
@@ -26,6 +27,10 @@ __all__ = ["MIN_CHANNELS", "MIN_SIZE", "applies", "filter_transform", "conv3x3_s
 MIN_CHANNELS = 256
 #: Smallest map (rows and columns) it is used for (a 2x2 tile needs at least one).
 MIN_SIZE = 2
+#: Odd maps are padded to even ones, which wastes that share of the products: 7x7 maps (padded
+#: to 8x8, 23% wasted) and 3x3 ones (44%) ran slower through Winograd than through im2col here
+#: at batch 512 (benchmarks/bench_winograd.py), 8x8 and 16x16 ones faster.
+MAX_PADDING_WASTE = 0.15
 #: Whether Conv2D's weight gradient takes the Winograd path too where :func:`applies` (else
 #: im2col: patches times the output gradient). A switch for benchmarks and tests.
 WEIGHT_GRADIENT = True
@@ -38,13 +43,17 @@ _GRADIENT_CHUNK_BYTES = 1 << 24
 
 def applies(kernel_shape, stride: int, pad, in_hw, c: int, f: int) -> bool:
     """Whether a convolution of this geometry takes the Winograd path: 3x3, stride 1, one pixel
-    of zero padding ("same"), maps of at least :data:`MIN_SIZE` and both widths at least
+    of zero padding ("same"), maps of at least :data:`MIN_SIZE` whose padding to even sizes
+    wastes at most :data:`MAX_PADDING_WASTE` of the tiles, and both widths at least
     :data:`MIN_CHANNELS`."""
+    h, w = in_hw
+    even = (h + h % 2) * (w + w % 2)
     return (
         tuple(kernel_shape) == (3, 3)
         and stride == 1
         and tuple(pad) == (1, 1)
-        and min(in_hw) >= MIN_SIZE
+        and min(h, w) >= MIN_SIZE
+        and 1.0 - h * w / even <= MAX_PADDING_WASTE
         and min(c, f) >= MIN_CHANNELS
     )
 

@@ -84,12 +84,15 @@ class TestWinogradKernel(unittest.TestCase):
     def test_where_it_applies(self):
         self.assertTrue(winograd.applies((3, 3), 1, (1, 1), (16, 16), 256, 256))
         self.assertTrue(winograd.applies((3, 3), 1, (1, 1), (4, 4), 256, 512))
+        self.assertTrue(winograd.applies((3, 3), 1, (1, 1), (15, 15), 256, 256))  # 12% padding
         for args in (
             ((3, 3), 1, (1, 1), (16, 16), 128, 256),  # too narrow: im2col is as fast
             ((3, 3), 2, (1, 1), (16, 16), 256, 256),  # strided
             ((3, 3), 1, (0, 0), (16, 16), 256, 256),  # "valid"
             ((5, 5), 1, (2, 2), (16, 16), 256, 256),
             ((3, 3), 1, (1, 1), (1, 8), 256, 256),
+            ((3, 3), 1, (1, 1), (7, 7), 256, 256),  # padded to 8x8: 23% of the tiles wasted
+            ((3, 3), 1, (1, 1), (3, 3), 256, 256),
         ):
             with self.subTest(args=args):
                 self.assertFalse(winograd.applies(*args))
@@ -103,15 +106,21 @@ class TestWideConv2D(unittest.TestCase):
         layer = Conv2D(256, (3, 3), activation=activation, pad="same")
         layer.input_gradient = input_gradient
         limit = 10**9 if im2col else winograd.MIN_CHANNELS
-        with mock.patch.object(winograd, "MIN_CHANNELS", limit):
+        with (
+            mock.patch.object(winograd, "MIN_CHANNELS", limit),
+            mock.patch.object(winograd, "weight_gradient3x3_same", wraps=winograd.weight_gradient3x3_same) as dW_spy,
+            mock.patch.object(winograd, "conv3x3_same", wraps=winograd.conv3x3_same) as conv_spy,
+        ):
             Y = layer.forward(X)
             dX = layer.backward(dY)
+        # the path under test was taken: forward (and dX) and dW through Winograd, or neither
+        self.assertEqual((conv_spy.call_count, dW_spy.call_count), (0, 0) if im2col else (1 + input_gradient, 1))
         return layer, Y, dX
 
     def test_without_the_input_gradient(self):
         rng = np.random.default_rng(7)
-        X = rng.standard_normal((2, 3, 4, 256)).astype(np.float32)
-        dY = rng.standard_normal((2, 3, 4, 256)).astype(np.float32)
+        X = rng.standard_normal((2, 4, 4, 256)).astype(np.float32)
+        dY = rng.standard_normal((2, 4, 4, 256)).astype(np.float32)
         wide, _, dX = self.step(X, dY, "relu", im2col=False, input_gradient=False)
         plain, _, _ = self.step(X, dY, "relu", im2col=True)
         self.assertIsNone(dX)
@@ -124,8 +133,8 @@ class TestWideConv2D(unittest.TestCase):
         for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
             for activation in ("relu", "linear"):
                 with self.subTest(dtype=np.dtype(dtype).name, activation=activation):
-                    X = rng.standard_normal((1, 4, 5, 256)).astype(dtype)
-                    dY = rng.standard_normal((1, 4, 5, 256)).astype(dtype)
+                    X = rng.standard_normal((1, 4, 6, 256)).astype(dtype)
+                    dY = rng.standard_normal((1, 4, 6, 256)).astype(dtype)
                     wide, Y, dX = self.step(X, dY, activation, im2col=False)
                     plain, Y_ref, dX_ref = self.step(X, dY, activation, im2col=True)
                     self.assertLess(rel(Y, Y_ref), tol)
