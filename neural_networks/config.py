@@ -158,8 +158,11 @@ def validate_config(config: dict) -> dict:
     if not isinstance(optimizer, dict) or "name" not in optimizer or "lr" not in optimizer:
         raise ConfigError("optimizer must be a mapping with at least 'name' and 'lr'")
     schedule = optimizer.get("lr_scheduler")
-    if isinstance(schedule, dict) and _spans_the_run(schedule.get("name")):
-        schedule.setdefault("total_epochs", config["epochs"])  # anneal over the whole run unless told otherwise
+    fallback = optimizer.get("fallback")  # Muon's optimizer for the parameters it leaves out
+    schedules = [schedule, fallback.get("lr_scheduler") if isinstance(fallback, dict) else None]
+    for schedule in schedules:
+        if isinstance(schedule, dict) and _spans_the_run(schedule.get("name")):
+            schedule.setdefault("total_epochs", config["epochs"])  # anneal over the whole run unless told otherwise
     try:
         initialize_optimizer(**optimizer)
     except (TypeError, ValueError) as err:

@@ -472,18 +472,18 @@ class CrashBefore(Callback):
             raise KeyboardInterrupt
 
 
-def train_whole_and_split(tmp, make_callback, split_at: int, epochs: int = 4) -> dict:
+def train_whole_and_split(tmp, make_callback, split_at: int, epochs: int = 4, make_model=mlp) -> dict:
     """Train ``epochs`` epochs in one fit ("whole"), and in a fit of as many epochs that crashes
     as epoch ``split_at`` begins and is resumed from its ``last.npz`` ("split"), each fit with a
-    fresh ``make_callback()``; ``{name: (weights, val losses, callback)}``."""
+    fresh ``make_callback()`` and ``make_model()``; ``{name: (weights, val losses, callback)}``."""
     results = {}
     whole = ModelCheckpoint(Path(tmp) / "whole")
-    model, callback = mlp(), make_callback()
+    model, callback = make_model(), make_callback()
     history = fit(model, iris(), epochs, callbacks=[callback, whole], verbose=0)
     results["whole"] = (model.get_weights(), history["val_loss"], callback)
     crashed = ModelCheckpoint(Path(tmp) / "split")
     try:
-        fit(mlp(), iris(), epochs, callbacks=[make_callback(), crashed, CrashBefore(split_at)], verbose=0)
+        fit(make_model(), iris(), epochs, callbacks=[make_callback(), crashed, CrashBefore(split_at)], verbose=0)
     except KeyboardInterrupt:
         pass
     resumed = ModelCheckpoint(Path(tmp) / "split")

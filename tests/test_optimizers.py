@@ -118,7 +118,7 @@ class TestSGD(unittest.TestCase):
 
 class TestInitializeOptimizer(unittest.TestCase):
     def test_sgd(self):
-        self.assertEqual(set(OPTIMIZERS), {"sgd", "adam", "adamw"})
+        self.assertEqual(set(OPTIMIZERS), {"sgd", "adam", "adamw", "muon"})
         opt = initialize_optimizer(
             "SGD",
             lr=0.01,
