@@ -594,10 +594,10 @@ def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple
 # Every kernel works on the flattened view ``X (M, c)`` (M = batch * rows * cols for NHWC
 # input): statistics are per column. ``gamma``, ``beta``, statistics: ``(1, c)``.
 #
-# The kernels are memory-bound: each pass over an (M, c) array costs about as much as any
-# other, so they are written to make few. Column sums read the data once
-# (:func:`column_sums`); the variance is one-pass
-# (E[x^2] - E[x]^2) while no column's mean is large against its spread, and two-pass otherwise.
+# The kernels are memory-bound: each pass over an (M, c) array from memory costs about as much
+# as any other, so they work in cache-sized blocks of rows and read each array once per phase.
+# The variance is one-pass (E[x^2] - E[x]^2) while no column's mean is large against its spread,
+# and two-pass otherwise.
 
 ONE_PASS_LIMIT = 64.0  # one-pass moments only where mean^2 <= ONE_PASS_LIMIT * var
 
@@ -607,30 +607,60 @@ def _one_pass_safe(mean: np.ndarray, var: np.ndarray) -> bool:
     return bool(np.all(mean * mean <= ONE_PASS_LIMIT * var))
 
 
-def batchnorm_train_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
+#: Rows of an (M, c) array per block of the batch-norm kernels: 256 KB of float32, so that a
+#: block stays in the L2 cache through all the passes over it (statistics, then the affine map
+#: and the rectification; the masked gradient's sums, then dX) and the array is read from memory
+#: once per phase instead of once per pass.
+BATCHNORM_BLOCK = 1 << 16
+
+
+def _row_blocks(M: int, c: int) -> list[slice]:
+    rows = max(1, BATCHNORM_BLOCK // max(c, 1))
+    return [slice(a, min(M, a + rows)) for a in range(0, M, rows)]
+
+
+def batchnorm_train_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, relu: bool = False):
     """``X (M, c) -> Z (M, c), mean (1, c), inv_std (1, c), var (1, c)`` with batch statistics
-    (``var`` is the biased variance used for normalising), ``Z = X * scale + shift``."""
-    M = X.shape[0]
+    (``var`` is the biased variance used for normalising), ``Z = X * scale + shift``, rectified
+    (``max(Z, 0)``) with ``relu``. Sums and the map work a cache-sized block of rows at a time."""
+    M, c = X.shape
     dtype = X.dtype
-    mean = column_sums(X) / M
-    var = np.maximum(column_sums(X, X) / M - mean * mean, 0.0)
-    if _one_pass_safe(mean, var):
-        inv_std = 1.0 / np.sqrt(var + eps)
-        scale = gamma.reshape(-1) * inv_std
-        Z = np.multiply(X, scale.astype(dtype))
-        Z += (beta.reshape(-1) - mean * scale).astype(dtype)
-    else:  # two-pass: centre first, so the variance suffers no cancellation
-        Z = np.subtract(X, mean.astype(dtype))
-        var = column_sums(Z, Z) / M
-        inv_std = 1.0 / np.sqrt(var + eps)
-        Z *= (gamma.reshape(-1) * inv_std).astype(dtype)
-        Z += beta.astype(dtype)
+    blocks = _row_blocks(M, c)
+    total, squares = np.zeros(c), np.zeros(c)
+    ones = np.ones(blocks[0].stop, dtype=dtype)
+    for block in blocks:
+        Xb = X[block]
+        total += ones[: Xb.shape[0]] @ Xb
+        squares += np.einsum("ij,ij->j", Xb, Xb)
+    mean = total / M
+    var = np.maximum(squares / M - mean * mean, 0.0)
+    if not _one_pass_safe(mean, var):  # centre first, so the variance suffers no cancellation
+        var = np.zeros(c)
+        for block in blocks:
+            centred = X[block] - mean.astype(dtype)
+            var += np.einsum("ij,ij->j", centred, centred)
+        var /= M
+    inv_std = 1.0 / np.sqrt(var + eps)
+    scale = gamma.reshape(-1) * inv_std
+    scale_, shift_ = scale.astype(dtype), (beta.reshape(-1) - mean * scale).astype(dtype)
+    Z = np.empty_like(X)
+    for block in blocks:
+        Zb = np.multiply(X[block], scale_, out=Z[block])
+        Zb += shift_
+        if relu:
+            np.maximum(Zb, 0, out=Zb)
     as_row = lambda v: v.reshape(1, -1).astype(dtype)  # noqa: E731
     return Z, as_row(mean), as_row(inv_std), as_row(var)
 
 
 def batchnorm_train_backward(
-    dZ: np.ndarray, X: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray, overwrite_dZ: bool = False
+    dZ: np.ndarray,
+    X: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray,
+    overwrite_dZ: bool = False,
+    relu_output: np.ndarray | None = None,
 ):
     """``dZ (M, c) -> dX (M, c), dgamma (1, c), dbeta (1, c)`` for the training transform, from
     the input ``X`` and the batch statistics of :func:`batchnorm_train_forward` (``xhat`` is
@@ -638,27 +668,42 @@ def batchnorm_train_backward(
 
     ``dX = gamma * inv_std * (dZ - sum(dZ) / M - xhat * sum(dZ * xhat) / M)``
 
-    computed as ``a * dZ + b * X + c`` with per-column ``a, b, c``. With ``overwrite_dZ`` the
-    caller's ``dZ`` (a temporary) is used as scratch.
+    computed as ``a * dZ + b * X + c`` with per-column ``a, b, c``. With ``relu_output`` (the
+    rectified output ``Y`` of a ``relu=True`` forward pass) ``dZ`` is the gradient of ``Y`` and is
+    masked by ``Y > 0`` first. With ``overwrite_dZ`` the caller's ``dZ`` (a temporary) becomes
+    ``dX``. Two phases over cache-sized blocks of rows: the (masked) gradient and its sums, then ``dX``.
     """
-    M = dZ.shape[0]
+    M, c = dZ.shape
     dtype = dZ.dtype
-    mean64, inv_std64 = mean.reshape(-1).astype(np.float64), inv_std.reshape(-1).astype(np.float64)
-    dbeta = column_sums(dZ)
-    if _one_pass_safe(mean64, 1.0 / inv_std64**2):
-        centred_dot = column_sums(dZ, X) - mean64 * dbeta  # sum(dZ * (X - mean))
-    else:
-        centred_dot = column_sums(dZ, np.subtract(X, mean))
+    blocks = _row_blocks(M, c)
+    mean_ = mean.reshape(-1).astype(dtype)
+    G = dZ if overwrite_dZ else np.empty_like(dZ)  # the (masked) gradient, then dX, in place
+    scratch = np.empty((blocks[0].stop, c), dtype=dtype)
+    ones = np.ones(blocks[0].stop, dtype=dtype)
+    dbeta, centred_dot = np.zeros(c), np.zeros(c)
+    for block in blocks:
+        Gb = G[block]
+        if relu_output is not None:
+            np.multiply(dZ[block], relu_output[block] > 0, out=Gb)
+        elif not overwrite_dZ:
+            np.copyto(Gb, dZ[block])
+        centred = np.subtract(X[block], mean_, out=scratch[: Gb.shape[0]])
+        dbeta += ones[: Gb.shape[0]] @ Gb
+        centred_dot += np.einsum("ij,ij->j", Gb, centred)  # sum(dZ * (X - mean))
+    inv_std64 = inv_std.reshape(-1).astype(np.float64)
+    mean64 = mean.reshape(-1).astype(np.float64)
     dgamma = centred_dot * inv_std64
     a = gamma.reshape(-1).astype(np.float64) * inv_std64
     b = -a * inv_std64 * dgamma / M
-    c = -b * mean64 - a * dbeta / M
-    dX = np.multiply(X, b.astype(dtype))
-    dX += c.astype(dtype)
-    scaled_dZ = np.multiply(dZ, a.astype(dtype), out=dZ if overwrite_dZ else None)
-    dX += scaled_dZ
+    c_ = (-b * mean64 - a * dbeta / M).astype(dtype)
+    a, b = a.astype(dtype), b.astype(dtype)
+    for block in blocks:
+        Gb = G[block]
+        Gb *= a
+        Gb += np.multiply(X[block], b, out=scratch[: Gb.shape[0]])
+        Gb += c_
     as_row = lambda v: v.reshape(1, -1).astype(dtype)  # noqa: E731
-    return dX, as_row(dgamma), as_row(dbeta)
+    return G, as_row(dgamma), as_row(dbeta)
 
 
 def batchnorm_eval_forward(

@@ -291,6 +291,62 @@ class TestBatchNormBackward(unittest.TestCase):
             layer.backward(np.ones((4, 2)))
 
 
+class TestBatchNormKernelsInBlocks(unittest.TestCase):
+    """The training kernels over many cache-sized blocks of rows (the last one partial), against
+    the textbook formulas in float64."""
+
+    def setUp(self):
+        from neural_networks import functional as F
+
+        self.F = F
+        self.rng = np.random.default_rng(7)
+        c = 64
+        self.M = 3 * (F.BATCHNORM_BLOCK // c) + 17
+
+    def reference(self, X, dY, gamma, beta, eps, relu, mask=None):
+        """Output, dX, dgamma, dbeta; the ReLU's gradient mask is ``mask`` when given (float32
+        and float64 outputs may differ in sign where they are within rounding of 0)."""
+        X, dY = X.astype(np.float64), dY.astype(np.float64)
+        mean, var = X.mean(axis=0), X.var(axis=0)
+        xhat = (X - mean) / np.sqrt(var + eps)
+        Z = gamma * xhat + beta
+        if relu:
+            dY = dY * (Z > 0 if mask is None else mask)
+            Z = np.maximum(Z, 0)
+        M = X.shape[0]
+        dX = gamma / np.sqrt(var + eps) * (dY - dY.sum(0) / M - xhat * (dY * xhat).sum(0) / M)
+        return Z, dX, (dY * xhat).sum(0, keepdims=True), dY.sum(0, keepdims=True)
+
+    def check(self, offset, relu, overwrite):
+        F = self.F
+        X = (randn(self.rng, self.M, 64) * 2 + offset).astype(np.float32)
+        dY = randn(self.rng, self.M, 64, dtype=np.float32)
+        gamma = self.rng.uniform(0.5, 1.5, (1, 64)).astype(np.float32)
+        beta = randn(self.rng, 1, 64, dtype=np.float32)
+        Z, mean, inv_std, var = F.batchnorm_train_forward(X, gamma, beta, 1e-5, relu=relu)
+        Z_ref, dX_ref, dgamma_ref, dbeta_ref = self.reference(X, dY, gamma, beta, 1e-5, relu, mask=Z > 0)
+        np.testing.assert_allclose(Z, Z_ref, atol=2e-4 * max(1.0, abs(offset)) ** 0.5)
+        upstream = dY.copy()
+        dX, dgamma, dbeta = F.batchnorm_train_backward(
+            upstream, X, mean, inv_std, gamma, overwrite_dZ=overwrite, relu_output=Z if relu else None
+        )
+        self.assertLess(relative_error(dX, dX_ref), 1e-4)
+        self.assertLess(relative_error(dgamma, dgamma_ref), 1e-4)
+        self.assertLess(relative_error(dbeta, dbeta_ref), 1e-4)
+        self.assertEqual(dX.dtype, np.float32)
+        if overwrite:
+            self.assertTrue(np.shares_memory(dX, upstream))
+        else:
+            np.testing.assert_array_equal(upstream, dY)
+
+    def test_one_pass_and_two_pass_moments_with_and_without_relu(self):
+        for offset in (0.5, 1e3):  # 1e3 against a spread of 2: the two-pass variance
+            for relu in (False, True):
+                for overwrite in (False, True):
+                    with self.subTest(offset=offset, relu=relu, overwrite=overwrite):
+                        self.check(offset, relu, overwrite)
+
+
 class TestBatchNormValidation(unittest.TestCase):
     def test_rank_and_channels(self):
         layer = BatchNorm()

@@ -86,6 +86,7 @@ class BatchNorm(ActivatedLayer):
         X2 = X.reshape(-1, c)
         gamma = self._param("gamma", dtype) if self.scale else self._ones(c, dtype)
         beta = self._param("beta", dtype)
+        fused = self.activation.fused_kernel == "relu"
         if self.training:
             M = X2.shape[0]
             if M < 2:
@@ -93,7 +94,7 @@ class BatchNorm(ActivatedLayer):
                     f"{self.where}: training needs more than one value per feature to estimate the variance, "
                     f"got input of shape {X.shape}"
                 )
-            Z2, mean, inv_std, var = F.batchnorm_train_forward(X2, gamma, beta, self.eps)
+            Z2, mean, inv_std, var = F.batchnorm_train_forward(X2, gamma, beta, self.eps, relu=fused)
             self._update_running(mean, var * (M / (M - 1)))
             self.cache = OrderedDict(mode="train", X=X2, mean=mean, inv_std=inv_std, gamma=gamma)
         else:
@@ -101,13 +102,11 @@ class BatchNorm(ActivatedLayer):
             var = self.buffers["running_var"].astype(dtype, copy=False)
             Z2, inv_std = F.batchnorm_eval_forward(X2, gamma, beta, mean, var, self.eps)
             self.cache = OrderedDict(mode="eval", X=X2, mean=mean, inv_std=inv_std, gamma=gamma)
-        Z = Z2.reshape(X.shape)
-        fused = self.activation.fused_kernel == "relu"
-        if fused:
-            # Z is this call's own array: rectify it in place and keep only the output, whose
-            # positive entries are exactly those of Z (one pass and one array fewer).
-            np.maximum(Z, 0, out=Z)
-        return self._activate(Z, fused=fused)
+            if fused:
+                np.maximum(Z2, 0, out=Z2)
+        # With the fused ReLU, Z is this call's own rectified output: only it is kept, its
+        # positive entries being exactly those of the pre-activation (one array fewer).
+        return self._activate(Z2.reshape(X.shape), fused=fused)
 
     def _ones(self, c: int, dtype) -> np.ndarray:
         """The constant scale of a layer made with ``scale=False``."""
@@ -126,6 +125,12 @@ class BatchNorm(ActivatedLayer):
             old = self.buffers[key]
             self.buffers[key] = ((1.0 - m) * old + m * stat).astype(old.dtype, copy=False)
 
+    def _backward_from_output(self, Y: np.ndarray, dLdY: np.ndarray) -> np.ndarray:
+        if self.cache["mode"] != "train":
+            return super()._backward_from_output(Y, dLdY)
+        # the training kernel masks dL/dY by Y > 0 itself, block by block with its sums
+        return self._backward(dLdY, overwrite=False, relu_output=Y)
+
     def _backward_temporary(self, dLdZ: np.ndarray, owned: bool) -> np.ndarray:
         # A dL/dZ made by backward (e.g. dY * (Y > 0) for the fused ReLU) is scratch for the kernel.
         return self._backward(dLdZ, overwrite=owned)
@@ -134,14 +139,16 @@ class BatchNorm(ActivatedLayer):
         """Backward pass given ``dL/dZ`` (the gradient before the activation)."""
         return self._backward(dLdZ, overwrite=False)
 
-    def _backward(self, dLdZ: np.ndarray, overwrite: bool) -> np.ndarray:
+    def _backward(self, dLdZ: np.ndarray, overwrite: bool, relu_output: np.ndarray | None = None) -> np.ndarray:
         cache = self.cache
         X2 = cache["X"]
         shape = cache["Y"].shape if "Y" in cache else cache["Z"].shape
-        dZ = np.asarray(dLdZ).astype(X2.dtype, copy=False).reshape(-1, shape[-1])
+        c = shape[-1]
+        dZ = np.asarray(dLdZ).astype(X2.dtype, copy=False).reshape(-1, c)
         if cache["mode"] == "train":
+            Y2 = None if relu_output is None else relu_output.reshape(-1, c)
             dX, dgamma, dbeta = F.batchnorm_train_backward(
-                dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"], overwrite_dZ=overwrite
+                dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"], overwrite_dZ=overwrite, relu_output=Y2
             )
         else:
             dX, dgamma, dbeta = F.batchnorm_eval_backward(dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"])
