@@ -11,7 +11,7 @@ figures and plots after the last epoch).
 
 PyTorch: the network of the config translated by ``tests/torch_oracles.py`` (``torch_network``,
 starting from our initial weights through ``copy_weights``), ``torch.optim`` SGD (momentum,
-Nesterov) or Adam/AdamW with our parameter groups' options (learning-rate multiplier, weight
+Nesterov) or Adam/AdamW, or Muon written in torch as airbench94_muon writes it, with our parameter groups' options (learning-rate multiplier, weight
 decay, momentum; frozen parameters left out), the learning rate set before every step from the
 config's own schedule, ``F.cross_entropy`` with the config's label smoothing; patch whitening
 from our initialisation, the ``freeze`` and ``lookahead`` callbacks replayed on the torch side. Batches
@@ -74,19 +74,36 @@ def _torch_parameters(model, net) -> list[tuple]:
 def _torch_optimizer(torch, model, net, optimizer):
     """The ``torch.optim`` counterpart of our optimizer, with our parameter groups' options (each
     group's learning-rate multiplier, weight decay and momentum: ``group_options``); parameters
-    frozen from the start (``frozen``) are left out, as ours leaves them, and do not require grad."""
-    groups = {}
+    frozen from the start (``frozen``) are left out, as ours leaves them, and do not require grad.
+    Every torch group carries the ``schedule`` (ours) its learning rate follows. Muon: the filters
+    it orthogonalises go to :class:`_TorchMuon`, the other parameters to its fallback's counterpart."""
+    groups, muon_params = {}, []
     for layer, name, tensor in _torch_parameters(model, net):
         if name in layer.frozen:
             tensor.requires_grad_(False)
             continue
-        groups.setdefault(layer.parameter_group(name), []).append(tensor)
+        group = layer.parameter_group(name)
+        if optimizer.name == "muon" and optimizer.orthogonalizes(layer.parameters[name], group):
+            muon_params.append(tensor)
+        else:
+            groups.setdefault(group, []).append(tensor)
+    if optimizer.name == "muon":
+        return _Optimizers(
+            [_TorchMuon(torch, muon_params, optimizer), _torch_optimizer_of(torch, groups, optimizer.fallback)]
+        )
+    return _torch_optimizer_of(torch, groups, optimizer)
+
+
+def _torch_optimizer_of(torch, groups: dict, optimizer):
+    """``torch.optim`` SGD or Adam/AdamW over ``groups`` (our group name -> torch tensors) with
+    ``optimizer``'s options."""
     torch_groups = []
     for group, params in groups.items():
         options = optimizer.group_options(group)
         torch_groups.append(
             {"params": params, "weight_decay": options["weight_decay"], "lr_multiplier": options["lr_multiplier"]}
         )
+        torch_groups[-1]["schedule"] = optimizer.lr_scheduler
         if "momentum" in options:
             torch_groups[-1]["momentum"] = options["momentum"]
     lr = optimizer.lr_scheduler(0)
@@ -98,6 +115,74 @@ def _torch_optimizer(torch, model, net, optimizer):
         cls = torch.optim.Adam if optimizer.name == "adam" else torch.optim.AdamW
         return cls(torch_groups, lr=lr, betas=(optimizer.beta1, optimizer.beta2), eps=optimizer.eps)
     raise SystemExit(f"no torch counterpart for optimizer {optimizer.name!r}")
+
+
+class _TorchMuon:
+    """Our Muon's step in torch, as airbench94_muon writes it (``torch.optim.Muon`` takes 2-D
+    parameters only): each filter bank's gradient as the ``(c_out, c_in*kh*kw)`` matrix, whose
+    orthogonal factor is ours up to an order of its columns."""
+
+    def __init__(self, torch, params, optimizer) -> None:
+        from neural_networks.optimizers import NEWTON_SCHULZ_COEFFICIENTS
+
+        self.torch, self.opt, self.coefficients = torch, optimizer, NEWTON_SCHULZ_COEFFICIENTS
+        options = optimizer.group_options("weights")
+        self.param_groups = [
+            {"params": params, "lr_multiplier": options["lr_multiplier"], "schedule": optimizer.lr_scheduler}
+        ]
+        self.momentum, self.weight_decay = options["momentum"], options["weight_decay"]
+        self.buffers = {}
+
+    def _orthogonalize(self, G):
+        a, b, c = self.coefficients
+        X = G / G.norm().clamp(min=1e-7)
+        wide = X.size(0) <= X.size(1)
+        X = X if wide else X.T
+        for _ in range(self.opt.ns_steps):
+            A = X @ X.T
+            X = a * X + (b * A + c * A @ A) @ X
+        return X if wide else X.T
+
+    @staticmethod
+    def _factor(adjust: str, A: int, B: int) -> float:
+        return {"original": max(1.0, A / B) ** 0.5, "match_rms_adamw": 0.2 * max(A, B) ** 0.5}.get(adjust, 1.0)
+
+    def zero_grad(self, set_to_none=True) -> None:
+        for p in self.param_groups[0]["params"]:
+            p.grad = None
+
+    def step(self) -> None:
+        lr = self.param_groups[0]["lr"]
+        with self.torch.no_grad():
+            for p in self.param_groups[0]["params"]:
+                if p.grad is None:
+                    continue
+                buf = self.buffers.setdefault(p, self.torch.zeros_like(p))
+                buf.mul_(self.momentum).add_(p.grad)
+                g = p.grad.add(buf, alpha=self.momentum) if self.opt.nesterov else buf
+                matrix = g.reshape(len(g), -1)
+                keep = 1.0 - lr * self.weight_decay
+                if self.opt.normalize_weights:
+                    keep *= len(p) ** 0.5 / float(p.norm())
+                p.mul_(keep)
+                factor = self._factor(self.opt.adjust_lr, matrix.size(0), matrix.size(1))
+                p.add_(self._orthogonalize(matrix).view_as(p), alpha=-lr * factor)
+
+
+class _Optimizers:
+    """Several torch optimizers stepped as one (their ``param_groups`` together)."""
+
+    def __init__(self, optimizers) -> None:
+        self.optimizers = optimizers
+        self.param_groups = [group for opt in optimizers for group in opt.param_groups]
+
+    def zero_grad(self, set_to_none=True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
 
 
 class _TorchCallbacks:
@@ -167,7 +252,6 @@ def torch_epochs(config: dict, epochs: int, torch) -> tuple[list[float], dict]:
     O.copy_weights(model, net)
     optimizer = _torch_optimizer(torch, model, net, model.optimizer)
     smoothing = getattr(model.loss, "label_smoothing", 0.0)
-    schedule = model.optimizer.lr_scheduler
 
     def tensors(X, Y):
         x = torch.from_numpy(X).permute(0, 3, 1, 2).contiguous() if X.ndim == 4 else torch.from_numpy(X)
@@ -184,9 +268,8 @@ def torch_epochs(config: dict, epochs: int, torch) -> tuple[list[float], dict]:
         started = time.perf_counter()
         total, count = 0.0, 0
         for b, (X, Y) in enumerate(dataset.train):
-            lr = schedule(epoch + b / n_batches)
             for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_multiplier"]
+                group["lr"] = group["schedule"](epoch + b / n_batches) * group["lr_multiplier"]
             x, y = tensors(X, Y)
             optimizer.zero_grad(set_to_none=True)
             loss = TF.cross_entropy(net(x), y, label_smoothing=smoothing)

@@ -290,9 +290,12 @@ class ProgressBar(Callback):
 
         self._close()
         params = self.params or {}
+        from .training import epoch_batches
+
+        epochs, steps = params.get("epochs"), params.get("steps")
         self._bar = progress_bar(
-            total=params.get("steps"),
-            desc=f"epoch {epoch + 1}/{params.get('epochs')}",
+            total=epoch_batches(epochs, epoch, steps) if epochs is not None and steps else steps,
+            desc=f"epoch {epoch + 1}/{epochs}",
             leave=False,
             unit="batch",
             dynamic_ncols=True,
@@ -766,7 +769,7 @@ class Lookahead(Callback):
     def _decay(self) -> float:
         if self.schedule == "constant":
             return self.decay
-        total = max(1, int(self.params["epochs"]) * int(self.params["steps"]))
+        total = max(1, math.ceil(self.params["epochs"] * int(self.params["steps"]) - 1e-9))
         return self.decay * min(1.0, self.steps / total) ** 3
 
     def _pull(self, d: float) -> None:
@@ -794,7 +797,7 @@ class Lookahead(Callback):
             self._pull(self._decay())
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if epoch + 1 >= int(self.params["epochs"]) or self.model.stop_training:
+        if epoch + 1 >= math.ceil(self.params["epochs"]) or self.model.stop_training:
             self._pull(1.0)  # the weights become the slow weights
 
     def state_dict(self) -> dict | None:

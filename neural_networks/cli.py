@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the experiment described by a YAML config")
     p.add_argument("config", help="YAML config (see configs/)")
-    p.add_argument("--epochs", type=int, help="override the config's epochs")
+    p.add_argument("--epochs", type=float, help="override the config's epochs (a fraction trains part of the last one)")
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--out", default="experiments", help="parent folder of the run directory (default: experiments)")
     p.add_argument(

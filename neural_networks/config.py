@@ -104,6 +104,7 @@ def validate_config(config: dict) -> dict:
     from .layers import initialize_layer
     from .losses import initialize_loss
     from .optimizers import initialize_optimizer
+    from .training import check_epochs
     from .tta import check_tta
 
     _check_keys(config, TOP_LEVEL_KEYS, "config")
@@ -112,9 +113,12 @@ def validate_config(config: dict) -> dict:
         config.setdefault(key, value)
     if not isinstance(config["name"], str) or not config["name"] or "/" in config["name"]:
         raise ConfigError(f"name must be a non-empty string without '/', got {config['name']!r}")
-    for key in ("seed", "epochs"):
-        if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
-            raise ConfigError(f"{key} must be a non-negative integer, got {config[key]!r}")
+    if isinstance(config["seed"], bool) or not isinstance(config["seed"], int) or config["seed"] < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {config['seed']!r}")
+    try:
+        config["epochs"] = check_epochs(config["epochs"])  # a fraction is a last, partial epoch
+    except ValueError as err:
+        raise ConfigError(f"{err} (a fraction trains part of the last epoch)") from None
 
     data = config["data"]
     if not isinstance(data, dict) or "name" not in data:

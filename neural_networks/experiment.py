@@ -288,6 +288,12 @@ def _check_resumable(config: dict, run_dir: Path) -> None:
             entry.pop("evaluation", None)
         if entry.get("tensorboard") is False:
             entry.pop("tensorboard")
+    if isinstance(old.get("epochs"), float) and new.get("epochs") != old["epochs"]:
+        # its last epoch may already have trained part of its batches: it cannot become a whole one
+        raise ConfigError(
+            f"cannot resume {run_dir} with epochs {new.get('epochs')}: it is a run of {old['epochs']} epochs, "
+            "whose last epoch trains part of its batches; resume it with the same epochs"
+        )
     differing = [key for key in config_differences(old, new) if not _resumable(key)]
     if differing:
         raise ConfigError(

@@ -23,6 +23,7 @@ included), so that what a checkpoint saves includes every other callback's work 
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -30,13 +31,39 @@ import numpy as np
 from . import allocator
 from .callbacks import Callback, CallbackList, History, ModelCheckpoint, ProgressBar
 
-__all__ = ["fit"]
+__all__ = ["fit", "check_epochs", "epoch_count", "epoch_batches"]
 
 
 def _check_epoch(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be a non-negative int; got {value!r}")
     return int(value)
+
+
+def check_epochs(value, name: str = "epochs") -> int | float:
+    """A number of epochs: a non-negative int, or a float whose fraction is a last, partial epoch
+    (``4.5``: four epochs, then the first half of the fifth's batches, as airbench's 9.9 epochs).
+    Integral floats become ints."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a non-negative number; got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number; got {value!r}")
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def epoch_count(epochs) -> int:
+    """How many epochs a run of ``epochs`` trains, its partial last one included."""
+    return math.ceil(epochs)
+
+
+def epoch_batches(epochs, epoch: int, n_batches: int) -> int:
+    """How many of its ``n_batches`` batches epoch ``epoch`` (0-based) of a run of ``epochs``
+    trains: all but in the partial last epoch of a fractional ``epochs``, which trains the first
+    ``ceil(fraction * n_batches)`` (at least one)."""
+    left = epochs - epoch
+    if left >= 1:
+        return n_batches
+    return max(1, math.ceil(left * n_batches - 1e-9))  # 1e-9: 4.4 - 4 is 0.40000000000000036
 
 
 class _LoggerAdapter(Callback):
@@ -85,12 +112,13 @@ def _seed_epoch(model, dataset, epoch: int) -> None:
             layer.rng = np.random.default_rng([int(model.seed), i, epoch, 1])
 
 
-def fit(model, dataset, epochs: int, callbacks=None, verbose: int = 1, initial_epoch: int = 0) -> History:
+def fit(model, dataset, epochs: int | float, callbacks=None, verbose: int = 1, initial_epoch: int = 0) -> History:
     """Train ``model`` on ``dataset`` for epochs ``initial_epoch .. epochs - 1``; returns the
-    :class:`History` (see the module docstring). ``verbose``: 0 silent, 1 a progress bar per
-    epoch and a summary line. An output layer built with ``n_out=None`` is sized from the data
-    set first."""
-    epochs = _check_epoch(epochs, "epochs")
+    :class:`History` (see the module docstring). A fractional ``epochs`` ends with a partial epoch
+    (:func:`epoch_batches`), logged as an epoch of its own. ``verbose``: 0 silent, 1 a progress
+    bar per epoch and a summary line. An output layer built with ``n_out=None`` is sized from the
+    data set first."""
+    epochs = check_epochs(epochs)
     initial_epoch = _check_epoch(initial_epoch, "initial_epoch")
     allocator.apply_default()  # keep each step's freed temporaries for the next (see allocator.py)
     model.size_output_layer(dataset)
@@ -112,13 +140,16 @@ def fit(model, dataset, epochs: int, callbacks=None, verbose: int = 1, initial_e
     n_batches = max(n_batches, 1)
     logs: dict = {}
     callbacks.on_train_begin({})
-    for epoch in range(initial_epoch, epochs):
+    for epoch in range(initial_epoch, epoch_count(epochs)):
         model.train_mode(True)
         _seed_epoch(model, dataset, epoch)
         started = time.perf_counter()
         callbacks.on_epoch_begin(epoch, {})
         total_loss, correct, count = 0.0, 0, 0
+        batches = epoch_batches(epochs, epoch, n_batches)
         for b, (X, Y) in enumerate(train):
+            if b == batches:
+                break
             if batch_begin:
                 callbacks.on_train_batch_begin(b, {})
             # Schedules see fractional epochs so that cosine / one-cycle move every step.

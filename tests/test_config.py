@@ -61,7 +61,13 @@ class TestValidation(unittest.TestCase):
             (("optimizer", "lr_scheduler"), {"name": "cosine", "T_max": 3}, r"optimizer: .*valid arguments"),
             (("model", "loss"), "hinge", r"model\.loss: unknown loss 'hinge'"),
             (("data", "name"), "svhn", r"unknown data set data\.name='svhn'; valid names"),
-            (("epochs",), -1, r"epochs must be a non-negative integer"),
+            (
+                ("epochs",),
+                -1,
+                r"epochs must be a non-negative number; got -1 \(a fraction trains part of the last epoch\)",
+            ),
+            (("epochs",), "4", r"epochs must be a non-negative number"),
+            (("seed",), 1.5, r"seed must be a non-negative integer"),
             (("name",), "a/b", r"name must be a non-empty string without '/'"),
             (
                 ("evaluation",),
@@ -131,6 +137,12 @@ class TestValidation(unittest.TestCase):
                 self.assertEqual(validate_config(config)["optimizer"]["lr_scheduler"].get("total_epochs"), 7)
         config["optimizer"]["lr_scheduler"] = {"name": "step"}  # no total_epochs to set
         self.assertNotIn("total_epochs", validate_config(config)["optimizer"]["lr_scheduler"])
+        config["epochs"] = 4.5  # a fractional run: the schedule ends with its partial last epoch
+        config["optimizer"]["lr_scheduler"] = {"name": "triangular"}
+        checked = validate_config(config)
+        self.assertEqual((checked["epochs"], checked["optimizer"]["lr_scheduler"]["total_epochs"]), (4.5, 4.5))
+        config["epochs"] = 5.0
+        self.assertIsInstance(validate_config(config)["epochs"], int)
 
 
 class TestOverrides(unittest.TestCase):

@@ -13,7 +13,7 @@ from neural_networks.layers import FullyConnected
 from neural_networks.models import NeuralNetwork
 from neural_networks.optimizers import SGD
 from neural_networks.regularization import Dropout
-from neural_networks.training import fit
+from neural_networks.training import check_epochs, epoch_batches, epoch_count, fit
 
 EPOCH_KEYS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
 
@@ -115,9 +115,43 @@ class TestEpochs(unittest.TestCase):
         self.assertEqual([i for name, i, _ in recorder.calls if name == "epoch_end"], [1, 2])
         self.assertEqual(history.epochs, 2)
         self.assertEqual(fit(mlp(), iris(), 1, verbose=0, initial_epoch=1).epochs, 0)  # nothing left to do
-        for bad in (-1, 1.5, True):
-            with self.assertRaisesRegex(ValueError, "epochs must be a non-negative int"):
+        for bad in (-1, float("nan"), float("inf"), "2", True):
+            with self.assertRaisesRegex(ValueError, "epochs must be a non-negative number"):
                 fit(mlp(), iris(), bad, verbose=0)
+        with self.assertRaisesRegex(ValueError, "initial_epoch must be a non-negative int"):
+            fit(mlp(), iris(), 3, verbose=0, initial_epoch=1.5)
+
+    def test_a_fractional_run_ends_with_a_partial_epoch(self):
+        model, seen = mlp(), []
+        step = model.train_step
+
+        def recording_step(X, Y, epoch):
+            seen.append(epoch)
+            return step(X, Y, epoch)
+
+        model.train_step = recording_step
+        recorder = Recorder()
+        history = fit(model, iris(), 1.5, callbacks=[recorder], verbose=0)  # 3 batches, then 2 of 3
+        np.testing.assert_allclose(seen, [0, 1 / 3, 2 / 3, 1, 4 / 3])
+        self.assertEqual(history.epochs, 2)
+        self.assertEqual(len(history.iteration_loss), 5)
+        self.assertEqual([i for name, i, _ in recorder.calls if name == "batch_end"], [0, 1, 2, 0, 1])
+        self.assertEqual(check_epochs(3.0), 3)
+        self.assertIsInstance(check_epochs(3.0), int)
+        cases = [(4.4, 4, 50, 20), (4.4, 3, 50, 50), (2.01, 2, 4, 1), (2.999, 2, 4, 4), (3, 2, 4, 4), (0.5, 0, 3, 2)]
+        for epochs, epoch, n, expected in cases:
+            with self.subTest(epochs=epochs, epoch=epoch):
+                self.assertEqual(epoch_batches(epochs, epoch, n), expected)
+        self.assertEqual([epoch_count(e) for e in (4, 4.4, 0.1, 0)], [4, 5, 1, 0])
+
+    def test_a_split_fractional_run_equals_a_whole_one(self):
+        whole = mlp(dropout=True)
+        fit(whole, iris(), 2.5, verbose=0)
+        split = mlp(dropout=True)
+        fit(split, iris(), 1, verbose=0)
+        fit(split, iris(), 2.5, verbose=0, initial_epoch=1)
+        for a, b in zip(whole.get_weights(), split.get_weights()):
+            np.testing.assert_array_equal(a, b)
 
     def test_stop_training_ends_after_the_epoch(self):
         class StopAfterSecond(Callback):
@@ -220,3 +254,34 @@ class TestDefaultsAndTrain(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestFractionalRuns(unittest.TestCase):
+    def test_a_fractional_config_trains_and_resumes_only_to_its_epochs(self):
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from neural_networks.config import ConfigError
+        from neural_networks.experiment import run_experiment
+
+        config = {
+            "name": "half",
+            "seed": 0,
+            "epochs": 1.5,
+            "data": {"name": "iris", "batch_size": 30},
+            "model": {
+                "loss": "cross_entropy",
+                "layers": [{"name": "fully_connected", "n_out": 3, "activation": "softmax"}],
+            },
+            "optimizer": {"name": "sgd", "lr": 0.1, "lr_scheduler": {"name": "cosine"}},
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            run_experiment(config, out_dir=tmp, verbose=0)
+            run = Path(tmp) / "half"
+            self.assertEqual(len((run / "metrics.csv").read_text().splitlines()), 3)  # header, 2 epochs
+            self.assertEqual(json.loads((run / "metrics.json").read_text())["epochs"], 2)
+            with self.assertRaisesRegex(ConfigError, r"run of 1\.5 epochs, whose last epoch trains part"):
+                run_experiment({**config, "epochs": 3}, out_dir=tmp, verbose=0, resume=True)
+            again = run_experiment(config, out_dir=tmp, verbose=0, resume=True)  # nothing left to train
+            self.assertEqual(again["epochs"], 2)
