@@ -56,6 +56,13 @@ GROUPS = ("weights", "biases", "normalization")
 GROUP_OPTIONS = ("lr_multiplier", "weight_decay", "momentum")
 
 
+def _check_momentum(momentum, nesterov) -> None:
+    if isinstance(momentum, bool) or not 0.0 <= float(momentum) < 1.0:
+        raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
+    if nesterov and momentum == 0:
+        raise ValueError("nesterov momentum needs momentum > 0")
+
+
 class Optimizer(ABC):
     """Base class holding the learning-rate schedule and gradient clipping.
 
@@ -217,10 +224,7 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         param_groups: dict | None = None,
     ) -> None:
-        if isinstance(momentum, bool) or not 0.0 <= float(momentum) < 1.0:
-            raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
-        if nesterov and momentum == 0:
-            raise ValueError("nesterov momentum needs momentum > 0")
+        _check_momentum(momentum, nesterov)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         self.weight_decay = non_negative(weight_decay, "weight_decay")
@@ -444,10 +448,7 @@ class Muon(Optimizer):
         staircase: bool = True,
         param_groups: dict | None = None,
     ) -> None:
-        if isinstance(momentum, bool) or not 0.0 <= float(momentum) < 1.0:
-            raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
-        if nesterov and momentum == 0:
-            raise ValueError("nesterov momentum needs momentum > 0")
+        _check_momentum(momentum, nesterov)
         if isinstance(ns_steps, bool) or not isinstance(ns_steps, int) or not 1 <= ns_steps < 100:
             raise ValueError(f"ns_steps must be an integer in [1, 100); got {ns_steps!r}")
         if adjust_lr not in self.LR_ADJUSTMENTS:

@@ -493,6 +493,14 @@ def train_whole_and_split(tmp, make_callback, split_at: int, epochs: int = 4, ma
     return results
 
 
+def assert_split_equals_whole(test, results) -> None:
+    """The weights and validation losses of :func:`train_whole_and_split`'s two runs are the same."""
+    (wa, la, _), (wb, lb, _) = results["whole"], results["split"]
+    for a, b in zip(wa, wb):
+        np.testing.assert_array_equal(a, b)
+    test.assertEqual(la, lb)
+
+
 class TestExponentialMovingAverage(unittest.TestCase):
     """The average of the weights: its recurrence, evaluation with it, and resuming."""
 
@@ -544,11 +552,8 @@ class TestExponentialMovingAverage(unittest.TestCase):
     def test_resume_equals_an_uninterrupted_run(self):
         with tempfile.TemporaryDirectory() as tmp:
             results = train_whole_and_split(tmp, lambda: ExponentialMovingAverage(decay=0.7), split_at=2)
-            (wa, la, ea), (wb, lb, eb) = results["whole"], results["split"]
-            for a, b in zip(wa, wb):
-                np.testing.assert_array_equal(a, b)
-            self.assertEqual(la, lb)
-            for a, b in zip(ea.average, eb.average):
+            assert_split_equals_whole(self, results)
+            for a, b in zip(results["whole"][2].average, results["split"][2].average):
                 np.testing.assert_array_equal(a, b)
 
 
@@ -606,10 +611,7 @@ class TestLookahead(unittest.TestCase):
     def test_resume_equals_an_uninterrupted_run(self):
         with tempfile.TemporaryDirectory() as tmp:
             results = train_whole_and_split(tmp, lambda: Lookahead(decay=0.9, every=2), split_at=2)
-            (wa, la, _), (wb, lb, _) = results["whole"], results["split"]
-            for a, b in zip(wa, wb):
-                np.testing.assert_array_equal(a, b)
-            self.assertEqual(la, lb)
+            assert_split_equals_whole(self, results)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from neural_networks.optimizers import (
 from neural_networks.schedulers import initialize_scheduler
 from neural_networks.training import fit
 
-from .test_callbacks import iris, train_whole_and_split
+from .test_callbacks import assert_split_equals_whole, iris, train_whole_and_split
 from .torch_oracles import optimizer_steps, requires_torch, torch
 
 
@@ -344,11 +344,7 @@ class TestTrainingWithMuon(unittest.TestCase):
             return iris_mlp(Muon(lr=0.02, fallback={"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True}))
 
         with tempfile.TemporaryDirectory() as tmp:
-            results = train_whole_and_split(tmp, Callback, split_at=2, make_model=make_model)
-            (wa, la, _), (wb, lb, _) = results["whole"], results["split"]
-            for a, b in zip(wa, wb):
-                np.testing.assert_array_equal(a, b)
-            self.assertEqual(la, lb)
+            assert_split_equals_whole(self, train_whole_and_split(tmp, Callback, split_at=2, make_model=make_model))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,18 @@ def iris(batch_size=30):
     return initialize_dataset("iris", batch_size=batch_size, seed=0)  # 90 training flowers: 3 batches of 30
 
 
+def record_schedule_epochs(model) -> list:
+    """The list to which every later ``model.train_step`` appends the epoch it is given."""
+    seen, step = [], model.train_step
+
+    def recording_step(X, Y, epoch):
+        seen.append(epoch)
+        return step(X, Y, epoch)
+
+    model.train_step = recording_step
+    return seen
+
+
 class Recorder(Callback):
     """Every hook call, with its arguments."""
 
@@ -122,14 +134,8 @@ class TestEpochs(unittest.TestCase):
             fit(mlp(), iris(), 3, verbose=0, initial_epoch=1.5)
 
     def test_a_fractional_run_ends_with_a_partial_epoch(self):
-        model, seen = mlp(), []
-        step = model.train_step
-
-        def recording_step(X, Y, epoch):
-            seen.append(epoch)
-            return step(X, Y, epoch)
-
-        model.train_step = recording_step
+        model = mlp()
+        seen = record_schedule_epochs(model)
         recorder = Recorder()
         history = fit(model, iris(), 1.5, callbacks=[recorder], verbose=0)  # 3 batches, then 2 of 3
         np.testing.assert_allclose(seen, [0, 1 / 3, 2 / 3, 1, 4 / 3])
@@ -168,14 +174,8 @@ class TestEpochs(unittest.TestCase):
         self.assertFalse(model.stop_training)
 
     def test_the_schedule_sees_fractional_epochs(self):
-        model, seen = mlp(), []
-        step = model.train_step
-
-        def recording_step(X, Y, epoch):
-            seen.append(epoch)
-            return step(X, Y, epoch)
-
-        model.train_step = recording_step
+        model = mlp()
+        seen = record_schedule_epochs(model)
         fit(model, iris(), 2, verbose=0)
         np.testing.assert_allclose(seen, [0, 1 / 3, 2 / 3, 1, 4 / 3, 5 / 3])
 
