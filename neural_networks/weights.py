@@ -139,6 +139,21 @@ def _dirac(shape, rng, dtype):  # torch.nn.init.dirac_: zeros but the identity f
     return _dirac_into(np.zeros(shape, dtype=dtype))
 
 
+def _unit_std_into(W: np.ndarray) -> np.ndarray:
+    """Scale ``W`` (in place) so that its standard deviation over all its entries is exactly 1,
+    as airbench scales its classifier's weights (``w *= 1 / w.std()``)."""
+    std = float(np.std(W, dtype=np.float64))
+    if not std > 0:
+        raise ValueError(f"cannot scale a {W.shape} weight to unit std: its draw is constant ({W.flat[0]!r})")
+    W *= 1.0 / std
+    return W
+
+
+#: Prefixes that transform another initializer's draw: ``<prefix><name>`` draws from ``<name>``
+#: (itself possibly prefixed) and then applies the function to the array in place.
+_PREFIXES = {"dirac_": _dirac_into, "unit_std_": _unit_std_into}
+
+
 #: Every initializer by name (iterating gives the names); adding one is its ``draw`` function above
 #: and one ``INITIALIZERS.add`` line.
 INITIALIZERS = Registry("weight initializer")
@@ -161,17 +176,23 @@ def initialize_weights(name: str, activation: str | None = None) -> Callable:
     activation is ``activation``: an initializer that takes a ``gain`` (the Xavier ones) is
     scaled by :func:`calculate_gain` of it, the others ignore it.
 
-    ``dirac_<name>`` (e.g. ``dirac_pytorch_uniform``, airbench's identity initialisation) draws
-    from ``<name>`` and then makes the first ``min(in, out)`` filters identities: those channels
-    pass through the layer at first, the others start as ``<name>`` draws them."""
-    if isinstance(name, str) and name.lower().startswith("dirac_"):
-        base = initialize_weights(name[len("dirac_") :], activation)
+    Two prefixes transform another initializer's draw (they compose, e.g.
+    ``dirac_unit_std_normal``):
 
-        def partial_dirac(shape, rng=None, dtype=np.float32) -> np.ndarray:
-            return _dirac_into(base(shape, rng=rng, dtype=dtype))
+    * ``dirac_<name>`` (e.g. ``dirac_pytorch_uniform``, airbench's identity initialisation) draws
+      from ``<name>`` and then makes the first ``min(in, out)`` filters identities: those channels
+      pass through the layer at first, the others start as ``<name>`` draws them;
+    * ``unit_std_<name>`` (e.g. ``unit_std_pytorch_uniform``, airbench's classifier) draws from
+      ``<name>`` and scales the whole tensor to a standard deviation of exactly 1."""
+    for prefix, transform in _PREFIXES.items():
+        if isinstance(name, str) and name.lower().startswith(prefix):
+            base = initialize_weights(name[len(prefix) :], activation)
 
-        partial_dirac.__name__ = f"dirac_{base.__name__}"
-        return partial_dirac
+            def transformed(shape, rng=None, dtype=np.float32, base=base, transform=transform) -> np.ndarray:
+                return transform(base(shape, rng=rng, dtype=dtype))
+
+            transformed.__name__ = f"{prefix}{base.__name__}"
+            return transformed
     key = INITIALIZERS.canonical(name)
     draw = INITIALIZERS[key]
     gain = calculate_gain(activation) if "gain" in INITIALIZERS.arguments(key) else None

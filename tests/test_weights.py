@@ -238,5 +238,38 @@ class TestDirac(unittest.TestCase):
         self.assertEqual(layer.parameters["W"][1, 1, 2, 2], 1.0)
 
 
+class TestUnitStd(unittest.TestCase):
+    """``unit_std_<name>``: ``<name>``'s draw scaled to a standard deviation of exactly 1 (airbench's
+    classifier, ``w *= 1 / w.std()``)."""
+
+    def test_scales_the_base_draw(self):
+        shape = (256, 10)
+        base = initialize_weights("pytorch_uniform")(shape, rng=np.random.default_rng(3), dtype=np.float64)
+        W = initialize_weights("unit_std_pytorch_uniform")(shape, rng=np.random.default_rng(3), dtype=np.float64)
+        np.testing.assert_allclose(W, base / base.std(), rtol=1e-12)
+        self.assertAlmostEqual(float(W.std()), 1.0, places=12)
+        W32 = initialize_weights("unit_std_he_normal")((3, 3, 4, 8), rng=np.random.default_rng(0))
+        self.assertEqual(W32.dtype, np.float32)
+        self.assertAlmostEqual(float(W32.std(dtype=np.float64)), 1.0, places=5)
+
+    def test_composes_with_dirac_and_rejects_constant_draws(self):
+        shape = (3, 3, 2, 4)
+        W = initialize_weights("dirac_unit_std_normal")(shape, rng=np.random.default_rng(0), dtype=np.float64)
+        base = initialize_weights("normal")(shape, rng=np.random.default_rng(0), dtype=np.float64)
+        np.testing.assert_array_equal(W[..., :2], initialize_weights("dirac")((3, 3, 2, 2)))
+        np.testing.assert_allclose(W[..., 2:], (base / base.std())[..., 2:], rtol=1e-12)  # scaled, then identities
+        with self.assertRaisesRegex(ValueError, "constant"):
+            initialize_weights("unit_std_zeros")((4, 3))
+        with self.assertRaisesRegex(ValueError, "unknown weight initializer 'glorot'"):
+            initialize_weights("unit_std_glorot")
+
+    def test_in_a_dense_layer(self):
+        from neural_networks.layers import FullyConnected
+
+        layer = FullyConnected(10, weight_init="unit_std_pytorch_uniform", use_bias=False)
+        layer.forward(np.zeros((2, 256), np.float32))
+        self.assertAlmostEqual(float(layer.parameters["W"].std(dtype=np.float64)), 1.0, places=5)
+
+
 if __name__ == "__main__":
     unittest.main()
