@@ -960,6 +960,34 @@ class TestUntrustedFiles(DataTestCase):
             with self.assertRaisesRegex(DataFormatError, r"data_batch_1: \d+ bytes, more than the 1000"):
                 cifar10._pickle_members(path, False)
 
+    def test_cifar_max_bytes_reaches_every_source(self):
+        """``data.max_bytes`` bounds CIFAR-10 read from its tarball, its extracted folder and an image
+        folder alike, and a folder's oversized batch file is refused before it is read."""
+        from neural_networks.datasets import initialize_dataset
+
+        tarball, _ = make_cifar_tarball(self.tmp / "cifar-10-python.tar.gz")
+        folder = self.tmp / "extracted"
+        (folder / cifar10.BATCH_FOLDER).mkdir(parents=True)
+        with tarfile.open(tarball) as tf:
+            for member in tf.getmembers():
+                (folder / member.name).write_bytes(tf.extractfile(member).read())
+        tree = make_tree(self.tmp / "images", per_class={"train": 1, "test": 1}, size=(32, 32))
+        for source in (tarball, folder, tree):
+            with self.subTest(source=source.name):
+                args = dict(path=source, progress=False, cache=False, validation_size=0)
+                with self.assertRaisesRegex(DataFormatError, r"more than (the limit of )?300\b"):
+                    initialize_dataset("cifar10", max_bytes=300, **args)
+                self.assertEqual(
+                    initialize_dataset("cifar10", max_bytes=10 << 20, **args).train.X.shape[1:], (32, 32, 3)
+                )
+        with (
+            mock.patch.object(cifar10, "MAX_IMAGE_BYTES", 1000),
+            mock.patch.object(Path, "read_bytes", side_effect=AssertionError("read before its size was checked")),
+        ):
+            with self.assertRaisesRegex(DataFormatError, r"data_batch_1: \d+ bytes, more than the 1000 allowed") as ctx:
+                cifar10._pickle_members(folder, False)
+        self.assertIn(str(folder / cifar10.BATCH_FOLDER), str(ctx.exception))
+
     # -- image formats
     def test_eps_content_named_png_never_reaches_the_eps_plugin(self):
         from PIL import EpsImagePlugin

@@ -140,16 +140,26 @@ def read_cifar_batch(data: bytes, name: str, n_classes: int = len(CLASS_NAMES)) 
 
 def _pickle_members(path: Path, progress: bool, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes]:
     """The batch files' bytes by base name, from the tarball or a folder. The tarball is never
-    decompressed past ``max_bytes`` and no batch file may exceed ``MAX_IMAGE_BYTES`` (64 MB; a
-    real batch is 31 MB): else :class:`DataFormatError` naming the file."""
+    decompressed past ``max_bytes``, a folder's batch files together may not exceed it, and no
+    batch file may exceed ``MAX_IMAGE_BYTES`` (64 MB; a real batch is 31 MB): else
+    :class:`DataFormatError` naming the file. Sizes are checked before anything is read."""
     wanted = set(TRAIN_BATCHES) | {TEST_BATCH, META}
     found: dict[str, bytes] = {}
     if path.is_dir():
         folder = path / BATCH_FOLDER if (path / BATCH_FOLDER).is_dir() else path
-        for name in wanted:
-            if (folder / name).is_file():
-                found[name] = (folder / name).read_bytes()
-        return found
+        files = {name: folder / name for name in sorted(wanted) if (folder / name).is_file()}
+        sizes = {name: file.stat().st_size for name, file in files.items()}
+        for name, size in sizes.items():
+            if size > MAX_IMAGE_BYTES:
+                raise DataFormatError(
+                    f"{files[name]}: {size} bytes, more than the {MAX_IMAGE_BYTES} allowed for one batch file"
+                )
+        if sum(sizes.values()) > max_bytes:
+            raise DataFormatError(
+                f"{folder}: its batch files hold {sum(sizes.values())} bytes, more than the limit of "
+                f"{max_bytes} (max_bytes=, data.max_bytes in a config, reads more)"
+            )
+        return {name: file.read_bytes() for name, file in files.items()}
     try:
         with _open_decompressed(path) as raw, io.BufferedReader(_LimitedReader(raw, max_bytes, path)) as stream:
             with tarfile.open(fileobj=stream, mode="r|") as tf:
@@ -169,11 +179,11 @@ def _pickle_members(path: Path, progress: bool, max_bytes: int = DEFAULT_MAX_BYT
     return found
 
 
-def read_cifar10_pickles(path, progress: bool = True):
-    """Decode the canonical pickled batches (tarball or folder), no cache. Returns
-    ``({"train": (X, y), "test": (X, y)}, class_names)``."""
+def read_cifar10_pickles(path, progress: bool = True, max_bytes: int = DEFAULT_MAX_BYTES):
+    """Decode the canonical pickled batches (tarball or folder), no cache, reading at most
+    ``max_bytes`` (decompressed). Returns ``({"train": (X, y), "test": (X, y)}, class_names)``."""
     path = Path(path)
-    members = _pickle_members(path, progress)
+    members = _pickle_members(path, progress, max_bytes)
     missing = [n for n in TRAIN_BATCHES + (TEST_BATCH,) if n not in members]
     if missing:
         raise DataFormatError(
@@ -236,13 +246,16 @@ def cifar10_source(path=None, download: bool = True, progress: bool = True) -> P
     )
 
 
-def load_cifar10_arrays(path=None, download: bool = True, progress: bool = True, cache: bool = True):
+def load_cifar10_arrays(
+    path=None, download: bool = True, progress: bool = True, cache: bool = True, max_bytes: int = DEFAULT_MAX_BYTES
+):
     """``({"train": (X, y), "test": (X, y)}, class_names)``, ``X`` uint8 ``(m, 32, 32, 3)``, from the
-    canonical batches or an image folder (decoded sets are cached)."""
+    canonical batches or an image folder (decoded sets are cached). ``max_bytes`` bounds the bytes
+    read (decompressed) from the source, 4 GiB by default (the canonical release holds 178 MB)."""
     source = cifar10_source(path, download, progress)
     if cifar10_format(source) == "image_folder":
         splits, names = load_image_folder_arrays(
-            source, class_names=CLASS_NAMES, color_mode="rgb", progress=progress, cache=cache
+            source, class_names=CLASS_NAMES, color_mode="rgb", progress=progress, cache=cache, max_bytes=max_bytes
         )
         X = splits["train"][0]
         if X.shape[1:] != (32, 32, 3):
@@ -250,7 +263,7 @@ def load_cifar10_arrays(path=None, download: bool = True, progress: bool = True,
         return splits, names
 
     def build():
-        splits, names = read_cifar10_pickles(source, progress)
+        splits, names = read_cifar10_pickles(source, progress, max_bytes)
         arrays = {
             "train_images": splits["train"][0],
             "train_labels": splits["train"][1],
@@ -278,6 +291,7 @@ def load_cifar10(
     download: bool = True,
     progress: bool = True,
     cache: bool = True,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Dataset:
     """CIFAR-10 as a :class:`Dataset` of NHWC images (train 45,000 / validation 5,000 / test 10,000
     from the canonical release; the JPEG archive's test split has 5,000).
@@ -286,9 +300,10 @@ def load_cifar10(
     content). ``standardize``: scale to ``[0, 1]`` and standardise per channel with the training
     split's statistics (else only scale). ``augment``: ``True`` (random crop with 4-pixel padding
     and horizontal flip) or names; off by default, toggled later with ``train.augmenting``.
-    ``pad`` and ``crop_padding`` (``"zeros"`` or ``"reflect"``): the crop's padding."""
+    ``pad`` and ``crop_padding`` (``"zeros"`` or ``"reflect"``): the crop's padding. ``max_bytes``
+    (``data.max_bytes``): the most bytes read from the source, decompressed (4 GiB by default)."""
     source = cifar10_source(path, download, progress)
-    splits, class_names = load_cifar10_arrays(source, download, progress, cache)
+    splits, class_names = load_cifar10_arrays(source, download, progress, cache, max_bytes)
     dataset = make_image_dataset(
         NAME,
         splits,
