@@ -14,7 +14,9 @@ Format ``neural_networks.model/2`` (what :func:`save_model` and :func:`save_chec
   the training state).
 
 The ``config`` also holds ``sha256``: the checksum of every other entry (see :func:`checksum`),
-checked on load; files written before it was added (no ``sha256``) still load. A file that is
+and ``config_sha256``: the checksum of the config itself without those two keys (see
+:func:`config_checksum`); both are checked on load. Files written before either was added still
+load. A file that is
 empty, truncated, not a zip archive or fails its checksum raises a one-line ``ValueError``
 naming the file.
 
@@ -48,6 +50,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "checksum",
+    "config_checksum",
 ]
 
 FORMAT = "neural_networks.model/2"
@@ -117,6 +120,13 @@ def checksum(entries: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def config_checksum(config: dict) -> str:
+    """sha256 (hex) of ``config`` without its ``sha256`` and ``config_sha256`` keys, as canonical
+    JSON (sorted keys, no spaces): the same for the dict written and the dict read back."""
+    body = {key: value for key, value in config.items() if key not in ("sha256", "config_sha256")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def save_checkpoint(
     path, model, extra: dict | None = None, training: dict | None = None, arrays: dict[str, np.ndarray] | None = None
 ) -> None:
@@ -128,7 +138,8 @@ def save_checkpoint(
         entries["training"] = _text(training)
     for key, value in (arrays or {}).items():
         entries[TRAINING_PREFIX + key] = np.asarray(value)
-    entries["config"] = _text({**model_config(model), "sha256": checksum(entries)})
+    config = {**model_config(model), "sha256": checksum(entries)}
+    entries["config"] = _text({**config, "config_sha256": config_checksum(config)})
     with atomic_write(path, "wb") as handle:
         np.savez(handle, **entries)
 
@@ -155,6 +166,9 @@ def load_checkpoint(path, logger=None, cls=None) -> Checkpoint:
     expected = config.get("sha256")
     if expected is not None and checksum(entries) != expected:
         raise ValueError(f"{path}: checksum mismatch (the file is corrupt or was altered)")
+    expected = config.get("config_sha256")
+    if expected is not None and config_checksum(config) != expected:
+        raise ValueError(f"{path}: checksum mismatch in its config (the file is corrupt or was altered)")
     try:
         if version == FORMAT_V1:
             extra, training = config.get("extra") or {}, None

@@ -311,11 +311,28 @@ class TestIntegrity(unittest.TestCase):
         np.savez(altered, **entries)
         self.assertOneLineError(altered, "checksum mismatch")
 
+    def test_the_config_is_checked_too(self):
+        with np.load(self.path) as archive:
+            entries = {key: archive[key] for key in archive.files}
+        config = json.loads(str(entries["config"]))
+        self.assertEqual(config["config_sha256"], serialization.config_checksum(config))
+        self.assertEqual(config["sha256"], serialization.checksum(entries))  # the arrays' checksum is unchanged
+        for change in ("optimizer", "layer"):
+            altered_config = json.loads(str(entries["config"]))
+            if change == "optimizer":
+                altered_config["optimizer"]["lr"] = altered_config["optimizer"]["lr"] * 10
+            else:
+                altered_config["layers"][0]["activation"] = "sigmoid"
+            altered = self.tmp / f"altered_{change}.npz"
+            np.savez(altered, **{**entries, "config": np.array(json.dumps(altered_config))})
+            with self.subTest(change=change):
+                self.assertOneLineError(altered, "checksum mismatch in its config")
+
     def test_files_without_a_checksum_still_load(self):
         with np.load(self.path) as archive:
             entries = {key: archive[key] for key in archive.files}
         config = json.loads(str(entries["config"]))
-        del config["sha256"]
+        del config["sha256"], config["config_sha256"]
         entries["config"] = np.array(json.dumps(config))
         old = self.tmp / "old.npz"
         np.savez(old, **entries)
