@@ -50,9 +50,10 @@ __all__ = [
     "peak_memory_mb",
 ]
 
-#: Dotted config keys that ``--resume`` lets change: the number of epochs to train to, and the
-#: test-time augmentation of the final figures (per-epoch validation uses none).
-RESUMABLE_KEYS = ("epochs", "evaluation.tta")
+#: Dotted config keys that ``--resume`` lets change: the number of epochs to train to, the
+#: test-time augmentation of the final figures (per-epoch validation uses none), and TensorBoard
+#: logging (it only observes; a resumed fit writes its events from its first step on).
+RESUMABLE_KEYS = ("epochs", "evaluation.tta", "tensorboard")
 
 _RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 

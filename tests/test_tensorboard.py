@@ -371,12 +371,27 @@ class TestConfigAndCommandLine(TempDir):
             with self.subTest(changes=changes), self.assertRaisesRegex(ConfigError, pattern):
                 validate_config(config(**changes))
 
-    def test_false_is_the_same_as_missing_when_resuming(self):
+    def test_logging_may_start_when_resuming(self):
+        """``tensorboard`` is one of the keys a resume may change (false is the same as missing): the
+        resumed fit logs from its first step on, and training is as if uninterrupted."""
         run_experiment(config(epochs=1), out_dir=self.dir, verbose=0)
         run_experiment(config(epochs=2, tensorboard=False), out_dir=self.dir, resume=True, verbose=0)
         self.assertFalse((self.dir / "iris" / "tensorboard").exists())
-        with self.assertRaisesRegex(ConfigError, "differs from its config.yaml in tensorboard"):
-            run_experiment(config(epochs=3, tensorboard=True), out_dir=self.dir, resume=True, verbose=0)
+        run_experiment(config(epochs=3, tensorboard=True), out_dir=self.dir, resume=True, verbose=0)
+        logged = read(self.dir / "iris" / "tensorboard")
+        epoch_steps, _ = scalars(logged, "epoch/loss")
+        self.assertEqual(len(epoch_steps), 1)  # epoch 3 alone, at its last batch's step
+        steps_per_epoch = (epoch_steps[0] + 1) // 3
+        self.assertEqual(epoch_steps, [3 * steps_per_epoch - 1])
+        iteration_steps, _ = scalars(logged, "iteration/loss")
+        self.assertEqual(iteration_steps, list(range(2 * steps_per_epoch, 3 * steps_per_epoch)))
+        whole = self.dir / "whole"
+        run_experiment(config(epochs=3), out_dir=whole, verbose=0)
+        for a, b in zip(
+            NeuralNetwork.load(self.dir / "iris" / "last.npz").get_weights(),
+            NeuralNetwork.load(whole / "iris" / "last.npz").get_weights(),
+        ):
+            np.testing.assert_array_equal(a, b)
 
     def test_without_the_package(self):
         """``tensorboard: true`` (or the callback) fails when the config is checked, in one line."""
