@@ -138,7 +138,7 @@ def save_checkpoint(
         entries["training"] = _text(training)
     for key, value in (arrays or {}).items():
         entries[TRAINING_PREFIX + key] = np.asarray(value)
-    config = {**model_config(model), "sha256": checksum(entries)}
+    config = json.loads(json.dumps({**model_config(model), "sha256": checksum(entries)}))  # as a load reads it
     entries["config"] = _text({**config, "config_sha256": config_checksum(config)})
     with atomic_write(path, "wb") as handle:
         np.savez(handle, **entries)
