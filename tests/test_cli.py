@@ -432,7 +432,9 @@ class TestCommandLine(unittest.TestCase):
             cwd=self.dir,
             check=False,
         )
-        self.assertOneLineError(bad, "cannot resume", "optimizer.lr, seed", "only epochs, evaluation.tta, tensorboard may change")
+        self.assertOneLineError(
+            bad, "cannot resume", "optimizer.lr, seed", "only epochs, evaluation.tta, tensorboard may change"
+        )
         self.assertEqual((out / "tiny" / "config.yaml").read_text(), written)
         # the output layer's n_out: null of a config is compared as resolved from the data set
         config = tiny_config(self.dir / "shapes")
