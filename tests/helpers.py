@@ -7,6 +7,7 @@ reproduced exactly.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -25,6 +26,7 @@ __all__ = [
     "probabilities",
     "layer_to_float64",
     "run_cli",
+    "popen_cli",
 ]
 
 
@@ -93,3 +95,23 @@ def layer_to_float64(layer) -> None:
         layer.parameters[key] = layer.parameters[key].astype(np.float64)
     for key in list(layer.gradients):
         layer.gradients[key] = layer.gradients[key].astype(np.float64)
+
+
+def _sigint_by_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def popen_cli(*args, cwd, env=None) -> subprocess.Popen:
+    """``python -m neural_networks ARGS`` started in a child process (pipes, text) that a test
+    then interrupts. Ctrl-C is restored to its default there: a test suite started as a
+    background job of a shell script has SIGINT ignored, which children inherit, and Python then
+    installs no ``KeyboardInterrupt`` handler at all."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "neural_networks", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_by_default if sys.platform != "win32" else None,
+    )

@@ -4,8 +4,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import unittest
@@ -15,7 +13,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from .helpers import run_cli
+from .helpers import popen_cli, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("circle", "square", "stripes")
@@ -347,25 +345,7 @@ class TestCommandLine(unittest.TestCase):
     def test_ctrl_c_saves_and_resumes(self):
         out = self.dir / "interrupted"
         env = {**os.environ, "NEURAL_NETWORKS_DATA": str(self.dir / "cache")}
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "neural_networks",
-                "train",
-                str(self.config_path),
-                "--out",
-                str(out),
-                "--epochs",
-                "500",
-                "--quiet",
-            ],
-            cwd=self.dir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = popen_cli("train", self.config_path, "--out", out, "--epochs", 500, "--quiet", cwd=self.dir, env=env)
         last = out / "tiny" / "last.npz"
         deadline = time.monotonic() + 60
         while not last.exists() and time.monotonic() < deadline and process.poll() is None:

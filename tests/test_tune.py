@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import unittest
+import unittest.mock
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ from neural_networks.config import ConfigError, load_config, load_valid_config, 
 from neural_networks.tune.space import check_validation_split, load_space, parse_space  # noqa: E402
 from neural_networks.tune.study import JOURNAL_NAME, MEDIAN_PRUNER, _with_installed_driver  # noqa: E402
 
-from .helpers import run_cli  # noqa: E402
+from .helpers import popen_cli, run_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 IRIS = ROOT / "configs" / "iris.yaml"
@@ -318,13 +319,7 @@ class TestTuneCommandLine(unittest.TestCase):
 
         def start_then(trial: str, stop):
             """Start the command, wait until ``trial`` has started, then call ``stop(process)``."""
-            process = subprocess.Popen(
-                [sys.executable, "-m", "neural_networks", *map(str, args)],
-                cwd=self.dir,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            process = popen_cli(*args, cwd=self.dir)
             deadline = time.monotonic() + 120
             while not (study_dir / trial / "config.yaml").exists():
                 self.assertIsNone(process.poll(), f"tune ended before {trial} started")
@@ -363,6 +358,57 @@ class TestTuneCommandLine(unittest.TestCase):
         self.assertEqual(json.loads((study_dir / "trial-0000" / "metrics.json").read_text()), first)
         self.assertIn("2 complete, 0 pruned, 0 failed, 2 interrupted and queued again", result.stdout)
         self.assertIn("nothing left to run", cli(*args, cwd=self.dir).stdout)
+
+    def test_ctrl_c_inside_optunas_journal_lock_is_still_an_interrupt(self):
+        # Ctrl-C while Optuna takes its journal file lock comes out as RuntimeError("did not
+        # possess lock") (its cleanup raises from inside the KeyboardInterrupt); the trial must
+        # be handed back like any interrupt, not recorded as failed with the study going on
+        from optuna.storages.journal import _file
+
+        from neural_networks.tune import trial as trial_module
+
+        out = self.dir / "lock_interrupt"
+        space = write_space(self.dir / "lr_lock.yaml", {"optimizer.lr": {"type": "float", "low": 0.01, "high": 0.5}})
+        args = ["tune", IRIS, "--space", space, "--sampler", "random", "--pruner", "none", "--trials", "2"]
+        args += ["--set", "epochs=4", "--out", out]
+
+        class InterruptedOs:
+            """``os`` for Optuna's lock module, whose next ``symlink`` (taking the lock) is a Ctrl-C once armed."""
+
+            armed = False
+
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+            def symlink(self, *args, **kwargs):
+                if InterruptedOs.armed:
+                    InterruptedOs.armed = False
+                    raise KeyboardInterrupt
+                return os.symlink(*args, **kwargs)
+
+        report = trial_module.PruningReporter.on_epoch_end
+
+        def on_epoch_end(reporter, epoch, logs=None):
+            if reporter.trial.number == 1 and epoch == 1:
+                InterruptedOs.armed = True  # the report below takes the lock
+            report(reporter, epoch, logs)
+
+        with (
+            unittest.mock.patch.object(_file, "os", InterruptedOs()),
+            unittest.mock.patch.object(trial_module.PruningReporter, "on_epoch_end", on_epoch_end),
+        ):
+            status, stdout, stderr = main_in_process(*args)
+        self.assertFalse(InterruptedOs.armed)  # the interrupt did happen
+        self.assertEqual(status, 130, stdout + stderr)
+        self.assertIn("trial-0001: interrupted; its parameters are queued", stdout)
+        self.assertIn("run the same command again to continue", stderr)
+        study = optuna.load_study(study_name="iris", storage=_journal(out / "iris"))
+        states = [t.state.name for t in study.trials]
+        self.assertEqual(states, ["COMPLETE", "FAIL", "WAITING"])
+        self.assertIn("interrupted (Ctrl-C or SIGTERM)", study.trials[1].user_attrs["fail_reason"])
+        status, stdout, stderr = main_in_process(*args)  # the rerun evaluates the queued draw
+        self.assertEqual(status, 0, stderr)
+        self.assertEqual([r["state"] for r in read_trials(out / "iris")], ["complete", "fail", "complete"])
 
     def test_a_failing_trial_is_recorded_and_the_study_goes_on(self):
         out = self.dir / "failing"

@@ -44,7 +44,7 @@ from pathlib import Path
 from ..config import ConfigError
 from ..io import atomic_write
 from .space import SearchSpace
-from .trial import describe, run_trial, trial_name
+from .trial import describe, raised_by_ctrl_c, run_trial, trial_name
 
 __all__ = [
     "SAMPLERS",
@@ -466,15 +466,26 @@ def work(settings: StudySettings, index: int = 0, out=print) -> list:
             trial = None
             outcomes.append(outcome)
             out(prefix + format_outcome(outcome))
+        except Exception as err:
+            if not raised_by_ctrl_c(err):  # e.g. the storage lock, interrupted inside Optuna
+                raise
+            _hand_back_interrupted(study, storage, trial, params, len(space), lambda line: out(prefix + line))
+            raise KeyboardInterrupt from err
         except KeyboardInterrupt:
-            if trial is not None:
-                reason = "interrupted (Ctrl-C or SIGTERM); its parameters are queued again"
-                with _signals_ignored():
-                    given_back = give_back(study, storage, trial._trial_id, trial.number, params, reason, len(space))
-                if given_back:
-                    out(f"{prefix}{trial_name(trial.number)}: interrupted; its parameters are queued for the next run")
+            _hand_back_interrupted(study, storage, trial, params, len(space), lambda line: out(prefix + line))
             raise
     return outcomes
+
+
+def _hand_back_interrupted(study, storage, trial, params: dict, n_params: int, out) -> None:
+    """Queue the parameters of ``trial`` (None: no trial was running) again after a Ctrl-C."""
+    if trial is None:
+        return
+    reason = "interrupted (Ctrl-C or SIGTERM); its parameters are queued again"
+    with _signals_ignored():
+        given_back = give_back(study, storage, trial._trial_id, trial.number, params, reason, n_params)
+    if given_back:
+        out(f"{trial_name(trial.number)}: interrupted; its parameters are queued for the next run")
 
 
 def format_outcome(outcome) -> str:

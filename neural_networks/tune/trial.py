@@ -17,7 +17,7 @@ from ..callbacks import Callback
 from ..config import ConfigError
 from .space import apply_params
 
-__all__ = ["PruningReporter", "TrialOutcome", "trial_name", "run_trial", "describe"]
+__all__ = ["PruningReporter", "TrialOutcome", "trial_name", "run_trial", "describe", "raised_by_ctrl_c"]
 
 
 def trial_name(number: int) -> str:
@@ -41,6 +41,25 @@ class PruningReporter(Callback):
         if self.trial.should_prune():
             self.pruned_after_epoch = epoch + 1
             self.model.stop_training = True
+
+
+def raised_by_ctrl_c(err: BaseException) -> bool:
+    """Whether ``err`` is a Ctrl-C, or was raised while one was being handled.
+
+    Cleanup code can replace a ``KeyboardInterrupt`` with an error of its own: Optuna's journal
+    file lock, interrupted before it holds the lock, releases it in an ``except BaseException``
+    and raises ``RuntimeError("did not possess lock")``. That error is the user's Ctrl-C, not a
+    failure of the trial, so the ``__context__``/``__cause__`` chain is searched for one.
+    """
+    from ..experiment import RunInterrupted
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, (KeyboardInterrupt, RunInterrupted)):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
 
 
 @dataclass
@@ -80,6 +99,8 @@ def run_trial(study, trial, params: dict, base_config: dict, study_dir: Path) ->
     except RunInterrupted:
         raise KeyboardInterrupt from None
     except Exception as err:  # the trial fails, the study goes on
+        if raised_by_ctrl_c(err):
+            raise KeyboardInterrupt from err
         reason = " ".join(f"{type(err).__name__}: {err}".split())
         trial.set_user_attr("fail_reason", reason)
         study.tell(trial, state=TrialState.FAIL)
