@@ -6,13 +6,15 @@
 Builds the model of the config (random input of the config's image shape, random labels; no
 data set is loaded), runs ``--warmup`` steps, then times ``--steps`` training steps layer by
 layer (forward, backward, and the optimizer update as a whole) and prints the median of each
-in milliseconds with its share of the step. Ours only; ``bench_layers.py`` compares with
+in milliseconds with its share of the step, and the minor page faults each took (memory the
+kernel had to map in: a large count means a buffer came fresh from the OS that step). Ours only; ``bench_layers.py`` compares with
 PyTorch. The layer timings sum to slightly more than an untimed step (the timer calls).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -29,34 +31,39 @@ from neural_networks.experiment import build_model
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "fashion_mnist": (28, 28, 1), "iris": (4,)}
 
 
-def profile(model, X: np.ndarray, Y: np.ndarray, steps: int, warmup: int) -> list[tuple[str, list[float]]]:
-    """Time every layer's forward and backward, and the update, over ``steps`` steps."""
+def profile(model, X: np.ndarray, Y: np.ndarray, steps: int, warmup: int) -> list[tuple[str, list[tuple]]]:
+    """Time every layer's forward and backward, and the update, over ``steps`` steps:
+    ``[(what, [(milliseconds, minor page faults) per step]), ...]``."""
     names = [f"{i:2d} {layer.name}" for i, layer in enumerate(model.layers)]
     rows: dict[str, list[float]] = {}
     for step in range(warmup + steps):
         with model.parallel_region():  # as NeuralNetwork.train_step runs a step
             times = _profile_step(model, names, X, Y)
         if step >= warmup:
-            for key, seconds in times:
-                rows.setdefault(key, []).append(seconds * 1e3)
+            for key, seconds, faults in times:
+                rows.setdefault(key, []).append((seconds * 1e3, faults))
     return list(rows.items())
 
 
-def _profile_step(model, names, X, Y) -> list[tuple[str, float]]:
-    """One training step, layer by layer: ``[(what, seconds), ...]``."""
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _profile_step(model, names, X, Y) -> list[tuple[str, float, int]]:
+    """One training step, layer by layer: ``[(what, seconds, minor page faults), ...]``."""
     times = []
     A = X
     for name, layer in zip(names, model.layers):
-        start = time.perf_counter()
+        start, faults = time.perf_counter(), _faults()
         A = layer.forward(A)
-        times.append((f"{name} forward", time.perf_counter() - start))
+        times.append((f"{name} forward", time.perf_counter() - start, _faults() - faults))
     model._last_output = A
     # The fused softmax + cross-entropy gradient, as NeuralNetwork.backward computes it.
-    start = time.perf_counter()
+    start, faults = time.perf_counter(), _faults()
     last = model.layers[-1]
     loss, dZ, _ = F.softmax_cross_entropy(last.preactivation(), model.loss.targets(Y.astype(A.dtype)))
     dA = last.backward_preactivation(dZ)
-    times.append((f"{names[-1]} backward (fused softmax-CE)", time.perf_counter() - start))
+    times.append((f"{names[-1]} backward (fused softmax-CE)", time.perf_counter() - start, _faults() - faults))
     # As NeuralNetwork.backward: a frozen prefix gets no backward pass, and the first trained
     # layer after it skips its input gradient.
     stop = model._first_trained_layer()
@@ -65,14 +72,14 @@ def _profile_step(model, names, X, Y) -> list[tuple[str, float]]:
     if first is not None:
         first.input_gradient = False
     for name, layer in zip(reversed(names[stop:-1]), reversed(model.layers[stop:-1])):
-        start = time.perf_counter()
+        start, faults = time.perf_counter(), _faults()
         dA = layer.backward(dA)
-        times.append((f"{name} backward", time.perf_counter() - start))
+        times.append((f"{name} backward", time.perf_counter() - start, _faults() - faults))
     if first is not None:
         first.input_gradient = saved
-    start = time.perf_counter()
+    start, faults = time.perf_counter(), _faults()
     model.update(0.5)
-    times.append(("update", time.perf_counter() - start))
+    times.append(("update", time.perf_counter() - start, _faults() - faults))
     return times
 
 
@@ -99,11 +106,15 @@ def main(argv=None) -> int:
     Y = np.eye(n_classes, dtype=np.float32)[rng.integers(0, n_classes, batch)]
     model.fit_to_data([(X, Y)])  # data-dependent initialisation (patch whitening), as fit does
     rows = profile(model, X, Y, args.steps, args.warmup)
-    medians = [(key, statistics.median(values)) for key, values in rows]
-    total = sum(ms for _, ms in medians)
+    medians = [
+        (key, statistics.median(ms for ms, _ in values), statistics.median(f for _, f in values))
+        for key, values in rows
+    ]
+    total = sum(ms for _, ms, _ in medians)
     print(f"{args.config}: batch {batch}, median of {args.steps} steps, total {total:.1f} ms")
-    for key, ms in medians:
-        print(f"  {key:<45s} {ms:8.2f} ms  {100 * ms / total:5.1f} %")
+    print(f"  {'':<45s} {'time':>11s}  {'share':>7s}  {'page faults':>11s}")
+    for key, ms, faults in medians:
+        print(f"  {key:<45s} {ms:8.2f} ms  {100 * ms / total:5.1f} %  {faults:11.0f}")
     return 0
 
 
