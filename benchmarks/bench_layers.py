@@ -239,6 +239,34 @@ def batchnorm_case(torch, BatchNorm, n, h, w, c, seed=0):
     return ours, theirs, check
 
 
+def gelu_case(torch, n, h, w, c, seed=0):
+    """The exact GELU (erf form) forward+backward on NHWC maps; torch: ``F.gelu`` + autograd."""
+    from neural_networks.activations import GELU
+
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, h, w, c), dtype=np.float32)
+    dY = rng.standard_normal(Z.shape, dtype=np.float32)
+    gelu = GELU()
+    z = torch.from_numpy(Z).requires_grad_(True)
+    dy = torch.from_numpy(dY)
+
+    def ours():
+        gelu.forward(Z)
+        return gelu.backward(Z, dY)
+
+    def theirs():
+        z.grad = None
+        y = torch.nn.functional.gelu(z)
+        y.backward(dy)
+        return y
+
+    def check():
+        y = theirs()
+        return max(rel_err(gelu.forward(Z), y.detach().numpy()), rel_err(gelu.backward(Z, dY), z.grad.numpy()))
+
+    return ours, theirs, check
+
+
 def _make_batchnorm(BatchNorm):
     """``BatchNorm(activation="relu")``; raises TypeError if the class takes no activation."""
     if "activation" not in inspect.signature(BatchNorm).parameters:
@@ -360,6 +388,7 @@ def cases(torch, BatchNorm):
                 lambda: batchnorm_case(torch, BatchNorm, 128, 16, 16, 64),
             )
         )
+    out.append(("gelu", "GELU (erf) forward+backward", "b128 32x32x64", lambda: gelu_case(torch, 128, 32, 32, 64)))
     out.append(
         (
             "cifar10_cnn",

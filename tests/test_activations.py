@@ -287,6 +287,49 @@ class TestGELU(ActivationChecks, unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"upstream gradient of the input's shape \(2, 3\), got \(3, 2\)"):
             GELU().backward(np.ones((2, 3)), np.ones((3, 2)))
 
+    def test_float32_across_the_table_edges(self):
+        from neural_networks import normal
+
+        # float32 interpolates tables for |z| < 6 and takes erfcc formulas beyond: both sides of
+        # each edge, the last node, values mixed in one block (the per-block switch), and the
+        # special values, each against the float64 references
+        edge = np.float32(normal._TABLE_RANGE)
+        below, above = np.nextafter(edge, np.float32(0)), np.nextafter(edge, np.float32(8))
+        node = 1 / normal._NODES_PER_UNIT
+        special = np.array([-edge, edge, below, above, -below, -above, 0, -0.0, node, -node, 4, -4], np.float32)
+        rng = np.random.default_rng(23)
+        inside = rng.uniform(-edge, edge, 5000).astype(np.float32)
+        for Z in (special, np.concatenate([special, inside, special]), inside):
+            exact = _gelu_tail_reference(Z.astype(np.float64))
+            np.testing.assert_allclose(GELU().forward(Z), exact, rtol=1e-6, atol=1e-7)
+            slope = _gelu_slope_reference(Z.astype(np.float64))
+            np.testing.assert_allclose(GELU().backward(Z, np.ones_like(Z)), slope, rtol=1e-6, atol=1e-7)
+        Z = np.array([np.nan, np.inf, 1.0, -np.inf], np.float32)
+        with np.errstate(invalid="ignore"):  # -inf * Phi(-inf) = -inf * 0: NaN, as in PyTorch
+            Y, dZ = GELU().forward(Z), GELU().backward(Z, np.ones_like(Z))
+        self.assertTrue(np.isnan(Y[0]) and np.isnan(dZ[0]))
+        self.assertEqual((Y[1], dZ[1]), (np.inf, 1.0))
+        self.assertAlmostEqual(float(Y[2]), 0.8413447460685429, places=6)
+        self.assertEqual(dZ[3], 0.0)
+
+    def test_threads_split_the_blocks_with_the_same_bits(self):
+        from unittest import mock
+
+        from neural_networks import normal, parallel
+
+        rng = np.random.default_rng(24)
+        for dtype in (np.float32, np.float64):
+            Z = (3 * rng.standard_normal((5, normal._BLOCK // 2 + 7))).astype(dtype)  # uneven blocks
+            dY = rng.standard_normal(Z.shape).astype(dtype)
+            results = {}
+            for threads in ("1", "2", "3"):
+                with mock.patch.dict("os.environ", {parallel.ENV_THREADS: threads}):
+                    results[threads] = (GELU().forward(Z), GELU().backward(Z, dY))
+            for threads in ("2", "3"):
+                for one, other in zip(results["1"], results[threads]):
+                    self.assertEqual(one.dtype, dtype)
+                    np.testing.assert_array_equal(one, other)
+
 
 class TestGELUTanh(ActivationChecks, unittest.TestCase):
     make = GELUTanh
