@@ -42,11 +42,15 @@ class Activation(ABC):
       ``functional.conv2d_forward(..., relu=True)`` does chunk by chunk), or is ``None`` when the
       activation is always applied by calling it;
     * an activation with a ``fused_kernel`` must implement ``backward_from_output(Y, dY)``:
-      ``dL/dZ`` from the output ``Y = f(Z)`` alone, since a layer that fused it keeps only ``Y``.
+      ``dL/dZ`` from the output ``Y = f(Z)`` alone, since a layer that fused it keeps only ``Y``;
+    * an activation with ``slope_with_forward`` implements ``forward_with_slope(Z)``, returning
+      ``(f(Z), f'(Z))`` for little more than ``f(Z)`` costs: a training layer keeps ``f'(Z)``
+      instead of ``Z`` (an array of the same size) and its backward pass is ``dY * f'(Z)``.
     """
 
     name: str = ""
     fused_kernel: str | None = None
+    slope_with_forward: bool = False
 
     def __init__(self) -> None:
         pass
@@ -61,6 +65,10 @@ class Activation(ABC):
     @abstractmethod
     def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
         """``dL/dZ`` given ``dL/df(Z)``, same shape as ``Z``."""
+
+    def forward_with_slope(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(f(Z), f'(Z))``, both of ``Z``'s shape; offered where ``slope_with_forward`` is set."""
+        raise NotImplementedError(f"activation {self.name or type(self).__name__!r} has no forward_with_slope")
 
     def backward_from_output(self, Y: np.ndarray, dY: np.ndarray) -> np.ndarray:
         """``dL/dZ`` given the output ``Y = f(Z)`` and ``dY = dL/dY``, for a layer that kept only
@@ -172,9 +180,13 @@ class GELU(Activation):
     Recipes' erfcc beyond (1.2e-7 relative). The kernels are in :mod:`neural_networks.normal`."""
 
     name = "gelu"
+    slope_with_forward = True  # float32: the slope's table shares the forward pass's nodes
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
         return normal.gelu(Z)
+
+    def forward_with_slope(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return normal.gelu_with_slope(Z)
 
     def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
         return normal.gelu_backward(Z, dY)

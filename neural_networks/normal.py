@@ -23,7 +23,7 @@ import numpy as np
 
 from . import parallel
 
-__all__ = ["gelu", "gelu_backward"]
+__all__ = ["gelu", "gelu_backward", "gelu_with_slope"]
 
 _ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02, 3.20937758913846947e03)
 _ERF_A_TOP = 1.85777706184603153e-1
@@ -212,28 +212,40 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
     return _tabulate(_normal_cdf_block), _tabulate(lambda z: _normal_cdf_block(z) + _z_density(z))
 
 
-def _interpolate(table: np.ndarray, z: np.ndarray, out: np.ndarray) -> None:
-    """``out[...] = table``'s function at float32 values ``z`` (all with ``|z| < _TABLE_RANGE``)."""
+def _nodes(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The table index of each float32 value of ``z`` (all with ``|z| < _TABLE_RANGE``) and its
+    fraction of the way to the next node, in [0, 1)."""
     t = z * np.float32(_NODES_PER_UNIT)
     node = np.floor(t)
-    t -= node  # the fraction, in [0, 1)
+    t -= node
     node += np.float32(_TABLE_RANGE * _NODES_PER_UNIT)  # the index, exact (an integer below 2^24)
-    pairs = table.take(node.astype(np.intp)).view(np.float32).reshape(-1, 2)
-    np.multiply(pairs[:, 1], t, out=out)
+    return node.astype(np.intp), t
+
+
+def _lerp(table: np.ndarray, index: np.ndarray, fraction: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = value + difference * fraction`` from ``table``'s pairs at ``index``."""
+    pairs = table.take(index).view(np.float32).reshape(-1, 2)
+    np.multiply(pairs[:, 1], fraction, out=out)
     out += pairs[:, 0]
 
 
-def _tabulated(table: np.ndarray, exact, z: np.ndarray, out: np.ndarray) -> None:
-    """``out[...] = table``'s function at every float32 value of ``z``: interpolated where
-    tabulated, ``exact(values)`` (float32 formulas) for the rest, which are rare."""
+def _tabulated(z: np.ndarray, *wanted: tuple) -> None:
+    """For each ``(table, exact, out)`` of ``wanted``: ``out[...] = table``'s function at every
+    float32 value of ``z``, interpolated where tabulated and ``exact(values)`` (float32 formulas)
+    for the rest, which are rare. The tables share the nodes."""
     if z.min() > -_TABLE_RANGE and z.max() < _TABLE_RANGE:  # NaN fails both tests
-        _interpolate(table, z, out)
+        index, fraction = _nodes(z)
+        for table, _, out in wanted:
+            _lerp(table, index, fraction, out)
         return
     outside = ~(np.abs(z) < _TABLE_RANGE)
     inside = z.copy()
     inside[outside] = 0
-    _interpolate(table, inside, out)
-    out[outside] = exact(z[outside])
+    index, fraction = _nodes(inside)
+    values = z[outside]
+    for table, exact, out in wanted:
+        _lerp(table, index, fraction, out)
+        out[outside] = exact(values)
 
 
 def _gelu_slope_erfcc(z: np.ndarray) -> np.ndarray:
@@ -242,7 +254,7 @@ def _gelu_slope_erfcc(z: np.ndarray) -> np.ndarray:
 
 def _gelu_block(out: np.ndarray, z: np.ndarray) -> None:
     if z.dtype == np.float32:
-        _tabulated(_tables()[0], _normal_cdf_erfcc, z, out)
+        _tabulated(z, (_tables()[0], _normal_cdf_erfcc, out))
         out *= z
     else:
         np.multiply(z, _normal_cdf_block(z), out=out)
@@ -250,10 +262,21 @@ def _gelu_block(out: np.ndarray, z: np.ndarray) -> None:
 
 def _gelu_slope_block(out: np.ndarray, z: np.ndarray, dy: np.ndarray) -> None:
     if z.dtype == np.float32:
-        _tabulated(_tables()[1], _gelu_slope_erfcc, z, out)
+        _tabulated(z, (_tables()[1], _gelu_slope_erfcc, out))
         out *= dy
     else:
         np.multiply(dy, _normal_cdf_block(z) + _z_density(z), out=out)
+
+
+def _gelu_and_slope_block(out: np.ndarray, slope: np.ndarray, z: np.ndarray) -> None:
+    if z.dtype == np.float32:
+        phi_table, slope_table = _tables()
+        _tabulated(z, (phi_table, _normal_cdf_erfcc, out), (slope_table, _gelu_slope_erfcc, slope))
+        out *= z
+    else:
+        phi = _normal_cdf_block(z)
+        np.multiply(z, phi, out=out)
+        np.add(phi, _z_density(z), out=slope)
 
 
 # Below this many elements GELU runs in the calling thread (about two blocks: handing a slice
@@ -261,10 +284,10 @@ def _gelu_slope_block(out: np.ndarray, z: np.ndarray, dy: np.ndarray) -> None:
 _MIN_PARALLEL = 2 * _BLOCK
 
 
-def _blockwise(kernel, Z: np.ndarray, *others: np.ndarray) -> np.ndarray:
-    """``kernel(out, z, *o)`` over aligned flat blocks of ``Z`` and ``others`` (each of ``Z``'s
-    shape), each call filling its block ``out`` of one array of that shape and of the inputs'
-    result dtype (``Z``'s for a floating ``Z``).
+def _blockwise(kernel, Z: np.ndarray, *others: np.ndarray, outputs: int = 1):
+    """``kernel(*outs, z, *o)`` over aligned flat blocks of ``Z`` and ``others`` (each of ``Z``'s
+    shape), each call filling its blocks ``outs`` of ``outputs`` arrays of that shape and of the
+    inputs' result dtype (``Z``'s for a floating ``Z``); returns the array, or the tuple of them.
     The blocks are shared among :func:`~neural_networks.parallel.map_batch`'s threads: each
     element's value depends on nothing else, so the result is the same for any thread count."""
     Z = np.ascontiguousarray(Z)
@@ -274,22 +297,22 @@ def _blockwise(kernel, Z: np.ndarray, *others: np.ndarray) -> np.ndarray:
         if other.shape != Z.shape:
             raise ValueError(f"expected an upstream gradient of the input's shape {Z.shape}, got {other.shape}")
     flat = [Z.reshape(-1), *(np.ascontiguousarray(other).reshape(-1) for other in others)]
-    out = np.empty(Z.shape, dtype=np.result_type(*flat))
-    out_flat = out.reshape(-1)
+    outs = [np.empty(Z.shape, dtype=np.result_type(*flat)) for _ in range(outputs)]
+    outs_flat = [out.reshape(-1) for out in outs]
     if Z.dtype == np.float32:
         _tables()  # built here, once, not by two threads at a time
 
     def blocks(first: int, stop: int) -> None:
-        for start in range(first * _BLOCK, min(stop * _BLOCK, out_flat.size), _BLOCK):
+        for start in range(first * _BLOCK, min(stop * _BLOCK, Z.size), _BLOCK):
             block = slice(start, start + _BLOCK)
-            kernel(out_flat[block], *(a[block] for a in flat))
+            kernel(*(out[block] for out in outs_flat), *(a[block] for a in flat))
 
-    n_blocks = -(-out_flat.size // _BLOCK)
-    if out_flat.size < _MIN_PARALLEL:
+    n_blocks = -(-Z.size // _BLOCK)
+    if Z.size < _MIN_PARALLEL:
         blocks(0, n_blocks)
     else:
         parallel.map_batch(blocks, n_blocks)
-    return out
+    return outs[0] if outputs == 1 else tuple(outs)
 
 
 def gelu(Z: np.ndarray) -> np.ndarray:
@@ -300,3 +323,9 @@ def gelu(Z: np.ndarray) -> np.ndarray:
 def gelu_backward(Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
     """``dY (Phi(Z) + Z phi(Z))``: the gradient of :func:`gelu` given ``dY`` of ``Z``'s shape."""
     return _blockwise(_gelu_slope_block, Z, dY)
+
+
+def gelu_with_slope(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(gelu(Z), Phi(Z) + Z phi(Z))``: the output and the derivative in one pass (float32: the
+    two tables share their nodes), for a layer that keeps the derivative for its backward pass."""
+    return _blockwise(_gelu_and_slope_block, Z, outputs=2)

@@ -312,6 +312,18 @@ class TestGELU(ActivationChecks, unittest.TestCase):
         self.assertAlmostEqual(float(Y[2]), 0.8413447460685429, places=6)
         self.assertEqual(dZ[3], 0.0)
 
+    def test_forward_with_slope_is_forward_and_backward_in_one(self):
+        rng = np.random.default_rng(25)
+        for dtype in (np.float32, np.float64):
+            Z = np.concatenate([4 * rng.standard_normal(70001), [-7.0, 7.0, 0.0, 1e30]]).astype(dtype)
+            Y, S = GELU().forward_with_slope(Z)
+            np.testing.assert_array_equal(Y, GELU().forward(Z))
+            np.testing.assert_array_equal(S, GELU().backward(Z, np.ones_like(Z)))
+            self.assertEqual((Y.dtype, S.dtype), (dtype, dtype))
+        self.assertTrue(GELU.slope_with_forward)
+        with self.assertRaisesRegex(NotImplementedError, "'tanh' has no forward_with_slope"):
+            TanH().forward_with_slope(Z)
+
     def test_threads_split_the_blocks_with_the_same_bits(self):
         from unittest import mock
 

@@ -14,7 +14,7 @@ from unittest import mock
 import numpy as np
 
 from neural_networks import functional as F
-from neural_networks.activations import Activation, ReLU, SoftMax, TanH
+from neural_networks.activations import GELU, Activation, ReLU, SoftMax, TanH
 from neural_networks.layers import (
     LAYERS,
     ActivatedLayer,
@@ -994,6 +994,38 @@ class TestPreactivation(unittest.TestCase):
                 self.assertIsNone(layer.preactivation())
                 self.assertIs(layer.cache["Y"], Y)
                 self.assertEqual(layer.backward(np.ones_like(Y)).shape, X.shape)
+
+    def test_training_keeps_the_slope_of_gelu(self):
+        # an activation with slope_with_forward: a training layer keeps f'(Z) (cache "S") instead
+        # of Z; its backward pass, dY * f'(Z), equals the one through activation.backward(Z, dY)
+        for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-6)):
+            X = randn(self.rng, 2, 5, 5, 3).astype(dtype)
+            for make in (
+                lambda: Conv2D(4, (3, 3), activation="gelu"),
+                lambda: FullyConnected(4, activation="gelu"),
+            ):
+                layer = make()
+                inputs = X.reshape(2, -1) if isinstance(layer, FullyConnected) else X
+                with self.subTest(layer=type(layer).__name__, dtype=dtype.__name__):
+                    layer.train(False)
+                    Y_eval = layer.forward(inputs)
+                    Z = layer.preactivation()
+                    dY = randn(self.rng, *Y_eval.shape).astype(dtype)
+                    dX_eval = layer.backward(dY)
+                    grads = {k: v.copy() for k, v in layer.gradients.items()}
+                    layer.train(True)
+                    Y = layer.forward(inputs)
+                    self.assertIsNone(layer.preactivation())
+                    self.assertNotIn("Z", layer.cache)
+                    np.testing.assert_allclose(layer.cache["S"], GELU().backward(Z, np.ones_like(Z)), rtol=rtol)
+                    np.testing.assert_array_equal(Y, Y_eval)
+                    np.testing.assert_allclose(layer.backward(dY), dX_eval, rtol=rtol, atol=rtol)
+                    for key, grad in grads.items():
+                        np.testing.assert_allclose(layer.gradients[key], grad, rtol=rtol, atol=rtol)
+        layer = BatchNorm(activation="gelu")
+        Y = layer.forward(X)
+        self.assertIn("S", layer.cache)
+        self.assertEqual(layer.backward(np.ones_like(Y)).shape, X.shape)
 
     def test_layers_share_one_activated_base(self):
         for cls in (FullyConnected, Conv2D, BatchNorm):

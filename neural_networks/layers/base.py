@@ -264,12 +264,13 @@ class ActivatedLayer(Layer):
       ``cache["Z"]`` and returns ``activation(Z)``, or, when the layer's own kernel already
       applied the activation's :attr:`~neural_networks.activations.Activation.fused_kernel` to
       its output (a layer fuses only kernels it knows, e.g. ``fused_kernel == "relu"``), only
-      the output as ``cache["Y"]`` -- one array and one pass fewer;
-    * :meth:`backward` turns ``dL/dY`` into ``dL/dZ`` with ``activation.backward(Z, dY)``, or
+      the output as ``cache["Y"]`` -- one array and one pass fewer; or, training with an
+      activation that has ``slope_with_forward``, its derivative ``f'(Z)`` as ``cache["S"]``;
+    * :meth:`backward` turns ``dL/dY`` into ``dL/dZ`` with ``activation.backward(Z, dY)``,
       ``activation.backward_from_output(Y, dY)`` when only ``Y`` was kept (every activation
-      with a fused kernel can compute its gradient from its output), and hands it to
-      :meth:`backward_preactivation`;
-    * :meth:`preactivation` is the last forward's ``Z`` (``None`` when only ``Y`` was kept), and
+      with a fused kernel can compute its gradient from its output), or ``dY * S``, and hands
+      it to :meth:`backward_preactivation`;
+    * :meth:`preactivation` is the last forward's ``Z`` (``None`` when ``Y`` or ``S`` was kept), and
       :meth:`backward_preactivation` the backward pass from ``dL/dZ``: a model ending in softmax
       with a cross-entropy loss computes ``dL/dZ`` from ``Z`` directly and stably.
 
@@ -281,17 +282,26 @@ class ActivatedLayer(Layer):
     def _activate(self, Z: np.ndarray, fused: bool = False) -> np.ndarray:
         """The layer's output for pre-activation ``Z``, caching what :meth:`backward` needs.
         ``fused``: ``Z`` already went through the activation's fused kernel (it is the output)."""
+        for key in ("Z", "Y", "S"):
+            self.cache.pop(key, None)
         if fused:
-            self.cache.pop("Z", None)
             self.cache["Y"] = Z
             return Z
-        self.cache.pop("Y", None)
+        if self.training and self.activation.slope_with_forward:
+            Y, self.cache["S"] = self.activation.forward_with_slope(Z)
+            return Y
         self.cache["Z"] = Z
         return self.activation(Z)
 
+    def _kept(self) -> np.ndarray:
+        """The array the last forward pass kept for the activation's gradient (``Z``, ``Y`` or
+        ``S``): of the pre-activation's shape and dtype."""
+        return next(self.cache[key] for key in ("Z", "Y", "S") if key in self.cache)
+
     def preactivation(self) -> np.ndarray | None:
         """The pre-activation ``Z`` of the last forward pass, or ``None`` when the layer applied
-        the activation's fused kernel itself and kept only the output (or has not run)."""
+        the activation's fused kernel itself and kept only the output, kept the activation's
+        derivative instead (or has not run)."""
         return self.cache.get("Z")
 
     def backward(self, dLdY: np.ndarray) -> np.ndarray:
@@ -299,6 +309,10 @@ class ActivatedLayer(Layer):
             Y = self.cache["Y"]
             dLdY = self._check_grad_shape(dLdY, Y.shape)
             return self._backward_from_output(Y, dLdY.astype(Y.dtype, copy=False))
+        if "S" in self.cache:  # the derivative kept by forward_with_slope
+            S = self.cache["S"]
+            dLdZ = self._check_grad_shape(dLdY, S.shape).astype(S.dtype, copy=False) * S
+            return self._backward_temporary(dLdZ, owned=True)
         Z = self.cache["Z"]
         dLdY = self._check_grad_shape(dLdY, Z.shape).astype(Z.dtype, copy=False)
         dLdZ = self.activation.backward(Z, dLdY)

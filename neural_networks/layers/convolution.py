@@ -123,7 +123,7 @@ class Conv2D(_ParametricLayer):
         return self._conv_backward(dLdY, relu_output=Y)
 
     def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
-        dtype = (self.cache["Y"] if "Y" in self.cache else self.cache["Z"]).dtype
+        dtype = self._kept().dtype
         return self._conv_backward(dLdZ.astype(dtype, copy=False))
 
     def _conv_backward(self, dL: np.ndarray, relu_output: np.ndarray | None = None) -> np.ndarray:

@@ -142,7 +142,7 @@ class BatchNorm(ActivatedLayer):
     def _backward(self, dLdZ: np.ndarray, overwrite: bool, relu_output: np.ndarray | None = None) -> np.ndarray:
         cache = self.cache
         X2 = cache["X"]
-        shape = cache["Y"].shape if "Y" in cache else cache["Z"].shape
+        shape = self._kept().shape
         c = shape[-1]
         dZ = np.asarray(dLdZ).astype(X2.dtype, copy=False).reshape(-1, c)
         if cache["mode"] == "train":
