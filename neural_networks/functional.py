@@ -488,6 +488,24 @@ def _conv2d_backward_images(dZ, W, cols, X, stride, pad, dX, need_db, relu_outpu
     return dW, db
 
 
+# ----------------------------------------------------------------------------- blocks in threads
+
+
+def _over_blocks(blocks: list, fn, work: int) -> list:
+    """``fn(run)`` for contiguous runs of ``blocks``, one run per thread of
+    :func:`parallel.map_batch` (``work``: its multiply-adds, below which one thread does all);
+    the results in block order."""
+    return parallel.map_batch(lambda a, b: fn(blocks[a:b]), len(blocks), work=work)
+
+
+def _in_order(parts: list) -> np.ndarray:
+    """The sum of per-thread partial sums, added in slice order (the same bits every run)."""
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
+
+
 # ----------------------------------------------------------------------------- pooling
 
 
@@ -511,7 +529,8 @@ def pool2d_forward(X: np.ndarray, kernel_shape, stride: int, pad: tuple[int, int
     block of images at a time. Average pooling divides by the full window size ``kh*kw``. Max
     pooling also records ``argmax (n, ho, wo, c)`` (uint8), the row-major window index of each
     window's first maximum (the last offset at which the running maximum strictly improved):
-    PyTorch sends the gradient of a tie there too.
+    PyTorch sends the gradient of a tie there too. The blocks are shared among the threads of
+    :func:`parallel.map_batch` (each writes its own images: the same bits for any count).
     """
     kh, kw = kernel_shape
     n, h, w, c = X.shape
@@ -520,12 +539,16 @@ def pool2d_forward(X: np.ndarray, kernel_shape, stride: int, pad: tuple[int, int
     X_pad = pad_nhwc(X, pad)
     Y = np.empty((n, ho, wo, c), dtype=X.dtype)
     argmax = None if mode == "average" else np.empty(Y.shape, dtype=np.uint8 if kh * kw <= 256 else np.uint16)
-    for block in _image_blocks(n, X_pad[0].nbytes):
-        views = [view for _, view in window_views(X_pad[block], kernel_shape, stride, (ho, wo))]
-        if mode == "average":
-            _average_block(views, Y[block], kh * kw)
-        else:
-            _max_block(views, Y[block], argmax[block])
+
+    def pool(run):
+        for block in run:
+            views = [view for _, view in window_views(X_pad[block], kernel_shape, stride, (ho, wo))]
+            if mode == "average":
+                _average_block(views, Y[block], kh * kw)
+            else:
+                _max_block(views, Y[block], argmax[block])
+
+    _over_blocks(_image_blocks(n, X_pad[0].nbytes), pool, work=Y.size * kh * kw * 4)
     return Y, (X_pad.shape, argmax)
 
 
@@ -569,24 +592,28 @@ def pool2d_backward(dY: np.ndarray, cache, kernel_shape, stride: int, pad: tuple
         dX_pad[:, :, wo * kw :] = 0
     else:
         dX_pad = np.zeros(padded_shape, dtype=dY.dtype)
-    for block in _image_blocks(dY.shape[0], dX_pad[0].nbytes):
-        views = [view for _, view in window_views(dX_pad[block], kernel_shape, stride, (ho, wo))]
-        dY_block = dY[block]
-        if mode == "average":
-            share = dY_block * dY.dtype.type(1.0 / (kh * kw))
-            for view in views:
+
+    def unpool(run):
+        for block in run:
+            views = [view for _, view in window_views(dX_pad[block], kernel_shape, stride, (ho, wo))]
+            dY_block = dY[block]
+            if mode == "average":
+                share = dY_block * dY.dtype.type(1.0 / (kh * kw))
+                for view in views:
+                    if tiles:
+                        view[...] = share
+                    else:
+                        view += share
+                continue
+            hit = np.empty(dY_block.shape, dtype=bool)
+            for k, view in enumerate(views):
+                np.equal(argmax[block], k, out=hit)
                 if tiles:
-                    view[...] = share
+                    np.multiply(dY_block, hit, out=view)
                 else:
-                    view += share
-            continue
-        hit = np.empty(dY_block.shape, dtype=bool)
-        for k, view in enumerate(views):
-            np.equal(argmax[block], k, out=hit)
-            if tiles:
-                np.multiply(dY_block, hit, out=view)
-            else:
-                view += dY_block * hit
+                    view += dY_block * hit
+
+    _over_blocks(_image_blocks(dY.shape[0], dX_pad[0].nbytes), unpool, work=dY.size * kh * kw * 3)
     return _unpad(dX_pad, pad)
 
 
@@ -622,33 +649,49 @@ def _row_blocks(M: int, c: int) -> list[slice]:
 def batchnorm_train_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, relu: bool = False):
     """``X (M, c) -> Z (M, c), mean (1, c), inv_std (1, c), var (1, c)`` with batch statistics
     (``var`` is the biased variance used for normalising), ``Z = X * scale + shift``, rectified
-    (``max(Z, 0)``) with ``relu``. Sums and the map work a cache-sized block of rows at a time."""
+    (``max(Z, 0)``) with ``relu``. Sums and the map work a cache-sized block of rows at a time,
+    the blocks shared among the threads of :func:`parallel.map_batch` (partial sums added in
+    order)."""
     M, c = X.shape
     dtype = X.dtype
     blocks = _row_blocks(M, c)
-    total, squares = np.zeros(c), np.zeros(c)
-    ones = np.ones(blocks[0].stop, dtype=dtype)
-    for block in blocks:
-        Xb = X[block]
-        total += ones[: Xb.shape[0]] @ Xb
-        squares += np.einsum("ij,ij->j", Xb, Xb)
+
+    def moments(run):
+        total, squares = np.zeros(c), np.zeros(c)
+        ones = np.ones(blocks[0].stop, dtype=dtype)
+        for block in run:
+            Xb = X[block]
+            total += ones[: Xb.shape[0]] @ Xb
+            squares += np.einsum("ij,ij->j", Xb, Xb)
+        return np.stack([total, squares])
+
+    total, squares = _in_order(_over_blocks(blocks, moments, work=2 * M * c))
     mean = total / M
     var = np.maximum(squares / M - mean * mean, 0.0)
     if not _one_pass_safe(mean, var):  # centre first, so the variance suffers no cancellation
-        var = np.zeros(c)
-        for block in blocks:
-            centred = X[block] - mean.astype(dtype)
-            var += np.einsum("ij,ij->j", centred, centred)
-        var /= M
+        mean_ = mean.astype(dtype)
+
+        def centred_squares(run):
+            part = np.zeros(c)
+            for block in run:
+                centred = X[block] - mean_
+                part += np.einsum("ij,ij->j", centred, centred)
+            return part
+
+        var = _in_order(_over_blocks(blocks, centred_squares, work=2 * M * c)) / M
     inv_std = 1.0 / np.sqrt(var + eps)
     scale = gamma.reshape(-1) * inv_std
     scale_, shift_ = scale.astype(dtype), (beta.reshape(-1) - mean * scale).astype(dtype)
     Z = np.empty_like(X)
-    for block in blocks:
-        Zb = np.multiply(X[block], scale_, out=Z[block])
-        Zb += shift_
-        if relu:
-            np.maximum(Zb, 0, out=Zb)
+
+    def normalise(run):
+        for block in run:
+            Zb = np.multiply(X[block], scale_, out=Z[block])
+            Zb += shift_
+            if relu:
+                np.maximum(Zb, 0, out=Zb)
+
+    _over_blocks(blocks, normalise, work=2 * M * c)
     as_row = lambda v: v.reshape(1, -1).astype(dtype)  # noqa: E731
     return Z, as_row(mean), as_row(inv_std), as_row(var)
 
@@ -671,25 +714,31 @@ def batchnorm_train_backward(
     computed as ``a * dZ + b * X + c`` with per-column ``a, b, c``. With ``relu_output`` (the
     rectified output ``Y`` of a ``relu=True`` forward pass) ``dZ`` is the gradient of ``Y`` and is
     masked by ``Y > 0`` first. With ``overwrite_dZ`` the caller's ``dZ`` (a temporary) becomes
-    ``dX``. Two phases over cache-sized blocks of rows: the (masked) gradient and its sums, then ``dX``.
+    ``dX``. Two phases over cache-sized blocks of rows, shared among the threads of
+    :func:`parallel.map_batch`: the (masked) gradient and its sums, then ``dX``.
     """
     M, c = dZ.shape
     dtype = dZ.dtype
     blocks = _row_blocks(M, c)
     mean_ = mean.reshape(-1).astype(dtype)
     G = dZ if overwrite_dZ else np.empty_like(dZ)  # the (masked) gradient, then dX, in place
-    scratch = np.empty((blocks[0].stop, c), dtype=dtype)
-    ones = np.ones(blocks[0].stop, dtype=dtype)
-    dbeta, centred_dot = np.zeros(c), np.zeros(c)
-    for block in blocks:
-        Gb = G[block]
-        if relu_output is not None:
-            np.multiply(dZ[block], relu_output[block] > 0, out=Gb)
-        elif not overwrite_dZ:
-            np.copyto(Gb, dZ[block])
-        centred = np.subtract(X[block], mean_, out=scratch[: Gb.shape[0]])
-        dbeta += ones[: Gb.shape[0]] @ Gb
-        centred_dot += np.einsum("ij,ij->j", Gb, centred)  # sum(dZ * (X - mean))
+
+    def sums(run):
+        scratch = np.empty((blocks[0].stop, c), dtype=dtype)
+        ones = np.ones(blocks[0].stop, dtype=dtype)
+        dbeta, centred_dot = np.zeros(c), np.zeros(c)
+        for block in run:
+            Gb = G[block]
+            if relu_output is not None:
+                np.multiply(dZ[block], relu_output[block] > 0, out=Gb)
+            elif not overwrite_dZ:
+                np.copyto(Gb, dZ[block])
+            centred = np.subtract(X[block], mean_, out=scratch[: Gb.shape[0]])
+            dbeta += ones[: Gb.shape[0]] @ Gb
+            centred_dot += np.einsum("ij,ij->j", Gb, centred)  # sum(dZ * (X - mean))
+        return np.stack([dbeta, centred_dot])
+
+    dbeta, centred_dot = _in_order(_over_blocks(blocks, sums, work=3 * M * c))
     inv_std64 = inv_std.reshape(-1).astype(np.float64)
     mean64 = mean.reshape(-1).astype(np.float64)
     dgamma = centred_dot * inv_std64
@@ -697,11 +746,16 @@ def batchnorm_train_backward(
     b = -a * inv_std64 * dgamma / M
     c_ = (-b * mean64 - a * dbeta / M).astype(dtype)
     a, b = a.astype(dtype), b.astype(dtype)
-    for block in blocks:
-        Gb = G[block]
-        Gb *= a
-        Gb += np.multiply(X[block], b, out=scratch[: Gb.shape[0]])
-        Gb += c_
+
+    def input_gradient(run):
+        scratch = np.empty((blocks[0].stop, c), dtype=dtype)
+        for block in run:
+            Gb = G[block]
+            Gb *= a
+            Gb += np.multiply(X[block], b, out=scratch[: Gb.shape[0]])
+            Gb += c_
+
+    _over_blocks(blocks, input_gradient, work=3 * M * c)
     as_row = lambda v: v.reshape(1, -1).astype(dtype)  # noqa: E731
     return G, as_row(dgamma), as_row(dbeta)
 

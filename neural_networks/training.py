@@ -1,6 +1,6 @@
 """The fit loop: epochs of mini-batch steps, validation, and the callbacks around them.
 
-``fit(model, dataset, epochs, callbacks=None, verbose=1, initial_epoch=0) -> History`` trains
+``fit(model, dataset, epochs, callbacks=None, verbose=1, initial_epoch=0, prefetch=2) -> History`` trains
 ``model`` on ``dataset.train`` for the epochs ``initial_epoch .. epochs - 1`` (as in Keras,
 ``epochs`` is the index of the last epoch, so a resumed run passes the same ``epochs`` and the
 epoch it stopped at). Each epoch:
@@ -9,7 +9,8 @@ epoch it stopped at). Each epoch:
    the epoch number alone, so a run resumed at an epoch boundary continues exactly as an
    uninterrupted one would;
 2. runs one ``model.train_step`` per batch (one parallel region per step), with the learning
-   rate schedule at the fractional epoch ``epoch + b / n_batches``;
+   rate schedule at the fractional epoch ``epoch + b / n_batches``, while a background thread
+   prepares the next ``prefetch`` batches (:mod:`neural_networks.prefetch`);
 3. evaluates on ``dataset.validate`` when it holds examples;
 4. hands the epoch's logs to the callbacks, then stops if one set ``model.stop_training``.
 
@@ -23,6 +24,7 @@ included), so that what a checkpoint saves includes every other callback's work 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -30,6 +32,7 @@ import numpy as np
 
 from . import allocator
 from .callbacks import Callback, CallbackList, History, ModelCheckpoint, ProgressBar
+from .prefetch import Prefetch
 
 __all__ = ["fit", "check_epochs", "epoch_count", "epoch_batches"]
 
@@ -112,12 +115,25 @@ def _seed_epoch(model, dataset, epoch: int) -> None:
             layer.rng = np.random.default_rng([int(model.seed), i, epoch, 1])
 
 
-def fit(model, dataset, epochs: int | float, callbacks=None, verbose: int = 1, initial_epoch: int = 0) -> History:
+def _batches(train, limit: int, prefetch: int):
+    """``train``'s batches for one epoch, ``prefetch`` ahead in a background thread (a context
+    manager; 0: the loader itself, unchanged)."""
+    if prefetch == 0:
+        return contextlib.nullcontext(train)
+    return Prefetch(train, limit=limit, depth=prefetch)
+
+
+def fit(
+    model, dataset, epochs: int | float, callbacks=None, verbose: int = 1, initial_epoch: int = 0, prefetch: int = 2
+) -> History:
     """Train ``model`` on ``dataset`` for epochs ``initial_epoch .. epochs - 1``; returns the
     :class:`History` (see the module docstring). A fractional ``epochs`` ends with a partial epoch
     (:func:`epoch_batches`), logged as an epoch of its own. ``verbose``: 0 silent, 1 a progress
     bar per epoch and a summary line. An output layer built with ``n_out=None`` is sized from the
-    data set first."""
+    data set first. ``prefetch``: training batches prepared ahead in a background thread
+    (:class:`~neural_networks.prefetch.Prefetch`; the same batches in the same order), 0 for none."""
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+        raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
     epochs = check_epochs(epochs)
     initial_epoch = _check_epoch(initial_epoch, "initial_epoch")
     allocator.apply_default()  # keep each step's freed temporaries for the next (see allocator.py)
@@ -147,19 +163,21 @@ def fit(model, dataset, epochs: int | float, callbacks=None, verbose: int = 1, i
         callbacks.on_epoch_begin(epoch, {})
         total_loss, correct, count = 0.0, 0, 0
         batches = epoch_batches(epochs, epoch, n_batches)
-        for b, (X, Y) in enumerate(train):
-            if b == batches:
-                break
-            if batch_begin:
-                callbacks.on_train_batch_begin(b, {})
-            # Schedules see fractional epochs so that cosine / one-cycle move every step.
-            loss, hits = model.train_step(X, Y, epoch + b / n_batches)
-            m = Y.shape[0]
-            total_loss += loss * m
-            correct += hits
-            count += m
-            if batch_end:
-                callbacks.on_train_batch_end(b, {"loss": loss, "accuracy": correct / count})
+        # the loop below asks for one batch more than it trains (then stops): so does the prefetcher
+        with _batches(train, batches + 1, prefetch) as loader:
+            for b, (X, Y) in enumerate(loader):
+                if b == batches:
+                    break
+                if batch_begin:
+                    callbacks.on_train_batch_begin(b, {})
+                # Schedules see fractional epochs so that cosine / one-cycle move every step.
+                loss, hits = model.train_step(X, Y, epoch + b / n_batches)
+                m = Y.shape[0]
+                total_loss += loss * m
+                correct += hits
+                count += m
+                if batch_end:
+                    callbacks.on_train_batch_end(b, {"loss": loss, "accuracy": correct / count})
         logs = {"loss": float(total_loss / max(count, 1)), "accuracy": correct / max(count, 1)}
         if has_validation:
             callbacks.on_test_begin({})

@@ -203,6 +203,71 @@ class TestConvolutionSlices(unittest.TestCase):
 
 
 @unittest.skipIf(BLAS is None, "no controllable BLAS (threadpoolctl cannot see numpy's BLAS)")
+class TestMemoryBoundSlices(unittest.TestCase):
+    """Batch norm and pooling share their cache-sized blocks among threads: in 1-4 threads, with
+    blocks small enough that every thread gets several (an uneven last one too), batch norm
+    matches the direct float64 formulas and pooling gives the same bits as one thread."""
+
+    def test_batchnorm_in_threads(self):
+        rng = np.random.default_rng(5)
+        M, c = 203, 6
+        X = rng.standard_normal((M, c)) * 3 + 1
+        dZ = rng.standard_normal((M, c))
+        gamma, beta = rng.standard_normal((1, c)), rng.standard_normal((1, c))
+        mean, var = X.mean(axis=0), X.var(axis=0)
+        xhat = (X - mean) / np.sqrt(var + 1e-5)
+        Z_ref = np.maximum(xhat * gamma + beta, 0)
+        G = dZ * (Z_ref > 0)
+        dX_ref = gamma / np.sqrt(var + 1e-5) * (G - G.mean(axis=0) - xhat * (G * xhat).mean(axis=0))
+        for threads, shifted in itertools.product((1, 2, 3, 4), (False, True)):
+            X_in = X + 1e4 if shifted else X  # a large mean takes the two-pass variance
+            with self.subTest(threads=threads, shifted=shifted), forced(threads):
+                with mock.patch.object(F, "BATCHNORM_BLOCK", 7 * c):  # 29 blocks of 7 rows
+                    Z, mean_, inv_std, _ = F.batchnorm_train_forward(X_in, gamma, beta, 1e-5, relu=True)
+                    dX, dgamma, dbeta = F.batchnorm_train_backward(dZ, X_in, mean_, inv_std, gamma, relu_output=Z)
+                np.testing.assert_allclose(Z, Z_ref, rtol=1e-7, atol=1e-9)
+                np.testing.assert_allclose(dX, dX_ref, rtol=1e-7, atol=1e-9)
+                np.testing.assert_allclose(dbeta.ravel(), G.sum(axis=0), rtol=1e-10)
+                np.testing.assert_allclose(dgamma.ravel(), (G * xhat).sum(axis=0), rtol=1e-7, atol=1e-9)
+
+    def test_batchnorm_same_thread_count_same_bits(self):
+        rng = np.random.default_rng(6)
+        X = rng.standard_normal((300, 8)).astype(np.float32)
+        dZ = rng.standard_normal((300, 8)).astype(np.float32)
+        gamma, beta = np.ones((1, 8), np.float32), np.zeros((1, 8), np.float32)
+        runs = []
+        for _ in range(2):
+            with forced(2), mock.patch.object(F, "BATCHNORM_BLOCK", 40):
+                Z, mean, inv_std, var = F.batchnorm_train_forward(X, gamma, beta, 1e-5)
+                runs.append((Z, mean, var, *F.batchnorm_train_backward(dZ, X, mean, inv_std, gamma)))
+        for a, b in zip(*runs):
+            np.testing.assert_array_equal(a, b)
+
+    def test_pooling_in_threads_gives_the_same_bits(self):
+        rng = np.random.default_rng(7)
+        X = rng.standard_normal((11, 9, 9, 3)).astype(np.float32)
+        X[0, :2, :2, 0] = 1.0  # a tie: the gradient goes to the first maximum
+        cases = [((2, 2), 2, (0, 0), "max"), ((3, 3), 2, (1, 1), "max"), ((2, 2), 2, (0, 0), "average")]
+        for kernel, stride, pad, mode in cases:
+            results = {}
+            for threads in (1, 2, 3, 4):
+                with forced(threads), mock.patch.object(F, "POOL_BLOCK_BYTES", X[0].nbytes * 2):  # 2 images
+                    Y, cache = F.pool2d_forward(X, kernel, stride, pad, mode)
+                    dY = np.arange(Y.size, dtype=np.float32).reshape(Y.shape) / Y.size
+                    results[threads] = (Y, F.pool2d_backward(dY, cache, kernel, stride, pad, mode))
+            for threads in (2, 3, 4):
+                with self.subTest(kernel=kernel, mode=mode, threads=threads):
+                    for one, other in zip(results[1], results[threads]):
+                        np.testing.assert_array_equal(one, other)
+            Y, dX = results[1]
+            if mode == "max" and pad == (0, 0):  # against a reshape of the tiles, and the tie
+                tiles = X[:, :8, :8].reshape(11, 4, 2, 4, 2, 3)
+                np.testing.assert_array_equal(Y, tiles.max(axis=(2, 4)))
+                self.assertEqual(dX[0, 0, 1, 0], 0.0)
+                self.assertEqual(dX[0, 0, 0, 0], dY[0, 0, 0, 0])
+
+
+@unittest.skipIf(BLAS is None, "no controllable BLAS (threadpoolctl cannot see numpy's BLAS)")
 class TestModelSteps(unittest.TestCase):
     """Training steps of a small CNN (conv+ReLU, conv, batch norm, pooling, dense) in one thread and
     in two end with the same parameters up to float32 rounding; BLAS threads are restored."""

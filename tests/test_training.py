@@ -285,3 +285,78 @@ class TestFractionalRuns(unittest.TestCase):
                 run_experiment({**config, "epochs": 3}, out_dir=tmp, verbose=0, resume=True)
             again = run_experiment(config, out_dir=tmp, verbose=0, resume=True)  # nothing left to train
             self.assertEqual(again["epochs"], 2)
+
+
+class _Counting:
+    """An iterable of ``0 .. n - 1`` that records how many items were taken from it, and may raise
+    at one of them."""
+
+    def __init__(self, n, fail_at=None):
+        self.n, self.fail_at, self.taken = n, fail_at, 0
+
+    def __iter__(self):
+        for i in range(self.n):
+            if i == self.fail_at:
+                raise RuntimeError(f"item {i} is broken")
+            self.taken += 1
+            yield i
+
+
+class TestPrefetch(unittest.TestCase):
+    """Batches prepared in a background thread: the same items in the same order, at most
+    ``limit`` taken, errors raised at their place, the thread gone after an early stop."""
+
+    def test_same_items_in_order_and_the_limit(self):
+        from neural_networks.prefetch import Prefetch
+
+        for depth in (1, 2, 5):
+            with Prefetch(range(50), depth=depth) as items:
+                self.assertEqual(list(items), list(range(50)))
+        source = _Counting(10)
+        with Prefetch(source, limit=4) as items:
+            self.assertEqual(list(items), [0, 1, 2, 3])
+        self.assertEqual(source.taken, 4)
+        for bad in (0, -1, 1.5, True):
+            with self.assertRaisesRegex(ValueError, "depth must be a positive int"):
+                Prefetch([], depth=bad)
+        with self.assertRaisesRegex(ValueError, "limit must be None or an int >= 0"):
+            Prefetch([], limit=-1)
+
+    def test_an_error_is_raised_where_it_happened(self):
+        from neural_networks.prefetch import Prefetch
+
+        got = []
+        with self.assertRaisesRegex(RuntimeError, "item 3 is broken"), Prefetch(_Counting(10, fail_at=3)) as items:
+            for item in items:
+                got.append(item)
+        self.assertEqual(got, [0, 1, 2])
+
+    def test_an_early_stop_ends_the_thread_a_bounded_way_ahead(self):
+        import time
+
+        from neural_networks.prefetch import Prefetch
+
+        source = _Counting(1000)
+        prefetch = Prefetch(source, depth=2)
+        with self.assertRaises(KeyboardInterrupt), prefetch as items:
+            for item in items:
+                if item == 5:
+                    time.sleep(0.2)  # the producer fills the queue meanwhile, then waits
+                    raise KeyboardInterrupt
+        self.assertFalse(prefetch._thread.is_alive())
+        self.assertLessEqual(source.taken, 5 + 1 + 2 + 1)  # the item in use, the queue, one being made
+
+    def test_fit_with_and_without_prefetch_trains_the_same(self):
+        results = []
+        for prefetch in (0, 1, 3):
+            data = initialize_dataset("iris", batch_size=16, seed=0)
+            model = mlp(seed=4, dropout=True)
+            history = fit(model, data, epochs=2.5, verbose=0, prefetch=prefetch)
+            results.append((history["loss"], [layer.parameters.get("W") for layer in model.layers]))
+        for loss, weights in results[1:]:
+            self.assertEqual(loss, results[0][0])
+            for a, b in zip(weights, results[0][1]):
+                if a is not None:
+                    np.testing.assert_array_equal(a, b)
+        with self.assertRaisesRegex(ValueError, "prefetch must be an int >= 0"):
+            fit(mlp(), iris(), epochs=1, verbose=0, prefetch=-1)
