@@ -2,7 +2,13 @@
 PyTorch CPU, fed by the same loader in the same batch order.
 
     .venv/bin/python benchmarks/torch_reference.py configs/cifar10_cnn.yaml [--epochs 1] [--rounds 1]
-        [--threads K] [--set key=value ...] [--json PATH]
+        [--threads K] [--set key=value ...] [--json PATH] [--test] [--only ours|torch]
+
+``--epochs`` may be fractional (``3.8``: a partial last epoch, as the fit loop trains it).
+``--test`` compares whole runs as well: each side's training time, its test accuracy with the
+config's test-time augmentation (``evaluation.tta``) and without, and (with ``--only torch``)
+the process's peak memory. ``--only`` runs one side, e.g. the torch side of a run already trained
+through the command line.
 
 Ours: ``python -m neural_networks train CONFIG --epochs E`` in a child process (what a user runs);
 the epoch time is the ``seconds`` column of the run's ``metrics.csv`` (the training batches plus
@@ -45,8 +51,10 @@ import numpy as np
 from tests import torch_oracles as O
 
 
-def our_epochs(config_path: str, overrides: list[str], epochs: int, threads: int) -> tuple[list[float], dict]:
-    """Train through the CLI in a child process; ``(seconds per epoch, last epoch's metrics)``."""
+def our_epochs(config_path: str, overrides: list[str], epochs: float, threads: int) -> tuple[list[float], dict]:
+    """Train through the CLI in a child process; ``(seconds per epoch, metrics)``: the last epoch's
+    loss and validation accuracy, and the run's ``train_seconds``, ``test_accuracy`` and
+    ``test_accuracy_no_tta`` from its ``metrics.json``."""
     with tempfile.TemporaryDirectory() as out:
         args = [sys.executable, "-m", "neural_networks", "train", config_path, "--epochs", str(epochs)]
         args += ["--out", out, "--quiet", "--set", "name=bench"] + [a for o in overrides for a in ("--set", o)]
@@ -54,7 +62,11 @@ def our_epochs(config_path: str, overrides: list[str], epochs: int, threads: int
         subprocess.run(args, cwd=C.ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         with open(Path(out) / "bench" / "metrics.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-    return [float(r["seconds"]) for r in rows], {k: _figure(rows[-1][k]) for k in ("loss", "val_accuracy")}
+        final = json.loads((Path(out) / "bench" / "metrics.json").read_text())
+    metrics = {k: _figure(rows[-1][k]) for k in ("loss", "val_accuracy")}
+    for key in ("train_seconds", "test_accuracy", "test_accuracy_no_tta"):
+        metrics[key] = final.get(key)
+    return [float(r["seconds"]) for r in rows], metrics
 
 
 def _figure(cell: str) -> str:
@@ -191,12 +203,12 @@ class _TorchCallbacks:
     steps, decay ``decay * (t / T) ** 3``, the weights set to them after the last epoch).
     ``early_stopping`` and ``model_checkpoint`` change nothing within the timed epochs."""
 
-    def __init__(self, config: dict, model, net, epochs: int, steps: int, torch) -> None:
+    def __init__(self, config: dict, model, net, total_steps: int, torch) -> None:
         from neural_networks.callbacks import CALLBACKS, initialize_callback
 
         self.freezes, self.lookahead, self.torch = [], None, torch
         self.tensors = {(id(layer), name): tensor for layer, name, tensor in _torch_parameters(model, net)}
-        self.model, self.net, self.total, self.steps = model, net, epochs * steps, 0
+        self.model, self.net, self.total, self.steps = model, net, total_steps, 0
         for entry in config.get("callbacks") or ():
             entry = dict(entry)
             name = CALLBACKS.canonical(entry.pop("name"))
@@ -236,10 +248,12 @@ class _TorchCallbacks:
             self._pull(1.0)
 
 
-def torch_epochs(config: dict, epochs: int, torch) -> tuple[list[float], dict]:
-    """Train the config's recipe in PyTorch; ``(seconds per epoch, last epoch's metrics)``."""
+def torch_epochs(config: dict, epochs: float, torch, test: bool = False) -> tuple[list[float], dict]:
+    """Train the config's recipe in PyTorch; ``(seconds per epoch, metrics)``: the last epoch's
+    loss and validation accuracy and, with ``test``, the training time and the test accuracy
+    with the config's test-time augmentation and without."""
     from neural_networks.experiment import build_dataset, build_model
-    from neural_networks.training import _seed_epoch
+    from neural_networks.training import _seed_epoch, epoch_batches, epoch_count
 
     TF = torch.nn.functional
     dataset = build_dataset(config)
@@ -253,24 +267,20 @@ def torch_epochs(config: dict, epochs: int, torch) -> tuple[list[float], dict]:
     optimizer = _torch_optimizer(torch, model, net, model.optimizer)
     smoothing = getattr(model.loss, "label_smoothing", 0.0)
 
-    def tensors(X, Y):
-        x = torch.from_numpy(X).permute(0, 3, 1, 2).contiguous() if X.ndim == 4 else torch.from_numpy(X)
-        labels = Y.argmax(axis=1) if Y.ndim == 2 else Y
-        return x, torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
-
     seconds, metrics = [], {}
     n_batches = max(len(dataset.train), 1)
-    callbacks = _TorchCallbacks(config, model, net, epochs, n_batches, torch)
-    for epoch in range(epochs):
+    counts = [epoch_batches(epochs, e, n_batches) for e in range(epoch_count(epochs))]
+    callbacks = _TorchCallbacks(config, model, net, sum(counts), torch)
+    for epoch, batches in enumerate(counts):
         _seed_epoch(model, dataset, epoch)  # the loader's shuffling and augmentation for this epoch
         callbacks.epoch_begin(epoch)
         net.train()
         started = time.perf_counter()
         total, count = 0.0, 0
-        for b, (X, Y) in enumerate(dataset.train):
+        for b, (X, Y) in zip(range(batches), dataset.train):
             for group in optimizer.param_groups:
                 group["lr"] = group["schedule"](epoch + b / n_batches) * group["lr_multiplier"]
-            x, y = tensors(X, Y)
+            x, y = _tensors(torch, X, Y)
             optimizer.zero_grad(set_to_none=True)
             loss = TF.cross_entropy(net(x), y, label_smoothing=smoothing)
             loss.backward()
@@ -278,56 +288,123 @@ def torch_epochs(config: dict, epochs: int, torch) -> tuple[list[float], dict]:
             callbacks.batch_end()
             total += float(loss.detach()) * len(y)
             count += len(y)
-        if epoch + 1 == epochs:
+        if epoch + 1 == len(counts):
             callbacks.train_end()
         net.eval()
-        correct = seen = 0
         validate = getattr(dataset, "validate", None)
-        with torch.no_grad():
-            for X, Y in validate if validate is not None and validate.n_examples else ():
-                x, y = tensors(X, Y)
-                correct += int((net(x).argmax(1) == y).sum())
-                seen += len(y)
+        accuracy = _torch_accuracy(torch, net, validate) if validate is not None and validate.n_examples else None
         seconds.append(time.perf_counter() - started)
-        metrics = {"loss": f"{total / max(count, 1):.4f}", "val_accuracy": f"{correct / seen:.4f}" if seen else "-"}
+        metrics = {
+            "loss": f"{total / max(count, 1):.4f}",
+            "val_accuracy": "-" if accuracy is None else f"{accuracy:.4f}",
+        }
+    if test:
+        tta = (config.get("evaluation") or {}).get("tta", "none")
+        metrics["train_seconds"] = round(sum(seconds), 2)
+        metrics["test_accuracy"] = _torch_accuracy(torch, net, dataset.test, tta)
+        metrics["test_accuracy_no_tta"] = _torch_accuracy(torch, net, dataset.test)
     return seconds, metrics
+
+
+def _tensors(torch, X, Y):
+    """A batch in torch's layout: NCHW float images (or the flat rows) and integer labels."""
+    x = torch.from_numpy(X).permute(0, 3, 1, 2).contiguous() if X.ndim == 4 else torch.from_numpy(X)
+    labels = Y.argmax(axis=1) if Y.ndim == 2 else Y
+    return x, torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
+
+
+def _torch_accuracy(torch, net, loader, tta: str = "none") -> float:
+    """The fraction of ``loader``'s examples that ``net`` (in eval mode) classifies right, from
+    the softmax averaged over the test-time views of ``neural_networks.tta`` with their weights,
+    as ``NeuralNetwork.evaluate(tta=...)`` averages them."""
+    from neural_networks.tta import tta_views
+
+    augmenting = getattr(loader, "augmenting", False)
+    loader.augmenting = False
+    correct = seen = 0
+    try:
+        with torch.no_grad():
+            for X, Y in loader:
+                probabilities = 0
+                for weight, view in tta_views(X, tta):
+                    x, y = _tensors(torch, view, Y)
+                    probabilities = probabilities + weight * torch.softmax(net(x), dim=1)
+                correct += int((probabilities.argmax(1) == y).sum())
+                seen += len(y)
+    finally:
+        loader.augmenting = augmenting
+    return correct / max(seen, 1)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=float, default=1, help="may be fractional: a partial last epoch")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--test", action="store_true", help="also the test accuracy and training time of each run")
+    parser.add_argument("--only", choices=("ours", "torch"), help="run one side only")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args(argv)
 
     from neural_networks.config import load_valid_config
+    from neural_networks.training import check_epochs
 
+    epochs = check_epochs(int(args.epochs) if float(args.epochs).is_integer() else args.epochs)
     k, how, torch = C.setup_threads(args.threads)
     env = C.header(f"whole epochs of {args.config}: this library's CLI vs PyTorch CPU", k, how, torch)
-    config = load_valid_config(args.config, args.set + [f"epochs={args.epochs}"])
-    ours, theirs = [], []
+    config = load_valid_config(args.config, args.set + [f"epochs={epochs}"])
+    sides = {"ours (CLI)": ([], {}), "torch": ([], {})}
     for _ in range(args.rounds):
-        seconds, our_metrics = our_epochs(args.config, args.set, args.epochs, k)
-        ours += seconds
-        seconds, torch_metrics = torch_epochs(config, args.epochs, torch)
-        theirs += seconds
-    o, t = statistics.median(ours), statistics.median(theirs)
-    C.print_table(
-        ["side", "epoch s (median)", "spread", "epochs timed", "last epoch loss", "val accuracy"],
-        [
-            ["ours (CLI)", f"{o:.2f}", f"{C.spread(ours):.0%}", str(len(ours))] + list(our_metrics.values()),
-            ["torch", f"{t:.2f}", f"{C.spread(theirs):.0%}", str(len(theirs))] + list(torch_metrics.values()),
-        ],
-    )
-    print(f"\nratio ours/torch: {o / t:.2f}")
+        if args.only != "torch":
+            seconds, metrics = our_epochs(args.config, args.set, epochs, k)
+            sides["ours (CLI)"][0].extend(seconds)
+            sides["ours (CLI)"][1].update(metrics)
+        if args.only != "ours":
+            seconds, metrics = torch_epochs(config, epochs, torch, test=args.test)
+            sides["torch"][0].extend(seconds)
+            sides["torch"][1].update(metrics)
+    sides = {name: side for name, side in sides.items() if side[0]}
+    headers = ["side", "epoch s (median)", "spread", "epochs timed", "last epoch loss", "val accuracy"]
+    if args.test:
+        headers += ["train s (last run)", "test (TTA)", "test (no TTA)"]
+    rows = []
+    for name, (seconds, metrics) in sides.items():
+        row = [name, f"{statistics.median(seconds):.2f}", f"{C.spread(seconds):.0%}", str(len(seconds))]
+        row += [metrics["loss"], metrics["val_accuracy"]]
+        if args.test:
+            row += [_cell(metrics.get("train_seconds"), "{:.1f}"), _cell(metrics.get("test_accuracy"), "{:.2%}")]
+            row.append(_cell(metrics.get("test_accuracy_no_tta"), "{:.2%}"))
+        rows.append(row)
+    C.print_table(headers, rows)
+    if args.only == "torch":
+        print(f"\npeak memory of this process: {_peak_memory_mb():.0f} MB")
+    medians = {name: statistics.median(seconds) for name, (seconds, _) in sides.items()}
+    if len(medians) == 2:
+        print(f"\nratio ours/torch: {medians['ours (CLI)'] / medians['torch']:.2f}")
     if args.json:
-        result = {**env, "config": args.config, "overrides": args.set, "ours_seconds": ours, "torch_seconds": theirs}
-        result.update(ratio=o / t, ours_metrics=our_metrics, torch_metrics=torch_metrics)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        result = {**env, "config": args.config, "overrides": args.set, "epochs": epochs}
+        for name, key in (("ours (CLI)", "ours"), ("torch", "torch")):
+            if name in sides:
+                result[f"{key}_seconds"], result[f"{key}_metrics"] = sides[name]
+        if len(medians) == 2:
+            result["ratio"] = medians["ours (CLI)"] / medians["torch"]
+        from neural_networks.io import atomic_write
+
+        with atomic_write(args.json) as handle:
+            handle.write(json.dumps(result, indent=2))
     return 0
+
+
+def _cell(value, form: str) -> str:
+    return "-" if value is None else form.format(float(value))
+
+
+def _peak_memory_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 if __name__ == "__main__":
