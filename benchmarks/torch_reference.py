@@ -253,6 +253,7 @@ def torch_epochs(config: dict, epochs: float, torch, test: bool = False) -> tupl
     loss and validation accuracy and, with ``test``, the training time and the test accuracy
     with the config's test-time augmentation and without."""
     from neural_networks.experiment import build_dataset, build_model
+    from neural_networks.progress import progress_bar
     from neural_networks.training import _seed_epoch, epoch_batches, epoch_count
 
     TF = torch.nn.functional
@@ -277,7 +278,10 @@ def torch_epochs(config: dict, epochs: float, torch, test: bool = False) -> tupl
         net.train()
         started = time.perf_counter()
         total, count = 0.0, 0
-        for b, (X, Y) in zip(range(batches), dataset.train):
+        steps = progress_bar(
+            zip(range(batches), dataset.train), total=batches, desc=f"torch epoch {epoch + 1}", leave=False
+        )
+        for b, (X, Y) in steps:
             for group in optimizer.param_groups:
                 group["lr"] = group["schedule"](epoch + b / n_batches) * group["lr_multiplier"]
             x, y = _tensors(torch, X, Y)
