@@ -324,6 +324,7 @@ def train_step_case(torch, our_layers, batch, seed=0):
     labels = rng.integers(0, 10, batch)
     Y = np.eye(10, dtype=np.float32)[labels]
     model = NeuralNetwork(layers=our_layers, loss="cross_entropy", optimizer=SGD(lr=0.01, momentum=0.9), seed=seed)
+    model.fit_to_data([(X, Y)])  # a patch-whitening layer's filters, from this batch
     model.forward(X)  # creates the parameters (no update)
     net = O.torch_network(our_layers, X.shape[1:])
     O.copy_weights(our_layers, net)
@@ -412,6 +413,14 @@ def cases(torch, BatchNorm):
                 "train step configs/cifar10_fast.yaml",
                 "b128 32x32x3",
                 lambda: config_step_case(torch, "configs/cifar10_fast.yaml"),
+            )
+        )
+        out.append(
+            (
+                "airbench",
+                "train step configs/cifar10_airbench.yaml",
+                "b1000 32x32x3",
+                lambda: config_step_case(torch, "configs/cifar10_airbench.yaml"),
             )
         )
     return out
