@@ -4,11 +4,14 @@
     .venv/bin/python benchmarks/profile_step.py configs/cifar10_cnn.yaml --batch 64 --steps 20
 
 Builds the model of the config (random input of the config's image shape, random labels; no
-data set is loaded), runs ``--warmup`` steps, then times ``--steps`` training steps layer by
+data set is loaded; with ``--data``, the config's data set and its first training batches,
+augmented as in training), runs ``--warmup`` steps, then times ``--steps`` training steps layer by
 layer (forward, backward, and the optimizer update as a whole) and prints the median of each
 in milliseconds with its share of the step, and the minor page faults each took (memory the
 kernel had to map in: a large count means a buffer came fresh from the OS that step). Ours only; ``bench_layers.py`` compares with
 PyTorch. The layer timings sum to slightly more than an untimed step (the timer calls).
+``--epoch E`` applies the config's ``freeze`` callbacks as at the start of epoch ``E`` (airbench's
+whitening bias trains for the first epochs only, and a frozen first layer shortens the backward pass).
 """
 
 from __future__ import annotations
@@ -25,18 +28,19 @@ import numpy as np
 
 from neural_networks import allocator
 from neural_networks import functional as F
+from neural_networks.callbacks import CALLBACKS, FreezeParameters, initialize_callback
 from neural_networks.config import apply_overrides, load_config
-from neural_networks.experiment import build_model
+from neural_networks.experiment import build_dataset, build_model
 
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "fashion_mnist": (28, 28, 1), "iris": (4,)}
 
 
-def profile(model, X: np.ndarray, Y: np.ndarray, steps: int, warmup: int) -> list[tuple[str, list[tuple]]]:
-    """Time every layer's forward and backward, and the update, over ``steps`` steps:
-    ``[(what, [(milliseconds, minor page faults) per step]), ...]``."""
+def profile(model, batches, steps: int, warmup: int) -> list[tuple[str, list[tuple]]]:
+    """Time every layer's forward and backward, and the update, over ``steps`` steps, one
+    ``(X, Y)`` of ``batches`` each: ``[(what, [(milliseconds, minor page faults) per step]), ...]``."""
     names = [f"{i:2d} {layer.name}" for i, layer in enumerate(model.layers)]
     rows: dict[str, list[float]] = {}
-    for step in range(warmup + steps):
+    for step, (X, Y) in zip(range(warmup + steps), batches):
         with model.parallel_region():  # as NeuralNetwork.train_step runs a step
             times = _profile_step(model, names, X, Y)
         if step >= warmup:
@@ -90,28 +94,53 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--data", action="store_true", help="the config's data set instead of random input")
+    parser.add_argument("--epoch", type=int, default=0, help="apply the config's freeze callbacks as at this epoch")
     args = parser.parse_args(argv)
 
     config = apply_overrides(load_config(args.config), args.set)
-    batch = args.batch or config["data"].get("batch_size", 128)
-    shape = IMAGE_SHAPES.get(config["data"]["name"])
-    if shape is None:
-        parser.error(f"unknown image shape for data set {config['data']['name']!r}")
+    if args.batch:
+        config["data"]["batch_size"] = args.batch
+    batch = config["data"].get("batch_size", 128)
     allocator.apply_default()  # as training does
     model = build_model(config)
+    if args.data:
+        dataset = build_dataset(config)
+        model.size_output_layer(dataset)
+        model.fit_to_data(dataset.train)  # data-dependent initialisation (patch whitening), as fit does
+        batches = iter(dataset.train)
+        if len(dataset.train) < args.warmup + args.steps:
+            parser.error(f"the training split has {len(dataset.train)} batches; fewer steps, please")
+    else:
+        shape = IMAGE_SHAPES.get(config["data"]["name"])
+        if shape is None:
+            parser.error(f"unknown image shape for data set {config['data']['name']!r}")
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((batch, *shape)).astype(np.float32)
+        n_classes = model.layers[-1].n_out
+        Y = np.eye(n_classes, dtype=np.float32)[rng.integers(0, n_classes, batch)]
+        model.fit_to_data([(X, Y)])
+        batches = iter(lambda: (X, Y), None)
+    for entry in config.get("callbacks") or ():
+        entry = dict(entry)
+        name = CALLBACKS.canonical(entry.pop("name"))
+        if name != "freeze":
+            continue
+        callback = initialize_callback(name, **entry)
+        if isinstance(callback, FreezeParameters):
+            callback.set_model(model)
+            callback.on_epoch_begin(args.epoch)
     model.train_mode(True)
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((batch, *shape)).astype(np.float32)
-    n_classes = model.layers[-1].n_out
-    Y = np.eye(n_classes, dtype=np.float32)[rng.integers(0, n_classes, batch)]
-    model.fit_to_data([(X, Y)])  # data-dependent initialisation (patch whitening), as fit does
-    rows = profile(model, X, Y, args.steps, args.warmup)
+    rows = profile(model, batches, args.steps, args.warmup)
     medians = [
         (key, statistics.median(ms for ms, _ in values), statistics.median(f for _, f in values))
         for key, values in rows
     ]
     total = sum(ms for _, ms, _ in medians)
-    print(f"{args.config}: batch {batch}, median of {args.steps} steps, total {total:.1f} ms")
+    source = "the data set's batches" if args.data else "random input"
+    print(
+        f"{args.config}: batch {batch}, {source}, epoch {args.epoch}, median of {args.steps} steps, total {total:.1f} ms"
+    )
     print(f"  {'':<45s} {'time':>11s}  {'share':>7s}  {'page faults':>11s}")
     for key, ms, faults in medians:
         print(f"  {key:<45s} {ms:8.2f} ms  {100 * ms / total:5.1f} %  {faults:11.0f}")

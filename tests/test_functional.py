@@ -70,6 +70,55 @@ class TestIm2Col(unittest.TestCase):
         self.assertFalse(F.transposed_conv_applies((3, 3), 2, (1, 1)))
         self.assertFalse(F.transposed_conv_applies((3, 3), 1, (3, 3)))
 
+    def test_both_input_gradient_paths_match_a_loop(self):
+        """Stride-1 layers that widen a lot scatter ``dZ W^T`` (col2im); the others gather
+        patches of ``dZ``. Each path, chunk by chunk and with the fused ReLU, against a loop."""
+        self.assertTrue(F.gathers_input_gradient(64, 64))
+        self.assertTrue(F.gathers_input_gradient(24, 64))
+        self.assertFalse(F.gathers_input_gradient(64, 256))
+        self.assertFalse(F.gathers_input_gradient(3, F.SCATTER_MIN_FILTERS))
+        rng = np.random.default_rng(4)
+        f = F.SCATTER_MIN_FILTERS
+        cases = [  # (c, f, kernel, pad, stride): the first three scatter
+            (3, f, (3, 3), (1, 1), 1),
+            (16, f, (2, 3), (1, 0), 1),
+            (5, f, (3, 3), (0, 0), 1),
+            (f, f, (3, 3), (1, 1), 1),
+            (3, f, (3, 3), (1, 1), 2),
+        ]
+        saved = F.CHUNK_ROWS
+        try:
+            for (c, f_out, kernel, pad, stride), chunk_rows, relu in itertools.product(cases, (1, 1000), (False, True)):
+                with self.subTest(
+                    c=c, f=f_out, kernel=kernel, pad=pad, stride=stride, chunk_rows=chunk_rows, relu=relu
+                ):
+                    F.CHUNK_ROWS = chunk_rows  # 1: one image per chunk
+                    X = rng.standard_normal((3, 6, 5, c))
+                    W = rng.standard_normal((*kernel, c, f_out))
+                    Z, cache = F.conv2d_forward(X, W, None, stride, pad, relu=relu)
+                    dZ = rng.standard_normal(Z.shape)
+                    dX, _, _ = F.conv2d_backward(
+                        dZ, W, cache, stride, pad, need_db=False, relu_output=Z if relu else None
+                    )
+                    np.testing.assert_allclose(
+                        dX,
+                        _input_gradient_loop(dZ * (Z > 0) if relu else dZ, W, X.shape, stride, pad),
+                        rtol=1e-10,
+                        atol=1e-10,
+                    )
+        finally:
+            F.CHUNK_ROWS = saved
+
+
+def _input_gradient_loop(dZ, W, in_shape, stride, pad):
+    """``dL/dX`` of a cross-correlation, one kernel offset and output position at a time."""
+    n, h, w, c = in_shape
+    kh, kw = W.shape[:2]
+    dX_pad = np.zeros((n, h + 2 * pad[0], w + 2 * pad[1], c))
+    for r, s, i, j in itertools.product(range(dZ.shape[1]), range(dZ.shape[2]), range(kh), range(kw)):
+        dX_pad[:, r * stride + i, s * stride + j, :] += dZ[:, r, s, :] @ W[i, j].T
+    return dX_pad[:, pad[0] : pad[0] + h, pad[1] : pad[1] + w, :]
+
 
 class TestInferenceConvolution(unittest.TestCase):
     def test_backward_after_a_forward_without_kept_patches(self):
