@@ -4,7 +4,11 @@
    GFLOP/s = 2*m*n*k / seconds; then the three GEMMs each 3x3 conv layer needs, in the layouts
    the library's im2col kernel uses (forward ``cols @ W``, ``dW = cols.T @ dZ``,
    ``dcols = dZ @ W.T``), each best of several runs. Their summed time is the layer's "GEMM
-   bound": what a kernel that spends nothing outside the matrix products would take.
+   bound": what a kernel that spends nothing outside the matrix products would take. The same
+   three products through ``torch.mm`` (the BLAS torch is built with, MKL in the CPU wheels), on
+   the same operands, give torch's GEMM bound: where it is close to ours the BLAS is not what
+   separates the libraries, and where PyTorch's whole layer takes less than either bound its
+   convolution kernels (oneDNN's direct convolutions, no im2col) do.
 2. For each conv layer of the two CIFAR-10 networks (and the issue's target layer), the layer's
    FLOPs (forward ``2*N*Ho*Wo*kh*kw*Cin*Cout``, backward twice that: dW and dX) divided by the
    median time of our forward+backward, as GFLOP/s and as a fraction of the peak; the same for
@@ -42,17 +46,29 @@ def conv_gemms(n, h, w, cin, cout, k=3):
     return {"forward cols@W": (M, K, F), "dW cols.T@dZ": (K, M, F), "dX dZ@W.T": (M, F, K)}
 
 
-def time_conv_gemms(n, h, w, cin, cout, runs, rng):
-    """Best seconds of each of the layer's three GEMMs, with operands laid out as the library has them."""
+def time_conv_gemms(n, h, w, cin, cout, runs, rng, torch=None):
+    """Best seconds of each of the layer's three GEMMs, with operands laid out as the library has
+    them: ``{product: seconds}`` through numpy, and with ``torch`` a second dict of the same
+    products through ``torch.mm`` on the same memory (the transposes are views on both sides)."""
     M, K, F = n * h * w, 9 * cin, cout
     cols = rng.standard_normal((M, K), dtype=np.float32)
     W = rng.standard_normal((K, F), dtype=np.float32)
     dZ = rng.standard_normal((M, F), dtype=np.float32)
-    return {
+    ours = {
         "forward cols@W": best_time(lambda: cols @ W, runs),
         "dW cols.T@dZ": best_time(lambda: cols.T @ dZ, runs),
         "dX dZ@W.T": best_time(lambda: dZ @ W.T, runs),
     }
+    if torch is None:
+        return ours, None
+    tc, tW, tdZ = (torch.from_numpy(a) for a in (cols, W, dZ))
+    with torch.no_grad():
+        theirs = {
+            "forward cols@W": best_time(lambda: torch.mm(tc, tW), runs),
+            "dW cols.T@dZ": best_time(lambda: torch.mm(tc.t(), tdZ), runs),
+            "dX dZ@W.T": best_time(lambda: torch.mm(tdZ, tW.t()), runs),
+        }
+    return ours, theirs
 
 
 # (name, network, batch, h, w, cin, cout, activation): the activation the network puts after the
@@ -105,13 +121,14 @@ def main(argv=None) -> int:
     del A, B
 
     # GEMM shapes (m, k, n) of each distinct layer shape; several layers share shapes.
-    gemm_results, bound = [], {}
+    gemm_results, bound, torch_bound = [], {}, {}
     for name, _, nb, h, w, cin, cout, _ in layers:
         key = (nb, h, w, cin, cout)
         if key in bound:
             continue
-        times = time_conv_gemms(nb, h, w, cin, cout, args.runs, rng)
+        times, torch_times = time_conv_gemms(nb, h, w, cin, cout, args.runs, rng, torch)
         bound[key] = sum(times.values())
+        torch_bound[key] = sum(torch_times.values())
         for what, (m, kk, nn) in conv_gemms(nb, h, w, cin, cout).items():
             gemm_results.append(
                 {
@@ -122,6 +139,7 @@ def main(argv=None) -> int:
                     "n": nn,
                     "ms": times[what] * 1e3,
                     "gflops": 2 * m * kk * nn / times[what] / 1e9,
+                    "torch_mm_ms": torch_times[what] * 1e3,
                 }
             )
     # The peak: the fastest matmul measured, square or conv-shaped.
@@ -137,7 +155,7 @@ def main(argv=None) -> int:
     print()
     print(f"GEMMs of the conv layers (library layouts; best of {args.runs}):")
     C.print_table(
-        ["layer", "product", "(m x k) @ (k x n)", "ms", "GFLOP/s", "of peak"],
+        ["layer", "product", "(m x k) @ (k x n)", "ms", "GFLOP/s", "of peak", "torch.mm ms", "numpy/torch.mm"],
         [
             [
                 g["layer"],
@@ -146,6 +164,8 @@ def main(argv=None) -> int:
                 f"{g['ms']:.2f}",
                 f"{g['gflops']:.1f}",
                 f"{g['gflops'] / peak * 100:.0f}%",
+                f"{g['torch_mm_ms']:.2f}",
+                f"{g['ms'] / g['torch_mm_ms']:.2f}",
             ]
             for g in gemm_results
         ],
@@ -166,12 +186,14 @@ def main(argv=None) -> int:
         g_ours = flops / timing["ours_s"] / 1e9
         g_torch = flops / timing["torch_s"] / 1e9
         gemm_ms = bound[(nb, h, w, cin, cout)]
+        torch_gemm_ms = torch_bound[(nb, h, w, cin, cout)]
         rows.append(
             [
                 name,
                 f"b{nb} {h}x{w}x{cin} -> {cout} {act}",
                 f"{flops / 1e9:.2f}",
                 f"{gemm_ms * 1e3:.2f}",
+                f"{torch_gemm_ms * 1e3:.2f}",
                 C.fmt_ms(timing["ours_s"]),
                 f"{g_ours:.1f}",
                 f"{g_ours / peak * 100:.0f}%",
@@ -192,6 +214,7 @@ def main(argv=None) -> int:
                 "activation": act,
                 "gflop": flops / 1e9,
                 "gemm_bound_ms": gemm_ms * 1e3,
+                "torch_mm_bound_ms": torch_gemm_ms * 1e3,
                 "ours_ms": timing["ours_s"] * 1e3,
                 "torch_ms": timing["torch_s"] * 1e3,
                 "ours_gflops": g_ours,
@@ -215,6 +238,7 @@ def main(argv=None) -> int:
             "shape",
             "GFLOP",
             "GEMM-bound ms",
+            "torch.mm bound ms",
             "ours ms",
             "ours GFLOP/s",
             "ours of peak",
@@ -229,7 +253,8 @@ def main(argv=None) -> int:
     print()
     print(
         "GFLOP counts forward + backward (dW and dX) = 3 x 2*N*Ho*Wo*9*Cin*Cout, also for the first layer, "
-        "whose dX a training step does not need. GEMM-bound = the three GEMMs alone at the speeds above."
+        "whose dX a training step does not need. GEMM-bound = the three GEMMs alone at the speeds above; "
+        "torch.mm bound = the same three through torch's BLAS."
     )
     info["loadavg_end"] = C.load_average()
     print(f"load average at end {info['loadavg_end']}")
