@@ -304,13 +304,20 @@ def vgg_bn_layers(BatchNorm):
     return layers + [Flatten(), FullyConnected(10, activation="softmax")]
 
 
+def config_batch_size(path: str) -> int:
+    """The batch size of a shipped config (its data section's, else the loaders' default 128)."""
+    from neural_networks.config import load_config
+
+    return int(load_config(C.ROOT / path)["data"].get("batch_size", 128))
+
+
 def config_layers(path: str) -> tuple[list, int]:
     """Fresh layers of a shipped config's model and the config's batch size."""
     from neural_networks.config import load_config
     from neural_networks.layers import initialize_layer
 
     config = load_config(C.ROOT / path)
-    return [initialize_layer(**spec) for spec in config["model"]["layers"]], int(config["data"].get("batch_size", 128))
+    return [initialize_layer(**spec) for spec in config["model"]["layers"]], config_batch_size(path)
 
 
 def train_step_case(torch, our_layers, batch, seed=0):
@@ -411,7 +418,7 @@ def cases(torch, BatchNorm):
             (
                 "cifar10_fast",
                 "train step configs/cifar10_fast.yaml",
-                "b128 32x32x3",
+                f"b{config_batch_size('configs/cifar10_fast.yaml')} 32x32x3",
                 lambda: config_step_case(torch, "configs/cifar10_fast.yaml"),
             )
         )
@@ -419,7 +426,7 @@ def cases(torch, BatchNorm):
             (
                 "airbench",
                 "train step configs/cifar10_airbench.yaml",
-                "b1000 32x32x3",
+                f"b{config_batch_size('configs/cifar10_airbench.yaml')} 32x32x3",
                 lambda: config_step_case(torch, "configs/cifar10_airbench.yaml"),
             )
         )
