@@ -76,15 +76,15 @@ class TestIm2Col(unittest.TestCase):
         self.assertTrue(F.gathers_input_gradient(64, 64))
         self.assertTrue(F.gathers_input_gradient(24, 64))
         self.assertFalse(F.gathers_input_gradient(64, 256))
-        self.assertFalse(F.gathers_input_gradient(3, F.SCATTER_MIN_FILTERS))
+        self.assertFalse(F.gathers_input_gradient(6, F.SCATTER_MIN_FILTERS))
         rng = np.random.default_rng(4)
         f = F.SCATTER_MIN_FILTERS
-        cases = [  # (c, f, kernel, pad, stride): the first three scatter
-            (3, f, (3, 3), (1, 1), 1),
+        cases = [  # (c, f, kernel, pad, stride): the first three scatter (all wider than thin inputs)
+            (6, f, (3, 3), (1, 1), 1),
             (16, f, (2, 3), (1, 0), 1),
             (5, f, (3, 3), (0, 0), 1),
             (f, f, (3, 3), (1, 1), 1),
-            (3, f, (3, 3), (1, 1), 2),
+            (6, f, (3, 3), (1, 1), 2),
         ]
         saved = F.CHUNK_ROWS
         try:
@@ -123,16 +123,36 @@ def _input_gradient_loop(dZ, W, in_shape, stride, pad):
 class TestInferenceConvolution(unittest.TestCase):
     def test_backward_after_a_forward_without_kept_patches(self):
         rng = np.random.default_rng(3)
-        X = rng.standard_normal((2, 5, 5, 3))
-        W = rng.standard_normal((3, 3, 3, 4))
-        b = rng.standard_normal((1, 4))
-        Z1, kept = F.conv2d_forward(X, W, b, 2, (1, 1))
-        Z2, rebuilt = F.conv2d_forward(X, W, b, 2, (1, 1), keep_cols=False)
-        self.assertIsNone(rebuilt[0])
-        np.testing.assert_array_equal(Z1, Z2)
-        dZ = rng.standard_normal(Z1.shape)
-        for a, b_ in zip(F.conv2d_backward(dZ, W, kept, 2, (1, 1)), F.conv2d_backward(dZ, W, rebuilt, 2, (1, 1))):
-            np.testing.assert_allclose(a, b_, rtol=1e-12)
+        for c in (3, 6):  # channel planes, im2col
+            with self.subTest(c=c):
+                X = rng.standard_normal((2, 5, 5, c))
+                W = rng.standard_normal((3, 3, c, 4))
+                b = rng.standard_normal((1, 4))
+                Z1, kept = F.conv2d_forward(X, W, b, 2, (1, 1))
+                Z2, rebuilt = F.conv2d_forward(X, W, b, 2, (1, 1), keep_cols=False)
+                self.assertIsNone(rebuilt[0])
+                np.testing.assert_array_equal(Z1, Z2)
+                dZ = rng.standard_normal(Z1.shape)
+                for a, b_ in zip(
+                    F.conv2d_backward(dZ, W, kept, 2, (1, 1)), F.conv2d_backward(dZ, W, rebuilt, 2, (1, 1))
+                ):
+                    np.testing.assert_allclose(a, b_, rtol=1e-12)
+
+    def test_thin_input_patches_are_channel_planes(self):
+        """A thin input's kept patches: row ``(i, j, ch)`` is plane ``ch`` of the padded input
+        shifted by ``(i, j)`` (checked against a loop); a wrong buffer is refused."""
+        rng = np.random.default_rng(5)
+        X = rng.standard_normal((3, 5, 6, 2))
+        W = rng.standard_normal((3, 2, 2, 4))
+        stride, pad = 2, (1, 1)
+        Z, (cols, _) = F.conv2d_forward(X, W, None, stride, pad)
+        ho, wo = Z.shape[1:3]
+        self.assertEqual(cols.shape, F.plane_patches_shape(3, (ho, wo), (3, 2), 2))
+        X_pad = np.pad(X, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        for i, j, ch, k, r, s in itertools.product(range(3), range(2), range(2), range(3), range(ho), range(wo)):
+            self.assertEqual(cols[i, j, ch, k, r, s], X_pad[k, r * stride + i, s * stride + j, ch])
+        with self.assertRaisesRegex(ValueError, "cols must be a C-contiguous"):
+            F.conv2d_forward(X, W, None, stride, pad, cols=np.empty((3, ho, wo, 3, 2, 2)))
 
 
 if __name__ == "__main__":

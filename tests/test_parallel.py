@@ -147,6 +147,9 @@ CASES = [  # (batch, h, w, c, f, kernel, stride, pad)
     (3, 6, 5, 2, 2, (2, 3), 1, (0, 2)),
     (4, 7, 7, 3, 2, (5, 5), 1, (2, 2)),
     (6, 8, 6, 1, 3, (3, 2), 3, (1, 0)),
+    # wider than F.THIN_MAX_CHANNELS: im2col rather than channel planes
+    (5, 6, 6, 5, 4, (3, 3), 1, (1, 1)),
+    (4, 7, 5, 6, 3, (3, 3), 2, (1, 1)),
 ]
 
 
@@ -169,6 +172,7 @@ class TestConvolutionSlices(unittest.TestCase):
                 self.subTest(case=case, threads=threads, chunk_rows=chunk_rows, relu=relu, keep=keep),
                 forced(threads),
                 mock.patch.object(F, "CHUNK_ROWS", chunk_rows),
+                mock.patch.object(F, "PLANES_CHUNK_ROWS", chunk_rows),
             ):
                 Z, cache = F.conv2d_forward(X, W, b, stride, pad, keep_cols=keep, relu=relu)
                 dY = rng.standard_normal(Z.shape)

@@ -97,11 +97,13 @@ class Conv2D(_ParametricLayer):
         kh, kw = self.kernel_shape
         out_hw = [F.conv_output_size(X.shape[1 + a], self.kernel_shape[a], self.pad[a], self.stride) for a in (0, 1)]
         # Training keeps the patches for dW (in a buffer reused across batches) only for thin inputs
-        # (F.KEEP_PATCHES_MAX_CHANNELS): elsewhere the backward pass regathers them chunk by chunk
-        # from X, which is faster than writing and re-reading the 9x larger patch matrix, and keeps
-        # its memory out of large batches. Evaluation never keeps them.
-        keep = self.training and X.shape[3] <= F.KEEP_PATCHES_MAX_CHANNELS
-        cols = self._buffer("cols", (X.shape[0], *out_hw, kh, kw, X.shape[3]), X.dtype) if keep else None
+        # (F.thin_input), whose channel-first patches are cheap to keep and slow to regather:
+        # elsewhere the backward pass regathers them chunk by chunk from X, which is faster than
+        # writing and re-reading the 9x larger patch matrix, and keeps its memory out of large
+        # batches. Evaluation never keeps them.
+        keep = self.training and F.thin_input(X.shape[3])
+        shape = F.plane_patches_shape(X.shape[0], out_hw, (kh, kw), X.shape[3])
+        cols = self._buffer("cols", shape, X.dtype) if keep else None
         # A ReLU is applied inside the kernel, chunk by chunk while the rows are in cache; only its
         # output is kept, whose positive entries are exactly those of Z (as BatchNorm does).
         relu = self.activation.fused_kernel == "relu"
