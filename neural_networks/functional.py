@@ -427,12 +427,18 @@ def conv2d_backward(
         masked = dZ if relu_output is None else np.multiply(dZ, relu_output > 0)
         flipped = np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2))
         dX = winograd.conv3x3_same(masked, winograd.filter_transform(flipped))
+    return (dX, *_summed_parts(parts, W.shape, dZ.dtype, need_db))
+
+
+def _summed_parts(parts: list, shape, dtype, need_db: bool):
+    """``(dW (shape), db (1, f) or None)`` from the threads' partial ``(dW, db)`` of a
+    convolution's backward pass, added in slice order: the same sums for the same thread count."""
     dW, db = parts[0]
-    for dW_part, db_part in parts[1:]:  # slice order: the same sums for the same thread count
+    for dW_part, db_part in parts[1:]:
         dW += dW_part
         if need_db:
             db += db_part
-    return dX, dW.reshape(W.shape), (db.astype(dZ.dtype).reshape(1, f) if need_db else None)
+    return dW.reshape(shape), (db.astype(dtype).reshape(1, shape[-1]) if need_db else None)
 
 
 def _conv2d_backward_winograd(dZ, W, X, need_dX, need_db, relu_output):
@@ -663,12 +669,7 @@ def _planes_backward(dZ, W, cache, stride, pad, need_dX, need_db, relu_output):
         return dW, db
 
     parts = parallel.map_batch(images, n, work=(2 if need_dX else 1) * dZ.size * K)
-    dW, db = parts[0]
-    for dW_part, db_part in parts[1:]:  # slice order: the same sums for the same thread count
-        dW += dW_part
-        if need_db:
-            db += db_part
-    return dX, dW.reshape(W.shape), (db.astype(dZ.dtype).reshape(1, f) if need_db else None)
+    return (dX, *_summed_parts(parts, W.shape, dZ.dtype, need_db))
 
 
 # ----------------------------------------------------------------------------- blocks in threads
