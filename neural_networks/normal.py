@@ -192,6 +192,7 @@ def _z_density(z: np.ndarray) -> np.ndarray:
 # 12 passes over a block where the erfcc formulas take 30-45, and no branch per element.
 _NODES_PER_UNIT = 4096
 _TABLE_RANGE = 6  # |z| below this is tabulated: all but 2e-9 of standard normal values
+_LAST_TABULATED = np.nextafter(np.float32(_TABLE_RANGE), np.float32(0))  # the largest float32 below it
 
 
 def _tabulate(f) -> np.ndarray:
@@ -214,18 +215,21 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
 
 class _Scratch:
     """Working arrays of one thread for float32 blocks of up to ``size`` elements, reused from
-    block to block: a fresh temporary per operation costs an allocation of block size each time,
-    which took about a third of a block's time."""
+    block to block (a fresh temporary per operation costs an allocation of block size each time,
+    which took about a third of a block's time), and the values beyond the tables that its blocks
+    met, computed by the formulas in one go by :meth:`finish`."""
 
     def __init__(self, size: int):
         self.fraction = np.empty(size, dtype=np.float32)
         self.node = np.empty(size, dtype=np.float32)
         self.index = np.empty(size, dtype=np.intp)
         self.pairs = np.empty(size, dtype=np.float64)
+        self.pending: list[tuple] = []  # (exact, out, positions, values, factor) per block and function
 
     def nodes(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The table index of each float32 value of ``z`` (all with ``|z| < _TABLE_RANGE``) and
-        its fraction of the way to the next node, in [0, 1): views of this scratch."""
+        """The table index of each float32 value of ``z`` (all with ``-_TABLE_RANGE <= z <
+        _TABLE_RANGE``) and its fraction of the way to the next node, in [0, 1): views of this
+        scratch."""
         n = z.size
         t, node, index = self.fraction[:n], self.node[:n], self.index[:n]
         np.multiply(z, np.float32(_NODES_PER_UNIT), out=t)
@@ -245,24 +249,45 @@ class _Scratch:
         np.multiply(halves[:, 1], fraction, out=out)
         out += halves[:, 0]
 
+    def finish(self) -> None:
+        """``out[positions] = exact(values) * factor`` for every pending entry, each ``exact``
+        called once on all of its values: the formulas take 30-45 numpy calls, whose fixed cost
+        per block had made a block with a few values beyond the tables cost about twice one
+        without (batch-normalised or whitened activations put a few beyond 6 in most blocks)."""
+        for exact in {entry[0]: None for entry in self.pending}:
+            entries = [entry for entry in self.pending if entry[0] is exact]
+            results = exact(np.concatenate([values for _, _, _, values, _ in entries]))
+            start = 0
+            for _, out, positions, values, factor in entries:
+                part = results[start : start + values.size]
+                start += values.size
+                out[positions] = part if factor is None else part * factor
+        self.pending.clear()
+
 
 def _tabulated(z: np.ndarray, scratch: _Scratch, *wanted: tuple) -> None:
-    """For each ``(table, exact, out)`` of ``wanted``: ``out[...] = table``'s function at every
-    float32 value of ``z``, interpolated where tabulated and ``exact(values)`` (float32 formulas)
-    for the rest, which are rare. The tables share the nodes."""
+    """For each ``(table, exact, out, factor)`` of ``wanted``: ``out[...] = f(z) * factor`` with
+    ``f`` the ``table``'s function at every float32 value of ``z``, interpolated where tabulated
+    and ``exact(values)`` (float32 formulas) for the rest, which are rare; ``factor`` is an array
+    of ``z``'s shape or ``None`` (for 1). The rest are written by ``scratch.finish()``, which the
+    caller runs after its last block. The tables share the nodes."""
     if z.min() > -_TABLE_RANGE and z.max() < _TABLE_RANGE:  # NaN fails both tests
         index, fraction = scratch.nodes(z)
-        for table, _, out in wanted:
-            scratch.lerp(table, index, fraction, out)
-        return
-    outside = ~(np.abs(z) < _TABLE_RANGE)
-    inside = z.copy()
-    inside[outside] = 0
-    index, fraction = scratch.nodes(inside)
-    values = z[outside]
-    for table, exact, out in wanted:
+    else:
+        # Values that clipping moved (NaN too: NaN != NaN) are queued for the formulas and
+        # interpolated at 0 meanwhile: one pass over the block, not boolean masks.
+        clipped = scratch.node[: z.size]
+        np.clip(z, -_TABLE_RANGE, _LAST_TABULATED, out=clipped)
+        positions = np.flatnonzero(z != clipped)
+        values = z[positions]
+        for _, exact, out, factor in wanted:
+            scratch.pending.append((exact, out, positions, values, None if factor is None else factor[positions]))
+        clipped[positions] = 0  # NaN has no node (its index would make the gather loop for ever)
+        index, fraction = scratch.nodes(clipped)
+    for table, _, out, factor in wanted:
         scratch.lerp(table, index, fraction, out)
-        out[outside] = exact(values)
+        if factor is not None:
+            out *= factor
 
 
 def _gelu_slope_erfcc(z: np.ndarray) -> np.ndarray:
@@ -271,16 +296,14 @@ def _gelu_slope_erfcc(z: np.ndarray) -> np.ndarray:
 
 def _gelu_block(scratch: _Scratch, out: np.ndarray, z: np.ndarray) -> None:
     if z.dtype == np.float32:
-        _tabulated(z, scratch, (_tables()[0], _normal_cdf_erfcc, out))
-        out *= z
+        _tabulated(z, scratch, (_tables()[0], _normal_cdf_erfcc, out, z))
     else:
         np.multiply(z, _normal_cdf_block(z), out=out)
 
 
 def _gelu_slope_block(scratch: _Scratch, out: np.ndarray, z: np.ndarray, dy: np.ndarray) -> None:
     if z.dtype == np.float32:
-        _tabulated(z, scratch, (_tables()[1], _gelu_slope_erfcc, out))
-        out *= dy
+        _tabulated(z, scratch, (_tables()[1], _gelu_slope_erfcc, out, dy))
     else:
         np.multiply(dy, _normal_cdf_block(z) + _z_density(z), out=out)
 
@@ -288,8 +311,7 @@ def _gelu_slope_block(scratch: _Scratch, out: np.ndarray, z: np.ndarray, dy: np.
 def _gelu_and_slope_block(scratch: _Scratch, out: np.ndarray, slope: np.ndarray, z: np.ndarray) -> None:
     if z.dtype == np.float32:
         phi_table, slope_table = _tables()
-        _tabulated(z, scratch, (phi_table, _normal_cdf_erfcc, out), (slope_table, _gelu_slope_erfcc, slope))
-        out *= z
+        _tabulated(z, scratch, (phi_table, _normal_cdf_erfcc, out, z), (slope_table, _gelu_slope_erfcc, slope, None))
     else:
         phi = _normal_cdf_block(z)
         np.multiply(z, phi, out=out)
@@ -324,6 +346,8 @@ def _blockwise(kernel, Z: np.ndarray, *others: np.ndarray, outputs: int = 1):
         for start in range(first * _BLOCK, min(stop * _BLOCK, Z.size), _BLOCK):
             block = slice(start, start + _BLOCK)
             kernel(scratch, *(out[block] for out in outs_flat), *(a[block] for a in flat))
+        if scratch is not None:
+            scratch.finish()
 
     n_blocks = -(-Z.size // _BLOCK)
     if Z.size < _MIN_PARALLEL:

@@ -312,6 +312,37 @@ class TestGELU(ActivationChecks, unittest.TestCase):
         self.assertAlmostEqual(float(Y[2]), 0.8413447460685429, places=6)
         self.assertEqual(dZ[3], 0.0)
 
+    def test_float32_values_beyond_the_tables_in_many_blocks_and_threads(self):
+        from unittest import mock
+
+        from neural_networks import normal, parallel
+
+        # values beyond the tables are queued per thread and computed after its last block:
+        # each must land at its own position, scaled by its own z or dY, in every block, for
+        # any thread count; a wide scale puts some beyond 6 in every block, NaN in a few
+        rng = np.random.default_rng(26)
+        Z = (3.5 * rng.standard_normal(4 * normal._BLOCK + 123)).astype(np.float32)
+        Z[rng.choice(Z.size, 5, replace=False)] = np.nan
+        dY = rng.standard_normal(Z.size).astype(np.float32)
+        finite = ~np.isnan(Z)
+        self.assertGreater(np.sum(np.abs(Z[: normal._BLOCK]) >= 6), 10)
+        exact = _gelu_tail_reference(Z[finite].astype(np.float64))
+        slope = _gelu_slope_reference(Z[finite].astype(np.float64))
+        results = {}
+        for threads in ("1", "2", "3"):
+            with mock.patch.dict("os.environ", {parallel.ENV_THREADS: threads}):
+                results[threads] = (GELU().forward(Z), GELU().backward(Z, dY), *GELU().forward_with_slope(Z))
+        Y, dZ, Y_both, S = results["1"]
+        np.testing.assert_allclose(Y[finite], exact, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(dZ[finite], slope * dY[finite], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(S[finite], slope, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(Y_both, Y)
+        for result in (Y, dZ, Y_both, S):
+            self.assertTrue(np.all(np.isnan(result[~finite])))
+        for threads in ("2", "3"):
+            for one, other in zip(results["1"], results[threads]):
+                np.testing.assert_array_equal(one, other)
+
     def test_forward_with_slope_is_forward_and_backward_in_one(self):
         rng = np.random.default_rng(25)
         for dtype in (np.float32, np.float64):
