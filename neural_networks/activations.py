@@ -45,7 +45,11 @@ class Activation(ABC):
       ``dL/dZ`` from the output ``Y = f(Z)`` alone, since a layer that fused it keeps only ``Y``;
     * an activation with ``slope_with_forward`` implements ``forward_with_slope(Z)``, returning
       ``(f(Z), f'(Z))`` for little more than ``f(Z)`` costs: a training layer keeps ``f'(Z)``
-      instead of ``Z`` (an array of the same size) and its backward pass is ``dY * f'(Z)``.
+      instead of ``Z`` (an array of the same size) and its backward pass is ``dY * f'(Z)``;
+    * such an activation may also offer ``slope_blocks(dtype)``: an object whose ``thread(size)``
+      context yields ``write(z, y, s)``, which a layer's kernel calls on each block of ``Z`` it
+      makes (``y = f(z)``, ``s = f'(z)``) instead of storing ``Z`` (``None``: not offered; see
+      :class:`neural_networks.normal.GeluWithSlopeBlocks`).
     """
 
     name: str = ""
@@ -69,6 +73,11 @@ class Activation(ABC):
     def forward_with_slope(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(f(Z), f'(Z))``, both of ``Z``'s shape; offered where ``slope_with_forward`` is set."""
         raise NotImplementedError(f"activation {self.name or type(self).__name__!r} has no forward_with_slope")
+
+    def slope_blocks(self, dtype):
+        """A block-by-block ``forward_with_slope`` for a layer's kernel (see the class docstring),
+        or ``None`` where the activation offers none."""
+        return None
 
     def backward_from_output(self, Y: np.ndarray, dY: np.ndarray) -> np.ndarray:
         """``dL/dZ`` given the output ``Y = f(Z)`` and ``dY = dL/dY``, for a layer that kept only
@@ -187,6 +196,9 @@ class GELU(Activation):
 
     def forward_with_slope(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return normal.gelu_with_slope(Z)
+
+    def slope_blocks(self, dtype) -> normal.GeluWithSlopeBlocks:
+        return normal.GeluWithSlopeBlocks(dtype)
 
     def backward(self, Z: np.ndarray, dY: np.ndarray) -> np.ndarray:
         return normal.gelu_backward(Z, dY)

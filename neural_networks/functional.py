@@ -830,14 +830,31 @@ def _row_blocks(M: int, c: int) -> list[slice]:
     return [slice(a, min(M, a + rows)) for a in range(0, M, rows)]
 
 
-def batchnorm_train_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, relu: bool = False):
+def batchnorm_train_forward(
+    X: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    eps: float,
+    relu: bool = False,
+    slope_blocks=None,
+    slope: np.ndarray | None = None,
+):
     """``X (M, c) -> Z (M, c), mean (1, c), inv_std (1, c), var (1, c)`` with batch statistics
     (``var`` is the biased variance used for normalising), ``Z = X * scale + shift``, rectified
-    (``max(Z, 0)``) with ``relu``. Sums and the map work a cache-sized block of rows at a time,
-    the blocks shared among the threads of :func:`parallel.map_batch` (partial sums added in
-    order)."""
+    (``max(Z, 0)``) with ``relu``. With ``slope_blocks`` (an activation's
+    :meth:`~neural_networks.activations.Activation.slope_blocks`) and ``slope`` (an ``(M, c)``
+    array of ``X``'s dtype), the returned array is ``f(Z)`` instead and ``slope`` receives
+    ``f'(Z)``, each block activated while it is in cache (``Z`` is never stored whole). Sums and
+    the map work a cache-sized block of rows at a time, the blocks shared among the threads of
+    :func:`parallel.map_batch` (partial sums added in order)."""
     M, c = X.shape
     dtype = X.dtype
+    if slope_blocks is not None and (
+        relu or slope is None or slope.shape != X.shape or slope.dtype != dtype or not slope.flags.c_contiguous
+    ):
+        raise ValueError(
+            f"slope_blocks needs relu=False and a C-contiguous slope array of shape {X.shape} and dtype {dtype}"
+        )
     blocks = _row_blocks(M, c)
 
     def moments(run):
@@ -866,7 +883,7 @@ def batchnorm_train_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, 
     inv_std = 1.0 / np.sqrt(var + eps)
     scale = gamma.reshape(-1) * inv_std
     scale_, shift_ = scale.astype(dtype), (beta.reshape(-1) - mean * scale).astype(dtype)
-    Z = np.empty_like(X)
+    Z = np.empty_like(X) if slope_blocks is None else np.empty(X.shape, dtype=dtype)  # its blocks viewed flat
 
     def normalise(run):
         for block in run:
@@ -875,7 +892,18 @@ def batchnorm_train_forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, 
             if relu:
                 np.maximum(Zb, 0, out=Zb)
 
-    _over_blocks(blocks, normalise, work=2 * M * c)
+    def normalise_and_activate(run):
+        scratch = np.empty((blocks[0].stop, c), dtype=dtype)
+        with slope_blocks.thread(scratch.size) as activate:
+            for block in run:
+                Zb = np.multiply(X[block], scale_, out=scratch[: block.stop - block.start])
+                Zb += shift_
+                activate(Zb.reshape(-1), Z[block].reshape(-1), slope[block].reshape(-1))
+
+    if slope_blocks is None:
+        _over_blocks(blocks, normalise, work=2 * M * c)
+    else:  # an activation costs tens of the map's passes: split as GELU's own kernels do, from 2 blocks
+        _over_blocks(blocks, normalise_and_activate, work=M * c * (parallel.MIN_PARALLEL_WORK >> 17))
     as_row = lambda v: v.reshape(1, -1).astype(dtype)  # noqa: E731
     return Z, as_row(mean), as_row(inv_std), as_row(var)
 

@@ -16,6 +16,7 @@ the rare tail elements are redone apart.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import parallel
 
-__all__ = ["gelu", "gelu_backward", "gelu_with_slope"]
+__all__ = ["GeluWithSlopeBlocks", "gelu", "gelu_backward", "gelu_with_slope"]
 
 _ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02, 3.20937758913846947e03)
 _ERF_A_TOP = 1.85777706184603153e-1
@@ -316,6 +317,35 @@ def _gelu_and_slope_block(scratch: _Scratch, out: np.ndarray, slope: np.ndarray,
         phi = _normal_cdf_block(z)
         np.multiply(z, phi, out=out)
         np.add(phi, _z_density(z), out=slope)
+
+
+class GeluWithSlopeBlocks:
+    """:func:`gelu_with_slope` for an array that another kernel makes a block at a time, applied
+    while each block is in cache (batch norm's normalised rows, whose pre-activation is then
+    never stored whole). Made before the threads start; each thread writes its blocks in turn::
+
+        with blocks.thread(size) as write:   # size: the most elements of a block
+            write(z, y, s)                   # y[...] = gelu(z), s[...] = its slope
+
+    ``z``, ``y``, ``s``: flat contiguous arrays of ``dtype`` of one size; ``z`` may be scratch
+    that the next block overwrites. The float32 values beyond the tables are written when the
+    thread's context ends. Each element equals :func:`gelu_with_slope`'s, bit for bit."""
+
+    def __init__(self, dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        if self.dtype == np.float32:
+            _tables()  # built here, once, not by two threads at a time
+
+    @contextlib.contextmanager
+    def thread(self, size: int):
+        scratch = _Scratch(size) if self.dtype == np.float32 else None
+
+        def write(z: np.ndarray, y: np.ndarray, s: np.ndarray) -> None:
+            _gelu_and_slope_block(scratch, y, s, z)
+
+        yield write
+        if scratch is not None:
+            scratch.finish()
 
 
 # Below this many elements GELU runs in the calling thread (about two blocks: handing a slice

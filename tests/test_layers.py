@@ -1025,10 +1025,23 @@ class TestPreactivation(unittest.TestCase):
                     np.testing.assert_allclose(layer.backward(dY), dX_eval, rtol=rtol, atol=rtol)
                     for key, grad in grads.items():
                         np.testing.assert_allclose(layer.gradients[key], grad, rtol=rtol, atol=rtol)
-        layer = BatchNorm(activation="gelu")
-        Y = layer.forward(X)
-        self.assertIn("S", layer.cache)
-        self.assertEqual(layer.backward(np.ones_like(Y)).shape, X.shape)
+        # BatchNorm applies GELU block by block inside its kernel (slope_blocks): the same output,
+        # slope and gradients as a linear BatchNorm followed by GELU
+        for dtype in (np.float64, np.float32):
+            X = (3 * randn(self.rng, 4, 5, 5, 3)).astype(dtype)
+            dY = randn(self.rng, *X.shape).astype(dtype)
+            layer, linear = BatchNorm(activation="gelu"), BatchNorm()
+            with self.subTest(layer="BatchNorm", dtype=dtype.__name__):
+                Y, Z = layer.forward(X), linear.forward(X)
+                Y_ref, S_ref = GELU().forward_with_slope(Z)
+                self.assertIsNone(layer.preactivation())
+                np.testing.assert_array_equal(Y, Y_ref)
+                np.testing.assert_array_equal(layer.cache["S"], S_ref)
+                np.testing.assert_array_equal(layer.backward(dY), linear.backward(dY * S_ref))
+                for key in ("gamma", "beta"):
+                    np.testing.assert_array_equal(layer.gradients[key], linear.gradients[key])
+                for key in ("running_mean", "running_var"):
+                    np.testing.assert_array_equal(layer.buffers[key], linear.buffers[key])
 
     def test_layers_share_one_activated_base(self):
         for cls in (FullyConnected, Conv2D, BatchNorm):

@@ -346,6 +346,56 @@ class TestBatchNormKernelsInBlocks(unittest.TestCase):
                     with self.subTest(offset=offset, relu=relu, overwrite=overwrite):
                         self.check(offset, relu, overwrite)
 
+    def test_gelu_applied_block_by_block_equals_gelu_after_the_map(self):
+        from unittest import mock
+
+        from neural_networks import normal, parallel
+        from neural_networks.activations import GELU
+
+        # GELU's slope_blocks is applied to each normalised block in cache: output and slope
+        # must be bit for bit those of the map followed by gelu_with_slope, in both dtypes and
+        # for any thread count; a wide beta puts values beyond the float32 tables (|z| >= 6)
+        # in every block, and widths that do not divide the block give a partial last block
+        F = self.F
+        for c in (64, 24):
+            M = 3 * (F.BATCHNORM_BLOCK // c) + 17
+            for dtype in (np.float32, np.float64):
+                X = (randn(self.rng, M, c) * 2 + 0.5).astype(dtype)
+                gamma = self.rng.uniform(0.5, 1.5, (1, c)).astype(dtype)
+                beta = (4 * randn(self.rng, 1, c)).astype(dtype)
+                Z, *stats = F.batchnorm_train_forward(X, gamma, beta, 1e-5)
+                Y_ref, S_ref = normal.gelu_with_slope(Z)
+                if dtype == np.float32:
+                    self.assertGreater(np.sum(np.abs(Z[: F.BATCHNORM_BLOCK // c]) >= 6), 10)
+                for threads in ("1", "2"):
+                    with self.subTest(c=c, dtype=dtype.__name__, threads=threads):
+                        with mock.patch.dict("os.environ", {parallel.ENV_THREADS: threads}):
+                            S = np.full_like(X, np.nan)
+                            Y, *fused_stats = F.batchnorm_train_forward(
+                                X, gamma, beta, 1e-5, slope_blocks=GELU().slope_blocks(dtype), slope=S
+                            )
+                        np.testing.assert_array_equal(Y, Y_ref)
+                        np.testing.assert_array_equal(S, S_ref)
+                        for got, want in zip(fused_stats, stats):
+                            np.testing.assert_array_equal(got, want)
+
+    def test_the_slope_array_is_checked(self):
+        from neural_networks.activations import GELU
+
+        F = self.F
+        X = randn(self.rng, 8, 3, dtype=np.float32)
+        ones, zeros = np.ones((1, 3), np.float32), np.zeros((1, 3), np.float32)
+        blocks = GELU().slope_blocks(np.float32)
+        for slope, relu in (
+            (None, False),
+            (np.empty((8, 4), np.float32), False),
+            (np.empty((8, 3), np.float64), False),
+            (np.empty((3, 8), np.float32).T, False),
+            (np.empty((8, 3), np.float32), True),
+        ):
+            with self.assertRaisesRegex(ValueError, r"C-contiguous slope array of shape \(8, 3\) and dtype float32"):
+                F.batchnorm_train_forward(X, ones, zeros, 1e-5, relu=relu, slope_blocks=blocks, slope=slope)
+
 
 class TestBatchNormValidation(unittest.TestCase):
     def test_rank_and_channels(self):

@@ -279,11 +279,16 @@ class ActivatedLayer(Layer):
     :meth:`_backward_temporary` to use a ``dL/dZ`` made by :meth:`backward` as scratch.
     """
 
-    def _activate(self, Z: np.ndarray, fused: bool = False) -> np.ndarray:
+    def _activate(self, Z: np.ndarray, fused: bool = False, slope: np.ndarray | None = None) -> np.ndarray:
         """The layer's output for pre-activation ``Z``, caching what :meth:`backward` needs.
-        ``fused``: ``Z`` already went through the activation's fused kernel (it is the output)."""
+        ``fused``: ``Z`` already went through the activation's fused kernel (it is the output).
+        ``slope``: ``Z`` is already the output, and ``slope`` its derivative (the layer's kernel
+        applied the activation's ``slope_blocks``)."""
         for key in ("Z", "Y", "S"):
             self.cache.pop(key, None)
+        if slope is not None:
+            self.cache["S"] = slope
+            return Z
         if fused:
             self.cache["Y"] = Z
             return Z

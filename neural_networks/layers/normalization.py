@@ -94,9 +94,17 @@ class BatchNorm(ActivatedLayer):
                     f"{self.where}: training needs more than one value per feature to estimate the variance, "
                     f"got input of shape {X.shape}"
                 )
-            Z2, mean, inv_std, var = F.batchnorm_train_forward(X2, gamma, beta, self.eps, relu=fused)
+            # An activation with a block kernel (GELU) is applied to each normalised block while
+            # it is in cache: the pre-activation is never written out and read back.
+            blocks = None if fused else self.activation.slope_blocks(dtype)
+            slope = None if blocks is None else np.empty(X2.shape, dtype=dtype)
+            Z2, mean, inv_std, var = F.batchnorm_train_forward(
+                X2, gamma, beta, self.eps, relu=fused, slope_blocks=blocks, slope=slope
+            )
             self._update_running(mean, var * (M / (M - 1)))
             self.cache = OrderedDict(mode="train", X=X2, mean=mean, inv_std=inv_std, gamma=gamma)
+            if slope is not None:
+                return self._activate(Z2.reshape(X.shape), slope=slope.reshape(X.shape))
         else:
             mean = self.buffers["running_mean"].astype(dtype, copy=False)
             var = self.buffers["running_var"].astype(dtype, copy=False)
