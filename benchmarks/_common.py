@@ -145,36 +145,47 @@ def load_average():
         return None
 
 
-SETTLE_S = 0.25
+LEAD_IN_S = 0.2
 
 
 def time_interleaved(
-    ours, theirs, repeats: int, warmup: int = 2, min_sample_s: float = 0.02, settle_s: float | None = None
+    ours,
+    theirs,
+    repeats: int,
+    warmup: int = 2,
+    min_sample_s: float = 0.02,
+    lead_in_s: float = LEAD_IN_S,
+    settle_s: float = 0.0,
 ) -> dict:
-    """Median seconds per call of ``ours()`` and ``theirs()``, measured in alternation.
+    """Median seconds per call of ``ours()`` and ``theirs()``, measured in alternating blocks of
+    back-to-back calls, as a training loop makes them.
 
-    After ``warmup`` calls of each, each of ``repeats`` rounds times one sample of each function
+    After ``warmup`` calls of each, each of ``repeats`` rounds runs one block of each function
     (the order flips every round, so neither always runs on a cache the other just warmed). A
-    sample is ``inner`` back-to-back calls, ``inner`` chosen so that a sample of the faster
-    function lasts at least ``min_sample_s`` (1 for anything slower than that). The garbage
-    collector is paused while timing.
+    block is busy from start to end: first untimed lead-in calls (at least one, and at least
+    ``lead_in_s`` seconds of them), then the sample: ``inner`` calls timed together, ``inner``
+    chosen so that a sample of the faster function lasts at least ``min_sample_s`` (1 for
+    anything slower than that). The garbage collector is paused while timing.
 
-    Before each sample the process sleeps ``settle_s`` (default ``SETTLE_S``): after a BLAS call,
-    OpenBLAS's worker threads keep spinning for about 0.1 s, and torch's OpenMP threads started
-    in that window share the cores with them (measured here: the target conv in torch 50 ms
-    -> 105 ms when started right after a numpy matmul, back to 50 ms after a 0.15 s pause). The
-    pause lets either library start on idle cores, as it would in a run of its own.
+    Why the lead-in: after a BLAS call OpenBLAS's worker threads keep spinning for about 0.1 s,
+    and libgomp's do the same after torch's parallel regions; the first calls of a block share
+    the cores with the other library's spinning threads (measured: the target conv in torch
+    50 ms -> 105 ms when started right after a numpy matmul), which never happens inside one
+    library's training loop. The lead-in absorbs that hand-over without leaving the cores idle.
+    ``settle_s`` (default 0) sleeps before each block instead or as well: the older method, whose
+    idle cores flatter both libraries' first calls (``--settle 0.25 --lead-in 0`` reproduces the
+    measurements in RESULTS.md made before 2026-12-06).
     """
-    settle_s = SETTLE_S if settle_s is None else settle_s
     for _ in range(warmup):
         ours()
         theirs()
-    probe = []
-    for fn in (ours, theirs):
+    probe = {}
+    for key, fn in (("ours", ours), ("torch", theirs)):
         start = time.perf_counter()
         fn()
-        probe.append(time.perf_counter() - start)
-    inner = max(1, min(1000, math.ceil(min_sample_s / max(min(probe), 1e-7))))
+        probe[key] = time.perf_counter() - start
+    inner = max(1, min(1000, math.ceil(min_sample_s / max(min(probe.values()), 1e-7))))
+    lead = {key: max(1, math.ceil(lead_in_s / max(t, 1e-7))) if lead_in_s > 0 else 0 for key, t in probe.items()}
     samples = {"ours": [], "torch": []}
     gc.collect()
     was_enabled = gc.isenabled()
@@ -187,6 +198,8 @@ def time_interleaved(
             for key, fn in order:
                 if settle_s > 0:
                     time.sleep(settle_s)
+                for _ in range(lead[key]):
+                    fn()
                 start = time.perf_counter()
                 for _ in range(inner):
                     fn()
@@ -200,8 +213,63 @@ def time_interleaved(
         "ours_min_s": min(samples["ours"]),
         "torch_min_s": min(samples["torch"]),
         "inner": inner,
+        "lead_in": lead,
         "samples_s": samples,
     }
+
+
+def timing_method(repeats: int, lead_in_s: float, settle_s: float) -> str:
+    """One line saying how ``time_interleaved`` timed, for the scripts' headers."""
+    idle = f"after a {settle_s} s pause, " if settle_s > 0 else "with no pause between blocks, "
+    return (
+        f"median of {repeats} alternating blocks per side (order flipping every round), {idle}each block "
+        f"{lead_in_s} s or at least one call of untimed lead-in then the timed calls back to back "
+        "(calls/rep of them for a fast op)"
+    )
+
+
+def best_time(fn, runs: int, warmup: int = 1) -> float:
+    """Fastest of ``runs`` timed calls (after ``warmup`` untimed ones), in seconds."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def square_matmul_gflops(n: int = 2048, runs: int = 5) -> tuple[float, float]:
+    """``(seconds, GFLOP/s)`` of numpy's float32 ``(n, n) @ (n, n)``, best of ``runs``: the
+    machine's matmul peak as the scripts measure it."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, n), dtype=np.float32)
+    B = rng.standard_normal((n, n), dtype=np.float32)
+    seconds = best_time(lambda: A @ B, runs, warmup=2)
+    return seconds, 2 * n**3 / seconds / 1e9
+
+
+def training_flops_per_image(model, X) -> tuple[float, float]:
+    """``(training, inference)`` FLOPs per image of a model's conv and dense layers: 2 x the
+    multiply-adds of each layer's product, three products per layer in training (forward, dW and
+    dX, the first layer's dX too, as bench_gflops counts), one at inference. ``X`` is a batch
+    of inputs (NHWC or (n, features)); the layers' output shapes come from a forward pass of it
+    through ``model``'s layers, so pass a fresh model (batch norm's running statistics move)."""
+    from neural_networks.layers import Conv2D, FullyConnected
+
+    macs = 0
+    for layer in model.layers:
+        Y = layer.forward(X)
+        if isinstance(layer, Conv2D):
+            kh, kw = layer.kernel_shape
+            macs += Y.shape[1] * Y.shape[2] * kh * kw * layer.n_in * layer.n_out
+        elif isinstance(layer, FullyConnected):
+            macs += layer.n_in * layer.n_out
+        X = Y
+    return 3 * 2.0 * macs, 2.0 * macs
 
 
 def spread(samples: list[float]) -> float:

@@ -21,22 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import _common as C
 import numpy as np
-
-
-def best_time(fn, runs: int, warmup: int = 1) -> float:
-    """Fastest of ``runs`` timed calls (after ``warmup`` untimed ones), in seconds."""
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def conv_gemms(n, h, w, cin, cout, k=3):
@@ -55,18 +42,18 @@ def time_conv_gemms(n, h, w, cin, cout, runs, rng, torch=None):
     W = rng.standard_normal((K, F), dtype=np.float32)
     dZ = rng.standard_normal((M, F), dtype=np.float32)
     ours = {
-        "forward cols@W": best_time(lambda: cols @ W, runs),
-        "dW cols.T@dZ": best_time(lambda: cols.T @ dZ, runs),
-        "dX dZ@W.T": best_time(lambda: dZ @ W.T, runs),
+        "forward cols@W": C.best_time(lambda: cols @ W, runs),
+        "dW cols.T@dZ": C.best_time(lambda: cols.T @ dZ, runs),
+        "dX dZ@W.T": C.best_time(lambda: dZ @ W.T, runs),
     }
     if torch is None:
         return ours, None
     tc, tW, tdZ = (torch.from_numpy(a) for a in (cols, W, dZ))
     with torch.no_grad():
         theirs = {
-            "forward cols@W": best_time(lambda: torch.mm(tc, tW), runs),
-            "dW cols.T@dZ": best_time(lambda: torch.mm(tc.t(), tdZ), runs),
-            "dX dZ@W.T": best_time(lambda: torch.mm(tdZ, tW.t()), runs),
+            "forward cols@W": C.best_time(lambda: torch.mm(tc, tW), runs),
+            "dW cols.T@dZ": C.best_time(lambda: torch.mm(tc.t(), tdZ), runs),
+            "dX dZ@W.T": C.best_time(lambda: torch.mm(tdZ, tW.t()), runs),
         }
     return ours, theirs
 
@@ -98,11 +85,18 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated layer names or prefixes (e.g. target,cnn)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument(
+        "--lead-in",
+        type=float,
+        default=C.LEAD_IN_S,
+        help=f"seconds of untimed back-to-back calls that start each block, so that the other library's "
+        f"spinning threads are gone when the timed calls start (default {C.LEAD_IN_S})",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
-        default=C.SETTLE_S,
-        help=f"seconds of sleep before each timed repetition, so that neither library's idle "
-        f"threads still spin when the other starts (default {C.SETTLE_S})",
+        default=0.0,
+        help="seconds of sleep before each block (default 0: a training loop never idles; "
+        "--settle 0.25 --lead-in 0 is the method of the measurements before 2026-12-06)",
     )
     args = parser.parse_args(argv)
     only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
@@ -114,11 +108,7 @@ def main(argv=None) -> int:
 
     rng = np.random.default_rng(0)
     n = args.size
-    A = rng.standard_normal((n, n), dtype=np.float32)
-    B = rng.standard_normal((n, n), dtype=np.float32)
-    square_s = best_time(lambda: A @ B, args.runs, warmup=2)  # noqa: F821 (the lambda runs before the del)
-    square = 2 * n**3 / square_s / 1e9
-    del A, B
+    square_s, square = C.square_matmul_gflops(n, args.runs)
 
     # GEMM shapes (m, k, n) of each distinct layer shape; several layers share shapes.
     gemm_results, bound, torch_bound = [], {}, {}
@@ -174,14 +164,13 @@ def main(argv=None) -> int:
 
     rows, results = [], []
     print(
-        f"conv layers, forward+backward (median of {args.repeats} interleaved repetitions, each after a "
-        f"{args.settle} s pause):",
+        "conv layers, forward+backward (" + C.timing_method(args.repeats, args.lead_in, args.settle) + "):",
         flush=True,
     )
     for name, net, nb, h, w, cin, cout, act in layers:
         ours, theirs, check = bench_layers.conv_case(torch, nb, h, w, cin, cout, activation=act)
         err = check()
-        timing = C.time_interleaved(ours, theirs, args.repeats, settle_s=args.settle)
+        timing = C.time_interleaved(ours, theirs, args.repeats, lead_in_s=args.lead_in, settle_s=args.settle)
         flops = 3 * 2 * nb * h * w * 9 * cin * cout  # forward + (dW + dX)
         g_ours = flops / timing["ours_s"] / 1e9
         g_torch = flops / timing["torch_s"] / 1e9

@@ -5,6 +5,9 @@ PyTorch CPU, fed by the same loader in the same batch order.
         [--threads K] [--set key=value ...] [--json PATH] [--test] [--only ours|torch]
 
 ``--epochs`` may be fractional (``3.8``: a partial last epoch, as the fit loop trains it).
+With whole epochs it also reports the epoch's GFLOP in its conv and dense products (three per
+training image: forward, dW, dX; one per validation image) and each side's median epoch as
+GFLOP/s and as a fraction of the float32 matmul peak (numpy's 2048^3 product, best of 5).
 ``--test`` compares whole runs as well: each side's training time, its test accuracy with the
 config's test-time augmentation (``evaluation.tta``) and without, and (with ``--only torch``)
 the process's peak memory. ``--only`` runs one side, e.g. the torch side of a run already trained
@@ -387,6 +390,17 @@ def main(argv=None) -> int:
     medians = {name: statistics.median(seconds) for name, (seconds, _) in sides.items()}
     if len(medians) == 2:
         print(f"\nratio ours/torch: {medians['ours (CLI)'] / medians['torch']:.2f}")
+    throughput = {}
+    if float(epochs).is_integer():  # whole epochs: the median epoch does the count below
+        gflop = epoch_gflop(config)
+        _, peak = C.square_matmul_gflops()
+        print(
+            f"\na whole epoch: {gflop:.0f} GFLOP in its conv and dense products (3 per training image: forward, "
+            f"dW, dX; 1 per validation image); float32 matmul peak {peak:.1f} GFLOP/s (2048^3, best of 5)"
+        )
+        for name, median in medians.items():
+            throughput[name] = gflop / median
+            print(f"  {name:<11} {throughput[name]:6.1f} GFLOP/s = {throughput[name] / peak:.0%} of the peak")
     if args.json:
         result = {**env, "config": args.config, "overrides": args.set, "epochs": epochs}
         for name, key in (("ours (CLI)", "ours"), ("torch", "torch")):
@@ -394,11 +408,32 @@ def main(argv=None) -> int:
                 result[f"{key}_seconds"], result[f"{key}_metrics"] = sides[name]
         if len(medians) == 2:
             result["ratio"] = medians["ours (CLI)"] / medians["torch"]
+        if throughput:
+            result.update(epoch_gflop=gflop, matmul_peak_gflops=peak)
+            for name, key in (("ours (CLI)", "ours"), ("torch", "torch")):
+                if name in throughput:
+                    result[f"{key}_gflops"] = throughput[name]
         from neural_networks.io import atomic_write
 
         with atomic_write(args.json) as handle:
             handle.write(json.dumps(result, indent=2))
     return 0
+
+
+def epoch_gflop(config: dict) -> float:
+    """GFLOP of one whole epoch of the config's network in its conv and dense products: three per
+    training image (forward, dW, dX), one per validation image (``_common.training_flops_per_image``
+    on a fresh model of the config)."""
+    from neural_networks.experiment import build_dataset, build_model
+
+    dataset = build_dataset(config)
+    model = build_model(config)
+    model.size_output_layer(dataset)
+    X0, _ = next(iter(dataset.train))
+    train, inference = C.training_flops_per_image(model, X0[:2])
+    validate = getattr(dataset, "validate", None)
+    n_validate = validate.n_examples if validate is not None else 0
+    return (dataset.train.n_examples * train + n_validate * inference) / 1e9
 
 
 def _cell(value, form: str) -> str:

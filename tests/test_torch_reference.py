@@ -85,6 +85,33 @@ class TestTorchReference(unittest.TestCase):
                 self.assertGreaterEqual(side[key], 0.9, (key, side))  # the three shapes are easy to tell apart
         self.assertIn("test (TTA)", result.stdout)
 
+    def test_a_whole_epoch_is_counted_in_flops(self):
+        """``epoch_gflop``: each conv and dense product (3 per training image, 1 per validation
+        image) against the closed form of the tiny network, and ``--epochs 1`` reports each side's
+        GFLOP/s as a fraction of the measured matmul peak."""
+        from neural_networks.experiment import build_dataset
+
+        dataset = build_dataset(self.config)
+        h, w, c = dataset.input_shape
+        conv = h * w * 3 * 3 * c * 4  # 'same' 3x3, 4 filters
+        dense = (h // 2) * (w // 2) * 4 * 3  # after the 2x2 pool, 3 classes
+        per_train, per_validate = 3 * 2 * (conv + dense), 2 * (conv + dense)
+        expected = dataset.train.n_examples * per_train + dataset.validate.n_examples * per_validate
+        self.assertEqual(dataset.validate.n_examples, 6)
+        self.assertAlmostEqual(self.reference.epoch_gflop(self.config), expected / 1e9, places=12)
+
+        out = self.tmp / "epoch.json"
+        args = [sys.executable, str(ROOT / "benchmarks" / "torch_reference.py"), str(self.config_path)]
+        args += ["--epochs", "1", "--only", "torch", "--threads", "1", "--json", str(out)]
+        result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        figures = json.loads(out.read_text())
+        self.assertAlmostEqual(figures["epoch_gflop"], expected / 1e9, places=12)
+        self.assertAlmostEqual(figures["torch_gflops"], expected / 1e9 / figures["torch_seconds"][0], places=6)
+        self.assertGreater(figures["matmul_peak_gflops"], 0)
+        self.assertNotIn("ours_gflops", figures)
+        self.assertIn("of the peak", result.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()
