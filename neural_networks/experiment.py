@@ -392,8 +392,13 @@ def _image_shape(dataset):
 
 
 def load_run(run_dir, which: str = "best") -> tuple[dict, NeuralNetwork]:
-    """``(config, model)`` of a finished or interrupted run (``which``: ``best`` or ``last``)."""
+    """``(config, model)`` of a finished or interrupted run (``which``: ``best`` or ``last``).
 
+    The checkpoint asked for or a ConfigError, never another one in its place: a command that
+    said "best" must not report figures of other weights. ``best.npz`` is missing where no epoch
+    improved the monitored value (a NaN from the first epoch on) or no epoch ended."""
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
@@ -401,7 +406,10 @@ def load_run(run_dir, which: str = "best") -> tuple[dict, NeuralNetwork]:
     config = load_valid_config(config_path)
     checkpoint = run_dir / f"{which}.npz"
     if not checkpoint.is_file():
-        checkpoint = run_dir / "last.npz"
-    if not checkpoint.is_file():
-        raise ConfigError(f"{run_dir} has no checkpoint (best.npz or last.npz)")
+        if which == "best" and (run_dir / "last.npz").is_file():
+            raise ConfigError(
+                f"{run_dir} has no best.npz (written when an epoch improves the run's monitored value: "
+                "none did); the last epoch's weights are in last.npz (--checkpoint last)"
+            )
+        raise ConfigError(f"{run_dir} has no checkpoint {checkpoint.name}")
     return config, NeuralNetwork.load(checkpoint)

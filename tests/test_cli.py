@@ -457,6 +457,28 @@ class TestCommandLine(unittest.TestCase):
             cli("evaluate", run, "--checkpoint", "best", cwd=self.dir, check=False), str(run / "best.npz")
         )
 
+    def test_a_missing_best_checkpoint_is_not_replaced_by_the_last(self):
+        """``--checkpoint best`` on a run without best.npz says so; it does not evaluate last.npz
+        and call it best. ``--checkpoint last`` still works, and a run without either names the
+        file asked for."""
+        import shutil
+
+        from neural_networks.config import ConfigError
+        from neural_networks.experiment import load_run
+
+        run = self.dir / "runs_no_best" / "tiny"
+        shutil.copytree(self.run_dir, run)
+        (run / "best.npz").unlink()
+        result = cli("evaluate", run, "--checkpoint", "best", cwd=self.dir, check=False)
+        self.assertOneLineError(result, f"error: {run} has no best.npz", "--checkpoint last")
+        self.assertNotIn("accuracy", result.stdout)
+        self.assertIn("last checkpoint", cli("evaluate", run, "--checkpoint", "last", cwd=self.dir).stdout)
+        (run / "last.npz").unlink()
+        with self.assertRaisesRegex(ConfigError, "has no checkpoint last.npz"):
+            load_run(run, which="last")
+        with self.assertRaisesRegex(ValueError, "which must be 'best' or 'last'"):
+            load_run(run, which="latest")
+
     def test_run_names_are_one_safe_folder_name(self):
         out = self.dir / "runs_names"
         for name in ("../escape", "a/b", "..", "sp ace"):
