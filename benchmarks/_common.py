@@ -218,6 +218,24 @@ def time_interleaved(
     }
 
 
+def add_timing_flags(parser) -> None:
+    """``--lead-in`` and ``--settle``: the arguments of :func:`time_interleaved` as flags."""
+    parser.add_argument(
+        "--lead-in",
+        type=float,
+        default=LEAD_IN_S,
+        help=f"seconds of untimed back-to-back calls that start each block, so that the other library's "
+        f"spinning threads are gone when the timed calls start (default {LEAD_IN_S})",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="seconds of sleep before each block (default 0: a training loop never idles; "
+        "--settle 0.25 --lead-in 0 is the method of the measurements before 2026-12-06)",
+    )
+
+
 def timing_method(repeats: int, lead_in_s: float, settle_s: float) -> str:
     """One line saying how ``time_interleaved`` timed, for the scripts' headers."""
     idle = f"after a {settle_s} s pause, " if settle_s > 0 else "with no pause between blocks, "

@@ -84,20 +84,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--only", default=None, help="comma-separated layer names or prefixes (e.g. target,cnn)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
-    parser.add_argument(
-        "--lead-in",
-        type=float,
-        default=C.LEAD_IN_S,
-        help=f"seconds of untimed back-to-back calls that start each block, so that the other library's "
-        f"spinning threads are gone when the timed calls start (default {C.LEAD_IN_S})",
-    )
-    parser.add_argument(
-        "--settle",
-        type=float,
-        default=0.0,
-        help="seconds of sleep before each block (default 0: a training loop never idles; "
-        "--settle 0.25 --lead-in 0 is the method of the measurements before 2026-12-06)",
-    )
+    C.add_timing_flags(parser)
     args = parser.parse_args(argv)
     only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
     layers = [spec for spec in LAYERS if only is None or any(spec[0] == t or spec[0].startswith(t) for t in only)]
