@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from neural_networks.io import atomic_write
+from neural_networks.io import atomic_write, quiet_broken_pipe
 from neural_networks.report import DEFAULT_IMPLEMENTATIONS, UnknownImplementation, code_appendix, resolve_implementation
 
 # The functions and classes whose code goes into the appendix, as dotted names. If you change
@@ -76,7 +76,15 @@ def main(argv=None, implementations=None) -> int:
     """Write the appendix; ``implementations`` (dotted names) defaults to
     ``student_implementations`` as it is when called. Returns the exit status."""
     args = build_parser().parse_args(argv)
-    names = student_implementations if implementations is None else implementations
+    try:
+        status = _run(args, student_implementations if implementations is None else implementations)
+        sys.stdout.flush()  # here, not at exit, so that a reader gone away is caught below
+        return status
+    except BrokenPipeError:  # the reader went away (--list | head): end quietly, as Unix tools do
+        return quiet_broken_pipe()
+
+
+def _run(args, names) -> int:
     try:
         if args.list:
             for name in names:

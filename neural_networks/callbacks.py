@@ -279,26 +279,31 @@ def summary_line(epoch: int, epochs: int, logs: dict) -> str:
 
 class ProgressBar(Callback):
     """A tqdm bar per epoch with the running loss and accuracy (:func:`neural_networks.progress.progress_bar`:
-    a widget in notebooks, text elsewhere), then a one-line summary. What ``verbose=1`` adds."""
+    a widget in notebooks, text on a terminal, none in a log file or pipe), then a one-line summary.
+    A fractional run counts its partial last epoch as one ("epoch 5/5" of 4.5), and its summary
+    ends with the batches it trained. What ``verbose=1`` adds."""
 
     def __init__(self) -> None:
         self._bar = None
         self._loss_sum, self._seen = 0.0, 0
+        self._partial = ""  # the summary's note of a partial epoch's batches
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         from .progress import progress_bar
+        from .training import epoch_batches, epoch_count
 
         self._close()
         params = self.params or {}
-        from .training import epoch_batches
-
         epochs, steps = params.get("epochs"), params.get("steps")
+        total = epoch_batches(epochs, epoch, steps) if epochs is not None and steps else steps
+        self._partial = f"  ({total} of {steps} batches)" if steps and total != steps else ""
         self._bar = progress_bar(
-            total=epoch_batches(epochs, epoch, steps) if epochs is not None and steps else steps,
-            desc=f"epoch {epoch + 1}/{epochs}",
+            total=total,
+            desc=f"epoch {epoch + 1}/{epoch_count(epochs) if epochs is not None else '?'}",
             leave=False,
             unit="batch",
             dynamic_ncols=True,
+            disable=None,  # off a terminal, only the summary lines
         )
         self._loss_sum, self._seen = 0.0, 0
 
@@ -312,8 +317,11 @@ class ProgressBar(Callback):
             self._bar.update()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        from .training import epoch_count
+
         self._close()
-        print(summary_line(epoch + 1, (self.params or {}).get("epochs", epoch + 1), logs), flush=True)
+        epochs = epoch_count((self.params or {}).get("epochs", epoch + 1))
+        print(summary_line(epoch + 1, epochs, logs) + self._partial, flush=True)
 
     def on_train_end(self, logs=None) -> None:
         self._close()

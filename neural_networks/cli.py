@@ -29,13 +29,14 @@ def _cmd_train(args) -> int:
     if args.tensorboard:
         overrides.append("tensorboard=true")
     config = load_valid_config(args.config, overrides)
+    resume = args.resume if args.resume is not None else False
     figures = run_experiment(
-        config, out_dir=args.out, resume=args.resume, overwrite=args.overwrite, verbose=0 if args.quiet else 1
+        config, out_dir=args.out, resume=resume, overwrite=args.overwrite, verbose=0 if args.quiet else 1
     )
     val = "none held out" if figures["val_accuracy"] is None else f"{figures['val_accuracy']:.4f}"
     print(
         f"test accuracy {figures['test_accuracy']:.4f}  val accuracy {val}  "
-        f"epochs {figures['epochs']}  train time {figures['train_seconds']:.1f}s  -> {Path(args.out) / figures['name']}"
+        f"epochs {figures['epochs']}  train time {figures['train_seconds']:.1f}s  -> {figures['run_dir']}"
     )
     return 0
 
@@ -51,10 +52,22 @@ def _tta(args, config: dict) -> str:
     return (config.get("evaluation") or {}).get("tta") or "none"
 
 
-def _cmd_evaluate(args) -> int:
-    from .experiment import build_dataset, load_run
+def _load_run(args) -> tuple[dict, object]:
+    """The run's config and the checkpoint asked for, after a note on stderr if the run is
+    unfinished (still training, failed, interrupted: the weights are not a finished run's)."""
+    from .runs import load_run, unfinished_note
 
     config, model = load_run(args.run_dir, which=args.checkpoint)
+    note = unfinished_note(args.run_dir, config, which=args.checkpoint, model=model)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    return config, model
+
+
+def _cmd_evaluate(args) -> int:
+    from .experiment import build_dataset
+
+    config, model = _load_run(args)
     dataset = build_dataset(config)
     tta = _tta(args, config)
     result = model.evaluate(_split_loader(dataset, args.split), tta=tta)
@@ -66,10 +79,10 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .experiment import build_dataset, load_run, split_inputs
+    from .experiment import build_dataset, split_inputs
     from .io import atomic_write
 
-    config, model = load_run(args.run_dir, which=args.checkpoint)
+    config, model = _load_run(args)
     dataset = build_dataset(config)
     if args.images is not None:
         from .datasets import load_images
@@ -114,8 +127,13 @@ def _cmd_data(args) -> int:
     from . import datasets
 
     if args.action == "list":
-        for row in datasets.list_datasets():
+        # the configs run from here (./configs/*.yaml) may read a data set elsewhere than its
+        # default location: list their data.path too, or "missing" would mislead
+        config_paths, problems = datasets.config_data_paths("configs")
+        for row in datasets.list_datasets(config_paths=config_paths):
             print(datasets.format_dataset_row(row))
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
     elif args.action == "path":
         print(datasets.data_home())
     else:
@@ -140,10 +158,9 @@ def _input_shape(text: str) -> tuple[int, ...]:
 
 
 def _cmd_export(args) -> int:
-    from .experiment import load_run
     from .export import export_model
 
-    config, model = load_run(args.run_dir, which=args.checkpoint)
+    config, model = _load_run(args)
     path = export_model(model, args.output, args.format, input_shape=args.input_shape)
     tta = (config.get("evaluation") or {}).get("tta") or "none"
     # predict and evaluate apply the run's test-time augmentation; an exported model cannot.
@@ -212,6 +229,18 @@ def _add_tta_argument(parser) -> None:
     )
 
 
+def _add_run_arguments(parser) -> None:
+    """The run directory and which of its checkpoints (evaluate, predict, export)."""
+    parser.add_argument("run_dir", help="the run directory that train wrote (e.g. experiments/iris)")
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="last",
+        help="last: the weights after the last finished epoch; best: the epoch with the best monitored "
+        "value, by default validation accuracy (default: last)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neural-networks", description="Train, evaluate and inspect NumPy neural networks."
@@ -229,11 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     again = p.add_mutually_exclusive_group()
     again.add_argument(
         "--resume",
-        action="store_true",
-        help="continue an interrupted run from its last.npz (the config may differ only in epochs, evaluation.tta)",
+        nargs="?",
+        const=True,
+        metavar="RUN_DIR",
+        help="continue a run from its last.npz: RUN_DIR, or without it the newest run of the config's name "
+        "(the config may differ only in epochs, evaluation.tta, tensorboard)",
     )
     again.add_argument(
-        "--overwrite", action="store_true", help="replace an existing run directory (by default train refuses)"
+        "--overwrite",
+        action="store_true",
+        help="replace OUT/NAME itself (by default a run whose name is taken goes to NAME-2, NAME-3, ...)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument(
@@ -245,21 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="loss and accuracy of a trained run on a split")
-    p.add_argument("run_dir")
-    p.add_argument("--split", choices=("test", "val"), default="test")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="last")
+    _add_run_arguments(p)
+    p.add_argument("--split", choices=("test", "val"), default="test", help="the split to evaluate (default: test)")
     _add_tta_argument(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="write a Kaggle submission (Id,Category)")
-    p.add_argument("run_dir")
+    _add_run_arguments(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--images", help="an image, or a folder or archive (.tar, .tar.gz, .zip) of images, predicted in name order"
     )
-    source.add_argument("--split", choices=("test",), help="the data set's test split")
+    source.add_argument("--split", choices=("test",), help="predict the data set's test split (the run's data)")
     p.add_argument("--output", required=True, help="CSV file to write")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="last")
     _add_tta_argument(p)
     p.set_defaults(func=_cmd_predict)
 
@@ -268,9 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_gradcheck)
 
     p = sub.add_parser("report", help="markdown or LaTeX write-up of a run with its code")
-    p.add_argument("run_dir")
-    p.add_argument("--format", choices=("markdown", "latex"), default="markdown")
-    p.add_argument("--heading-level", "--heading_level", type=int, choices=(1, 2, 3), default=1, dest="heading_level")
+    p.add_argument("run_dir", help="the run directory (e.g. experiments/iris)")
+    p.add_argument("--format", choices=("markdown", "latex"), default="markdown", help="default: markdown")
+    p.add_argument(
+        "--heading-level",
+        "--heading_level",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        dest="heading_level",
+        help="level of the report's top heading (default: 1)",
+    )
     p.add_argument("--output", help="file to write (default: print)")
     p.set_defaults(func=_cmd_report)
 
@@ -281,10 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("export", help="write a trained run's model as ONNX or safetensors")
-    p.add_argument("run_dir")
-    p.add_argument("--format", choices=("onnx", "safetensors"), required=True)
+    _add_run_arguments(p)
+    p.add_argument("--format", choices=("onnx", "safetensors"), required=True, help="the file format")
     p.add_argument("--output", required=True, help="file to write (.onnx or .safetensors)")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="last")
     p.add_argument(
         "--input-shape",
         "--input_shape",
@@ -327,21 +366,27 @@ def main(argv=None) -> int:
     from . import allocator
     from .config import ConfigError
     from .experiment import RunInterrupted
+    from .io import quiet_broken_pipe
 
     args = build_parser().parse_args(argv)
     allocator.apply_default()  # the commands train and predict: keep freed memory for reuse (allocator.py)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, not at exit, so that a reader gone away is caught below
+        return status
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except RunInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except (ConfigError, ValueError, OSError) as err:  # bad arguments, configs or data files
+    except (ConfigError, ValueError, OSError, MemoryError) as err:  # bad arguments, configs, data files, sizes
         if os.environ.get("NEURAL_NETWORKS_DEBUG"):
             raise
-        print(f"error: {err}", file=sys.stderr)
+        hint = " (lower the model's sizes or data.batch_size)" if isinstance(err, MemoryError) else ""
+        print(f"error: {'out of memory: ' if isinstance(err, MemoryError) else ''}{err}{hint}", file=sys.stderr)
         return 2
 
 

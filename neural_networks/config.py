@@ -70,6 +70,12 @@ class ConfigError(ValueError):
     """A config that cannot describe a run; the message names the key and the valid keys."""
 
 
+class _MissingPackage(ConfigError):
+    """A config asking for what an optional package, not installed, does (``tensorboard: true``):
+    no fault of the values, so :func:`load_valid_config` does not blame the overrides (the CLI
+    passes its ``--tensorboard`` flag as one)."""
+
+
 def _check_keys(section: dict, allowed: dict, where: str) -> None:
     if not isinstance(section, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(section).__name__}")
@@ -98,7 +104,10 @@ def validate_config(config: dict) -> dict:
     """Check every key and build nothing heavy; returns the config with defaults filled in.
 
     Layer, loss and optimizer arguments are checked by constructing them (cheap: parameters
-    are only made on the first forward pass); data keys against the loader's signature.
+    are only made on the first forward pass); data keys against the loader's signature, and
+    ``batch_size`` / ``validation_size`` values as every loader would (:func:`_check_data_values`).
+    ``ConfigError`` (one line naming the dotted key) for any bad key or value, and for a last
+    layer that cannot make the outputs the loss expects (cross_entropy after relu).
     """
     from .datasets import DATASETS
     from .layers import initialize_layer
@@ -128,12 +137,13 @@ def validate_config(config: dict) -> dict:
     allowed = _signature_keys(DATASETS[data["name"]])
     if allowed:
         _check_keys({k: v for k, v in data.items() if k != "name"}, {k: False for k in allowed}, "data")
+    _check_data_values(data)
 
     model = config["model"]
     _check_keys(model, MODEL_KEYS, "model")
     loss = model["loss"]
     try:
-        initialize_loss(**loss) if isinstance(loss, dict) else initialize_loss(loss)
+        loss = initialize_loss(**loss) if isinstance(loss, dict) else initialize_loss(loss)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model.loss: {err}") from None
     if not isinstance(model["layers"], list) or not model["layers"]:
@@ -142,9 +152,10 @@ def validate_config(config: dict) -> dict:
         if not isinstance(layer, dict) or "name" not in layer:
             raise ConfigError(f"model.layers.{i} must be a mapping with a 'name'")
         try:
-            initialize_layer(**layer)
+            built = initialize_layer(**layer)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"model.layers.{i}: {err}") from None
+    _check_output_layer(loss, built, model["layers"])
 
     evaluation = config.setdefault("evaluation", {})
     if evaluation is None:
@@ -172,6 +183,43 @@ def validate_config(config: dict) -> dict:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"optimizer: {err}") from None
     return config
+
+
+def _check_data_values(data: dict) -> None:
+    """``ConfigError`` for a ``batch_size`` that is not a positive integer or a ``validation_size``
+    that is neither a count (an integer >= 0) nor a fraction in [0, 1): what the loaders refuse,
+    refused before anything is read (so that a search space's range ends are checked too). A
+    count larger than the data set is only known when it is loaded."""
+    if "batch_size" in data:
+        size = data["batch_size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"data.batch_size must be a positive integer, got {size!r}")
+    if "validation_size" in data:
+        size = data["validation_size"]
+        count = isinstance(size, int) and size >= 0
+        if isinstance(size, bool) or not (count or (isinstance(size, float) and 0.0 <= size < 1.0)):
+            raise ConfigError(
+                "data.validation_size must be a count of examples (an integer >= 0) or a fraction in [0, 1), "
+                f"got {size!r}"
+            )
+
+
+def _check_output_layer(loss, last, layers: list) -> None:
+    """``ConfigError`` naming the last layer's activation key, its value and the fix when that
+    layer (``last``, built from ``layers[-1]``) cannot make what ``loss`` expects."""
+    from .losses import activations_making, output_fits
+
+    if output_fits(loss, last):
+        return
+    where = f"model.layers.{len(layers) - 1}"
+    fix = " or ".join(activations_making(loss.expects)) or f"one that makes {loss.expects}"
+    needs = f"cannot make the {loss.expects} that model.loss {loss.name} expects"
+    if last.activation is None:
+        raise ConfigError(
+            f"{where}: a {layers[-1]['name']} layer {needs}; end with a layer with activation: {fix} for {loss.name}"
+        )
+    given = repr(layers[-1]["activation"]) if layers[-1].get("activation") is not None else "'linear' (the default)"
+    raise ConfigError(f"{where}.activation: {given} {needs}; use activation: {fix} for {loss.name}")
 
 
 def _spans_the_run(name) -> bool:
@@ -222,7 +270,9 @@ def _check_callbacks(callbacks) -> list:
                         raise ValueError(f"tensorboard takes no {key} here: {_RUN_TENSORBOARD_KEYS[key]}")
                 kwargs["log_dir"] = "."
             CALLBACKS.create(name, **kwargs)
-        except (TypeError, ValueError, ImportError) as err:
+        except ImportError as err:
+            raise _MissingPackage(f"{where}: {err}") from None
+        except (TypeError, ValueError) as err:
             raise ConfigError(f"{where}: {err}") from None
         checked.append({"name": name, **{k: v for k, v in entry.items() if k != "name"}})
     return checked
@@ -249,12 +299,13 @@ def _check_tensorboard(config: dict) -> None:
         try:
             check_available()
         except ImportError as err:
-            raise ConfigError(f"tensorboard: {err}") from None
+            raise _MissingPackage(f"tensorboard: {err}") from None
 
 
 class _ConfigLoader(yaml.SafeLoader):
     """YAML 1.1's safe loader, reading ``1e-3`` as a number as YAML 1.2 does (1.1 needs a dot
-    and reads it as a string), so every numeric config value follows one rule."""
+    and reads it as a string), so every numeric config value follows one rule; :func:`parse_yaml`
+    also refuses aliases and keys given twice in one mapping."""
 
 
 _ConfigLoader.add_implicit_resolver(
@@ -264,20 +315,72 @@ _ConfigLoader.add_implicit_resolver(
 )
 
 
-def parse_yaml(text: str, source: str):
-    """Parse config YAML from ``source`` (a file name or ``--set``) with :class:`_ConfigLoader`.
-    Aliases (``*name``) are refused before anything is built: a few hundred bytes of nested
-    aliases expand to gigabytes, and configs have no need for them."""
+def parse_yaml(text: str, source: str, at: str = ""):
+    """Parse config YAML from ``source`` (a file name or ``--set``) with :class:`_ConfigLoader`;
+    ``at`` is the dotted key the text is the value of (a ``--set`` key), for error messages.
+
+    ``ConfigError`` (one line naming ``source``) for text that is not YAML, for aliases
+    (``*name``: refused before anything is built, as a few hundred bytes of nested aliases expand
+    to gigabytes and configs have no need for them) and for a key given twice in one mapping at
+    any depth (PyYAML would keep the last silently), naming its dotted path and both lines."""
     try:
         for event in yaml.parse(text, Loader=_ConfigLoader):
             if isinstance(event, yaml.AliasEvent):
                 raise ConfigError(
                     f"{source}: YAML aliases (*{event.anchor}) are not accepted in configs; write the value out"
                 )
-        return yaml.load(text, Loader=_ConfigLoader)
+        loader = _ConfigLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _refuse_duplicate_keys(loader, node, [at] if at else [], source)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
         detail = " ".join(str(err).replace('in "<unicode string>", ', "").split())  # the source is named first
         raise ConfigError(f"{source}: not valid YAML ({detail})") from None
+
+
+def _refuse_duplicate_keys(loader: _ConfigLoader, node, path: list, source: str) -> None:
+    """``ConfigError`` for the first key given twice in one mapping under ``node`` (the composed
+    document: lines are known, nothing is built yet), keys compared by value as a dict would
+    (``lr`` and ``'lr'`` are one key, ``1`` and ``'1'`` two)."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(loader, item, [*path, str(i)], source)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen = {}
+    for key_node, value_node in node.value:
+        key = _key_of(loader, key_node)
+        if key is not _UNHASHABLE:
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                lines = f"both on line {line}" if seen[key] == line else f"lines {seen[key]} and {line}"
+                dotted = ".".join([*path, str(key)])
+                raise ConfigError(f"{source}: key {dotted!r} appears twice ({lines}); a mapping takes each key once")
+            seen[key] = line
+        _refuse_duplicate_keys(loader, value_node, [*path, "?" if key is _UNHASHABLE else str(key)], source)
+
+
+_UNHASHABLE = object()
+
+
+def _key_of(loader: _ConfigLoader, key_node):
+    """The value of a mapping key as the mapping will hold it (``<<`` for a merge key, so two are
+    refused too); ``_UNHASHABLE`` for a list or mapping (constructing the mapping reports it)."""
+    if key_node.tag == "tag:yaml.org,2002:merge":
+        return "<<"
+    if not isinstance(key_node, yaml.ScalarNode):
+        return _UNHASHABLE
+    key = loader.construct_object(key_node)
+    try:
+        hash(key)
+    except TypeError:
+        return _UNHASHABLE
+    return key
 
 
 def load_config(path) -> dict:
@@ -299,12 +402,14 @@ def load_config(path) -> dict:
 
 def load_valid_config(path, overrides=()) -> dict:
     """Read ``path``, apply ``overrides`` (``key=value`` strings) and validate the result; an
-    invalid config's :class:`ConfigError` names the file (and the overrides, when there are)."""
+    invalid config's :class:`ConfigError` names the file (and the overrides, when there are and
+    the error is about the values, not a missing optional package)."""
     config = apply_overrides(load_config(path), overrides)
     try:
         return validate_config(config)
     except ConfigError as err:
-        where = f"{path} with --set {' '.join(overrides)}" if overrides else str(path)
+        blame = overrides and not isinstance(err, _MissingPackage)
+        where = f"{path} with --set {' '.join(overrides)}" if blame else str(path)
         raise ConfigError(f"{where}: {err}") from None
 
 
@@ -315,7 +420,7 @@ def apply_overrides(config: dict, overrides) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        value = parse_yaml(raw, f"--set {item}") if raw else ""
+        value = parse_yaml(raw, f"--set {item}", at=key.strip()) if raw else ""
         parts = key.strip().split(".")
         node = config
         for depth, part in enumerate(parts[:-1]):

@@ -2,21 +2,28 @@
 
 Training is :func:`neural_networks.training.fit` with a :class:`~neural_networks.logs.Logger`, a
 :class:`~neural_networks.callbacks.ModelCheckpoint` on the run directory and the config's
-``callbacks``. The run directory (``<out>/<name>/``, ``out`` defaulting to ``experiments``)
-receives ``config.yaml`` (the resolved config), ``metrics.csv``, ``metrics.json``, ``loss.png``,
+``callbacks``. The run directory (``<out>/<name>/``, or ``<name>-2``, ``-3``, ... when that one
+holds another run; ``out`` defaulting to ``experiments``) receives ``run.json`` (the run's state:
+running, finished, failed with its reason, interrupted; :mod:`neural_networks.rundir`),
+``config.yaml`` (the resolved config), ``metrics.csv``, ``metrics.json``, ``loss.png``,
 ``accuracy.png``, ``loss_iterations.png``, ``confusion_matrix.png``, ``first_layer.png``,
 ``last.npz`` and ``best.npz``, and with ``tensorboard: true`` (or a ``tensorboard`` callback)
 TensorBoard event files in ``tensorboard/`` (:mod:`neural_networks.tensorboard`).
 ``--resume`` reads ``last.npz`` alone.
 
-A run directory is never reused silently: training into one that holds files refuses unless
-``resume`` (continue it, with a config that differs at most in :data:`RESUMABLE_KEYS`) or
-``overwrite`` (the old directory is first renamed, atomically, to a hidden sibling
-``.<name>.old-<n>`` and then deleted, so the run directory is never half old, half new).
+A run directory is never shared and never reused silently: it is claimed atomically before
+anything is written, after the config, the data and the model's shapes and memory have been
+checked (:mod:`neural_networks.preflight`), so that a run that cannot start leaves nothing
+behind and the same command run again reproduces its error. ``resume`` continues a run with a
+config that differs at most in :data:`RESUMABLE_KEYS`; ``overwrite`` replaces ``<out>/<name>``
+(the old directory is first renamed, atomically, to a hidden sibling ``.<name>.old-<n>`` and then
+deleted, so the run directory is never half old, half new). Both refuse a directory that another
+process is training in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import sys
@@ -27,14 +34,17 @@ import numpy as np
 
 from . import plots
 from .callbacks import CALLBACKS, ModelCheckpoint, initialize_callback
-from .config import ConfigError, dump_config, load_config, load_valid_config, parse_yaml, validate_config
+from .config import ConfigError, dump_config, load_config, parse_yaml, validate_config
 from .datasets import initialize_dataset
 from .io import atomic_write
 from .logs import Logger, read_metrics_csv, write_json
 from .losses import initialize_loss
 from .models import History, NeuralNetwork
+from .preflight import check_run_fits
+from .rundir import RunDirectory, claim_new, newest_run, open_existing, read_status
+from .runs import load_run
 from .tensorboard import TensorBoard
-from .training import fit
+from .training import epoch_count, fit
 
 __all__ = [
     "build_dataset",
@@ -119,73 +129,130 @@ def _tensorboard(config: dict, run_dir, dataset, arguments: dict) -> TensorBoard
 def run_experiment(
     config: dict,
     out_dir="experiments",
-    resume: bool = False,
+    resume=False,
     verbose: int = 1,
     overwrite: bool = False,
     callbacks=None,
 ) -> dict:
-    """Train the run described by ``config``; returns the final figures (also in metrics.json).
+    """Train the run described by ``config``; returns the final figures (also in metrics.json)
+    and ``run_dir``, the run directory.
 
     ``callbacks`` are extra :class:`~neural_networks.callbacks.Callback` objects (a tuning
     trial's pruning reporter, say), run after the config's own and before the checkpoint.
 
-    The run directory ``<out_dir>/<name>`` must be missing or empty, unless ``resume`` or
-    ``overwrite``. With ``overwrite``, an existing run directory is moved aside atomically and
-    deleted before training starts.
+    A new run takes the first free directory of ``<out_dir>/<name>``, ``<name>-2``, ... (claimed
+    atomically, :mod:`neural_networks.rundir`), after the data set, the model and its memory
+    estimate have passed (:mod:`neural_networks.preflight`), so a run that cannot start leaves
+    nothing behind. ``overwrite`` replaces ``<out_dir>/<name>`` itself (moved aside atomically
+    and deleted first; refused while another process trains in it).
 
-    With ``resume``, continue from ``<run>/last.npz`` alone: model, optimizer state, epoch, best
-    value, History and every callback's state (the Logger's rows and parameter ranges, early
-    stopping's counters). Shuffling, augmentation and dropout are seeded per epoch, so the result
-    equals an uninterrupted run's; a run that a callback stopped early stays stopped. The config
-    must equal the run's ``config.yaml`` but for :data:`RESUMABLE_KEYS`; ``config.yaml`` is
-    rewritten only once the checkpoint has been read.
+    ``resume``: ``True`` continues the newest run directory of the config's name (the highest
+    ``-N``), a path continues that directory. It reads ``<run>/last.npz`` alone: model,
+    optimizer state, epoch, best value, History and every callback's state. Shuffling,
+    augmentation and dropout are seeded per epoch, so the result equals an uninterrupted run's;
+    a run that a callback stopped early stays stopped. The config must equal the run's
+    ``config.yaml`` but for :data:`RESUMABLE_KEYS`, and may not ask for fewer epochs than the
+    checkpoint holds; ``config.yaml`` is rewritten only once the checkpoint has been read.
+
+    ``run.json`` in the run directory records whether the run is running, finished, failed (and
+    why) or interrupted; an exception during training is re-raised after it is written.
     """
-    if resume and overwrite:
+    if resume is not False and resume is not None and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
     config = validate_config(config)
-    run_dir = Path(out_dir) / _check_run_name(config["name"])
-    if not resume and not overwrite and _holds_files(run_dir):
-        raise ConfigError(f"{run_dir} already holds a run; continue it with --resume or replace it with --overwrite")
+    name = _check_run_name(config["name"])
+    parent = Path(out_dir)
     dataset = build_dataset(config)
     output_layer = config["model"]["layers"][-1]
     if "n_out" in output_layer and output_layer["n_out"] is None:  # sized by the data set: record the size
         output_layer["n_out"] = int(dataset.out_dim)
     if resume:
-        _check_resumable(config, run_dir)
-    elif overwrite and _holds_files(run_dir):
-        _remove_run_dir(run_dir)
-    logger = Logger(
-        config["name"],
-        model_args=config["model"],
-        data_args=config["data"],
-        save=True,
-        plot=True,
-        save_dir=Path(out_dir),
-        checkpoints=False,
-    )
-    checkpoint, config_callbacks = build_callbacks(config, run_dir, dataset)
-    tensorboard = next((cb for cb in config_callbacks if isinstance(cb, TensorBoard)), None)
-    callbacks = [*config_callbacks, *(callbacks or ())]
-    start_epoch = 0
-    if resume:
+        run, model, checkpoint, config_callbacks = _open_for_resume(config, parent, name, resume, dataset)
+    else:
+        model = build_model(config)
+        check_run_fits(model, dataset)  # shapes and memory, before anything is written
+        run = _claim(parent, name, overwrite)
+        try:
+            checkpoint, config_callbacks = build_callbacks(config, run.path, dataset)
+        except BaseException:
+            run.abandon()
+            raise
+    with run:
+        return _train_run(config, run, dataset, model, checkpoint, config_callbacks, callbacks, verbose)
+
+
+def _claim(parent: Path, name: str, overwrite: bool) -> RunDirectory:
+    """A new run directory: ``<parent>/<name>`` replaced with ``overwrite``, else the first free
+    of ``<name>``, ``<name>-2``, ..."""
+    if not overwrite:
+        return claim_new(parent, name)
+    target = parent / name
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target} exists and is not a directory")
+    if target.is_dir():
+        with open_existing(target, "overwrite"):
+            _remove_run_dir(target)
+    return claim_new(parent, name, exact=True)
+
+
+def _open_for_resume(config: dict, parent: Path, name: str, resume, dataset):
+    """The locked run directory to resume, its model (from last.npz), checkpoint and callbacks."""
+    if resume is True:
+        target = newest_run(parent, name)
+        if target is None:
+            raise ConfigError(f"cannot resume: there is no run {parent / name} (train without --resume first)")
+    else:
+        target = Path(resume)
+    run = open_existing(target, "resume")
+    try:
+        _check_resumable(config, run.path)
+        checkpoint, config_callbacks = build_callbacks(config, run.path, dataset)
         try:
             model = checkpoint.resume()
         except FileNotFoundError as err:
             raise ConfigError(f"{err} (train without --resume first)") from None
         except ValueError as err:
             raise ConfigError(f"{err} (start over with --overwrite)") from None
-        start_epoch = checkpoint.epoch
-    else:
-        model = build_model(config)
+        trained = checkpoint.epoch
+        if epoch_count(config["epochs"]) < trained:
+            raise ConfigError(
+                f"cannot resume {run.path} with epochs {config['epochs']}: its checkpoint has trained {trained} "
+                f"epochs already; give --epochs {trained} or more"
+            )
+    except BaseException:
+        run.release()
+        raise
+    return run, model, checkpoint, config_callbacks
+
+
+def _train_run(config, run, dataset, model, checkpoint, config_callbacks, callbacks, verbose) -> dict:
+    """Write config.yaml and run.json, fit with the run's callbacks, finish the run; run.json
+    records a failure or an interruption before the exception goes on."""
+    run_dir = run.path
+    tensorboard = next((cb for cb in config_callbacks if isinstance(cb, TensorBoard)), None)
+    callbacks = [*config_callbacks, *(callbacks or ())]
+    start_epoch = checkpoint.epoch
     # written once the checkpoint it describes is known to be readable (and, resuming, compatible)
     with atomic_write(run_dir / "config.yaml", "w") as handle:
         handle.write(dump_config(config))
+    run.write_status("running", config_name=config["name"], epochs=config["epochs"], epochs_done=start_epoch)
+    logger = Logger(
+        run.name,
+        model_args=config["model"],
+        data_args=config["data"],
+        save=True,
+        plot=True,
+        save_dir=run_dir.parent,
+        checkpoints=False,
+    )
     epochs = start_epoch if checkpoint.stopped else max(config["epochs"], start_epoch)
     if verbose:
         note = f" (it stopped early after epoch {start_epoch})" if checkpoint.stopped else ""
+        fresh = start_epoch == 0 and run.name != config["name"]
+        taken = f" ({run_dir.with_name(config['name'])} holds another run)" if fresh else ""
         print(
-            f"run {config['name']}: {dataset!r}; {epochs - start_epoch} epoch(s) from epoch {start_epoch + 1}"
-            f"{note} -> {run_dir}"
+            f"run {config['name']}: {dataset!r}; {epoch_count(epochs) - start_epoch} epoch(s) from epoch "
+            f"{start_epoch + 1}{note} -> {run_dir}{taken}"
         )
     started = time.perf_counter()
     try:
@@ -197,23 +264,39 @@ def run_experiment(
             verbose=verbose,
             initial_epoch=start_epoch,
         )
+        previous_seconds = sum(history["seconds"][:start_epoch]) if "seconds" in history else 0.0
+        train_seconds = previous_seconds + (time.perf_counter() - started)
+        # a callback ended training before the config's last epoch (now or before a resume)
+        stopped = (checkpoint.stopped or model.stop_training) and history.epochs < config["epochs"]
+        if verbose and model.stop_training and stopped:
+            print(f"stopped early after epoch {history.epochs} of {config['epochs']}")
+        figures = finish_run(model, dataset, run_dir, config, train_seconds, history=history, stopped_early=stopped)
     except KeyboardInterrupt:
         if tensorboard is not None:
             tensorboard.close()  # what the interrupted epoch logged so far; a resume purges it
+        run.write_status("interrupted", epochs_done=checkpoint.epoch)
+        if checkpoint.epoch == 0:
+            raise RunInterrupted(
+                f"interrupted before the first epoch ended; nothing to resume in {run_dir}: train again"
+            ) from None
         raise RunInterrupted(
-            f"interrupted; the last finished epoch is saved in {run_dir / 'last.npz'}; continue with --resume"
+            f"interrupted; epoch {checkpoint.epoch} (the last finished) is saved in {run_dir / 'last.npz'}; "
+            f"continue with --resume {run_dir}"
         ) from None
-    previous_seconds = sum(history["seconds"][:start_epoch]) if "seconds" in history else 0.0
-    train_seconds = previous_seconds + (time.perf_counter() - started)
-    # a callback ended training before the config's last epoch (now or before a resume)
-    stopped = (checkpoint.stopped or model.stop_training) and history.epochs < config["epochs"]
-    if verbose and model.stop_training and stopped:
-        print(f"stopped early after epoch {history.epochs} of {config['epochs']}")
-    figures = finish_run(model, dataset, run_dir, config, train_seconds, history=history, stopped_early=stopped)
+    except BaseException as err:
+        with contextlib.suppress(OSError):  # a full disk must not hide the error itself
+            run.write_status("failed", epochs_done=checkpoint.epoch, error=_one_line(err))
+        raise
+    run.write_status("finished", epochs_done=history.epochs)
     if tensorboard is not None:  # the pictures finish_run drew, and its figures
         pictures = ("confusion_matrix", "first_layer")
         tensorboard.write_run_end(figures, {name: run_dir / f"{name}.png" for name in pictures})
-    return figures
+    return {**figures, "run_dir": str(run_dir)}
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or "(no message)"
+    return f"{type(err).__name__}: {text}"
 
 
 def _check_run_name(name) -> str:
@@ -225,14 +308,6 @@ def _check_run_name(name) -> str:
             f"(one folder name, not '.' or '..')"
         )
     return name
-
-
-def _holds_files(run_dir: Path) -> bool:
-    if not run_dir.exists():
-        return False
-    if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} exists and is not a directory")
-    return any(run_dir.iterdir())
 
 
 def _remove_run_dir(run_dir: Path) -> None:
@@ -275,7 +350,13 @@ def _check_resumable(config: dict, run_dir: Path) -> None:
     other than :data:`RESUMABLE_KEYS` (compared as written: after validation and ``n_out``)."""
 
     if not (run_dir / "last.npz").is_file():  # refuse before anything is written there
-        raise ConfigError(f"cannot resume: {run_dir / 'last.npz'} does not exist (train without --resume first)")
+        status = read_status(run_dir) or {}
+        why = {
+            "failed": f"it failed before its first checkpoint ({status.get('error')})",
+            "interrupted": "it was interrupted before its first epoch ended",
+            "running": "it stopped before its first epoch ended",
+        }.get(status.get("state"), f"{run_dir / 'last.npz'} does not exist")
+        raise ConfigError(f"cannot resume {run_dir}: {why}; train without --resume (a new run directory is taken)")
     path = run_dir / "config.yaml"
     if not path.is_file():
         return  # nothing to compare with; the checkpoint decides
@@ -329,7 +410,12 @@ def finish_run(
     )
     first = next((layer for layer in model.layers if "W" in layer.parameters), None)
     if first is not None:
-        plots.plot_first_layer(first.parameters["W"], run_dir / "first_layer.png", input_shape=_image_shape(dataset))
+        plots.plot_first_layer(
+            first.parameters["W"],
+            run_dir / "first_layer.png",
+            input_shape=_image_shape(dataset),
+            feature_names=getattr(dataset, "feature_names", None),
+        )
     if history is not None:
         epochs, val_accuracies = history.epochs, history.history.get("val_accuracy", [])
     else:
@@ -389,27 +475,3 @@ def _image_shape(dataset):
     if len(shape) == 3 and shape[-1] == 1:
         return shape[:2]
     return shape if len(shape) >= 2 else None
-
-
-def load_run(run_dir, which: str = "best") -> tuple[dict, NeuralNetwork]:
-    """``(config, model)`` of a finished or interrupted run (``which``: ``best`` or ``last``).
-
-    The checkpoint asked for or a ConfigError, never another one in its place: a command that
-    said "best" must not report figures of other weights. ``best.npz`` is missing where no epoch
-    improved the monitored value (a NaN from the first epoch on) or no epoch ended."""
-    if which not in ("best", "last"):
-        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = load_valid_config(config_path)
-    checkpoint = run_dir / f"{which}.npz"
-    if not checkpoint.is_file():
-        if which == "best" and (run_dir / "last.npz").is_file():
-            raise ConfigError(
-                f"{run_dir} has no best.npz (written when an epoch improves the run's monitored value: "
-                "none did); the last epoch's weights are in last.npz (--checkpoint last)"
-            )
-        raise ConfigError(f"{run_dir} has no checkpoint {checkpoint.name}")
-    return config, NeuralNetwork.load(checkpoint)

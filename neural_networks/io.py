@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "quiet_broken_pipe"]
 
 
 @contextlib.contextmanager
@@ -53,3 +54,13 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def quiet_broken_pipe() -> int:
+    """What a command whose reader went away (``neural-networks report RUN | head``) does: point
+    stdout at /dev/null so that the interpreter's final flush raises nothing, and return 141
+    (128 + SIGPIPE), the status a shell reports for a program that SIGPIPE ended."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 141

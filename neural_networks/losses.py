@@ -2,6 +2,11 @@
 
 ``forward(Y, Y_hat) -> float`` and ``backward(Y, Y_hat) -> dL/dY_hat`` with ``Y`` the targets
 (one-hot labels for classification) and ``Y_hat`` the predictions, both ``(m, k)``.
+
+A loss declares what it expects of the network's outputs (:attr:`Loss.expects`: ``None`` for any
+real numbers, ``"probabilities"`` for rows that are distributions over the classes) and an
+activation what it makes (:func:`produces`); :func:`check_output_layer` refuses a last layer that
+cannot make what the loss expects (cross-entropy after relu), for models and configs alike.
 """
 
 from __future__ import annotations
@@ -13,7 +18,18 @@ import numpy as np
 from . import functional as F
 from .registry import Registry
 
-__all__ = ["Loss", "CrossEntropy", "L2", "LOSSES", "initialize_loss", "check_targets"]
+__all__ = [
+    "Loss",
+    "CrossEntropy",
+    "L2",
+    "LOSSES",
+    "initialize_loss",
+    "check_targets",
+    "produces",
+    "activations_making",
+    "output_fits",
+    "check_output_layer",
+]
 
 
 def check_targets(name: str, Y: np.ndarray, Y_hat: np.ndarray) -> None:
@@ -33,9 +49,13 @@ def check_targets(name: str, Y: np.ndarray, Y_hat: np.ndarray) -> None:
 
 
 class Loss(ABC):
-    """Base class. ``loss(Y, Y_hat)`` is ``loss.forward(Y, Y_hat)``."""
+    """Base class. ``loss(Y, Y_hat)`` is ``loss.forward(Y, Y_hat)``.
+
+    ``expects`` is what the loss needs the network's outputs to be, as activations declare making
+    it (see :func:`produces`): ``None`` takes any real numbers."""
 
     name: str = ""
+    expects: str | None = None
 
     def __init__(self, name: str | None = None) -> None:
         if name is not None:
@@ -73,6 +93,9 @@ class CrossEntropy(Loss):
     """
 
     name = "cross_entropy"
+    # ln(Y_hat) of anything but a distribution is meaningless: after relu or linear the clamp
+    # hides negative outputs, after sigmoid every output is pushed to 1 (non-targets get no gradient).
+    expects = "probabilities"
 
     def __init__(self, name: str | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__(name)
@@ -140,3 +163,52 @@ def initialize_loss(name: str | Loss, **kwargs) -> Loss:
         return name
     key = LOSSES.canonical(name)
     return LOSSES.create(key, name=key, **kwargs)
+
+
+#: What the built-in activations make, by registered name, where it is more than any real numbers;
+#: an activation class may declare its own ``produces`` attribute instead (it wins over this table).
+#: Sigmoid is not here: its outputs lie in (0, 1) but a row of them is no distribution.
+_BUILTIN_OUTPUTS = {"softmax": "probabilities"}
+_UNDECLARED = object()
+
+
+def produces(activation) -> str | None:
+    """What ``activation`` (an instance or class; ``None``: a layer without one) makes: its
+    ``produces`` attribute when it declares one, else the built-in table by its ``name``;
+    ``None`` means any real numbers."""
+    if activation is None:
+        return None
+    declared = getattr(activation, "produces", _UNDECLARED)  # None is a declaration: any real numbers
+    if declared is not _UNDECLARED:
+        return declared
+    return _BUILTIN_OUTPUTS.get(getattr(activation, "name", None))
+
+
+def activations_making(kind: str) -> list[str]:
+    """Registered names of the activations that make ``kind`` (for the advice in errors)."""
+    from .activations import ACTIVATIONS
+
+    return [name for name, factory in ACTIVATIONS.items() if produces(factory) == kind]
+
+
+def output_fits(loss: Loss, layer) -> bool:
+    """Whether a network whose last layer is ``layer`` makes what ``loss`` expects. A layer
+    without an activation (dropout, flatten, pooling) makes no declared kind: dropout rescales
+    in training, flattening a convolution's per-pixel softmax gives rows that sum to the pixels."""
+    return loss.expects is None or produces(getattr(layer, "activation", None)) == loss.expects
+
+
+def check_output_layer(loss: Loss, layer) -> None:
+    """Raise ``ValueError`` naming the loss, the layer and the activation to use when ``layer``,
+    a network's last, cannot make what ``loss`` expects (:func:`output_fits`)."""
+    if output_fits(loss, layer):
+        return
+    fix = " or ".join(repr(name) for name in activations_making(loss.expects)) or "one that makes them"
+    what = f"loss {loss.name!r} expects {loss.expects}, which the last layer, {layer.where},"
+    if getattr(layer, "activation", None) is None:
+        raise ValueError(
+            f"{what} cannot make (it has no activation); end with a layer with activation {fix} for {loss.name}"
+        )
+    raise ValueError(
+        f"{what} cannot make with activation {layer.activation.name!r}; use activation {fix} for {loss.name}"
+    )

@@ -20,7 +20,7 @@ import numpy as np
 from . import parallel, serialization
 from .callbacks import History
 from .layers import ActivatedLayer, Layer, initialize_layer
-from .losses import Loss, initialize_loss
+from .losses import Loss, check_output_layer, initialize_loss
 from .optimizers import Optimizer, initialize_optimizer
 from .serialization import FORMAT
 from .training import fit
@@ -101,6 +101,8 @@ class NeuralNetwork:
             layer.index = i
             if layer.rng is None and child is not None:
                 layer.rng = np.random.default_rng(child)
+        if optimizer is not None:  # a model that trains; without an optimizer the loss only reports
+            check_output_layer(self.loss, layers[-1])
 
     # ------------------------------------------------------------------ core passes
     def parallel_region(self):
@@ -116,11 +118,18 @@ class NeuralNetwork:
         return contextlib.nullcontext()
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        """Run ``X`` through every layer; returns the last layer's output."""
+        """Run ``X`` through every layer; returns the last layer's output. A ``ValueError`` of a
+        layer after the first (e.g. images of another size reaching a dense layer) also names
+        the shape of the network's input, which is what the caller can change."""
         Y = X
         with self.parallel_region():
             for layer in self.layers:
-                Y = layer.forward(Y)
+                try:
+                    Y = layer.forward(Y)
+                except ValueError as err:
+                    if layer is self.layers[0]:
+                        raise
+                    raise ValueError(f"{err} (the network's input has shape {np.shape(X)})") from err
         self._last_output = Y
         return Y
 
@@ -223,19 +232,37 @@ class NeuralNetwork:
         ``tta`` (test-time augmentation, images only; see :mod:`neural_networks.tta`): ``"flip"``
         averages the outputs for each image and its mirror image, ``"flip_translate"`` adds
         one-pixel shifts; ``None`` / ``"none"`` uses the images as they are.
+
+        An empty ``X`` (``(0, ...)``) gives an empty output, ``(0, n_out)`` in the dtype a batch
+        would have, after the same checks of its feature shape and ``tta``; with ``Y`` it raises
+        ``ValueError`` (a loss over no examples is undefined).
         """
         tta = check_tta(tta)
+        if Y is not None and len(X) == 0:
+            raise ValueError(f"predict: cannot compute a loss over no examples (X has shape {np.shape(X)})")
         was_training = self.training
         self.eval_mode()
         try:
             with self.parallel_region():
                 outputs = [self._forward_tta(X[i : i + batch_size], tta) for i in range(0, len(X), batch_size)]
+                if not outputs:
+                    outputs = [self._empty_output(X, tta)]
         finally:
             self.train_mode(was_training)
-        Y_hat = np.concatenate(outputs) if outputs else np.empty((0,))
+        Y_hat = np.concatenate(outputs)
         if Y is None:
             return Y_hat
         return Y_hat, self.loss.forward(np.asarray(Y), Y_hat)
+
+    def _empty_output(self, X, tta: str) -> np.ndarray:
+        """The ``(0, ...)`` output for the empty batch ``X``: layers refuse empty batches, so one
+        example of zeros of ``X``'s feature shape and dtype is run (in evaluation mode, which
+        draws no random numbers and updates no statistics), and none of its rows kept."""
+        X = np.asarray(X)
+        try:
+            return self._forward_tta(np.zeros((1, *X.shape[1:]), dtype=X.dtype), tta)[:0]
+        except ValueError as err:
+            raise ValueError(f"{err} (checking an empty batch of shape {X.shape} as one example)") from err
 
     def predict_classes(self, X: np.ndarray, batch_size: int = 256, tta: str | None = None) -> np.ndarray:
         """Index of the largest output for each example, ``(m,)`` (``tta`` as in :meth:`predict`)."""
@@ -243,7 +270,8 @@ class NeuralNetwork:
 
     def evaluate(self, loader, tta: str | None = None) -> dict:
         """Mean loss and accuracy over every batch of ``loader`` (in evaluation mode; only one
-        batch of activations is alive at a time; ``tta`` as in :meth:`predict`)."""
+        batch of activations is alive at a time; ``tta`` as in :meth:`predict`). Empty batches
+        add nothing; a loader with no examples at all raises ``ValueError`` (the mean is undefined)."""
         tta = check_tta(tta)
         was_training = self.training
         self.eval_mode()
@@ -252,8 +280,10 @@ class NeuralNetwork:
             for X, Y in loader:
                 if Y is None:
                     raise ValueError("cannot evaluate on a split without labels (use predict on its inputs)")
-                Y_hat = self._forward_tta(X, tta)
                 m = Y.shape[0]
+                if m == 0 and len(X) == 0:  # nothing to add (layers refuse empty batches)
+                    continue
+                Y_hat = self._forward_tta(X, tta)
                 total_loss += self.loss.forward(Y, Y_hat) * m
                 correct += _accuracy_counts(Y, Y_hat)
                 count += m

@@ -40,16 +40,40 @@ def save_figure(fig, path) -> Path:
     return Path(path)
 
 
+# Up to this many points a curve shows a marker at each one (a short run's few epochs, each a
+# measurement; a single point would be invisible without one). Beyond it the markers of a 6-inch
+# figure overlap into a band that hides the other curve, so lines alone are drawn.
+MARKERS_UP_TO = 30
+
+
+def _marker(n_points: int, marker: str) -> str:
+    return marker if n_points <= MARKERS_UP_TO else "None"
+
+
+def _whole_number_ticks(axis) -> None:
+    """Ticks at whole numbers only: epochs and iterations are counts (matplotlib's default puts
+    ticks at 0.5, 1.0, 1.5... on a 3-epoch run). ``min_n_ticks=1``: a one-epoch run's axis spans
+    less than one whole number around its point, and gets the single tick there, not fractions.
+    ``steps``: multiples of 1, 2 and 5 (0, 20, 40 on 100 epochs; the default also allows 15s)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1, steps=[1, 2, 5, 10]))
+
+
 def plot_curves(history: dict, metric: str, path, title: str | None = None) -> Path:
     """Training and validation ``metric`` (``"loss"`` or ``"accuracy"``) per epoch.
 
-    ``history`` maps ``metric`` and optionally ``val_<metric>`` to per-epoch lists."""
+    ``history`` maps ``metric`` and optionally ``val_<metric>`` to per-epoch lists. Points get
+    markers on runs of at most :data:`MARKERS_UP_TO` epochs; the training curve is drawn over the
+    validation curve, so neither hides it."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = np.arange(1, len(history[metric]) + 1)
-    ax.plot(epochs, history[metric], marker="o", label=f"train {metric}")
+    # zorder 3 (lines default to 2): training stays visible where the validation curve crosses it.
+    ax.plot(epochs, history[metric], marker=_marker(epochs.size, "o"), label=f"train {metric}", zorder=3)
     if f"val_{metric}" in history:
-        ax.plot(epochs, history[f"val_{metric}"], marker="s", label=f"validation {metric}")
+        ax.plot(epochs, history[f"val_{metric}"], marker=_marker(epochs.size, "s"), label=f"validation {metric}")
+    _whole_number_ticks(ax.xaxis)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} per epoch")
@@ -63,7 +87,13 @@ def plot_iteration_loss(losses, path, title: str = "training loss per iteration"
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     losses = np.asarray(losses, dtype=float)
-    ax.plot(np.arange(1, losses.size + 1), losses, alpha=0.4 if smooth > 1 else 1.0, label="mini-batch loss")
+    ax.plot(
+        np.arange(1, losses.size + 1),
+        losses,
+        marker=_marker(losses.size, "."),
+        alpha=0.4 if smooth > 1 else 1.0,
+        label="mini-batch loss",
+    )
     if smooth > 1 and losses.size >= smooth:
         kernel = np.ones(smooth) / smooth
         ax.plot(
@@ -72,6 +102,7 @@ def plot_iteration_loss(losses, path, title: str = "training loss per iteration"
             label=f"moving average ({smooth})",
         )
         ax.legend()
+    _whole_number_ticks(ax.xaxis)
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_title(title)
@@ -94,8 +125,9 @@ def plot_parameter_ranges(rows, path, title: str = "parameter range per epoch") 
         ax.axis("off")
     for ax, (name, points) in zip(axes.ravel(), series.items()):
         epochs, lows, highs = zip(*points)
-        ax.plot(epochs, highs, marker=".", label="max")
-        ax.plot(epochs, lows, marker=".", label="min")
+        ax.plot(epochs, highs, marker=_marker(len(epochs), "."), label="max")
+        ax.plot(epochs, lows, marker=_marker(len(epochs), "."), label="min")
+        _whole_number_ticks(ax.xaxis)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -140,10 +172,13 @@ def plot_confusion_matrix(counts: np.ndarray, class_names, path, title: str = "c
     return save_figure(fig, path)
 
 
-def plot_first_layer(W: np.ndarray, path, input_shape=None, max_units: int = 64) -> Path:
+def plot_first_layer(W: np.ndarray, path, input_shape=None, max_units: int = 64, feature_names=None) -> Path:
     """Picture of first-layer weights: conv filters ``(kh, kw, c, f)`` as small images (RGB
     when ``c == 3``), or dense weights ``(n_in, n_out)`` reshaped to ``input_shape`` images when
-    the input was an image (e.g. 784 -> 28x28), else as a matrix."""
+    the input was an image (e.g. 784 -> 28x28), else as a matrix with a row per input feature,
+    labelled by ``feature_names`` when given (e.g. Iris's ``"sepal length (cm)"``...; ignored for
+    the image views, whose inputs are pixels) and numbered otherwise. The matrix's colour scale is
+    centred on zero, so white is a zero weight, red a positive and blue a negative one."""
     plt = _pyplot()
     W = np.asarray(W, dtype=np.float64)
     tiles = None
@@ -152,13 +187,7 @@ def plot_first_layer(W: np.ndarray, path, input_shape=None, max_units: int = 64)
     elif W.ndim == 2 and input_shape is not None and int(np.prod(input_shape)) == W.shape[0] and len(input_shape) >= 2:
         tiles = W.T.reshape(W.shape[1], *input_shape)
     if tiles is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        image = ax.imshow(W, aspect="auto", cmap="coolwarm")
-        fig.colorbar(image, ax=ax)
-        ax.set_xlabel("unit")
-        ax.set_ylabel("input feature")
-        ax.set_title("first-layer weights")
-        return save_figure(fig, path)
+        return _plot_weight_matrix(plt, W, path, feature_names)
     tiles = tiles[:max_units]
     if tiles.ndim == 3:
         tiles = tiles[..., None]
@@ -177,4 +206,28 @@ def plot_first_layer(W: np.ndarray, path, input_shape=None, max_units: int = 64)
             interpolation="nearest",
         )
     fig.suptitle(f"first-layer weights ({n} units)")
+    return save_figure(fig, path)
+
+
+def _plot_weight_matrix(plt, W: np.ndarray, path, feature_names) -> Path:
+    """Dense weights ``(n_in, n_out)`` as a heat map, a row per input feature."""
+    W = np.atleast_2d(W)
+    if feature_names is not None and len(feature_names) != W.shape[0]:
+        raise ValueError(
+            f"plot_first_layer: {len(feature_names)} feature names for weights of {W.shape[0]} rows (one per input)"
+        )
+    # About half an inch a row, so a few rows (Iris's 4) are bands with room for a label, not blocks.
+    fig, ax = plt.subplots(figsize=(6, max(2.5, min(8.0, 1.2 + 0.45 * W.shape[0]))))
+    # A symmetric colour scale puts zero at the diverging map's white.
+    limit = float(np.abs(W).max()) or 1.0
+    image = ax.imshow(W, aspect="auto", cmap="coolwarm", vmin=-limit, vmax=limit)
+    fig.colorbar(image, ax=ax)
+    _whole_number_ticks(ax.xaxis)
+    if feature_names is not None:
+        ax.set_yticks(range(W.shape[0]), labels=[str(name) for name in feature_names])
+    else:
+        _whole_number_ticks(ax.yaxis)
+    ax.set_xlabel("unit")
+    ax.set_ylabel("input feature")
+    ax.set_title("first-layer weights")
     return save_figure(fig, path)

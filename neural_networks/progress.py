@@ -4,6 +4,10 @@
 it tqdm warns ("IProgress not found") on import. :func:`progress_bar` makes the choice itself:
 the widget when the code runs in a notebook kernel and ipywidgets can draw it, tqdm's text bar
 everywhere else (a notebook shows that one as updating text).
+
+``disable=None`` means what it means to tqdm, "no bar off a terminal" (a log file, a pipe: there
+tqdm would leave its first, empty bar behind as a stray line, which ``leave=False`` cannot erase),
+except in a notebook, whose output stream is no terminal but shows the bar.
 """
 
 from __future__ import annotations
@@ -39,5 +43,9 @@ def _tqdm_class():
 
 
 def progress_bar(iterable=None, **kwargs):
-    """A tqdm bar over ``iterable`` (``kwargs`` as for ``tqdm``: ``total``, ``desc``, ``unit``...)."""
+    """A tqdm bar over ``iterable`` (``kwargs`` as for ``tqdm``: ``total``, ``desc``, ``unit``...);
+    ``disable=None`` hides it off a terminal, but not in a notebook."""
+    if "disable" in kwargs and kwargs["disable"] is None and in_notebook():
+        # tqdm would ask the kernel's output stream, whose isatty() is False, and hide the text bar.
+        kwargs["disable"] = False
     return _tqdm_class()(iterable, **kwargs)

@@ -28,6 +28,7 @@ import yaml
 from . import activations, losses, models
 from .config import load_config, load_valid_config
 from .logs import read_json
+from .runs import unfinished_note
 
 __all__ = [
     "build_report",
@@ -350,8 +351,9 @@ def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
-    load_valid_config(config_path)  # a damaged config is refused, naming the file
+    valid = load_valid_config(config_path)  # a damaged config is refused, naming the file
     config = load_config(config_path)  # and reported as written, without the defaults validation adds
+    note = unfinished_note(run_dir, valid)
     metrics_path = run_dir / "metrics.json"
     figures = read_json(metrics_path) if metrics_path.is_file() else {}
     base = Path(output).resolve().parent if output else Path.cwd()
@@ -361,15 +363,16 @@ def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=
     groups = implementations_used(config)
     config_text = yaml.safe_dump(config, sort_keys=False)
     if fmt == "markdown":
-        return _markdown(config["name"], config_text, _figure_lines(figures), plots, groups, heading_level)
-    return _latex(config["name"], config_text, _figure_lines(figures), plots, groups, heading_level)
+        return _markdown(config["name"], config_text, _figure_lines(figures), plots, groups, heading_level, note)
+    return _latex(config["name"], config_text, _figure_lines(figures), plots, groups, heading_level, note)
 
 
-def _markdown(name, config_text, figure_rows, plots, groups, level) -> str:
+def _markdown(name, config_text, figure_rows, plots, groups, level, note=None) -> str:
     fmt = "markdown"
     out = [
         _heading(fmt, level, 0, f"Run `{name}`"),
         "",
+        *([f"> **Unfinished run.** {note}.", ""] if note else []),
         *_heading_lines(fmt, level, 1, "Configuration"),
         *_listing(fmt, config_text, "yaml"),
         "",
@@ -386,11 +389,12 @@ def _markdown(name, config_text, figure_rows, plots, groups, level) -> str:
     return "\n".join(out)
 
 
-def _latex(name, config_text, figure_rows, plots, groups, level) -> str:
+def _latex(name, config_text, figure_rows, plots, groups, level, note=None) -> str:
     fmt = "latex"
     out = [
         _heading(fmt, level, 0, f"Run {name}"),
         "",
+        *([f"\\textbf{{Unfinished run.}} {_latex_escape(note)}.", ""] if note else []),
         *_heading_lines(fmt, level, 1, "Configuration"),
         *_listing(fmt, config_text, "yaml"),
         "",

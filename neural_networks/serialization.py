@@ -20,6 +20,13 @@ load. A file that is
 empty, truncated, not a zip archive or fails its checksum raises a one-line ``ValueError``
 naming the file.
 
+Checksum or not, every array is checked against the architecture in the config (see
+:func:`check_arrays`): each layer recorded with an ``n_in`` has exactly the parameters and buffers
+its layer makes for that input size, in those shapes, as float32 or float64; each optimizer state
+array belongs to one of those parameters; only ``training.<key>`` arrays are free-form. Anything
+else (a missing, extra, wrongly shaped or integer/half-precision array) raises a one-line
+``ValueError`` ``"<file>: <what>"`` naming the array, what was expected and what was found.
+
 Format ``neural_networks.model/1`` (files of earlier versions) is read too: the same arrays,
 with ``extra`` inside ``config`` and no training state. Every file is written atomically.
 """
@@ -51,6 +58,7 @@ __all__ = [
     "load_checkpoint",
     "checksum",
     "config_checksum",
+    "check_arrays",
 ]
 
 FORMAT = "neural_networks.model/2"
@@ -178,7 +186,7 @@ def load_checkpoint(path, logger=None, cls=None) -> Checkpoint:
     except ValueError as err:
         raise ValueError(f"{path}: corrupt model file ({err})") from None
     arrays = {key: value for key, value in entries.items() if key not in ("config", "extra", "training")}
-    model = _build(config, arrays, logger, cls)
+    model = _build(config, arrays, logger, cls, source=path)
     model.extra = extra
     state = {key[len(TRAINING_PREFIX) :]: value for key, value in arrays.items() if key.startswith(TRAINING_PREFIX)}
     return Checkpoint(model=model, format=version, extra=extra, training=training, arrays=state)
@@ -257,18 +265,146 @@ def _layer_config(layer) -> dict:
     return entry
 
 
-def _build(config: dict, arrays: dict[str, np.ndarray], logger, cls):
+# What the layers compute in: an integer or half-precision array would load and give wrong
+# predictions instead of failing, so parameters, buffers and optimizer state must be one of these.
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _layer_name(i: int, layer) -> str:
+    return f"layer {i} ({type(layer).__name__})"
+
+
+def check_arrays(layers: list, n_ins: list, has_optimizer: bool, arrays: dict[str, np.ndarray]) -> list[str]:
+    """The ways ``arrays`` (a file's entries but ``config``, ``extra`` and ``training``) do not fit
+    the architecture: ``layers`` as built from the config (not yet given parameters), ``n_ins``
+    each layer's recorded ``n_in`` (``None``: never built, so no arrays) and ``has_optimizer``
+    whether the config records one. Each problem is one line naming the array; ``[]`` if none.
+
+    Expected: ``layers.<i>.<name>`` / ``buffers.<i>.<name>`` exactly as
+    :meth:`~neural_networks.layers.Layer.parameter_shapes` / ``buffer_shapes`` give them for the
+    recorded ``n_in``, float32 or float64; ``optimizer.<...>.<param><i>`` shaped like parameter
+    ``<param>`` of layer ``i``, float32 or float64 (``optimizer.<...>.t.<param><i>``: a 0-d
+    integer step count); ``training.<key>``: any. Raises ``ValueError`` where the config leaves a shape unknown
+    (``n_out: null`` on a layer with an ``n_in``)."""
+    problems, expected, params = [], {}, {}
+    for i, (layer, n_in) in enumerate(zip(layers, n_ins)):
+        if n_in is None:
+            continue
+        for prefix, what, shapes in (
+            ("layers", "parameter", layer.parameter_shapes(n_in)),
+            ("buffers", "buffer", layer.buffer_shapes(n_in)),
+        ):
+            for name, shape in shapes.items():
+                expected[f"{prefix}.{i}.{name}"] = (f"{what} {name} of {_layer_name(i, layer)}", tuple(shape))
+    for key, (what, shape) in expected.items():
+        value = arrays.get(key)
+        if value is None:
+            problem = f"no array {key!r} ({what}, shape {shape}) in the file"
+        elif value.dtype not in _FLOATS:
+            problem = f"array {key!r} ({what}) has dtype {value.dtype}; expected float32 or float64"
+        elif value.shape != shape:
+            problem = f"array {key!r} ({what}) has shape {value.shape}; expected {shape} for the architecture"
+        else:
+            problem = None
+        problems.append(problem)
+        if key.startswith("layers."):  # None: reported already, so its optimizer state is not checked against it
+            _, i, name = key.split(".", 2)
+            params[f"{name}{i}"] = None if problem else (what, value)
+    for key, value in arrays.items():
+        if key in expected or key.startswith(TRAINING_PREFIX):
+            continue
+        if key.startswith("optimizer."):
+            problems.append(_optimizer_problem(key, value, params, has_optimizer))
+        else:
+            problems.append(f"unexpected array {key!r} ({_unexpected(key, layers, n_ins)})")
+    return [problem for problem in problems if problem]
+
+
+def _optimizer_problem(key: str, value: np.ndarray, params: dict, has_optimizer: bool) -> str | None:
+    """What is wrong with optimizer state array ``key`` (``None`` if nothing): every optimizer keys
+    its state by ``<param><layer index>`` last (see :mod:`neural_networks.optimizers`)."""
+    if not has_optimizer:
+        return f"unexpected array {key!r} (the file records no optimizer)"
+    owner = key.rsplit(".", 1)[-1]
+    if owner not in params:
+        known = ", ".join(params) or "none"
+        return f"unexpected array {key!r} (optimizer state of no parameter of the architecture; parameters: {known})"
+    if params[owner] is None:
+        return None
+    what, param = params[owner]
+    if key.split(".")[-2] == "t":  # a step count (Adam's and AdamW's t.<param>)
+        if value.ndim == 0 and value.dtype.kind in "iu":
+            return None
+        return (
+            f"array {key!r} (step count of {what}) has shape {value.shape}, dtype {value.dtype}; expected a 0-d integer"
+        )
+    if value.shape != param.shape:
+        return f"array {key!r} (optimizer state of {what}) has shape {value.shape}; expected {param.shape}"
+    # Not necessarily the parameter's dtype: a model whose parameters were cast after training keeps
+    # its state, which the optimizer then restarts in the new dtype, as it would have in memory.
+    if value.dtype not in _FLOATS:
+        return f"array {key!r} (optimizer state of {what}) has dtype {value.dtype}; expected float32 or float64"
+    return None
+
+
+def _unexpected(key: str, layers: list, n_ins: list) -> str:
+    """Why ``key`` has no place in the file, for an error message."""
+    prefix, _, rest = key.partition(".")
+    index, _, name = rest.partition(".")
+    kinds = {"layers": "parameters", "buffers": "buffers"}
+    if prefix not in kinds or not index.isdigit() or not name:
+        return (
+            "a model file holds only layers.<i>.<name>, buffers.<i>.<name>, optimizer.<key> and training.<key> arrays"
+        )
+    i = int(index)
+    if i >= len(layers):
+        return f"the architecture has {len(layers)} layers"
+    layer = layers[i]
+    if n_ins[i] is None:
+        return f"the config records no n_in for {_layer_name(i, layer)}, so it has no arrays to load"
+    names = layer.parameter_names if prefix == "layers" else tuple(layer.buffer_shapes(n_ins[i]))
+    return (
+        f"{_layer_name(i, layer)} has {kinds[prefix]} {', '.join(names)}"
+        if names
+        else (f"{_layer_name(i, layer)} has no {kinds[prefix]}")
+    )
+
+
+def _build(config: dict, arrays: dict[str, np.ndarray], logger, cls, source=None):
+    """The model ``config`` describes, with ``arrays`` as its state. With ``source`` (the file's
+    name) the config's layers and the arrays are checked first (:func:`check_arrays`): a mismatch
+    raises one ``ValueError`` line ``"<source>: <what>"``."""
     from .layers import initialize_layer
     from .losses import initialize_loss
     from .optimizers import initialize_optimizer
+    from .validation import positive_int
 
     if cls is None:
         from .models import NeuralNetwork as cls
-    layers = []
+    if source is not None and not (isinstance(config.get("layers"), list) and config["layers"]):
+        found = "an empty list" if config.get("layers") == [] else f"a {type(config.get('layers')).__name__}"
+        raise ValueError(f"{source}: corrupt model file (its config's layers are {found}, not a non-empty list)")
+    layers, n_ins = [], []
     for i, layer_config in enumerate(config["layers"]):
-        layer_config = dict(layer_config)
-        n_in = layer_config.pop("n_in", None)
-        layer = initialize_layer(**layer_config)
+        try:
+            layer_config = dict(layer_config)
+            n_in = layer_config.pop("n_in", None)
+            n_ins.append(None if n_in is None else positive_int(n_in, "n_in"))
+            layers.append(initialize_layer(**layer_config))
+        except (TypeError, ValueError) as err:
+            if source is None:
+                raise
+            raise ValueError(f"{source}: layer {i} of its config is invalid ({err})") from None
+    if source is not None:
+        try:
+            problems = check_arrays(layers, n_ins, bool(config.get("optimizer")), arrays)
+        except ValueError as err:  # a shape the config leaves unknown (n_out: null with an n_in)
+            problems = [str(err)]
+        if problems:
+            more = len(problems) - 1
+            more = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+            raise ValueError(f"{source}: {problems[0]}{more}")
+    for i, (layer, n_in) in enumerate(zip(layers, n_ins)):
         params = OrderedDict(
             (key.split(".", 2)[2], value) for key, value in arrays.items() if key.startswith(f"layers.{i}.")
         )
@@ -280,7 +416,6 @@ def _build(config: dict, arrays: dict[str, np.ndarray], logger, cls):
         buffers = {key.split(".", 2)[2]: value for key, value in arrays.items() if key.startswith(f"buffers.{i}.")}
         if buffers:
             layer.buffers.update(buffers)
-        layers.append(layer)
     optimizer = None
     if config.get("optimizer"):
         optimizer = initialize_optimizer(**config["optimizer"])

@@ -82,8 +82,11 @@ def _modules() -> SimpleNamespace:
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
         from tensorboard.summary.writer.record_writer import RecordWriter
     except ImportError as err:
+        # one message for the three ways to ask (the CLI's --tensorboard reaches the config as
+        # tensorboard=true), so that it names none as the one the user took
         raise ImportError(
-            f"TensorBoard logging needs the tensorboard package ({err}); install it with {INSTALL_HINT}"
+            "TensorBoard logging needs the tensorboard package, whether asked for with --tensorboard, "
+            f"`tensorboard: true` or the tensorboard callback ({err}); install it with {INSTALL_HINT}"
         ) from None
     return SimpleNamespace(
         event_pb2=event_pb2,

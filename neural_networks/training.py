@@ -34,7 +34,7 @@ from . import allocator
 from .callbacks import Callback, CallbackList, History, ModelCheckpoint, ProgressBar
 from .prefetch import Prefetch
 
-__all__ = ["fit", "check_epochs", "epoch_count", "epoch_batches"]
+__all__ = ["fit", "check_epochs", "epoch_count", "epoch_batches", "TrainingDiverged"]
 
 
 def _check_epoch(value, name: str) -> int:
@@ -123,6 +123,50 @@ def _batches(train, limit: int, prefetch: int):
     return Prefetch(train, limit=limit, depth=prefetch)
 
 
+class TrainingDiverged(ValueError):
+    """The loss or the network's output became non-finite (NaN or infinite) during training; the
+    message names the epoch and step and the usual cures. Checkpoints keep the last finished epoch."""
+
+
+def _step(model, X, Y, epoch: int, batch: int, batches: int, n_batches: int) -> tuple[float, int]:
+    """One training step, with divergence reported as :class:`TrainingDiverged`: the losses refuse
+    non-finite predictions (a ``ValueError``), and an infinite loss can come from finite ones."""
+    progress = epoch + batch / n_batches
+    try:
+        # overflow warnings would only precede the report below, which names the step
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, hits = model.train_step(X, Y, progress)
+    except ValueError as err:
+        output = getattr(model, "_last_output", None)
+        if output is None or np.isfinite(output).all():
+            raise  # not divergence: a shape or data error, reported as it is
+        raise _diverged(
+            model, epoch, batch, batches, progress, "the network's output holds NaN or infinite values"
+        ) from err
+    if not math.isfinite(loss):
+        raise _diverged(model, epoch, batch, batches, progress, f"the loss is {loss}")
+    return loss, hits
+
+
+def _diverged(model, epoch: int, batch: int, batches: int, progress: float, what: str) -> TrainingDiverged:
+    lr = model.optimizer.lr_scheduler(progress) if model.optimizer is not None else None
+    rate = f" ({lr:g} at this step)" if isinstance(lr, (int, float)) else ""
+    return TrainingDiverged(
+        f"training diverged at epoch {epoch + 1}, step {batch + 1} of {batches}: {what}; lower the learning "
+        f"rate{rate}, clip gradients (clip_norm), or check that the inputs are scaled"
+    )
+
+
+def _check_dataset(dataset) -> None:
+    """``dataset`` must look like a data set: ``.train`` a loader of ``(X, Y)`` batches with a length."""
+    train = getattr(dataset, "train", None)
+    if train is None or not hasattr(train, "__iter__") or not hasattr(train, "__len__"):
+        raise TypeError(
+            f"fit/train expects a data set with a .train loader of (X, Y) batches (e.g. "
+            f"neural_networks.datasets.Dataset(X, y) or initialize_dataset(...)); got {type(dataset).__name__}"
+        )
+
+
 def fit(
     model, dataset, epochs: int | float, callbacks=None, verbose: int = 1, initial_epoch: int = 0, prefetch: int = 2
 ) -> History:
@@ -134,6 +178,7 @@ def fit(
     (:class:`~neural_networks.prefetch.Prefetch`; the same batches in the same order), 0 for none."""
     if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
         raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
+    _check_dataset(dataset)
     epochs = check_epochs(epochs)
     initial_epoch = _check_epoch(initial_epoch, "initial_epoch")
     allocator.apply_default()  # keep each step's freed temporaries for the next (see allocator.py)
@@ -171,7 +216,7 @@ def fit(
                 if batch_begin:
                     callbacks.on_train_batch_begin(b, {})
                 # Schedules see fractional epochs so that cosine / one-cycle move every step.
-                loss, hits = model.train_step(X, Y, epoch + b / n_batches)
+                loss, hits = _step(model, X, Y, epoch, b, batches, n_batches)
                 m = Y.shape[0]
                 total_loss += loss * m
                 correct += hits

@@ -3,13 +3,22 @@ own, so there is one implementation of each), random arrays.
 
 Every random helper takes a seeded ``numpy.random.Generator`` so that a failing test can be
 reproduced exactly.
+
+Optional packages (the extras of ``pyproject.toml``): :func:`require` returns the module or raises
+``unittest.SkipTest`` naming the package and the extra that installs it, and :func:`requires` is
+the same as a decorator. Both ``python -m unittest`` and pytest report that exception as a skip
+(pytest's own ``pytest.importorskip`` is an error under unittest), so that with the core alone
+(``pip install -e .``) the tests needing an extra skip and the rest run. This module must import
+without any extra, pytest included.
 """
 
 from __future__ import annotations
 
+import importlib
 import signal
 import subprocess
 import sys
+import unittest
 
 import numpy as np
 
@@ -27,7 +36,115 @@ __all__ = [
     "layer_to_float64",
     "run_cli",
     "popen_cli",
+    "EXTRAS",
+    "missing",
+    "require",
+    "requires",
+    "pytest_modules",
+    "pytest_only",
 ]
+
+# The pyproject.toml extra that installs each optional top-level module the tests import.
+EXTRAS = {
+    "pytest": "test",
+    "hypothesis": "test",
+    "nbformat": "test",
+    "nbclient": "test",
+    "ipykernel": "test",
+    "jupyter_client": "test",
+    "torch": "torch",
+    "optuna": "tune",
+    "psycopg2": "tune",
+    "tensorboard": "tensorboard",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "safetensors": "safetensors",
+}
+
+
+def missing(name: str, extra: str | None = None) -> str | None:
+    """``None`` if module ``name`` imports, else the skip reason: the package and the extra that
+    installs it (``extra``, else :data:`EXTRAS`' entry for its top-level package), e.g.
+    ``needs onnx: pip install -e ".[onnx]"``. An installed package that fails to import (a
+    dependency of its own missing) says so: a skip then does not hide a broken install."""
+    try:
+        importlib.import_module(name)
+    except ImportError as error:
+        top = name.partition(".")[0]
+        reason = f'needs {top}: pip install -e ".[{extra or EXTRAS.get(top, top)}]"'
+        if error.name is not None and error.name.partition(".")[0] != top:
+            reason += f" ({type(error).__name__}: {error})"
+        return reason
+    return None
+
+
+def require(name: str, extra: str | None = None):
+    """Module ``name``, imported; or ``unittest.SkipTest`` with :func:`missing`'s reason. Call it in
+    a test (or setUp/setUpClass) to skip that test, at a module's top to skip the whole module."""
+    reason = missing(name, extra)
+    if reason is not None:
+        raise unittest.SkipTest(reason)
+    return importlib.import_module(name)
+
+
+def requires(name: str, extra: str | None = None):
+    """A decorator skipping a test function, method or ``TestCase`` class unless module ``name``
+    imports (checked once, when the module defining the test is imported)."""
+    reason = missing(name, extra)
+    return unittest.skipIf(reason is not None, reason or "")
+
+
+class _Absent:
+    """Stands for pytest (and the packages a pytest-style module uses at import) where pytest is
+    not installed, so never under pytest: any attribute, call or decorator is accepted and does
+    nothing, so that the module imports and its ``load_tests`` reports the skip."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+
+def pytest_modules(*names: str) -> tuple:
+    """``(pytest, *modules)`` for a module of pytest-style tests (plain functions, ``parametrize``,
+    fixtures such as ``tmp_path``) that uses ``names`` (e.g. hypothesis) when it is imported.
+
+    With pytest installed, each of ``names`` is imported or ``unittest.SkipTest`` is raised (see
+    :func:`require`): pytest, and unittest's discovery, report the whole module as skipped with
+    the reason. Without pytest (so under unittest, which runs no such test anyway), stand-ins that
+    accept anything, so that the module imports even when unittest is given its name, and
+    :func:`pytest_only` reports the skip, naming pytest and its extra."""
+    if missing("pytest") is not None:
+        return tuple(_Absent() for _ in range(1 + len(names)))
+    return tuple(require(name) for name in ("pytest", *names))
+
+
+def pytest_only(module: str):
+    """A ``load_tests`` for a module of pytest-style tests, in which ``python -m unittest`` would
+    silently find nothing: ``load_tests = pytest_only(__name__)`` makes unittest report one skip,
+    naming the command that runs them (and pytest's extra where pytest is missing), besides any
+    ``TestCase`` of the module. pytest ignores ``load_tests``."""
+
+    def load_tests(loader, tests, pattern):
+        reason = f"pytest-style tests: run them with python -m pytest {module.replace('.', '/')}.py"
+        if missing("pytest") is not None:
+            reason = f"{missing('pytest')} ({reason})"
+
+        class PytestOnly(unittest.TestCase):
+            @unittest.skip(reason)
+            def test_run_with_pytest(self):
+                pass
+
+        PytestOnly.__module__ = module
+        PytestOnly.__qualname__ = PytestOnly.__name__
+        suite = unittest.TestSuite([tests])
+        suite.addTest(PytestOnly("test_run_with_pytest"))
+        return suite
+
+    return load_tests
 
 
 def run_cli(*args, cwd, env=None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -300,7 +300,7 @@ class TestLoaderOptions(unittest.TestCase):
                 "optimizer": {"name": "sgd", "lr": 0.1},
                 "model": {
                     "loss": "cross_entropy",
-                    "layers": [{"name": "flatten"}, {"name": "fully_connected", "n_out": 2}],
+                    "layers": [{"name": "flatten"}, {"name": "fully_connected", "n_out": 2, "activation": "softmax"}],
                 },
             }
             validate_config(config)

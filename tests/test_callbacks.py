@@ -1,7 +1,9 @@
 """Callbacks: early stopping (Keras's semantics), checkpoints and resuming through them, the
 History, callback state, and the registry configs use."""
 
+import contextlib
 import csv
+import io
 import json
 import tempfile
 import unittest
@@ -408,7 +410,10 @@ class TestFreezing(unittest.TestCase):
             "name": "x",
             "data": {"name": "iris"},
             "optimizer": {"name": "sgd", "lr": 0.1},
-            "model": {"loss": "cross_entropy", "layers": [{"name": "fully_connected", "n_out": 3, "frozen": ["c"]}]},
+            "model": {
+                "loss": "cross_entropy",
+                "layers": [{"name": "fully_connected", "n_out": 3, "activation": "softmax", "frozen": ["c"]}],
+            },
         }
         with self.assertRaisesRegex(ConfigError, r"^model\.layers\.0: .*no parameter 'c' to freeze"):
             validate_config(config)
@@ -612,6 +617,56 @@ class TestLookahead(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             results = train_whole_and_split(tmp, lambda: Lookahead(decay=0.9, every=2), split_at=2)
             assert_split_equals_whole(self, results)
+
+
+class TerminalStream(io.StringIO):
+    """A text stream that says it is a terminal, as ``sys.stderr`` does in an interactive shell."""
+
+    def isatty(self):
+        return True
+
+
+class TestProgressBar(unittest.TestCase):
+    """What ``verbose=1`` prints: a bar on a terminal, one summary line per epoch everywhere."""
+
+    def train(self, epochs, stderr):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(stderr):
+            fit(mlp(), iris(), epochs, verbose=1)  # 90 training flowers: 3 batches of 30
+        return out.getvalue()
+
+    def test_only_summary_lines_when_the_output_is_not_a_terminal(self):
+        # `neural-networks train ... > log.txt 2>&1` or `| cat`: both streams are the same file, no tty
+        both = io.StringIO()
+        with contextlib.redirect_stdout(both), contextlib.redirect_stderr(both):
+            fit(mlp(), iris(), 3, verbose=1)
+        text = both.getvalue()
+        self.assertNotIn("%|", text)
+        self.assertNotIn("\r", text)
+        lines = text.splitlines()  # splitlines also splits at "\r", as a log viewer shows them
+        self.assertEqual([line.split("  ")[0] for line in lines], ["epoch 1/3", "epoch 2/3", "epoch 3/3"])
+
+    def test_the_bar_stays_on_a_terminal(self):
+        terminal = TerminalStream()
+        out = self.train(2, terminal)
+        self.assertEqual(len(out.splitlines()), 2)
+        self.assertIn("epoch 1/2:", terminal.getvalue())
+        self.assertIn("%|", terminal.getvalue())
+
+    def test_a_fractional_run_counts_whole_epochs(self):
+        terminal = TerminalStream()
+        (line,) = self.train(0.1, terminal).splitlines()
+        self.assertRegex(line, r"^epoch 1/1  loss .*  \(1 of 3 batches\)$")
+        self.assertRegex(terminal.getvalue(), r"epoch 1/1: .*\| \d/1 \[")  # the bar counts the 1 batch
+        self.assertNotIn("/0.1", terminal.getvalue())
+
+        terminal = TerminalStream()
+        lines = self.train(4.5, terminal).splitlines()
+        self.assertEqual([line.split("  ")[0] for line in lines], [f"epoch {i}/5" for i in range(1, 6)])
+        self.assertTrue(lines[-1].endswith("  (2 of 3 batches)"), lines[-1])
+        self.assertFalse(any("batches)" in line for line in lines[:-1]))  # whole epochs say nothing more
+        self.assertRegex(terminal.getvalue(), r"epoch 5/5: .*\| \d/2 \[")
+        self.assertNotIn("/4.5", terminal.getvalue())
 
 
 if __name__ == "__main__":

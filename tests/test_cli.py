@@ -376,9 +376,12 @@ class TestCommandLine(unittest.TestCase):
         (out / "tiny").mkdir(parents=True)  # an empty directory trains normally
         cli("train", self.config_path, "--out", out, "--epochs", "2", "--quiet", cwd=self.dir)
         metrics = (out / "tiny" / "metrics.json").read_text()
-        again = cli("train", self.config_path, "--out", out, "--epochs", "1", "--quiet", cwd=self.dir, check=False)
-        self.assertOneLineError(again, str(out / "tiny"), "--resume", "--overwrite")
+        # the same command again: a second run in its own folder, the first one untouched
+        again = cli("train", self.config_path, "--out", out, "--epochs", "1", "--quiet", cwd=self.dir)
+        self.assertIn(str(out / "tiny-2"), again.stdout)
         self.assertEqual((out / "tiny" / "metrics.json").read_text(), metrics)
+        self.assertEqual(json.loads((out / "tiny-2" / "metrics.json").read_text())["epochs"], 1)
+        self.assertEqual(json.loads((out / "tiny-2" / "run.json").read_text())["state"], "finished")
         nothing = cli("train", self.config_path, "--out", self.dir / "runs_none", "--resume", cwd=self.dir, check=False)
         self.assertOneLineError(nothing, "train without --resume first")
         self.assertFalse((self.dir / "runs_none").exists())  # nothing written: a plain train works next
@@ -390,7 +393,7 @@ class TestCommandLine(unittest.TestCase):
         self.assertEqual(json.loads((out / "tiny" / "metrics.json").read_text())["epochs"], 1)
         self.assertEqual(len(read_rows(out / "tiny" / "metrics.csv")), 1)
         self.assertFalse((out / "tiny" / "stray.txt").exists())
-        self.assertEqual(sorted(p.name for p in out.iterdir()), ["tiny"])
+        self.assertEqual(sorted(p.name for p in out.iterdir()), ["tiny", "tiny-2"])
 
     def test_resume_compares_configs(self):
         out = self.dir / "runs_compare"

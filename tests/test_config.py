@@ -4,7 +4,7 @@ import copy
 import unittest
 from pathlib import Path
 
-from neural_networks.config import ConfigError, apply_overrides, load_config, validate_config
+from neural_networks.config import ConfigError, apply_overrides, load_config, load_valid_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,6 +210,158 @@ class TestYAMLAndNumbers(unittest.TestCase):
         ):
             with self.subTest(key=key, value=value), self.assertRaises(ConfigError):
                 validate_config(apply_overrides(BASE, [f"{key}={value}"]))
+
+
+class TestDuplicateKeys(unittest.TestCase):
+    """A key given twice in one mapping is refused at any depth (PyYAML keeps the last silently)."""
+
+    def write(self, text):
+        return TestYAMLAndNumbers.write(self, text)
+
+    def error(self, path) -> str:
+        with self.assertRaises(ConfigError) as caught:
+            load_config(path)
+        return str(caught.exception)
+
+    def test_a_second_top_level_block(self):
+        text = (
+            "name: t\n"  # 1
+            "data: {name: iris, batch_size: 10}\n"  # 2
+            "optimizer:\n"  # 3
+            "  name: sgd\n"  # 4
+            "  lr: 0.1\n"  # 5
+            "model:\n"  # 6
+            "  loss: cross_entropy\n"  # 7
+            "  layers: [{name: fully_connected, n_out: 3, activation: softmax}]\n"  # 8
+            "optimizer: {name: adam, lr: 0.001}\n"  # 9
+        )
+        path = self.write(text)
+        self.assertEqual(
+            self.error(path), f"{path}: key 'optimizer' appears twice (lines 3 and 9); a mapping takes each key once"
+        )
+
+    def test_nested_and_in_list_items(self):
+        for text, expected in (
+            (
+                "optimizer:\n  name: sgd\n  lr: 0.1\n  momentum: 0.9\n  lr: 0.5\n",
+                "'optimizer.lr' appears twice (lines 3 and 5)",
+            ),
+            (
+                "model:\n  layers:\n    - {name: flatten}\n    - {name: fully_connected, n_out: 3, n_out: 4}\n",
+                "'model.layers.1.n_out' appears twice (both on line 4)",
+            ),
+            (
+                "model:\n  layers:\n    - name: fully_connected\n      n_out: 3\n      'n_out': 4\n",
+                "'model.layers.0.n_out' appears twice (lines 4 and 5)",  # quoting makes no other key
+            ),
+            ("optimizer:\n  lr_scheduler: {name: step, name: cosine}\n", "'optimizer.lr_scheduler.name' appears twice"),
+        ):
+            with self.subTest(expected=expected):
+                path = self.write(text)
+                message = self.error(path)
+                self.assertTrue(message.startswith(f"{path}: key "), message)
+                self.assertIn(expected, message)
+                self.assertNotIn("\n", message)
+        # the same key in different mappings, and 1 next to '1' (an int and a string), are fine
+        self.assertEqual(
+            load_config(self.write("name: a\ndata: {name: iris}\nx: {1: a, '1': b}\n"))["x"], {1: "a", "1": "b"}
+        )
+
+    def test_set_values(self):
+        with self.assertRaises(ConfigError) as caught:
+            apply_overrides(BASE, ["optimizer={name: sgd, lr: 0.1, lr: 0.2}"])
+        self.assertEqual(
+            str(caught.exception),
+            "--set optimizer={name: sgd, lr: 0.1, lr: 0.2}: key 'optimizer.lr' appears twice (both on line 1); "
+            "a mapping takes each key once",
+        )
+
+
+class TestDataValues(unittest.TestCase):
+    """batch_size and validation_size are checked when the config is, not when the data loads."""
+
+    def check(self, data):
+        config = copy.deepcopy(BASE)
+        config["data"] = data
+        return validate_config(config)
+
+    def test_batch_size(self):
+        for value in (0, -3, 2.5, True, "32", None):
+            with self.subTest(value=value), self.assertRaises(ConfigError) as caught:
+                self.check({"name": "iris", "batch_size": value})
+            self.assertEqual(str(caught.exception), f"data.batch_size must be a positive integer, got {value!r}")
+        self.assertEqual(self.check({"name": "iris", "batch_size": 1})["data"]["batch_size"], 1)
+
+    def test_validation_size(self):
+        for value in (1.0, 1.5, -0.1, -2, True, "0.1", None):
+            with self.subTest(value=value), self.assertRaises(ConfigError) as caught:
+                self.check({"name": "mnist", "validation_size": value})
+            self.assertEqual(
+                str(caught.exception),
+                f"data.validation_size must be a count of examples (an integer >= 0) or a fraction in [0, 1), "
+                f"got {value!r}",
+            )
+        for value in (0, 0.0, 0.25, 5000):
+            with self.subTest(value=value):
+                self.check({"name": "mnist", "validation_size": value})
+
+
+class TestOutputLayerAndLoss(unittest.TestCase):
+    """A loss whose expected input the last layer cannot make is refused, naming the key and the fix."""
+
+    def config(self, last, loss="cross_entropy"):
+        config = copy.deepcopy(BASE)
+        config["model"] = {
+            "loss": loss,
+            "layers": [{"name": "fully_connected", "n_out": 8, "activation": "relu"}, *last],
+        }
+        return config
+
+    def test_cross_entropy_needs_softmax(self):
+        for activation in ("relu", "linear", "tanh", "sigmoid", "gelu", "ReLU"):
+            with self.subTest(activation=activation), self.assertRaises(ConfigError) as caught:
+                validate_config(self.config([{"name": "fully_connected", "n_out": 3, "activation": activation}]))
+            self.assertEqual(
+                str(caught.exception),
+                f"model.layers.1.activation: {activation!r} cannot make the probabilities that model.loss "
+                "cross_entropy expects; use activation: softmax for cross_entropy",
+            )
+        with self.assertRaises(ConfigError) as caught:  # no activation: linear
+            validate_config(self.config([{"name": "fully_connected", "n_out": 3}]))
+        self.assertEqual(
+            str(caught.exception),
+            "model.layers.1.activation: 'linear' (the default) cannot make the probabilities that model.loss "
+            "cross_entropy expects; use activation: softmax for cross_entropy",
+        )
+        smoothed = {"name": "cross_entropy", "label_smoothing": 0.1}
+        with self.assertRaisesRegex(ConfigError, r"^model\.layers\.1\.activation: 'relu' cannot make"):
+            validate_config(self.config([{"name": "fully_connected", "n_out": 3, "activation": "relu"}], smoothed))
+
+    def test_a_last_layer_without_an_activation(self):
+        softmax = {"name": "fully_connected", "n_out": 3, "activation": "softmax"}
+        for name, extra in (("dropout", {"p": 0.1}), ("flatten", {})):
+            with self.subTest(name=name), self.assertRaises(ConfigError) as caught:
+                validate_config(self.config([softmax, {"name": name, **extra}]))
+            self.assertEqual(
+                str(caught.exception),
+                f"model.layers.2: a {name} layer cannot make the probabilities that model.loss cross_entropy "
+                "expects; end with a layer with activation: softmax for cross_entropy",
+            )
+
+    def test_what_is_accepted(self):
+        softmax = {"name": "fully_connected", "n_out": 3, "activation": "softmax"}
+        validate_config(self.config([softmax]))
+        validate_config(self.config([{"name": "batchnorm", "activation": "softmax"}]))
+        for activation in ("relu", "linear", "sigmoid", "softmax"):  # l2 takes any output
+            validate_config(self.config([{"name": "fully_connected", "n_out": 3, "activation": activation}], "l2"))
+        validate_config(self.config([softmax, {"name": "dropout"}], "l2"))
+
+    def test_the_file_is_named(self):
+        text = Path(ROOT / "configs" / "iris.yaml").read_text().replace("activation: softmax", "activation: relu")
+        path = TestYAMLAndNumbers.write(self, text)
+        with self.assertRaises(ConfigError) as caught:
+            load_valid_config(path)
+        self.assertTrue(str(caught.exception).startswith(f"{path}: model.layers.1.activation: 'relu' cannot make"))
 
 
 if __name__ == "__main__":

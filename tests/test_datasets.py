@@ -5,6 +5,7 @@ folder, the system copies are hidden and the default URL opener fails loudly."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -14,7 +15,7 @@ import os
 import pickle
 import re
 import shutil
-import stat
+import subprocess
 import tarfile
 import tempfile
 import threading
@@ -23,6 +24,7 @@ import tracemalloc
 import unittest
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -94,10 +96,12 @@ def tar_tree(tree: Path, archive: Path, arcname: str | None = None, mode: str = 
     return archive
 
 
-def zip_tree(tree: Path, archive: Path, leading: str = "") -> Path:
+def zip_tree(tree: Path, archive: Path, leading: str = "", dirs: bool = False) -> Path:
+    """A zip of ``tree``'s files under ``leading``; with ``dirs``, also an entry per folder (as
+    ``zip -r`` writes them, so an empty folder is in the archive)."""
     with zipfile.ZipFile(archive, "w") as zf:
         for p in sorted(tree.rglob("*")):
-            if p.is_file():
+            if p.is_file() or (dirs and p.is_dir()):
                 zf.write(p, str(Path(leading) / p.relative_to(tree)))
     return archive
 
@@ -128,18 +132,27 @@ def make_cifar_tarball(path: Path, n: int = 6, override=None) -> tuple[Path, dic
     return path, batches
 
 
+CACHE_ENV = "NEURAL_NETWORKS_CACHE"
+
+
+def _load_train_images(archive: Path) -> np.ndarray:
+    """The training images of an image-folder archive, through the cache (run in a pool)."""
+    return image_folder.load_image_folder_arrays(archive, progress=False)[0]["train"][0]
+
+
 def _no_network(*args, **kwargs):
     raise AssertionError("a test tried to use the network")
 
 
 class DataTestCase(unittest.TestCase):
-    """A temporary folder, a private data folder, no system copies and no network."""
+    """A temporary folder, private data and cache folders, no system copies and no network."""
 
     def setUp(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="nn-data-test-"))
         self.home = self.tmp / "home"
+        self.cache = self.tmp / "cache"
         patches = [
-            mock.patch.dict(os.environ, {sources.DATA_ENV: str(self.home)}),
+            mock.patch.dict(os.environ, {sources.DATA_ENV: str(self.home), CACHE_ENV: str(self.cache)}),
             mock.patch.dict(sources.SYSTEM_DIRS, {}, clear=True),
             mock.patch.object(sources, "_urlopen", _no_network),
         ]
@@ -601,8 +614,9 @@ class TestCIFAR10(DataTestCase):
         with mock.patch.object(cifar10, "read_cifar10_pickles", side_effect=AssertionError("decoded again")):
             second = load_cifar10(path=path, validation_size=6, progress=False)
         np.testing.assert_array_equal(first.test.X, second.test.X)
-        cache_dir = self.tmp / ".neural_networks_cache"
+        cache_dir = self.cache  # $NEURAL_NETWORKS_CACHE; nothing beside the source
         self.assertEqual(len(list(cache_dir.iterdir())), 1)
+        self.assertEqual(sorted(p.name for p in self.tmp.iterdir()), ["cache", "cifar-10-python.tar.gz"])
         # a changed source is decoded again and the stale entry goes away
         make_cifar_tarball(path, n=7)
         os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
@@ -686,6 +700,73 @@ class TestImageFolder(DataTestCase):
         with self.assertRaisesRegex(ValueError, "needs path"):
             initialize_dataset("image_folder", 4)
 
+    def assert_refused(self, source, pattern, **kwargs):
+        """Loading ``source`` raises a one-line :class:`DataFormatError` naming it and matching
+        ``pattern``."""
+        with self.assertRaisesRegex(DataFormatError, pattern) as ctx:
+            load_image_folder(source, progress=False, cache=False, **kwargs)
+        message = str(ctx.exception)
+        self.assertTrue(message.startswith(f"{source}: "), message)
+        self.assertNotIn("\n", message)
+        return message
+
+    def test_a_class_folder_without_images_is_refused(self):
+        # train/{cat,dog,frog}: frog holds no image (empty, or only files that are not images)
+        tree = make_tree(self.tmp / "t", classes=["cat", "dog"], per_class={"train": 2, "test": 1}, ext="jpg")
+        (tree / "train" / "frog").mkdir()
+        empty = r"train/frog: class folder 'frog' holds no images \(\.png, \.jpg, \.jpeg\); put its images there or remove it"
+        self.assert_refused(tree, empty)
+        save_image(tree / "test" / "frog" / "0000.jpg", np.zeros((6, 8, 3), np.uint8))
+        self.assert_refused(tree, empty)  # named as the cause, not the test image's class
+        archives = [
+            tar_tree(tree, self.tmp / "a.tar.gz"),
+            tar_tree(tree, self.tmp / "a.tar", arcname="lead", mode="w"),
+            zip_tree(tree, self.tmp / "a.zip", dirs=True),
+        ]
+        for archive in archives:
+            with self.subTest(archive=archive.name):
+                self.assert_refused(archive, empty)
+        with self.subTest(archive="streamed"), mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", 0):
+            self.assert_refused(archives[0], empty)
+        # a folder holding only other files (skipped: not images) is refused the same way, also
+        # in a zip without folder entries, where only its files say the folder is there
+        (tree / "train" / "frog" / "notes.txt").write_text("to do: add the frogs")
+        (tree / "train" / "frog" / ".DS_Store").write_bytes(b"\0")
+        self.assert_refused(tree, empty)
+        self.assert_refused(zip_tree(tree, self.tmp / "files-only.zip"), empty)
+        # in the test split too, naming that folder
+        save_image(tree / "train" / "frog" / "0000.jpg", np.zeros((6, 8, 3), np.uint8))
+        (tree / "test" / "dog" / "0000.jpg").unlink()
+        self.assert_refused(tree, r"test/dog: class folder 'dog' holds no images")
+        self.assert_refused(tar_tree(tree, self.tmp / "dog.tar.gz"), r"test/dog: class folder 'dog' holds no images")
+        # a split folder with no class folder of images at all
+        save_image(tree / "test" / "dog" / "0000.jpg", np.zeros((6, 8, 3), np.uint8))
+        self.assertEqual(len(load_image_folder(tree, progress=False).class_names), 3)  # cached
+        (tree / "val").mkdir()
+        self.assert_refused(tree, r"val: split folder 'val' holds no images")
+        # a folder added to a cached tree is seen: the cache entry is of the tree as it was
+        with self.assertRaisesRegex(DataFormatError, "val: split folder 'val' holds no images"):
+            load_image_folder(tree, progress=False)
+
+    def test_splits_must_have_the_training_classes(self):
+        # classes come from the training folders: a test split without one of them is refused
+        tree = make_tree(self.tmp / "t", per_class={"train": 2, "test": 1})
+        shutil.rmtree(tree / "test" / "frog")
+        message = self.assert_refused(
+            tree, r"split folder 'test' has no class folder 'frog' \(the training classes: cat, dog, frog\)"
+        )
+        self.assertIn("class_names", message)  # how to allow it
+        self.assert_refused(zip_tree(tree, self.tmp / "t.zip"), "split folder 'test' has no class folder 'frog'")
+        make_tree(tree, classes=["cat"], per_class={"val": 1})
+        self.assert_refused(tree, r"split folder 'val' has no class folder 'dog', 'frog'")
+        shutil.rmtree(tree / "val")
+        # with the classes given, a split may hold fewer of them (their labels keep the given order)
+        ds = load_image_folder(tree, class_names=["frog", "dog", "cat"], progress=False, cache=False)
+        np.testing.assert_array_equal(ds.test.labels, [1, 2])  # dog, cat
+        # a class only the test split has is refused as before
+        make_tree(tree, classes=["frog", "horse"], per_class={"test": 1})
+        self.assert_refused(tree, "test/horse/0000.png: class folder 'horse' is not one of the classes")
+
     def test_corrupt_and_mismatched_images(self):
         tree = make_tree(self.tmp / "t", per_class={"train": 2, "test": 1})
         (tree / "train" / "dog" / "0001.png").write_bytes(b"not a png at all")
@@ -736,11 +817,12 @@ class TestImageFolder(DataTestCase):
             np.testing.assert_array_equal(serial[split][0], parallel[split][0])
             np.testing.assert_array_equal(serial[split][1], parallel[split][1])
 
-    def test_cache_beside_source_then_invalidated(self):
+    def test_cache_in_the_cache_folder_then_invalidated(self):
         tree = make_tree(self.tmp / "src")
         archive = tar_tree(tree, self.tmp / "set.tar.gz")
         first = load_image_folder(archive, progress=False)
-        self.assertEqual(len(list((self.tmp / ".neural_networks_cache").iterdir())), 1)
+        self.assertEqual(len(list(self.cache.iterdir())), 1)
+        self.assertEqual(sorted(p.name for p in self.tmp.iterdir()), ["cache", "set.tar.gz", "src"])
         start = time.perf_counter()
         with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
             second = load_image_folder(archive, progress=False)
@@ -752,17 +834,163 @@ class TestImageFolder(DataTestCase):
         third = load_image_folder(archive, progress=False)
         self.assertEqual(third.test.X[0, 0, 0, 0], 200)
 
-    def test_cache_goes_to_data_folder_when_source_folder_is_read_only(self):
-        folder = self.tmp / "ro"
-        folder.mkdir()
+    def listing(self, *folders):
+        """Every path under ``folders`` (what a load must leave as it was)."""
+        return {folder: sorted(str(p) for p in folder.rglob("*")) for folder in folders}
+
+    def test_a_read_only_source_loads_and_nothing_is_written_beside_it(self):
+        # a read-only data folder (as root, where chmod does not stop writes, nothing new appears)
+        shared = self.tmp / "shared"
+        folder = shared / "data"
+        folder.mkdir(parents=True)
         archive = zip_tree(make_tree(self.tmp / "src"), folder / "set.zip")
-        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
-        self.addCleanup(folder.chmod, stat.S_IRWXU)
-        load_image_folder(archive, progress=False)
-        self.assertEqual(sorted(p.name for p in folder.iterdir()), ["set.zip"])
-        self.assertEqual(len(list((self.home / "cache").iterdir())), 1)
-        with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+        tree = make_tree(folder / "tree")
+        for source in (archive, tree):
+            with self.subTest(source=source.name):
+                before = self.listing(shared)
+                for path in [shared, folder, *tree.rglob("*"), tree]:
+                    if path.is_dir():
+                        path.chmod(0o555)
+                        self.addCleanup(path.chmod, 0o755)
+                first = load_image_folder(source, progress=False)
+                self.assertEqual(self.listing(shared), before)
+                entries = [p for p in self.cache.iterdir() if p.name.startswith(source.name)]
+                self.assertEqual(len(entries), 1)  # under $NEURAL_NETWORKS_CACHE
+                with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+                    second = load_image_folder(source, progress=False)  # the second load hits the cache
+                np.testing.assert_array_equal(first.train.X, second.train.X)
+                self.assertEqual(self.listing(shared), before)
+
+    def test_cache_folder_resolution(self):
+        cache, data, xdg = self.tmp / "c", self.tmp / "d", self.tmp / "xdg"
+        archive = zip_tree(make_tree(self.tmp / "src"), self.tmp / "set.zip")
+        environments = [
+            ({CACHE_ENV: str(cache), sources.DATA_ENV: str(data), "XDG_CACHE_HOME": str(xdg)}, cache, data),
+            ({sources.DATA_ENV: str(data), "XDG_CACHE_HOME": str(xdg)}, data / "cache", data),
+            ({"XDG_CACHE_HOME": str(xdg)}, xdg / "neural_networks" / "cache", xdg / "neural_networks"),
+        ]
+        for env, expected_cache, expected_data in environments:
+            with self.subTest(env=sorted(env)):
+                with mock.patch.dict(os.environ, env):
+                    for name in {CACHE_ENV, sources.DATA_ENV} - set(env):
+                        os.environ.pop(name)
+                    self.assertEqual(sources.data_home(), expected_data)
+                    self.assertEqual(sources.cache_home(), expected_cache)
+                    load_image_folder(archive, progress=False)
+                self.assertEqual(len([p for p in expected_cache.iterdir() if p.name.startswith("set.zip.")]), 1)
+        # without $XDG_CACHE_HOME, or with a relative one (the XDG specification says to ignore it): ~/.cache
+        for value in (None, "relative/cache"):
+            with mock.patch.dict(os.environ, {"XDG_CACHE_HOME": value or ""}):
+                os.environ.pop(CACHE_ENV)
+                os.environ.pop(sources.DATA_ENV)
+                if value is None:
+                    os.environ.pop("XDG_CACHE_HOME")
+                self.assertEqual(sources.data_home(), Path("~/.cache/neural_networks").expanduser())
+                self.assertEqual(sources.cache_home(), Path("~/.cache/neural_networks/cache").expanduser())
+
+    def test_an_unwritable_cache_folder_loads_without_the_cache(self):
+        blocker = self.tmp / "not-a-folder"
+        blocker.write_text("a file where the cache folder would be")
+        archive = zip_tree(make_tree(self.tmp / "src"), self.tmp / "set.zip")
+        expected = load_image_folder(archive, progress=False, cache=False)
+        with mock.patch.dict(os.environ, {CACHE_ENV: str(blocker / "cache")}):
+            for _ in range(2):
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    ds = load_image_folder(archive, progress=False)
+                np.testing.assert_array_equal(ds.train.X, expected.train.X)
+                self.assertEqual(len(caught), 1, [str(w.message) for w in caught])  # one warning at most
+                message = str(caught[0].message)
+                self.assertIn(str(blocker / "cache"), message)
+                self.assertIn(CACHE_ENV, message)
+                self.assertNotIn("\n", message)
+        self.assertEqual(sorted(p.name for p in self.tmp.iterdir()), ["not-a-folder", "set.zip", "src"])
+
+    def test_same_file_name_in_two_folders(self):
+        first = zip_tree(make_tree(self.tmp / "a" / "tree", classes=["x", "y"]), self.tmp / "a" / "set.zip")
+        second = zip_tree(make_tree(self.tmp / "b" / "tree", size=(5, 4)), self.tmp / "b" / "set.zip")
+        shapes = {first: (6, 8, 3), second: (4, 5, 3)}
+        for archive in (first, second):
             load_image_folder(archive, progress=False)
+        with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+            for archive in (first, second, first):
+                self.assertEqual(load_image_folder(archive, progress=False).input_shape, shapes[archive])
+        self.assertEqual(len(list(self.cache.iterdir())), 2)
+
+    def test_two_builders_of_one_entry_never_spoil_it(self):
+        from neural_networks.datasets import cache
+
+        archive = zip_tree(make_tree(self.tmp / "src"), self.tmp / "set.zip")
+        arrays, meta = {"a": np.arange(3, dtype=np.uint8), "b": np.ones((2, 2), np.uint8)}, {"splits": []}
+        save = np.save
+
+        def other_process_first(fail: bool):
+            # while this process writes its first array, another one builds and publishes the same
+            # entry; then this one finishes (or fails: a full disk) and must leave that entry whole
+            calls = []
+
+            def np_save(*args, **kwargs):
+                calls.append(args)
+                if len(calls) == 1:
+                    with mock.patch.object(np, "save", save):
+                        cache.save_cache(archive, "t", arrays, meta)
+                elif fail:
+                    raise OSError(28, "No space left on device")
+                return save(*args, **kwargs)
+
+            return mock.patch.object(np, "save", np_save)
+
+        for fail in (False, True):
+            with self.subTest(fail=fail):
+                shutil.rmtree(self.cache, ignore_errors=True)
+                with other_process_first(fail), warnings.catch_warnings(record=True):
+                    warnings.simplefilter("always")
+                    cache.save_cache(archive, "t", arrays, meta)
+                hit = cache.load_cache(archive, "t")
+                self.assertIsNotNone(hit)
+                np.testing.assert_array_equal(hit[0]["b"], arrays["b"])
+                self.assertEqual(len(list(self.cache.iterdir())), 1)  # the entry, no leftovers
+
+    def test_a_damaged_entry_is_rebuilt_in_place(self):
+        archive = zip_tree(make_tree(self.tmp / "src"), self.tmp / "set.zip")
+        expected = load_image_folder(archive, progress=False).train.X
+        (entry,) = self.cache.iterdir()
+        for damage in ("train_images.npy", "meta.json"):
+            with self.subTest(damage=damage):
+                (entry / damage).unlink()
+                np.testing.assert_array_equal(load_image_folder(archive, progress=False).train.X, expected)
+                self.assertEqual(list(self.cache.iterdir()), [entry])
+                self.assertTrue((entry / damage).is_file())
+
+    def test_concurrent_loads_in_two_processes(self):
+        import multiprocessing
+
+        archive = tar_tree(make_tree(self.tmp / "src", per_class={"train": 10, "test": 4}), self.tmp / "set.tar.gz")
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            results = pool.map(_load_train_images, [archive, archive])
+        np.testing.assert_array_equal(results[0], results[1])
+        self.assertEqual(len(list(self.cache.iterdir())), 1)
+        with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+            np.testing.assert_array_equal(_load_train_images(archive), results[0])
+
+    def test_abandoned_builds_are_cleared(self):
+        from neural_networks.datasets import cache
+
+        archive = zip_tree(make_tree(self.tmp / "src"), self.tmp / "set.zip")
+        load_image_folder(archive, progress=False)
+        (entry,) = self.cache.iterdir()
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        leftovers = {}
+        for label, pid in (("dead", dead.pid), ("alive", os.getpid())):
+            leftovers[label] = self.cache / f".{entry.name}.{cache._owner(pid)}.0000.tmp"
+            leftovers[label].mkdir()
+            (leftovers[label] / "train_images.npy").write_bytes(b"half written")
+        os.utime(archive, ns=(time.time_ns(), time.time_ns() + 10**9))  # changed: built again
+        load_image_folder(archive, progress=False)
+        self.assertFalse(leftovers["dead"].exists())  # its process was killed while writing
+        self.assertTrue(leftovers["alive"].exists())  # may still be written
+        self.assertEqual(len([p for p in self.cache.iterdir() if not p.name.startswith(".")]), 1)
 
     def test_load_images_for_prediction(self):
         tree = make_tree(self.tmp / "t", per_class={"train": 2, "test": 1})
@@ -1183,6 +1411,39 @@ class TestSplitsAndCatalog(DataTestCase):
         self.assertEqual([(c.status, c.passed) for c in checks], [("unknown", True)] * 4)
         self.assertIn("no published checksum", checks[0].line)
 
+    def test_a_missing_data_set_is_one_unchained_error_from_initialize_dataset(self):
+        import traceback
+
+        package = str(Path(datasets.__file__).parents[1])
+
+        def offline(url, timeout=None):
+            raise urllib.error.URLError("no route to host")
+
+        def raised(**env):
+            # caught here, not by assertRaises (which drops the traceback)
+            with mock.patch.dict(os.environ, env), mock.patch.object(sources, "_urlopen", offline):
+                try:
+                    initialize_dataset("mnist", 10, progress=False)
+                except DataNotFoundError as err:
+                    frames = traceback.extract_tb(err.__traceback__)
+                    return err, [f.name for f in frames if f.filename.startswith(package)]
+            self.fail("no DataNotFoundError")
+
+        err, frames = raised(NEURAL_NETWORKS_DEBUG="")
+        self.assertEqual(frames, ["initialize_dataset"])
+        self.assertIn("MNIST file 'train-images-idx3-ubyte.gz' not found", str(err))
+        self.assertIn("no route to host", str(err))  # why the download failed is in the message
+        self.assertIsNone(err.__cause__)
+        self.assertTrue(err.__suppress_context__)
+        err, frames = raised(NEURAL_NETWORKS_DEBUG="1")  # debugging keeps every frame, not the chain
+        self.assertIn("locate_file", frames)
+        self.assertIsNone(err.__cause__)
+        # a loader called directly raises it unchained too (its frames kept)
+        with mock.patch.object(sources, "_urlopen", offline), self.assertRaises(DataNotFoundError) as ctx:
+            load_mnist(progress=False)
+        self.assertIsNone(ctx.exception.__cause__)
+        self.assertTrue(ctx.exception.__suppress_context__)
+
     def test_initialize_dataset_names(self):
         self.assertEqual(initialize_dataset("iris", 10).train.batch_size, 10)
         with self.assertRaisesRegex(ValueError, "unknown data set 'imagenet'; valid names: iris, fashion_mnist, mnist"):
@@ -1286,6 +1547,97 @@ class TestSplitsAndCatalog(DataTestCase):
             self.assertEqual([c.status for c in catalog.verify_dataset("TOY")], ["missing"])
             with self.assertRaisesRegex(ValueError, "unknown data set 'mnist'; valid names: toy"):
                 catalog.verify_dataset("mnist")
+
+
+class TestDataListReadsConfigs(DataTestCase):
+    """``neural-networks data list`` also reports the data paths of ``./configs/*.yaml``."""
+
+    def data_list(self, cwd: Path) -> tuple[list[str], list[str]]:
+        """stdout and stderr lines of ``neural-networks data list`` run in ``cwd``."""
+        from neural_networks import cli
+
+        out, err = io.StringIO(), io.StringIO()
+        here = os.getcwd()
+        os.chdir(cwd)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                self.assertEqual(cli.main(["data", "list"]), 0)
+        finally:
+            os.chdir(here)
+        return out.getvalue().splitlines(), err.getvalue().splitlines()
+
+    def test_data_paths_of_the_configs_are_listed(self):
+        work = self.tmp / "work"
+        tree = make_tree(self.tmp / "tree", size=(32, 32), ext="jpg", classes=["cat", "dog"], per_class={"train": 2})
+        make_tree(tree, size=(32, 32), ext="jpg", classes=["cat", "dog"], per_class={"test": 1})
+        (work / "data").mkdir(parents=True)
+        tar_tree(tree, work / "data" / "cifar10-jpeg.tar.gz", arcname="cifar10-jpeg")
+        configs = work / "configs"
+        configs.mkdir()
+        for name, data in (
+            ("cifar10_cnn", {"name": "cifar10", "path": "data/cifar10-jpeg.tar.gz"}),
+            ("cifar10_fast", {"name": "CIFAR-10", "path": "data/cifar10-jpeg.tar.gz", "batch_size": 8}),
+            ("shapes", {"name": "image_folder", "path": "data/missing.zip"}),
+            ("iris", {"name": "iris"}),  # the default location: nothing more to say
+            ("typo", {"name": "cifar", "path": "data/cifar10-jpeg.tar.gz"}),
+        ):
+            (configs / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, "data": data}))
+        (configs / "space.yaml").write_text("optimizer.lr: {low: 0.01, high: 0.1}\n")  # a search space
+        (configs / "broken.yaml").write_text("data: [\n")
+        out, err = self.data_list(work)
+        rows = {line.split()[0]: i for i, line in enumerate(out) if not line.startswith(" ")}
+        self.assertEqual(list(rows), list(datasets.DATASETS))  # one row per data set, then details
+        self.assertEqual(
+            out[rows["cifar10"]],
+            f"{'cifar10':14s} {'found':8s} data/cifar10-jpeg.tar.gz "
+            "(data.path of configs/cifar10_cnn.yaml, configs/cifar10_fast.yaml)",
+        )
+        self.assertRegex(
+            out[rows["cifar10"] + 1],
+            rf"^ {{15}}missing  default location: not in {re.escape(str(self.home / 'cifar10'))}; will download",
+        )
+        self.assertEqual(rows["image_folder"], rows["cifar10"] + 2)
+        self.assertEqual(
+            out[rows["image_folder"]],
+            f"{'image_folder':14s} {'missing':8s} data/missing.zip (data.path of configs/shapes.yaml): "
+            "no such file or folder",
+        )
+        self.assertRegex(out[rows["image_folder"] + 1], r"^ {15}missing  default location: needs a path")
+        rows_without_configs = [datasets.format_dataset_row(row) for row in list_datasets()]
+        self.assertEqual(out[: rows["cifar10"]], rows_without_configs[:3])  # iris and the MNISTs as before
+        # what could not be read is said, one line per config, never silently dropped
+        self.assertEqual(len(err), 2, err)
+        self.assertRegex(err[0], r"^warning: configs/broken.yaml: not valid YAML .*; its data.path is not listed$")
+        self.assertRegex(
+            err[1],
+            r"^warning: configs/typo.yaml: data.name: unknown data set 'cifar'; valid names: .*; its data.path is not listed$",
+        )
+        # a config path that is there, for a data set whose default location is there too
+        make_idx_set(self.home / "mnist")
+        make_idx_set(work / "data" / "mnist")
+        (configs / "mnist.yaml").write_text(
+            yaml.safe_dump({"name": "m", "data": {"name": "mnist", "path": "data/mnist"}})
+        )
+        out, _ = self.data_list(work)
+        (row,) = [i for i, line in enumerate(out) if line.startswith("mnist ")]
+        self.assertEqual(out[row], f"{'mnist':14s} {'found':8s} data/mnist (data.path of configs/mnist.yaml)")
+        self.assertEqual(
+            out[row + 1],
+            f"{'':14s} {'found':8s} default location: {self.home / 'mnist'} (data folder ($NEURAL_NETWORKS_DATA))",
+        )
+        # elsewhere (no configs folder) the list is as it was
+        self.assertEqual(self.data_list(self.tmp)[0], [datasets.format_dataset_row(row) for row in list_datasets()])
+
+    def test_an_explicit_path_that_is_not_there(self):
+        missing = self.tmp / "nothing"
+        for row in list_datasets(path=missing):
+            if row["name"] != "iris":  # shipped: it takes no path
+                with self.subTest(name=row["name"]):
+                    self.assertEqual((row["found"], row["message"]), (False, "no such file or folder"))
+        folder = make_idx_set(self.tmp / "some")
+        (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+        (row,) = [r for r in list_datasets(path=folder) if r["name"] == "mnist"]
+        self.assertEqual((row["found"], row["message"]), (False, "missing t10k-labels-idx1-ubyte.gz there"))
 
 
 class TestDatasetFromArrays(unittest.TestCase):

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from neural_networks import NeuralNetwork
@@ -22,6 +21,12 @@ from neural_networks.activations import ACTIVATIONS, Activation
 from neural_networks.export import ExportError, export_bytes, export_model, load_safetensors
 from neural_networks.layers import BatchNorm, Layer
 from neural_networks.serialization import model_arrays, model_config
+
+from .helpers import pytest_modules, pytest_only, require
+
+# pytest-style tests (parametrize, tmp_path); each one requires the extra of its export format
+(pytest,) = pytest_modules()
+load_tests = pytest_only(__name__)  # python -m unittest finds no test here: it reports a skip saying so
 
 ROOT = Path(__file__).resolve().parents[1]
 ATOL = RTOL = 1e-5
@@ -47,14 +52,16 @@ def build(layers, X, seed=0, **model_kwargs) -> NeuralNetwork:
 
 
 def onnx_session(data: bytes):
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    onnx = require("onnx")
+    ort = require("onnxruntime")
     onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
 
 def check_onnx(model, X, input_shape=None) -> np.ndarray:
     """Export ``model`` to ONNX, run ``X`` through onnxruntime, compare with ``model.predict``."""
+    require("onnx")  # before exporting, which without onnx is an ExportError
+    require("onnxruntime")
     session = onnx_session(export_bytes(model, "onnx", input_shape=input_shape))
     (got,) = session.run(None, {"input": X})
     expected = model.predict(X)
@@ -233,7 +240,7 @@ def test_dropout_is_left_out(p):
     ]
     model = build(layers, X)
     check_onnx(model, X)
-    onnx = pytest.importorskip("onnx")
+    onnx = require("onnx")
     ops = {node.op_type for node in onnx.load_from_string(export_bytes(model, "onnx")).graph.node}
     assert "Dropout" not in ops and "RandomUniformLike" not in ops
 
@@ -272,7 +279,7 @@ def test_float64_parameters_are_exported_as_float32():
 
 
 def test_graph_interface():
-    onnx = pytest.importorskip("onnx")
+    onnx = require("onnx")
     X = images((2, 8, 8, 3))
     model = build(
         config_layers("cifar10_cnn.yaml", n_out=10)[:3]
@@ -321,7 +328,7 @@ class Double(Layer):
 
 
 def export_error(model, format="onnx", **kwargs) -> str:
-    pytest.importorskip("onnx" if format == "onnx" else "safetensors")
+    require("onnx" if format == "onnx" else "safetensors")
     with pytest.raises(ExportError) as caught:
         export_bytes(model, format, **kwargs)
     message = str(caught.value)
@@ -408,7 +415,7 @@ def test_importing_the_package_imports_no_export_dependency():
 
 # -- safetensors -----------------------------------------------------------------------------
 def test_safetensors_round_trip(tmp_path):
-    numpy_io = pytest.importorskip("safetensors.numpy")
+    numpy_io = require("safetensors.numpy")
     X = images((3, 32, 32, 3))
     model = build(config_layers("cifar10_fast.yaml"), X, optimizer_args={"name": "sgd", "lr": 0.1, "momentum": 0.9})
     model.train_step(X, np.eye(10, dtype=np.float32)[[0, 1, 2]], 0.0)  # some optimizer state, left out
@@ -435,7 +442,7 @@ def test_safetensors_round_trip(tmp_path):
 
 
 def test_safetensors_dense_round_trip_keeps_float64(tmp_path):
-    pytest.importorskip("safetensors")
+    require("safetensors")
     X = features().astype(np.float64)
     model = build(
         [
@@ -450,7 +457,7 @@ def test_safetensors_dense_round_trip_keeps_float64(tmp_path):
 
 
 def test_safetensors_files_that_are_not_exports(tmp_path):
-    numpy_io = pytest.importorskip("safetensors.numpy")
+    numpy_io = require("safetensors.numpy")
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     with pytest.raises(ValueError, match="garbage.safetensors: unreadable safetensors file"):
@@ -466,12 +473,23 @@ def test_safetensors_files_that_are_not_exports(tmp_path):
             {"layers.0.W": model.layers[0].parameters["W"]}, metadata={"config": json.dumps(model_config(model))}
         )
     )
-    with pytest.raises(ValueError, match="no tensor layers.0.b"):
+    with pytest.raises(ValueError, match="partial.safetensors: no array 'layers.0.b'"):
         load_safetensors(partial)
+    # every tensor is checked against the architecture: dtype, and nothing the model does not have
+    arrays = {"layers.0.W": model.layers[0].parameters["W"], "layers.0.b": model.layers[0].parameters["b"]}
+    metadata = {"config": json.dumps(model_config(model))}
+    for name, tensors in {
+        "integer": {**arrays, "layers.0.W": arrays["layers.0.W"].astype(np.int64)},
+        "extra": {**arrays, "layers.7.W": arrays["layers.0.W"]},
+    }.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(numpy_io.save(tensors, metadata=metadata))
+        with pytest.raises(ValueError, match=rf"{name}.safetensors: .*'layers\.[07]\.W'"):
+            load_safetensors(path)
 
 
 def test_a_failed_export_leaves_the_old_file(tmp_path):
-    pytest.importorskip("onnx")
+    require("onnx")
     path = tmp_path / "model.onnx"
     path.write_bytes(b"old")
     model = build([{"name": "flatten", "keep_dim": -1}], features())
@@ -483,8 +501,8 @@ def test_a_failed_export_leaves_the_old_file(tmp_path):
 
 # -- the command line ------------------------------------------------------------------------
 def test_cli_export_of_a_trained_iris_run(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("onnx")
-    pytest.importorskip("safetensors")
+    require("onnx")
+    require("safetensors")
     from neural_networks.cli import main
     from neural_networks.experiment import build_dataset, load_run, split_inputs
 

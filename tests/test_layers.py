@@ -898,6 +898,98 @@ class TestInitializeLayer(unittest.TestCase):
             self.assertTrue(issubclass(cls, Layer))
 
 
+# ----------------------------------------------------------------------------- call order
+
+# Arguments for every registered layer (and its variants with other cached states: a fused ReLU
+# keeps only its output, GELU its slope), and the input each takes.
+CALL_ORDER_CASES = {
+    "fully_connected": ({"n_out": 3, "activation": "tanh"}, (4, 5)),
+    "conv2d": ({"n_out": 2}, (2, 5, 5, 3)),
+    "conv2d (tanh)": ({"n_out": 2, "activation": "tanh"}, (2, 5, 5, 3)),
+    "pool2d": ({"kernel_shape": 2, "stride": 2}, (2, 4, 4, 3)),
+    "flatten": ({}, (2, 3, 3, 2)),
+    "batchnorm": ({}, (6, 4)),
+    "batchnorm (relu)": ({"activation": "relu"}, (2, 3, 3, 4)),
+    "batchnorm (gelu)": ({"activation": "gelu"}, (6, 4)),
+    "dropout": ({"p": 0.5}, (4, 6)),
+}
+
+
+def call_order_layer(case: str):
+    kwargs, shape = CALL_ORDER_CASES[case]
+    layer = initialize_layer(case.split(" ")[0], **kwargs)
+    layer.rng = np.random.default_rng(0)
+    return layer, np.random.default_rng(1).standard_normal(shape)
+
+
+class TestCallOrder(unittest.TestCase):
+    """Issue 32: ``backward`` before ``forward`` is a clear RuntimeError for every layer type
+    (not a KeyError from the cache); ``backward`` again after one ``forward`` is allowed and
+    gives the same gradients (the course's gradient checker relies on the cache staying put)."""
+
+    def test_every_registered_layer_type_is_covered(self):
+        self.assertEqual({case.split(" ")[0] for case in CALL_ORDER_CASES}, set(LAYERS))
+
+    def assertBeforeForward(self, layer, method, *args):
+        with self.assertRaises(RuntimeError) as caught:
+            getattr(layer, method)(*args)
+        message = str(caught.exception)
+        self.assertIn(f"{type(layer).__name__}.{method} called before forward", message)
+        self.assertIn("call forward(X) first", message)
+        self.assertNotIn("\n", message)
+
+    def test_backward_before_forward(self):
+        for case in CALL_ORDER_CASES:
+            with self.subTest(case):
+                layer, X = call_order_layer(case)
+                dY = np.ones_like(layer.forward(X))
+                fresh, _ = call_order_layer(case)
+                self.assertBeforeForward(fresh, "backward", dY)
+                if isinstance(fresh, ActivatedLayer):
+                    self.assertBeforeForward(fresh, "backward_preactivation", dY)
+
+    def test_backward_before_forward_names_the_layers_position(self):
+        layer = FullyConnected(3)
+        layer.index = 4
+        with self.assertRaisesRegex(RuntimeError, r"FullyConnected\.backward called before forward .*layer 4"):
+            layer.backward(np.ones((2, 3)))
+
+    def test_backward_after_parameters_are_made_without_a_forward_pass(self):
+        """The course's ``_init_parameters`` helper, and patch whitening's ``fit_to_data``, make
+        parameters and empty the cache: there is still no forward pass to differentiate."""
+        dense = FullyConnected(3)
+        dense._init_parameters((2, 5))
+        self.assertBeforeForward(dense, "backward", np.ones((2, 3)))
+        conv = Conv2D(2)
+        conv.forward(np.ones((1, 4, 4, 1)))
+        conv._init_parameters((1, 4, 4, 1))  # made again: the earlier forward pass no longer counts
+        self.assertBeforeForward(conv, "backward", np.ones((1, 4, 4, 2)))
+        whitening = Conv2D(18, (3, 3), activation="linear", weight_init="patch_whitening")
+        whitening.fit_to_data(np.random.default_rng(0).standard_normal((8, 6, 6, 2)))
+        self.assertBeforeForward(whitening, "backward", np.ones((1, 6, 6, 18)))
+
+    def test_backward_after_a_failed_forward(self):
+        """A forward pass that raised leaves nothing consistent to differentiate."""
+        layer, X = call_order_layer("fully_connected")
+        layer.forward(X)
+        with self.assertRaises(ValueError):
+            layer.forward(np.ones((4, 7)))  # 7 features, not 5
+        self.assertBeforeForward(layer, "backward", np.ones((4, 3)))
+
+    def test_backward_twice_after_one_forward_gives_the_same_gradients(self):
+        for case in CALL_ORDER_CASES:
+            with self.subTest(case):
+                layer, X = call_order_layer(case)
+                Y = layer.forward(X)
+                dY = np.random.default_rng(2).standard_normal(Y.shape)
+                first = layer.backward(dY.copy())
+                first_gradients = {key: value.copy() for key, value in layer.gradients.items()}
+                second = layer.backward(dY.copy())
+                np.testing.assert_array_equal(second, first)
+                for key, value in layer.gradients.items():
+                    np.testing.assert_array_equal(value, first_gradients[key], err_msg=key)
+
+
 # ----------------------------------------------------------------------------- activation protocol
 
 

@@ -190,5 +190,86 @@ class TestInitializeLoss(unittest.TestCase):
             initialize_loss("l2", label_smoothing=0.1)
 
 
+class TestWhatALossExpects(unittest.TestCase):
+    """Each loss declares the outputs it expects and each activation what it makes; a model that
+    trains (it has an optimizer) refuses a last layer that cannot make what its loss expects."""
+
+    def test_declarations(self):
+        from neural_networks.activations import ACTIVATIONS, ReLU, Sigmoid
+        from neural_networks.losses import activations_making, produces
+
+        self.assertEqual((CrossEntropy.expects, L2.expects), ("probabilities", None))
+        self.assertEqual(produces(SoftMax()), "probabilities")
+        for activation in (ReLU(), Sigmoid(), None):  # sigmoid's outputs do not sum to 1 over a row
+            self.assertIsNone(produces(activation))
+        self.assertEqual(activations_making("probabilities"), ["softmax"])
+        self.assertEqual([n for n in ACTIVATIONS if produces(ACTIVATIONS.get(n)) is not None], ["softmax"])
+
+    def test_a_new_activation_declares_what_it_makes(self):
+        from neural_networks.layers import FullyConnected
+        from neural_networks.losses import check_output_layer
+
+        class Sharpened(SoftMax):
+            name = "sharpened_softmax"
+            produces = "probabilities"
+
+        class Softplus(SoftMax):  # a name the built-in table does not know, and no declaration
+            name = "softplus"
+            produces = None
+
+        def layer(activation):
+            layer = FullyConnected(3, "softmax")
+            layer.activation = activation  # after the constructor: weight init knows no gain for these
+            return layer
+
+        check_output_layer(CrossEntropy(), layer(Sharpened()))
+        with self.assertRaisesRegex(ValueError, r"with activation 'softplus'"):
+            check_output_layer(CrossEntropy(), layer(Softplus()))
+
+    def model(self, layers, **kwargs):
+        from neural_networks.models import NeuralNetwork
+        from neural_networks.optimizers import SGD
+
+        return NeuralNetwork(layers=layers, optimizer=SGD(lr=0.1), seed=0, **kwargs)
+
+    def test_a_model_that_trains_refuses_the_pair(self):
+        from neural_networks.layers import Dropout, FullyConnected
+        from neural_networks.models import NeuralNetwork
+
+        for activation in ("relu", "linear", "tanh", "sigmoid"):
+            for loss in ({"loss": "cross_entropy"}, {}, {"loss": CrossEntropy(label_smoothing=0.1)}):  # {}: the default
+                with self.subTest(activation=activation, loss=loss), self.assertRaises(ValueError) as caught:
+                    self.model([FullyConnected(8, "relu"), FullyConnected(3, activation)], **loss)
+                self.assertEqual(
+                    str(caught.exception),
+                    f"loss 'cross_entropy' expects probabilities, which the last layer, FullyConnected (layer 1), "
+                    f"cannot make with activation {activation!r}; use activation 'softmax' for cross_entropy",
+                )
+        with self.assertRaises(ValueError) as caught:
+            self.model([FullyConnected(3, "softmax"), Dropout(0.2)])
+        self.assertEqual(
+            str(caught.exception),
+            "loss 'cross_entropy' expects probabilities, which the last layer, Dropout (layer 1), cannot make "
+            "(it has no activation); end with a layer with activation 'softmax' for cross_entropy",
+        )
+        with self.assertRaisesRegex(ValueError, r"^loss 'cross_entropy' expects probabilities.*activation 'relu'"):
+            NeuralNetwork(
+                layer_args=[{"name": "fully_connected", "n_out": 3, "activation": "relu"}],
+                optimizer_args={"name": "sgd", "lr": 0.1},
+            )
+
+    def test_what_a_model_accepts(self):
+        from neural_networks.layers import FullyConnected
+        from neural_networks.models import NeuralNetwork
+
+        self.model([FullyConnected(8, "relu"), FullyConnected(3, "softmax")])
+        for activation in ("relu", "linear", "sigmoid", "softmax"):
+            self.model([FullyConnected(3, activation)], loss="l2")
+        # without an optimizer a model only predicts (inference, export, timing a backward pass):
+        # its loss, the default cross_entropy included, only names the figure evaluate reports
+        NeuralNetwork(layers=[FullyConnected(3, "relu")], seed=0)
+        NeuralNetwork(layers=[FullyConnected(3)], loss="cross_entropy", seed=0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -326,6 +326,87 @@ class TestTrainingAndPersistence(unittest.TestCase):
                 NeuralNetwork.load(path)
 
 
+def small_cnn(seed=0):
+    return NeuralNetwork(
+        layers=[Conv2D(2, (3, 3), "relu"), Pool2D((2, 2), "max", stride=2), Flatten(), FullyConnected(3, "softmax")],
+        optimizer=SGD(lr=0.1),
+        seed=seed,
+    )
+
+
+class TestEmptyAndMisshapenInput(unittest.TestCase):
+    """Issue 32: an empty batch predicts an empty result of the right shape and dtype (as
+    scikit-learn, PyTorch and Keras do); a loss over no examples is a one-line ValueError; a batch
+    of the wrong feature shape names what the network expected and what it got."""
+
+    def assertOneLine(self, caught, *needles):
+        message = str(caught.exception)
+        self.assertNotIn("\n", message)
+        for needle in needles:
+            self.assertIn(needle, message)
+
+    def test_predict_on_an_empty_batch(self):
+        model = small_mlp()
+        model.predict(np.ones((2, 4)))
+        for dtype, out_dtype in ((np.float64, np.float64), (np.float32, np.float32), (np.uint8, np.float32)):
+            with self.subTest(dtype=dtype):
+                Y_hat = model.predict(np.empty((0, 4), dtype=dtype))
+                self.assertEqual((Y_hat.shape, Y_hat.dtype), ((0, 3), np.dtype(out_dtype)))
+                classes = model.predict_classes(np.empty((0, 4), dtype=dtype))
+                self.assertEqual(classes.shape, (0,))
+                self.assertEqual(classes.dtype.kind, "i")
+        self.assertTrue(model.training)  # predict restores the mode
+
+    def test_predict_on_an_empty_batch_of_a_model_not_yet_run(self):
+        model = small_mlp()
+        self.assertEqual(model.predict(np.empty((0, 4), np.float32)).shape, (0, 3))
+        np.testing.assert_array_equal(model.predict(np.zeros((1, 4), np.float32)).shape, (1, 3))
+
+    def test_predict_on_an_empty_batch_of_images_with_tta(self):
+        model = small_cnn()
+        for tta in (None, "none", "flip", "flip_translate"):
+            with self.subTest(tta=tta):
+                Y_hat = model.predict(np.empty((0, 6, 6, 1), np.float32), tta=tta)
+                self.assertEqual((Y_hat.shape, Y_hat.dtype), ((0, 3), np.dtype(np.float32)))
+                self.assertEqual(model.predict_classes(np.empty((0, 6, 6, 1), np.float32), tta=tta).shape, (0,))
+
+    def test_an_empty_batch_is_still_checked(self):
+        model = small_mlp()
+        model.predict(np.ones((2, 4)))
+        with self.assertRaises(ValueError) as caught:
+            model.predict_classes(np.empty((0, 5)))
+        self.assertOneLine(caught, "expected 4 input features", "got 5", "(0, 5)")
+        with self.assertRaises(ValueError) as caught:
+            model.predict(np.empty((0, 4)), tta="flip")
+        self.assertOneLine(caught, "NHWC")
+
+    def test_a_loss_over_no_examples_is_an_error(self):
+        model = small_mlp()
+        with self.assertRaises(ValueError) as caught:
+            model.predict(np.empty((0, 4)), np.empty((0, 3)))
+        self.assertOneLine(caught, "loss", "no examples", "(0, 4)")
+
+    def test_evaluate_skips_empty_batches_and_refuses_an_empty_split(self):
+        model = small_mlp()
+        rng = np.random.default_rng(0)
+        X, Y = rng.standard_normal((6, 4)), one_hot(np.arange(6) % 3, 3)
+        empty = (np.empty((0, 4)), np.empty((0, 3)))
+        self.assertEqual(model.evaluate([empty, (X, Y), empty]), model.evaluate([(X, Y)]))
+        for loader in ([], [empty]):
+            with self.assertRaisesRegex(ValueError, r"^cannot evaluate on an empty split$"):
+                model.evaluate(loader)
+
+    def test_a_batch_of_the_wrong_feature_shape_names_the_networks_input(self):
+        model = small_cnn()
+        model.predict(np.ones((2, 6, 6, 1), np.float32))
+        with self.assertRaises(ValueError) as caught:  # the first layer sees it: channels
+            model.predict(np.ones((2, 6, 6, 3), np.float32))
+        self.assertOneLine(caught, "Conv2D (layer 0)", "expected 1 input channels", "got 3")
+        with self.assertRaises(ValueError) as caught:  # only the dense layer sees it: image size
+            model.predict(np.ones((2, 8, 8, 1), np.float32))
+        self.assertOneLine(caught, "FullyConnected (layer 3)", "expected 18 input features", "got 32", "(2, 8, 8, 1)")
+
+
 class TestOutputSizedByData(unittest.TestCase):
     """The course's starter scripts leave the output layer's n_out to the data set."""
 

@@ -66,7 +66,7 @@ try:
     from jupyter_client.manager import KernelManager
 except ImportError as error:  # pragma: no cover - the test extra installs them
     nbformat = nbclient = None
-    MISSING = f"{error.name} is not installed (pip install -e '.[test]')"
+    MISSING = f'needs {error.name}: pip install -e ".[test]"'
 else:
     MISSING = ""
 
@@ -141,7 +141,11 @@ class TestWalkthroughNotebook(unittest.TestCase):
                 except DataNotFoundError:
                     self.skipTest("the Fashion-MNIST files are not installed (apt-get install dataset-fashion-mnist)")
             started = time.perf_counter()
-            nb = execute(WALKTHROUGH, Path(tmp), env={"NEURAL_NETWORKS_DATA": str(data)})
+            nb = execute(
+                WALKTHROUGH,
+                Path(tmp),
+                env={"NEURAL_NETWORKS_DATA": str(data), "NEURAL_NETWORKS_CACHE": str(data / "cache")},
+            )
             seconds = time.perf_counter() - started
             cached = sorted(str(p.relative_to(data)) for p in data.rglob("*.npy")) if data.is_dir() else []
         self.assertLess(seconds, WALKTHROUGH_SECONDS, f"the walkthrough took {seconds:.1f} s")

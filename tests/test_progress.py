@@ -1,5 +1,6 @@
 """neural_networks.progress: tqdm's widget only in a Jupyter kernel with ipywidgets, its text bar elsewhere."""
 
+import io
 import os
 import sys
 import types
@@ -56,6 +57,32 @@ class TestProgressBar(unittest.TestCase):
             mock.patch.object(tqdm.notebook, "IProgress", object),
         ):  # stands for ipywidgets' FloatProgress
             self.assertIs(progress._tqdm_class(), tqdm.notebook.tqdm)
+
+    def test_disable_none_hides_the_text_bar_off_a_terminal_but_not_in_a_notebook(self):
+        import tqdm.notebook
+
+        class Terminal(io.StringIO):
+            def isatty(self):
+                return True
+
+        def drawn(stream):
+            bar = progress.progress_bar(range(3), desc="x", file=stream, disable=None)
+            list(bar)
+            bar.close()
+            return stream.getvalue()
+
+        with mock.patch.dict(sys.modules, {"IPython": None}):
+            self.assertEqual(drawn(io.StringIO()), "")  # a log file or a pipe: no bar fragments
+            self.assertIn("3/3", drawn(Terminal()))
+        # A notebook's output stream is no terminal, yet it shows the text bar (as updating text).
+        kernel = types.SimpleNamespace(config={"IPKernelApp": {}})
+        with (
+            mock.patch.dict(sys.modules, {"IPython": fake_ipython(kernel)}),
+            mock.patch.object(tqdm.notebook, "IProgress", None),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            self.assertIn("3/3", drawn(io.StringIO()))
 
 
 if __name__ == "__main__":

@@ -389,5 +389,212 @@ class TestIntegrity(unittest.TestCase):
         self.assertEqual(serialization.load_checkpoint(compressed).training, {"epoch": 1})
 
 
+def without_checksums(entries: dict) -> dict:
+    """``entries`` as a file written before checksums: its config without ``sha256``/``config_sha256``."""
+    config = json.loads(str(entries["config"]))
+    config.pop("sha256", None)
+    config.pop("config_sha256", None)
+    return {**entries, "config": np.array(json.dumps(config))}
+
+
+def with_fresh_checksums(entries: dict) -> dict:
+    """``entries`` with checksums recomputed over them: a file that is consistent, but wrong."""
+    config = json.loads(str(entries["config"]))
+    config["sha256"] = serialization.checksum(entries)
+    config["config_sha256"] = serialization.config_checksum(config)
+    return {**entries, "config": np.array(json.dumps(config))}
+
+
+class TestArraysMatchTheArchitecture(unittest.TestCase):
+    """Issue 32: every array is checked against the architecture in the config (names, shapes,
+    dtypes), with or without a checksum; a mismatch is a one-line ValueError naming the file and
+    the array, with what was expected and what was found."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls._tmp = tempfile.TemporaryDirectory()
+        cls.tmp = Path(cls._tmp.name)
+        model = small_cnn()
+        X, Y = batch(np.random.default_rng(0))
+        model.train_step(X, Y, epoch=0)  # parameters, running statistics and optimizer state
+        cls.model, cls.X = model, X
+        path = cls.tmp / "valid.npz"
+        serialization.save_checkpoint(
+            path, model, extra={"epoch": 1}, training={"epoch": 1}, arrays={"history.loss": np.arange(3.0)}
+        )
+        with np.load(path) as archive:
+            cls.entries = {key: archive[key] for key in archive.files}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._tmp.cleanup()
+
+    def write(self, name, entries, checksums=False):
+        path = self.tmp / f"{name}.npz"
+        entries = with_fresh_checksums(entries) if checksums else without_checksums(entries)
+        np.savez(path, **entries)
+        return path
+
+    def refused(self, name, change, *needles):
+        """Write the valid file changed by ``change(entries)``, without and with checksums; both
+        loads must raise one line naming the file and every needle."""
+        for checksums in (False, True):
+            entries = dict(self.entries)
+            change(entries)
+            path = self.write(f"{name}-{checksums}", entries, checksums=checksums)
+            with self.subTest(name, checksums=checksums):
+                with self.assertRaises(ValueError) as caught:
+                    NeuralNetwork.load(path)
+                message = str(caught.exception)
+                self.assertTrue(message.startswith(f"{path}: "), message)
+                self.assertNotIn("\n", message)
+                for needle in needles:
+                    self.assertIn(needle, message)
+
+    def test_the_valid_file_loads_without_its_checksums(self):
+        path = self.write("valid-unchecked", dict(self.entries))
+        checkpoint = serialization.load_checkpoint(path)
+        np.testing.assert_array_equal(checkpoint.model.predict(self.X), self.model.predict(self.X))
+        np.testing.assert_array_equal(
+            checkpoint.arrays["history.loss"], np.arange(3.0)
+        )  # training arrays are legitimate
+
+    def test_integer_and_half_precision_parameters_are_refused(self):
+        for dtype in ("int64", "float16", "int8"):
+
+            def change(entries, dtype=dtype):
+                entries["layers.5.W"] = entries["layers.5.W"].astype(dtype)
+
+            self.refused(
+                f"W-{dtype}",
+                change,
+                "'layers.5.W'",
+                "layer 5",
+                "FullyConnected",
+                f"dtype {dtype}",
+                "float32 or float64",
+            )
+
+    def test_a_buffer_of_the_wrong_dtype_is_refused(self):
+        def change(entries):
+            entries["buffers.1.running_var"] = entries["buffers.1.running_var"].astype(np.int32)
+
+        self.refused("buffer-int", change, "'buffers.1.running_var'", "BatchNorm", "int32", "float32 or float64")
+
+    def test_a_missing_parameter_or_buffer_is_refused(self):
+        for key, shape in (
+            ("layers.5.b", "(1, 3)"),
+            ("buffers.1.running_mean", "(1, 2)"),
+            ("layers.0.W", "(3, 3, 1, 2)"),
+        ):
+            self.refused(f"missing-{key}", lambda entries, key=key: entries.pop(key), f"no array '{key}'", shape)
+
+    def test_a_wrongly_shaped_array_is_refused(self):
+        def transposed(entries):
+            entries["layers.5.W"] = np.ascontiguousarray(entries["layers.5.W"].T)
+
+        self.refused("transposed", transposed, "'layers.5.W'", "shape (3, 8)", "expected (8, 3)")
+
+        def wider(entries):
+            entries["layers.1.gamma"] = np.ones((1, 5), np.float32)
+
+        self.refused("wider", wider, "'layers.1.gamma'", "shape (1, 5)", "expected (1, 2)")
+
+    def test_unknown_extra_arrays_are_refused(self):
+        def junk(entries):
+            entries["junk"] = np.zeros(3)
+
+        self.refused("junk", junk, "unexpected array 'junk'")
+
+        def extra_parameter(entries):
+            entries["layers.5.c"] = np.zeros((1, 3), np.float32)
+
+        self.refused("extra-parameter", extra_parameter, "unexpected array 'layers.5.c'", "W, b")
+
+        def parameter_of_a_layer_without_any(entries):
+            entries["layers.2.W"] = np.zeros((1, 3), np.float32)
+
+        self.refused("pool-parameter", parameter_of_a_layer_without_any, "unexpected array 'layers.2.W'", "Pool2D")
+
+        def layer_beyond_the_last(entries):
+            entries["layers.9.W"] = np.zeros((1, 3), np.float32)
+
+        self.refused("layer-9", layer_beyond_the_last, "unexpected array 'layers.9.W'", "6 layers")
+
+    def test_optimizer_state_must_fit_the_parameters(self):
+        def wrong_shape(entries):
+            entries["optimizer.W5"] = np.zeros((3, 8), np.float32)
+
+        self.refused("velocity-shape", wrong_shape, "'optimizer.W5'", "shape (3, 8)", "expected (8, 3)")
+
+        def wrong_dtype(entries):
+            entries["optimizer.W5"] = entries["optimizer.W5"].astype(np.float16)
+
+        self.refused("velocity-dtype", wrong_dtype, "'optimizer.W5'", "float16", "float32 or float64")
+
+        def not_a_count(entries):
+            entries["optimizer.W5"] = np.array(3)
+
+        self.refused("velocity-count", not_a_count, "'optimizer.W5'", "shape ()", "expected (8, 3)")
+
+        def no_such_parameter(entries):
+            entries["optimizer.W7"] = np.zeros((8, 3), np.float32)
+
+        self.refused("velocity-of-nothing", no_such_parameter, "unexpected array 'optimizer.W7'", "W0, gamma1")
+
+        def no_optimizer(entries):
+            config = json.loads(str(entries["config"]))
+            config["optimizer"] = None
+            entries["config"] = np.array(json.dumps(config))
+
+        self.refused("no-optimizer", no_optimizer, "unexpected array 'optimizer.", "records no optimizer")
+
+    def test_adam_step_counts_must_be_integer_scalars(self):
+        model = NeuralNetwork(layers=[FullyConnected(3, "softmax")], optimizer=Adam(lr=0.01), seed=0)
+        X = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+        model.train_step(X, np.eye(3, dtype=np.float32)[[0, 1, 2, 0]], epoch=0)
+        path = self.tmp / "adam.npz"
+        model.save(path)
+        with np.load(path) as archive:
+            entries = {key: archive[key] for key in archive.files}
+        self.assertEqual(entries["optimizer.t.W0"].shape, ())
+        NeuralNetwork.load(self.write("adam-unchecked", entries))  # its counts are legitimate
+        entries["optimizer.t.W0"] = np.ones((5, 3), np.float32)
+        with self.assertRaisesRegex(
+            ValueError, r"'optimizer.t.W0' \(step count of parameter W of layer 0 .*expected a 0-d integer"
+        ):
+            NeuralNetwork.load(self.write("adam-count", entries))
+
+    def test_parameters_of_a_layer_recorded_as_never_built_are_refused(self):
+        """Loading them would be silent: the layer would draw fresh weights on its first forward."""
+
+        def unbuilt(entries):
+            config = json.loads(str(entries["config"]))
+            config["layers"][5]["n_in"] = None
+            entries["config"] = np.array(json.dumps(config))
+
+        self.refused("unbuilt", unbuilt, "unexpected array 'layers.5.", "n_in")
+
+    def test_an_invalid_layer_list_in_the_config_names_the_file(self):
+        def layers(value):
+            def change(entries):
+                config = json.loads(str(entries["config"]))
+                config["layers"] = value(config["layers"])
+                entries["config"] = np.array(json.dumps(config))
+
+            return change
+
+        self.refused("no-layers", layers(lambda _: []), "its config's layers are an empty list")
+        self.refused("layers-text", layers(lambda _: "conv2d"), "its config's layers are a str")
+        self.refused("unknown-layer", layers(lambda ls: ls[:5] + [{"name": "nope"}]), "layer 5 of its config", "'nope'")
+        self.refused("bad-n-in", layers(lambda ls: ls[:5] + [{**ls[5], "n_in": -8}]), "layer 5 of its config", "n_in")
+
+    def test_a_model_saved_before_its_first_forward_pass_still_loads(self):
+        path = self.tmp / "fresh.npz"
+        small_cnn().save(path)
+        loaded = NeuralNetwork.load(path)
+        self.assertEqual(loaded.predict(self.X).shape, (4, 3))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -11,6 +11,8 @@ import textwrap
 import unittest
 from pathlib import Path
 
+from neural_networks.datasets import DataNotFoundError, sources
+
 from .test_datasets import make_idx_set
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +124,43 @@ class TestStarterFlows(unittest.TestCase):
         self.assertRegex(out, r"test accuracy [\d.]+")
         saved = self.assert_run_folder(self.dir / "experiments" / "lenet_mnist_lr0.05_b20")
         self.assertEqual([layer["name"] for layer in saved["model_args"]["layer_args"]][:2], ["conv2d", "pool2d"])
+
+    def test_train_conv_without_mnist_ends_in_one_short_message(self):
+        # MNIST is in none of the places searched, and the download is refused at once: every
+        # proxy is a closed port on this machine, so no test reaches the network
+        data = self.dir / "empty"
+        data.mkdir()
+        closed = "http://127.0.0.1:9"
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "neural_networks_debug")}
+        env.update({sources.DATA_ENV: str(data), "http_proxy": closed, "https_proxy": closed})
+        result = subprocess.run(
+            [sys.executable, ROOT / "train_conv.py", "--epochs", "1"],
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        self.assertEqual(result.returncode, 1, result.stderr)
+        stderr = result.stderr
+        self.assertNotIn("During handling", stderr)
+        self.assertNotIn("direct cause", stderr)
+        lines = stderr.strip().splitlines()
+        self.assertLessEqual(len(lines), 15, stderr)
+        self.assertEqual(stderr.count("Traceback"), 1, stderr)
+        # the message ends stderr: the missing file, the places searched, how to provide it
+        start = next(i for i, line in enumerate(lines) if line.startswith(DataNotFoundError.__module__))
+        message = "\n".join(lines[start:])
+        for needle in (
+            "MNIST file 'train-images-idx3-ubyte.gz' not found",
+            f"searched: {data / 'mnist'}",
+            "could not download",
+            "path=",
+            f"${sources.DATA_ENV}/mnist",
+            "run with network access",
+        ):
+            self.assertIn(needle, message)
+        self.assertTrue(lines[-1].lstrip().startswith("3. run with network access"), lines[-1])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ the curves' tags, steps and values (against metrics.csv, metrics.json and the Hi
 pictures, the HParams session, resuming after a crash (purge markers), the config key, the
 callback entry, the CLI flag and the optional dependency."""
 
+from __future__ import annotations
+
 import copy
 import io
 import os
@@ -11,34 +13,38 @@ import sys
 import tempfile
 import time
 import unittest
-from contextlib import redirect_stderr
+from contextlib import redirect_stderr, suppress
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
-import pytest
 import yaml
+from PIL import Image  # (matplotlib's dependency)
 
-pytest.importorskip("tensorboard")
+try:  # TensorBoard's own reader (the tensorboard extra); the tests using it are @requires_tensorboard
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import api_pb2, metadata
+except ImportError:
+    event_accumulator = EventFileLoader = api_pb2 = metadata = None
 
-from PIL import Image  # noqa: E402  (matplotlib's dependency)
-from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader  # noqa: E402
-from tensorboard.plugins.hparams import api_pb2, metadata  # noqa: E402
+from neural_networks import cli
+from neural_networks.callbacks import CALLBACKS, Callback
+from neural_networks.config import ConfigError, validate_config
+from neural_networks.datasets import initialize_dataset
+from neural_networks.experiment import RunInterrupted, run_experiment
+from neural_networks.layers import FullyConnected
+from neural_networks.logs import read_json, read_metrics_csv
+from neural_networks.models import NeuralNetwork
+from neural_networks.optimizers import SGD
+from neural_networks.schedulers import initialize_scheduler
+from neural_networks.serialization import load_checkpoint
+from neural_networks.tensorboard import TensorBoard, _EventFile, _modules
+from neural_networks.training import fit
 
-from neural_networks import cli  # noqa: E402
-from neural_networks.callbacks import CALLBACKS, Callback  # noqa: E402
-from neural_networks.config import ConfigError, validate_config  # noqa: E402
-from neural_networks.datasets import initialize_dataset  # noqa: E402
-from neural_networks.experiment import RunInterrupted, run_experiment  # noqa: E402
-from neural_networks.layers import FullyConnected  # noqa: E402
-from neural_networks.logs import read_json, read_metrics_csv  # noqa: E402
-from neural_networks.models import NeuralNetwork  # noqa: E402
-from neural_networks.optimizers import SGD  # noqa: E402
-from neural_networks.schedulers import initialize_scheduler  # noqa: E402
-from neural_networks.serialization import load_checkpoint  # noqa: E402
-from neural_networks.tensorboard import TensorBoard, _EventFile, _modules  # noqa: E402
-from neural_networks.training import fit  # noqa: E402
+from .helpers import requires
+
+requires_tensorboard = requires("tensorboard")  # a skip naming the package and its extra when it is missing
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3  # Iris: 90 training examples in batches of 30
@@ -133,6 +139,7 @@ class TempDir(unittest.TestCase):
         self._tmp.cleanup()
 
 
+@requires_tensorboard
 class TestRun(TempDir):
     def test_a_run_writes_curves_pictures_and_hparams(self):
         figures = run_experiment(config(tensorboard=True), out_dir=self.dir, verbose=0)
@@ -203,6 +210,7 @@ class TestRun(TempDir):
         self.assertEqual(len(acc.Images("images/first_layer")), 1)
 
 
+@requires_tensorboard
 class TestResume(TempDir):
     """Two epochs, then a resume towards four that crashes in epoch 3 after TensorBoard wrote some
     of its events, then a resume that finishes: the curves read back as one run's, equal to an
@@ -290,6 +298,7 @@ class Probe(Callback):
 
 
 class TestCallback(TempDir):
+    @requires_tensorboard
     def test_on_its_own(self):
         """Without an experiment: the first layer when training ends (and every filters_every
         epochs), the given hparams, every update_freq-th step; the file is closed at the end."""
@@ -308,6 +317,7 @@ class TestCallback(TempDir):
         self.assertEqual(end.status, api_pb2.STATUS_SUCCESS)
         self.assertIsNone(callback._file)
 
+    @requires_tensorboard
     def test_per_iteration_values_are_written_at_epoch_ends(self):
         data = initialize_dataset("iris", batch_size=10, seed=0)  # 9 batches an epoch
         for flush_secs, grows_within_epochs in ((30.0, False), (0.0, True)):
@@ -322,6 +332,7 @@ class TestCallback(TempDir):
                 self.assertLess(probe.sizes[0][-1], probe.sizes[1][0])  # the epoch's end was written
                 self.assertEqual(len(read(log_dir).Scalars("iteration/loss")), 18)
 
+    @requires_tensorboard
     def test_arguments(self):
         for kwargs, message in (
             ({"update_freq": 0}, "update_freq must be 'batch', 'epoch' or a positive integer; got 0"),
@@ -337,6 +348,7 @@ class TestCallback(TempDir):
         self.assertEqual(list(self.dir.iterdir()), [])  # building writes nothing
         self.assertEqual(TensorBoard(self.dir, update_freq="epoch")._every, None)
 
+    @requires_tensorboard
     def test_registry(self):
         self.assertIn("tensorboard", CALLBACKS)
         self.assertEqual(CALLBACKS.arguments("tensorboard")[:3], ["log_dir", "update_freq", "flush_secs"])
@@ -355,6 +367,7 @@ class TestCallback(TempDir):
 
 
 class TestConfigAndCommandLine(TempDir):
+    @requires_tensorboard
     def test_the_config_key(self):
         self.assertTrue(validate_config(config(tensorboard=True))["tensorboard"])
         self.assertFalse(validate_config(config(tensorboard=False))["tensorboard"])
@@ -371,6 +384,7 @@ class TestConfigAndCommandLine(TempDir):
             with self.subTest(changes=changes), self.assertRaisesRegex(ConfigError, pattern):
                 validate_config(config(**changes))
 
+    @requires_tensorboard
     def test_logging_may_start_when_resuming(self):
         """``tensorboard`` is one of the keys a resume may change (false is the same as missing): the
         resumed fit logs from its first step on, and training is as if uninterrupted."""
@@ -395,7 +409,9 @@ class TestConfigAndCommandLine(TempDir):
 
     def test_without_the_package(self):
         """``tensorboard: true`` (or the callback) fails when the config is checked, in one line."""
-        validate_config(config(tensorboard=True))  # what the checks import is imported before sys.modules is patched
+        # what the checks import is imported before sys.modules is patched (the ConfigError: without tensorboard)
+        with suppress(ConfigError):
+            validate_config(config(tensorboard=True))
         with mock.patch.dict(sys.modules, {"tensorboard": None}):
             with self.assertRaisesRegex(ImportError, r'pip install "neural_networks\[tensorboard\]"'):
                 _modules()
@@ -417,6 +433,30 @@ class TestConfigAndCommandLine(TempDir):
             self.assertIn("neural_networks[tensorboard]", stderr.getvalue())
             self.assertFalse((self.dir / "runs").exists())
 
+    def test_the_missing_package_message_names_every_way_to_ask(self):
+        """The CLI turns --tensorboard into the override tensorboard=true: the error must not say the
+        user gave --set tensorboard=true, and names the flag, the config key and the callback."""
+        with suppress(ConfigError):  # what the checks import is imported before sys.modules is patched
+            validate_config(config(tensorboard=True))
+        path = self.dir / "iris.yaml"
+        path.write_text(yaml.safe_dump(CONFIG))
+        with mock.patch.dict(sys.modules, {"tensorboard": None}):
+            with self.assertRaises(ImportError) as caught:
+                _modules()
+            detail = "(import of tensorboard halted; None in sys.modules)"
+            expected = (
+                "TensorBoard logging needs the tensorboard package, whether asked for with --tensorboard, "
+                f'`tensorboard: true` or the tensorboard callback {detail}; install it with pip install "neural_networks[tensorboard]"'
+            )
+            self.assertEqual(str(caught.exception), expected)
+            for args in (["--tensorboard"], ["--set", "tensorboard=true", "--epochs", "1"]):
+                stderr = io.StringIO()
+                with self.subTest(args=args), redirect_stderr(stderr):
+                    status = cli.main(["train", str(path), "--out", str(self.dir / "runs"), "--quiet", *args])
+                    self.assertEqual(status, 2)
+                    self.assertEqual(stderr.getvalue(), f"error: {path}: tensorboard: {expected}\n")
+            self.assertFalse((self.dir / "runs").exists())
+
     def test_importing_the_package_does_not_import_tensorboard(self):
         code = (
             "import sys, neural_networks, neural_networks.experiment, neural_networks.cli, neural_networks.tensorboard\n"
@@ -427,6 +467,7 @@ class TestConfigAndCommandLine(TempDir):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
 
+    @requires_tensorboard
     def test_the_train_flag_and_resume(self):
         path = self.dir / "iris.yaml"
         path.write_text(yaml.safe_dump(config(epochs=1)))

@@ -20,7 +20,7 @@ except ImportError:  # the parity extras are optional
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@unittest.skipIf(torch is None, "PyTorch is not installed")
+@unittest.skipIf(torch is None, 'needs torch: pip install -e ".[torch]"')
 class TestTorchReference(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -25,16 +25,19 @@ import unittest
 import unittest.mock
 from pathlib import Path
 
-import pytest
 import yaml
 
-optuna = pytest.importorskip("optuna")
+from neural_networks.config import ConfigError, load_config, load_valid_config, validate_config
+from neural_networks.tune.space import check_validation_split, load_space, parse_space
+from neural_networks.tune.study import JOURNAL_NAME, MEDIAN_PRUNER, _with_installed_driver
 
-from neural_networks.config import ConfigError, load_config, load_valid_config, validate_config  # noqa: E402
-from neural_networks.tune.space import check_validation_split, load_space, parse_space  # noqa: E402
-from neural_networks.tune.study import JOURNAL_NAME, MEDIAN_PRUNER, _with_installed_driver  # noqa: E402
+from .helpers import missing, popen_cli, requires, run_cli
 
-from .helpers import popen_cli, run_cli  # noqa: E402
+try:  # the tune extra; the tests that need it are @requires_optuna
+    import optuna
+except ImportError:
+    optuna = None
+requires_optuna = requires("optuna")  # a skip naming the package and its extra when it is missing
 
 ROOT = Path(__file__).resolve().parents[1]
 IRIS = ROOT / "configs" / "iris.yaml"
@@ -155,6 +158,51 @@ class TestSearchSpace(unittest.TestCase):
         space = load_space(ROOT / "configs" / "iris_space.yaml", self.config, sampler="grid")
         self.assertEqual({k: len(v) for k, v in space.grid().items()}, {"optimizer.lr": 4, "model.layers.0.n_out": 3})
 
+    def test_invalid_ends_of_ranges_are_refused(self):
+        """Both ends of a range are tried on the config: a batch size of 0, a negative learning
+        rate, a validation fraction of 1 are one line naming the key and the value."""
+        message = self.error({"data.batch_size": {"type": "int", "low": 0, "high": 64}})
+        self.assertEqual(
+            message,
+            "space.yaml: data.batch_size: value 0 makes the config invalid: "
+            "data.batch_size must be a positive integer, got 0",
+        )
+        message = self.error({"optimizer.lr": {"type": "float", "low": -1, "high": 1}})
+        self.assertIn(
+            "optimizer.lr: value -1.0 makes the config invalid: optimizer: learning rate must be positive", message
+        )
+        fashion = load_valid_config(ROOT / "configs" / "fashion_mnist_mlp.yaml")
+        for spec, value in (
+            ({"type": "float", "low": 0.1, "high": 1.0}, "1.0"),
+            ({"type": "float", "low": -0.1, "high": 0.5}, "-0.1"),
+            ({"type": "int", "low": -5, "high": 100}, "-5"),
+        ):
+            with self.subTest(spec=spec), self.assertRaises(ConfigError) as caught:
+                parse_space({"data.validation_size": spec}, fashion, source="space.yaml")
+            self.assertIn(
+                f"data.validation_size: value {value} makes the config invalid: data.validation_size must be a count",
+                str(caught.exception),
+            )
+        parse_space({"data.validation_size": {"type": "float", "low": 0.05, "high": 0.5}}, fashion)
+
+    def test_a_key_given_twice_in_the_space_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "space.yaml"
+            path.write_text(
+                "optimizer.lr: {type: float, low: 0.01, high: 1.0}\n"
+                "model.layers.0.n_out: {type: categorical, choices: [4, 8]}\n"
+                "optimizer.lr: {type: categorical, choices: [0.1]}\n"
+            )
+            with self.assertRaises(ConfigError) as caught:
+                load_space(path, self.config)
+            self.assertEqual(
+                str(caught.exception),
+                f"{path}: key 'optimizer.lr' appears twice (lines 1 and 3); a mapping takes each key once",
+            )
+            path.write_text("optimizer.lr: {type: float, low: 0.01, high: 1.0, low: 0.1}\n")
+            with self.assertRaisesRegex(ConfigError, r"key 'optimizer\.lr\.low' appears twice \(both on line 1\)"):
+                load_space(path, self.config)
+
     def test_a_config_without_validation_data_is_refused(self):
         for config, space in (
             (load_valid_config(ROOT / "configs" / "cifar10_fast.yaml"), None),  # validation_size: 0
@@ -198,6 +246,7 @@ class TestTuneCommandLine(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
+    @requires_optuna
     def test_errors_are_one_line_before_any_trial(self):
         space = write_space(self.dir / "typo.yaml", {"optimizer.lrr": {"type": "float", "low": 0.01, "high": 1}})
         bad = cli("tune", IRIS, "--space", space, "--trials", "2", "--out", self.dir / "e", cwd=self.dir, check=False)
@@ -215,6 +264,32 @@ class TestTuneCommandLine(unittest.TestCase):
         self.assertEqual(bad.returncode, 2)
         self.assertIn("is not a study folder", bad.stderr)
 
+    @requires_optuna
+    def test_an_invalid_low_end_stops_the_study_before_any_trial(self):
+        space = write_space(self.dir / "batch.yaml", {"data.batch_size": {"type": "int", "low": 0, "high": 64}})
+        status, _, err = main_in_process("tune", IRIS, "--space", space, "--trials", "2", "--out", self.dir / "b")
+        self.assertEqual(status, 2)
+        self.assertEqual(
+            err.strip(),
+            f"error: {space}: data.batch_size: value 0 makes the config invalid: "
+            "data.batch_size must be a positive integer, got 0",
+        )
+        self.assertFalse((self.dir / "b").exists())  # nothing was started
+
+    @requires_optuna
+    def test_a_study_file_with_a_key_given_twice(self):
+        from neural_networks.tune.report import report_from_folder
+
+        folder = self.dir / "twice"
+        folder.mkdir()
+        (folder / "study.yaml").write_text('{\n  "study": "a",\n  "storage": "journal.log",\n  "study": "b"\n}\n')
+        with self.assertRaises(ConfigError) as caught:
+            report_from_folder(folder, out=lambda line: None)
+        self.assertEqual(
+            str(caught.exception),
+            f"{folder / 'study.yaml'}: key 'study' appears twice (lines 2 and 4); a mapping takes each key once",
+        )
+
     def test_without_optuna_one_line_says_what_to_install(self):
         code = (
             "import sys; sys.modules['optuna'] = None\n"  # import optuna now raises ImportError
@@ -229,6 +304,7 @@ class TestTuneCommandLine(unittest.TestCase):
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=self.dir)
         self.assertEqual(result.stdout.strip(), "False", result.stderr)
 
+    @requires_optuna
     def test_grid_study_with_two_workers(self):
         out = self.dir / "grid"
         lrs, sizes = [0.05, 0.5], [4, 8]
@@ -308,6 +384,7 @@ class TestTuneCommandLine(unittest.TestCase):
         self.assertIn("4 complete", report.stdout)
         self.assertTrue((study_dir / "heatmap.png").is_file())
 
+    @requires_optuna
     def test_ctrl_c_or_a_killed_worker_then_the_same_command_runs_only_the_remainder(self):
         out = self.dir / "resume"
         space = write_space(
@@ -359,6 +436,7 @@ class TestTuneCommandLine(unittest.TestCase):
         self.assertIn("2 complete, 0 pruned, 0 failed, 2 interrupted and queued again", result.stdout)
         self.assertIn("nothing left to run", cli(*args, cwd=self.dir).stdout)
 
+    @requires_optuna
     def test_ctrl_c_inside_optunas_journal_lock_is_still_an_interrupt(self):
         # Ctrl-C while Optuna takes its journal file lock comes out as RuntimeError("did not
         # possess lock") (its cleanup raises from inside the KeyboardInterrupt); the trial must
@@ -410,25 +488,27 @@ class TestTuneCommandLine(unittest.TestCase):
         self.assertEqual(status, 0, stderr)
         self.assertEqual([r["state"] for r in read_trials(out / "iris")], ["complete", "fail", "complete"])
 
+    @requires_optuna
     def test_a_failing_trial_is_recorded_and_the_study_goes_on(self):
         out = self.dir / "failing"
-        # batch_size 0 passes the config check but the data loader refuses it when the trial runs
-        space = write_space(self.dir / "batch.yaml", {"data.batch_size": {"type": "categorical", "choices": [0, 30]}})
+        # a learning rate of 1e30 passes the config check but diverges when the trial trains
+        space = write_space(self.dir / "lr.yaml", {"optimizer.lr": {"type": "categorical", "choices": [1e30, 0.05]}})
         status, stdout, stderr = main_in_process(
             "tune", IRIS, "--space", space, "--sampler", "grid", "--set", "epochs=2", "--out", out
         )
         self.assertEqual(status, 0, stderr)
-        rows = {r["data.batch_size"]: r for r in read_trials(out / "iris")}
-        self.assertEqual(rows["0"]["state"], "fail")
-        self.assertIn("ValueError: batch_size must be a positive int", rows["0"]["fail_reason"])
-        self.assertEqual(rows["30"]["state"], "complete")
-        self.assertEqual(rows["30"]["fail_reason"], "")
+        rows = {float(r["optimizer.lr"]): r for r in read_trials(out / "iris")}
+        self.assertEqual(rows[1e30]["state"], "fail")
+        self.assertIn("TrainingDiverged: training diverged at epoch 1", rows[1e30]["fail_reason"])
+        self.assertEqual(rows[0.05]["state"], "complete")
+        self.assertEqual(rows[0.05]["fail_reason"], "")
         self.assertIn("1 complete, 0 pruned, 1 failed", stdout)
-        self.assertEqual(yaml.safe_load((out / "iris" / "best_config.yaml").read_text())["data"]["batch_size"], 30)
+        self.assertEqual(yaml.safe_load((out / "iris" / "best_config.yaml").read_text())["optimizer"]["lr"], 0.05)
         study = optuna.load_study(study_name="iris", storage=_journal(out / "iris"))
         failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
-        self.assertIn("batch_size must be a positive int", failed[0].user_attrs["fail_reason"])
+        self.assertIn("training diverged", failed[0].user_attrs["fail_reason"])
 
+    @requires_optuna
     def test_median_pruner_stops_a_hopeless_trial(self):
         out = self.dir / "pruning"
         study_dir = out / "iris"
@@ -478,6 +558,7 @@ class TestTuneCommandLine(unittest.TestCase):
         self.assertAlmostEqual(float(rows[3]["value"]), trial.intermediate_values[figures["epochs"] - 1])
 
 
+@requires_optuna
 class TestReportEdgeCases(unittest.TestCase):
     """The report of studies with too little to show: notes instead of plots that would fail."""
 
@@ -598,6 +679,7 @@ class PostgresServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@requires_optuna
 class TestPostgresStorage(unittest.TestCase):
     """Two ``tune`` commands (as on two machines: separate output folders) share one study."""
 
@@ -613,10 +695,9 @@ class TestPostgresStorage(unittest.TestCase):
         bindir = _postgres_bin()
         if bindir is None:
             cls._skip("no PostgreSQL server binaries (initdb, pg_ctl); apt-get install postgresql")
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            cls._skip("psycopg2 is not installed (pip install psycopg2-binary)")
+        reason = missing("psycopg2")  # psycopg2-binary, in the tune extra
+        if reason:
+            cls._skip(reason)
         if os.geteuid() == 0:
             try:
                 pwd.getpwnam("postgres")

@@ -212,7 +212,7 @@ class TestDirac(unittest.TestCase):
         from tests import torch_oracles as O
 
         if O.torch is None:
-            self.skipTest("torch is not installed")
+            self.skipTest(O.SKIP_REASON)
         for shape in ((3, 3, 4, 6), (3, 3, 6, 4)):
             w = O.torch.empty(O.conv_weight_to_torch(np.zeros(shape)).shape, dtype=O.torch.float64)
             O.torch.nn.init.dirac_(w)

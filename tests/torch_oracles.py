@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     torch = None
     TF = None
 
-SKIP_REASON = "PyTorch is not installed"
+SKIP_REASON = 'needs torch: pip install -e ".[torch]"'  # the format of tests.helpers.missing
 requires_torch = unittest.skipIf(torch is None, SKIP_REASON)
 
 # ----------------------------------------------------------------------------- settings

@@ -6,14 +6,17 @@ one-hot float32 Y)``; integer labels are ``loader.labels``, class names ``datase
 
 Data sets: ``"iris"`` (shipped), ``"fashion_mnist"`` and ``"mnist"`` (four IDX files each, read by
 :mod:`.idx`), ``"cifar10"`` and ``"image_folder"`` (needs ``path``). Where files come from:
-:mod:`.sources`; the decoded-image cache: :mod:`.cache`; augmentation: :mod:`.augment`; presence
-and checksums: :func:`list_datasets`, :func:`verify_dataset`, which ask each data set's
-:class:`~.spec.DatasetSpec` (:mod:`.spec`). The data sets are registered in
+:mod:`.sources`; the decoded-image cache: :mod:`.cache`; an image folder's layout:
+:mod:`.layout`; augmentation: :mod:`.augment`; presence and checksums: :func:`list_datasets` (with
+:func:`config_data_paths`: the paths configs give) and :func:`verify_dataset`, which ask each data
+set's :class:`~.spec.DatasetSpec` (:mod:`.spec`). The data sets are registered in
 :data:`DATASETS` (built in :mod:`.catalog`): adding one is its module and one ``DATASETS.add``
 line there.
 """
 
 from __future__ import annotations
+
+import os
 
 from .augment import Augmenter, make_augmenter, random_crop, random_flip
 from .base import (
@@ -28,13 +31,22 @@ from .base import (
     split_validation,
     stratified_split,
 )
-from .catalog import DATASETS, VERIFIABLE, FileCheck, dataset_path, format_dataset_row, list_datasets, verify_dataset
+from .catalog import (
+    DATASETS,
+    VERIFIABLE,
+    FileCheck,
+    config_data_paths,
+    dataset_path,
+    format_dataset_row,
+    list_datasets,
+    verify_dataset,
+)
 from .cifar10 import load_cifar10, load_cifar10_arrays
 from .fashion_mnist import load_fashion_mnist, load_fashion_mnist_arrays, read_idx
 from .image_folder import load_image_folder, load_image_folder_arrays, load_images
 from .iris import load_iris
 from .mnist import load_mnist, load_mnist_arrays
-from .sources import ChecksumError, DataFormatError, DataNotFoundError, data_home, download
+from .sources import ChecksumError, DataFormatError, DataNotFoundError, cache_home, data_home, download
 
 __all__ = [
     "DataLoader",
@@ -66,8 +78,10 @@ __all__ = [
     "DataFormatError",
     "ChecksumError",
     "data_home",
+    "cache_home",
     "download",
     "list_datasets",
+    "config_data_paths",
     "format_dataset_row",
     "dataset_path",
     "verify_dataset",
@@ -82,5 +96,14 @@ def initialize_dataset(name: str, batch_size: int = 25, **kwargs) -> Dataset:
     """Load data set ``name`` (one of ``DATASETS``; ``-``/``_`` and case do not matter) with
     mini-batches of ``batch_size``; ``kwargs`` go to its loader (e.g. ``path=``, ``augment=True``,
     ``validation_size=``, ``seed=``); ``ValueError`` names an unknown data set or argument and the
-    valid ones."""
-    return DATASETS.create(name, batch_size=batch_size, **kwargs)
+    valid ones. A :class:`DataNotFoundError` comes from this call alone, without the frames under
+    it (unless ``$NEURAL_NETWORKS_DEBUG`` is set), so that a script's traceback stays short and
+    ends in its message: the missing file, the places searched and how to provide it."""
+    try:
+        return DATASETS.create(name, batch_size=batch_size, **kwargs)
+    except DataNotFoundError as err:
+        if os.environ.get("NEURAL_NETWORKS_DEBUG"):
+            raise
+        # the registry, loader and file-search frames add nothing to the message, and a course
+        # script that does not catch it would print them all above it
+        raise err.with_traceback(None) from None

@@ -1,6 +1,7 @@
 """The data sets (:data:`DATASETS`), what data is present where, and whether it matches the
 published checksums (the library side of the CLI's ``data list|path|verify``). Nothing here
-downloads.
+downloads. Besides each data set's default location, :func:`config_data_paths` reads the
+``data.path`` that experiment configs give (what ``data list`` shows for ``./configs/*.yaml``).
 
 :data:`DATASETS` registers each data set's loader function with its :class:`~.spec.DatasetSpec`;
 the functions below loop over it, or look a name up in it, and ask the spec: apart from the
@@ -20,6 +21,7 @@ __all__ = [
     "FileCheck",
     "VERIFIABLE",
     "list_datasets",
+    "config_data_paths",
     "format_dataset_row",
     "dataset_path",
     "verify_dataset",
@@ -48,22 +50,74 @@ def dataset_path(name: str, path=None) -> Path:
     return DATASETS.spec(name).source(path)
 
 
-def list_datasets(path=None) -> list[dict]:
+def config_data_paths(folder) -> tuple[dict[str, dict[str, list[str]]], list[str]]:
+    """The ``data.path`` values of the YAML configs ``<folder>/*.yaml``, by data set:
+    ``({data set: {path as written: [config file, ...]}}, problems)``, the files in name order.
+    ``problems`` holds one line per config that names a path but could not be read, or whose
+    ``data.name`` is not a data set (it is not listed; nothing is dropped without a word). A
+    config without ``data.path`` (the default location), and a YAML file without a ``data``
+    mapping (a search space), add nothing; an absent folder gives ``({}, [])``."""
+    from ..config import ConfigError, load_config  # the config module imports this package
+
+    paths: dict[str, dict[str, list[str]]] = {}
+    problems = []
+    for file in sorted(Path(folder).glob("*.yaml")):
+        try:
+            data = load_config(file).get("data")
+        except ConfigError as err:
+            problems.append(f"{err}; its data.path is not listed")
+            continue
+        if not isinstance(data, dict) or data.get("path") is None:
+            continue
+        try:
+            name = DATASETS.canonical(str(data.get("name")))
+        except ValueError as err:
+            problems.append(f"{file}: data.name: {err}; its data.path is not listed")
+            continue
+        paths.setdefault(name, {}).setdefault(str(data["path"]), []).append(str(file))
+    return paths, problems
+
+
+def list_datasets(path=None, config_paths: dict | None = None) -> list[dict]:
     """One dict per data set: ``name``, ``description``, ``found`` (bool), ``path`` (where it is read
     from, or ``None``), ``where`` (``"shipped"``, ``"explicit path"``, ``"data folder
     ($NEURAL_NETWORKS_DATA)"``, ``"system copy"``) and, when not found, ``message``. ``path``
-    applies to every data set (mostly useful with one)."""
-    return [
-        {"name": name, "description": DATASETS.spec(name).description, **DATASETS.spec(name).availability(path)}
-        for name in DATASETS
-    ]
+    applies to every data set (mostly useful with one). ``config_paths`` (the first value of
+    :func:`config_data_paths`) adds ``configs`` to the rows of the data sets it names: one dict per
+    path, ``path`` (as written), ``files`` (the configs giving it), ``found`` and ``message``."""
+    rows = []
+    for name in DATASETS:
+        spec = DATASETS.spec(name)
+        row = {"name": name, "description": spec.description, **spec.availability(path)}
+        if path is None and config_paths and config_paths.get(name):
+            row["configs"] = [
+                {"path": given, "files": files, **_found(spec.availability(given))}
+                for given, files in config_paths[name].items()
+            ]
+        rows.append(row)
+    return rows
+
+
+def _found(availability: dict) -> dict:
+    return {"found": availability["found"], "message": availability.get("message", "")}
 
 
 def format_dataset_row(row: dict) -> str:
-    """One line for a row of :func:`list_datasets`: name, found or missing, where, path or hint."""
+    """The lines for a row of :func:`list_datasets`: name, found or missing, where, path or hint.
+    One line, unless the row has ``configs``: then the first line is a config's path (found ones
+    first), and further lines, indented, the other config paths and the default location."""
     state = "found" if row["found"] else "missing"
     detail = f"{row['path']} ({row['where']})" if row["found"] else row.get("message", "")
-    return f"{row['name']:14s} {state:8s} {detail}"
+    if not row.get("configs"):
+        return f"{row['name']:14s} {state:8s} {detail}"
+    lines = []
+    for config in sorted(row["configs"], key=lambda c: not c["found"]):
+        text = f"{config['path']} (data.path of {', '.join(config['files'])})"
+        lines.append(("found", text) if config["found"] else ("missing", f"{text}: {config['message']}"))
+    lines.append((state, f"default location: {detail}"))
+    return "\n".join(
+        f"{row['name'] if i == 0 else '':14s} {line_state:8s} {text}" for i, (line_state, text) in enumerate(lines)
+    )
 
 
 def verify_dataset(name: str, path=None) -> list[FileCheck]:

@@ -344,7 +344,9 @@ class CIFAR10Spec(DatasetSpec):
             "path": str(found[0]) if found else None,
             "where": found[1] if found else None,
         }
-        if found is None:
+        if found is None and path is not None:
+            row["message"] = "no such file or folder"
+        elif found is None:
             row["message"] = (
                 f"not in {dataset_dir(NAME)}; will download {CANONICAL.url} on first use, "
                 "or pass path= (e.g. an image-folder archive)"

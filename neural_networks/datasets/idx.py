@@ -244,6 +244,9 @@ class IDXDataset(DatasetSpec):
             row["message"] = f"missing {', '.join(missing)}; will download to {dataset_dir(self.name)} on first use" + (
                 f" (or apt-get install {package[0]})" if package else ""
             )
+            if path is not None:  # an explicit path is all that is searched, and never downloaded to
+                there = Path(path).expanduser().is_dir()
+                row["message"] = f"missing {', '.join(missing)} there" if there else "no such file or folder"
         return row
 
     def verify(self, path=None) -> list[FileCheck]:
@@ -266,8 +269,8 @@ class IDXDataset(DatasetSpec):
         return {"train": train, "test": test}
 
     def read_cached(self, files: dict, cache: bool = True) -> dict:
-        """:meth:`read`, through the ``.npy`` cache (beside the files, or in the data folder
-        when theirs is read-only, like a system copy)."""
+        """:meth:`read`, through the ``.npy`` cache in the cache folder (never beside the files,
+        which may be a read-only system copy; see :mod:`~neural_networks.datasets.cache`)."""
 
         def build():
             splits = self.read(files)

@@ -5,7 +5,9 @@ may put the tree under leading folders (``cifar10-jpeg/train/cat/0001.jpg``), wh
 same for every image. Splits are ``train`` and ``test`` (both required) and optionally ``val``/
 ``valid``/``validation``. Classes are the training split's folders sorted by name unless
 ``class_names`` gives them (then label ``i`` is ``class_names[i]`` and a folder not in the list is an
-error). Hidden files, ``__MACOSX`` and non-image files are skipped.
+error). Hidden files, ``__MACOSX`` and non-image files are skipped, but a class or split folder
+holding no images is an error, and so is a split without one of the training classes when the
+classes come from the folders (see :mod:`~neural_networks.datasets.layout`).
 
 All images must have the same size and colour mode: ``color_mode="rgb"`` or ``"grayscale"``
 converts every image; ``"auto"`` takes the mode of the first image (grayscale or RGB) and treats
@@ -34,6 +36,8 @@ from ..progress import progress_bar as tqdm
 
 from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
 from .cache import cached
+from .layout import IMAGE_EXTENSIONS, SPLIT_NAMES, check_folders, is_hidden
+from .layout import split_of as _split_of
 from .sources import DataFormatError, DataNotFoundError, data_home
 from .spec import DatasetSpec, FileCheck
 
@@ -56,7 +60,6 @@ __all__ = [
     "SPEC",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 #: The Pillow format each extension must hold; no other Pillow plugin is ever tried.
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
@@ -65,12 +68,6 @@ _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
 DEFAULT_MAX_BYTES = 4 << 30
 #: Bound on one image: its stored bytes and its decoded pixels.
 MAX_IMAGE_BYTES = 64 << 20
-#: Folder names accepted for each split.
-SPLIT_NAMES = {
-    "train": ("train", "training"),
-    "validation": ("val", "valid", "validation"),
-    "test": ("test", "testing"),
-}
 COLOR_MODES = ("auto", "rgb", "grayscale")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 _PIL_MODE = {"rgb": "RGB", "grayscale": "L"}
@@ -105,8 +102,7 @@ def archive_kind(path) -> str:
 
 
 def _skipped(rel: str) -> bool:
-    parts = PurePosixPath(rel).parts
-    return any(p.startswith(".") or p == "__MACOSX" for p in parts) or not rel.lower().endswith(IMAGE_EXTENSIONS)
+    return is_hidden(rel) or not rel.lower().endswith(IMAGE_EXTENSIONS)
 
 
 _IN_MEMORY_LIMIT = 1 << 31  # tar archives up to 2 GiB (uncompressed) are indexed in memory
@@ -124,11 +120,12 @@ def _octal(field: bytes) -> int:
     return int(field, 8) if field else 0
 
 
-def tar_index(buf, name: str = "archive") -> list[tuple[str, int, int]]:
+def tar_index(buf, name: str = "archive", folders: list | None = None) -> list[tuple[str, int, int]]:
     """``(member path, data offset, size)`` of every regular file of an uncompressed tar held in
     ``buf`` (bytes or mmap), parsed directly (ustar, GNU long names, pax paths): much faster than
-    :mod:`tarfile` for archives of many small files. Raises :class:`DataFormatError` on a bad
-    header checksum, a member cut short or a missing end-of-archive marker."""
+    :mod:`tarfile` for archives of many small files; the path of each folder entry is appended to
+    ``folders`` if given. Raises :class:`DataFormatError` on a bad header checksum, a member cut
+    short or a missing end-of-archive marker."""
     out = []
     off, n = 0, len(buf)
     long_name = pax_path = pax_size = None
@@ -182,9 +179,11 @@ def tar_index(buf, name: str = "archive") -> list[tuple[str, int, int]]:
                             "a non-negative integer)"
                         )
         else:
+            path = (pax_path or long_name or member).decode("utf-8", "surrogateescape")
             if kind in (b"0", b"\0", b"7"):
-                path = pax_path or long_name or member
-                out.append((path.decode("utf-8", "surrogateescape"), start, size))
+                out.append((path, start, size))
+            elif kind == b"5" and folders is not None:
+                folders.append(path)
             long_name = pax_path = None
         next_off = start + (size + 511) // 512 * 512
         if next_off <= off:  # cannot happen with size >= 0; never loop on a crafted archive
@@ -293,11 +292,17 @@ def _member_too_big(path, rel: str, size: int) -> DataFormatError:
     return DataFormatError(f"{path}: {rel}: {size} bytes, more than the {MAX_IMAGE_BYTES} allowed for one image")
 
 
-def iter_files(path, progress: bool = True, desc: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+def iter_files(
+    path, progress: bool = True, desc: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES, folders: set | None = None
+):
     """Yield ``(relative posix path, bytes)`` for every image file (by extension) in a folder or
     archive, in storage order, with a progress bar (for one image file: its name and bytes). At
     most ``max_bytes`` are read (decompressed: a compressed archive is never expanded past it) and
-    no image may exceed :data:`MAX_IMAGE_BYTES`; else :class:`DataFormatError` naming the file."""
+    no image may exceed :data:`MAX_IMAGE_BYTES`; else :class:`DataFormatError` naming the file.
+    ``folders``: a set that, once the files are all read, holds the folder of every file and every
+    folder entry of the source (images or not, hidden or not; relative paths as stored, not
+    normalised: :func:`~.layout.check_folders` does that), so that a folder without images can be
+    told."""
     path = Path(path)
     kind = archive_kind(path)
     desc = desc or f"decoding {path.name}"
@@ -323,6 +328,8 @@ def iter_files(path, progress: bool = True, desc: str | None = None, max_bytes: 
             rels = []
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
+                if folders is not None:
+                    folders.add(Path(root).relative_to(path).as_posix())
                 for name in sorted(files):
                     rel = Path(root, name).relative_to(path).as_posix()
                     if not _skipped(rel):
@@ -336,6 +343,8 @@ def iter_files(path, progress: bool = True, desc: str | None = None, max_bytes: 
                 yield rel, data
         elif kind == "zip":
             with zipfile.ZipFile(path) as zf:
+                if folders is not None:
+                    folders.update(i.filename if i.is_dir() else i.filename.rpartition("/")[0] for i in zf.infolist())
                 infos = [i for i in zf.infolist() if not i.is_dir() and not _skipped(i.filename)]
                 for info in tqdm(infos, desc=desc, unit="img", disable=not progress, leave=False):
                     count(info.filename, info.file_size)
@@ -347,7 +356,12 @@ def iter_files(path, progress: bool = True, desc: str | None = None, max_bytes: 
         else:
             buf = _tar_buffer(path, progress, max_bytes)
             if buf is not None:
-                members = [m for m in tar_index(buf, str(path)) if not _skipped(m[0])]
+                dirs: list = []
+                members = tar_index(buf, str(path), dirs)
+                if folders is not None:
+                    folders.update(dirs)
+                    folders.update(rel.rpartition("/")[0] for rel, _, _ in members)
+                members = [m for m in members if not _skipped(m[0])]
                 for rel, start, size in tqdm(members, desc=desc, unit="img", disable=not progress, leave=False):
                     if size > MAX_IMAGE_BYTES:
                         raise _member_too_big(path, rel, size)
@@ -357,6 +371,8 @@ def iter_files(path, progress: bool = True, desc: str | None = None, max_bytes: 
             with _open_decompressed(path) as raw, io.BufferedReader(_LimitedReader(raw, max_bytes, path)) as stream:
                 with tarfile.open(fileobj=stream, mode="r|") as tf:
                     for member in tqdm(tf, desc=desc, unit="file", disable=not progress, leave=False):
+                        if folders is not None:
+                            folders.add(member.name if member.isdir() else member.name.rpartition("/")[0])
                         if member.isfile() and not _skipped(member.name):
                             if member.size > MAX_IMAGE_BYTES:
                                 raise _member_too_big(path, member.name, member.size)
@@ -434,14 +450,6 @@ def decode_image(data: bytes, name: str, color_mode: str = "rgb") -> np.ndarray:
     return _decode(data, name, None if color_mode == "auto" else color_mode)[0]
 
 
-def _split_of(folder: str) -> str | None:
-    folder = folder.lower()
-    for split, names in SPLIT_NAMES.items():
-        if folder in names:
-            return split
-    return None
-
-
 def _decode_chunk(datas: list, names: list, target: str | None) -> list:
     """Decode a list of images (runs in a worker process for large sets)."""
     return [_decode(data, name, target) for data, name in zip(datas, names)]
@@ -504,7 +512,8 @@ def read_image_folder(
         raise ValueError(f"color_mode must be one of {COLOR_MODES}; got {color_mode!r}")
     prefix = None
     entries = []  # (split, class folder, rel, bytes)
-    for rel, data in iter_files(path, progress, desc=f"reading {path.name}", max_bytes=max_bytes):
+    folders: set = set()
+    for rel, data in iter_files(path, progress, desc=f"reading {path.name}", max_bytes=max_bytes, folders=folders):
         parts = PurePosixPath(rel).parts
         where = f"{path}: {rel}"
         if len(parts) < 3 or (prefix is not None and parts[:-3] != prefix):
@@ -518,6 +527,7 @@ def read_image_folder(
         entries.append((split, parts[-2], rel, data))
     if not entries:
         raise DataFormatError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    check_folders(path, prefix, entries, folders, class_names_given=class_names is not None)
     present = {e[0] for e in entries}
     for required in ("train", "test"):
         if required not in present:
@@ -710,11 +720,13 @@ class ImageFolderSpec(DatasetSpec):
         return path
 
     def availability(self, path=None) -> dict:
+        found = path is not None and Path(path).expanduser().exists()
+        message = "no such file or folder" if path is not None else f"needs a path (data folder: {data_home()})"
         return {
-            "found": path is not None,
-            "path": str(path) if path is not None else None,
-            "where": "explicit path" if path else None,
-            "message": "" if path else f"needs a path (data folder: {data_home()})",
+            "found": found,
+            "path": str(path) if found else None,
+            "where": "explicit path" if found else None,
+            "message": "" if found else message,
         }
 
     def verify(self, path=None) -> list[FileCheck]:

@@ -11,9 +11,12 @@ import numpy as np
 from .base import DataLoader, Dataset, Standardizer, stratified_split
 from .spec import DatasetSpec, FileCheck
 
-__all__ = ["load_iris_arrays", "load_iris", "IRIS_SPLIT_SEED", "IrisSpec", "SPEC"]
+__all__ = ["load_iris_arrays", "load_iris", "IRIS_SPLIT_SEED", "IRIS_FEATURE_NAMES", "IrisSpec", "SPEC"]
 
 IRIS_SPLIT_SEED = 189  # fixes the train/validation/test split (90/30/30, stratified)
+# The CSV's columns in order (data/IRIS_LICENSE.txt; its header holds only the counts and the
+# class names), named as scikit-learn names them; plots label the first layer's rows with them.
+IRIS_FEATURE_NAMES = ("sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)")
 
 
 def load_iris_arrays() -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -31,7 +34,7 @@ def load_iris_arrays() -> tuple[np.ndarray, np.ndarray, list[str]]:
 def load_iris(batch_size: int = 25, seed: int = 0) -> Dataset:
     """The Iris data set split 60/20/20 (stratified, fixed by ``IRIS_SPLIT_SEED``) and
     standardised with the training split's mean and standard deviation. ``seed`` drives the
-    training split's shuffling."""
+    training split's shuffling. Its ``feature_names`` list the four measurements in column order."""
     X, y, class_names = load_iris_arrays()
     train_idx, val_idx, test_idx = stratified_split(y, (0.6, 0.2, 0.2), seed=IRIS_SPLIT_SEED)
     scaler = Standardizer.fit(X[train_idx])
@@ -40,7 +43,9 @@ def load_iris(batch_size: int = 25, seed: int = 0) -> Dataset:
     def loader(idx, shuffle):
         return DataLoader(X[idx], y[idx], n_classes, batch_size, shuffle=shuffle, transform=scaler, seed=seed)
 
-    return Dataset("iris", loader(train_idx, True), loader(val_idx, False), loader(test_idx, False), class_names)
+    dataset = Dataset("iris", loader(train_idx, True), loader(val_idx, False), loader(test_idx, False), class_names)
+    dataset.feature_names = list(IRIS_FEATURE_NAMES)
+    return dataset
 
 
 class IrisSpec(DatasetSpec):

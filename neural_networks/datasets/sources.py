@@ -4,15 +4,18 @@ A file is looked for, in this order:
 
 1. an explicit ``path`` given to the loader (authoritative: if it is given and the file is not
    there, that is an error; nothing else is searched);
-2. the data folder ``$NEURAL_NETWORKS_DATA/<data set>/`` (default ``~/.cache/neural_networks``);
+2. the data folder ``$NEURAL_NETWORKS_DATA/<data set>/`` (default
+   ``$XDG_CACHE_HOME/neural_networks``, that is ``~/.cache/neural_networks``: see :func:`data_home`);
 3. a system copy (Debian's ``dataset-fashion-mnist`` installs ``/usr/share/datasets/fashion-mnist``);
 4. a download into the data folder from the published URL, then from each mirror in turn while
    they fail (:func:`download_remote`), with a progress bar, verified by checksum and written
    atomically (a failed or interrupted download leaves no file behind).
 
 Without a network the :class:`DataNotFoundError` names the missing file, the places searched and
-the ways to provide it. Tests replace the opener (``download(..., opener=...)`` or the module
-attribute ``_urlopen``) so they never touch the network.
+the ways to provide it (raised without the chain of network errors under it: its message says what
+failed). Decoded arrays are cached under :func:`cache_home`, never beside a source. Tests replace
+the opener (``download(..., opener=...)`` or the module attribute ``_urlopen``) so they never
+touch the network.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ from ..io import atomic_write
 
 __all__ = [
     "DATA_ENV",
+    "CACHE_ENV",
     "DataNotFoundError",
     "DataFormatError",
     "ChecksumError",
     "RemoteFile",
     "data_home",
+    "cache_home",
     "dataset_dir",
     "SYSTEM_PACKAGES",
     "SYSTEM_DIRS",
@@ -50,7 +55,7 @@ __all__ = [
 ]
 
 DATA_ENV = "NEURAL_NETWORKS_DATA"
-_DEFAULT_HOME = Path("~") / ".cache" / "neural_networks"
+CACHE_ENV = "NEURAL_NETWORKS_CACHE"
 
 #: Debian packages that install a data set system-wide: data set -> (package, folder it fills).
 SYSTEM_PACKAGES: dict[str, tuple[str, Path]] = {
@@ -93,10 +98,28 @@ class RemoteFile:
         return (self.url, *self.mirrors)
 
 
+def _xdg_cache_home() -> Path:
+    """``$XDG_CACHE_HOME``, or ``~/.cache`` when it is unset, empty or relative (the XDG base
+    directory specification says to ignore a relative value)."""
+    value = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(value) if os.path.isabs(value) else Path("~/.cache").expanduser()
+
+
 def data_home() -> Path:
-    """The data folder: ``$NEURAL_NETWORKS_DATA`` or ``~/.cache/neural_networks``."""
+    """The data folder, where data sets are looked for and downloaded: ``$NEURAL_NETWORKS_DATA``
+    if set, else ``$XDG_CACHE_HOME/neural_networks`` (``~/.cache/neural_networks`` by default)."""
     value = os.environ.get(DATA_ENV)
-    return Path(value).expanduser() if value else _DEFAULT_HOME.expanduser()
+    return Path(value).expanduser() if value else _xdg_cache_home() / "neural_networks"
+
+
+def cache_home() -> Path:
+    """The folder of decoded-array caches (:mod:`~neural_networks.datasets.cache`):
+    ``$NEURAL_NETWORKS_CACHE`` if set, else the data folder's ``cache/`` (:func:`data_home`, so
+    ``$NEURAL_NETWORKS_DATA/cache``, else ``$XDG_CACHE_HOME/neural_networks/cache``, by default
+    ``~/.cache/neural_networks/cache``). Nothing is ever cached beside a source: a data folder
+    may be read-only or shared."""
+    value = os.environ.get(CACHE_ENV)
+    return Path(value).expanduser() if value else data_home() / "cache"
 
 
 def dataset_dir(name: str) -> Path:
@@ -173,7 +196,9 @@ def locate_file(
     try:
         return download_remote(remote, dest, progress=progress)
     except DataNotFoundError as err:
-        raise DataNotFoundError(_how_to_provide(name, f"{missing}; {err}", remote, candidates)) from err
+        # from None: the message already says why each URL failed; the chained network errors
+        # under it would only bury it in a long traceback
+        raise DataNotFoundError(_how_to_provide(name, f"{missing}; {err}", remote, candidates)) from None
 
 
 def _urlopen(url, timeout=60.0):

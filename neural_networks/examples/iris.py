@@ -1,12 +1,15 @@
 """The spec's section 5: a two-layer network on Iris, plus a learning-rate x hidden-size sweep.
 
-    python -m neural_networks.examples.iris [--epochs 100] [--out experiments/iris] [--seed 0]
+    python -m neural_networks.examples.iris [--epochs 100] [--out experiments/iris-sweep] [--seed 0]
 
 Trains the default network (4 -> hidden ReLU -> 3 softmax, cross-entropy, SGD with momentum)
 and prints its test accuracy; then trains every combination of the sweep, prints a table of
 validation and test accuracy, picks the best by validation accuracy (ties: lower validation
 loss) and saves its plots (loss versus iteration, loss and accuracy per epoch), its model and
-the table under ``--out``.
+the table under ``--out``: that folder, or ``<out>-2``, ``<out>-3``, ... when it holds files
+already (claimed as a run directory is, :func:`neural_networks.rundir.claim_new`), so that no
+earlier results are replaced and ``neural-networks train configs/iris.yaml`` gets
+``experiments/iris`` for itself.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .. import plots
 from ..datasets import initialize_dataset
 from ..io import atomic_write
 from ..models import initialize_model
+from ..rundir import claim_new
 
 DEFAULT = {"lr": 0.05, "hidden": 32}
 SWEEP_LRS = (0.005, 0.05, 0.5)
@@ -86,7 +90,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=100, help="epochs per run (default 100)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("experiments/iris"), help="where plots and the table go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("experiments/iris-sweep"),
+        help="where plots and the table go (default experiments/iris-sweep; -2, -3, ... when it holds files)",
+    )
     parser.add_argument("--no-sweep", action="store_true", help="train the default network only")
     args = parser.parse_args(argv)
 
@@ -112,19 +121,20 @@ def main(argv=None) -> int:
         f"test accuracy {best['test_accuracy']:.3f}, test error {1 - best['test_accuracy']:.3f}"
     )
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out / "sweep.md", "w") as handle:
-        handle.write(text + "\n")
-    history = best["history"]
-    plots.plot_iteration_loss(
-        history.iteration_loss,
-        args.out / "best_loss_iterations.png",
-        title=f"Iris, lr {best['lr']:g}, hidden {best['hidden']}: loss per iteration",
-    )
-    plots.plot_curves(history.history, "loss", args.out / "best_loss.png")
-    plots.plot_curves(history.history, "accuracy", args.out / "best_accuracy.png")
-    best["model"].save(args.out / "best.npz")
-    print(f"saved {args.out / 'sweep.md'}, {args.out / 'best_loss_iterations.png'} (and per-epoch curves, best.npz)")
+    with claim_new(args.out.parent, args.out.name) as folder:
+        out = folder.path
+        with atomic_write(out / "sweep.md", "w") as handle:
+            handle.write(text + "\n")
+        history = best["history"]
+        plots.plot_iteration_loss(
+            history.iteration_loss,
+            out / "best_loss_iterations.png",
+            title=f"Iris, lr {best['lr']:g}, hidden {best['hidden']}: loss per iteration",
+        )
+        plots.plot_curves(history.history, "loss", out / "best_loss.png")
+        plots.plot_curves(history.history, "accuracy", out / "best_accuracy.png")
+        best["model"].save(out / "best.npz")
+    print(f"saved {out / 'sweep.md'}, {out / 'best_loss_iterations.png'} (and per-epoch curves, best.npz)")
     return 0
 
 

@@ -78,9 +78,13 @@ def load_safetensors(path, logger=None, cls=None):
     version = config.get("format") if isinstance(config, dict) else None
     if version not in READABLE_FORMATS:
         raise ValueError(f"{path}: unsupported model format {version!r}; expected one of {', '.join(READABLE_FORMATS)}")
-    try:
-        model = _build(config, tensors, logger, cls)
-    except (KeyError, TypeError, ValueError) as err:
+    try:  # with source, every tensor is checked against the architecture (names, shapes, dtypes)
+        model = _build(config, tensors, logger, cls, source=path)
+    except ValueError as err:
+        if str(err).startswith(f"{path}: "):
+            raise  # already one line naming the file and the tensor
+        raise ValueError(f"{path}: corrupt {CONFIG_KEY!r} metadata (ValueError: {err})") from None
+    except (KeyError, TypeError) as err:
         raise ValueError(f"{path}: corrupt {CONFIG_KEY!r} metadata ({type(err).__name__}: {err})") from None
     # The export writes every parameter and buffer; a layer rebuilt without them would quietly
     # draw fresh weights (or default statistics) on its first forward pass.

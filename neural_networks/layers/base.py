@@ -12,10 +12,19 @@ perturbs ``layer.parameters[name]`` by 1e-6, sees no float32 rounding), and floa
 (training); a direct call of ``_init_parameters(X_shape)`` makes float64 parameters, as the
 course's own helper did. A layer's ``n_out`` may be ``None`` until a model sizes its output
 layer from the data set it trains on.
+
+Call order: ``backward`` (and ``backward_preactivation``) differentiate the last *completed*
+``forward`` pass. Called before any, after one that raised, or after the parameters were made
+anew (``_init_parameters``, ``fit_to_data``), they raise a ``RuntimeError`` saying so, for every
+layer class (the :class:`Layer` base class wraps the methods of each subclass, see
+:func:`_check_call_order`). Calling ``backward`` again after one ``forward`` is allowed and gives
+the same result: gradients are overwritten, not accumulated, and the cache is left as it was
+(the course's gradient check runs backward, then many forward passes of its own).
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
@@ -65,6 +74,36 @@ def _pair(value, what: str) -> tuple[int, int]:
     return pair
 
 
+def _check_call_order(cls, name: str) -> None:
+    """Wrap ``cls.<name>`` (if ``cls`` defines it and it is not abstract): ``forward`` records whether
+    it completed; ``backward`` / ``backward_preactivation`` refuse to run unless it did."""
+    method = cls.__dict__.get(name)
+    if method is None or getattr(method, "__isabstractmethod__", False):
+        return
+    if name == "forward":
+
+        @functools.wraps(method)
+        def checked(self, *args, **kwargs):
+            self._forwarded = False  # a forward pass that raises leaves no consistent cache
+            Y = method(self, *args, **kwargs)
+            self._forwarded = True
+            return Y
+
+    else:
+
+        @functools.wraps(method)
+        def checked(self, *args, **kwargs):
+            if not getattr(self, "_forwarded", False):
+                at = "" if self.index is None else f" in layer {self.index}"
+                raise RuntimeError(
+                    f"{type(self).__name__}.{name} called before forward{at} (no cached input from a completed "
+                    "forward pass); call forward(X) first"
+                )
+            return method(self, *args, **kwargs)
+
+    setattr(cls, name, checked)
+
+
 class Layer(ABC):
     """Base class of all layers.
 
@@ -76,6 +115,13 @@ class Layer(ABC):
     # Whether the layer's kernels split the batch over threads (:mod:`neural_networks.parallel`);
     # a model containing one runs its steps in a parallel region.
     splits_batch = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # Here rather than in each layer: every layer, also one written outside this package, gets
+        # the same call-order error instead of a KeyError from its cache.
+        for name in ("forward", "backward", "backward_preactivation"):
+            _check_call_order(cls, name)
 
     def __init__(self) -> None:
         self.activation: Activation | None = None
@@ -96,6 +142,7 @@ class Layer(ABC):
         # Whether fit_to_data must see training inputs before the first epoch (patch whitening).
         self.needs_data = False
         self._workspace: dict = {}  # reusable scratch buffers, keyed by shape
+        self._forwarded = False  # whether a forward pass completed since the parameters were made
 
     # -- interface -------------------------------------------------------------------
     @abstractmethod
@@ -132,6 +179,18 @@ class Layer(ABC):
         """The names of the parameters this layer has, or will have after its first forward pass
         (``freeze`` checks names against them before the arrays exist)."""
         return ()
+
+    def parameter_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
+        """The shape of each parameter (in :attr:`parameter_names` order) that a first forward pass
+        on input with ``n_in`` features (or channels) makes; ``{}`` for a layer without parameters.
+        A model file's arrays are checked against these. Raises ``ValueError`` where the shape is
+        not yet known (``n_out`` left to the data set)."""
+        return {}
+
+    def buffer_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
+        """The shape of each buffer (e.g. batch-norm running statistics) for ``n_in`` features,
+        as :meth:`parameter_shapes`; ``{}`` for a layer without buffers."""
+        return {}
 
     def freeze(self, names=True) -> "Layer":
         """Stop training parameters (PyTorch's ``requires_grad_(False)``, Keras' ``trainable =
@@ -355,6 +414,7 @@ class _ParametricLayer(ActivatedLayer):
             self.parameters["b"] = np.zeros(shapes["b"], dtype=dtype)
         self.clear_gradients()
         self.cache = OrderedDict()
+        self._forwarded = False
 
     def _bias(self, dtype) -> np.ndarray | None:
         """``b`` in the compute dtype, or ``None`` for a layer made with ``use_bias=False``."""

@@ -61,13 +61,19 @@ class Conv2D(_ParametricLayer):
         self.weight_init = weight_init
         self.use_bias = boolean(use_bias, "Conv2D use_bias")
 
+    def parameter_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
+        """``W (kh, kw, n_in, n_out)`` and, with a bias, ``b (1, n_out)`` (``n_in``: input channels)."""
+        self._check_output_size()
+        kh, kw = self.kernel_shape
+        shapes = {"W": (kh, kw, int(n_in), self.n_out), "b": (1, self.n_out)}
+        return {name: shapes[name] for name in self.parameter_names}
+
     def _init_parameters(self, X_shape, dtype=np.float64) -> None:
         """Create ``W (kh, kw, in_channels, n_out)``, ``b (1, n_out)`` for input ``X_shape``."""
-        self._check_output_size()
+        shapes = self.parameter_shapes(X_shape[3])  # first: it raises while n_out is unknown
         self.n_in = int(X_shape[3])
-        kh, kw = self.kernel_shape
         init = "zeros" if self.needs_data else self.weight_init  # whitening filters come from fit_to_data
-        self._init({"W": (kh, kw, self.n_in, self.n_out), "b": (1, self.n_out)}, init, dtype)
+        self._init(shapes, init, dtype)
 
     def fit_to_data(self, X: np.ndarray) -> None:
         """``weight_init="patch_whitening"``: set ``W`` to the whitening filters of the patches of

@@ -45,11 +45,17 @@ class FullyConnected(_ParametricLayer):
         self.weight_init = weight_init
         self.use_bias = boolean(use_bias, "FullyConnected use_bias")
 
+    def parameter_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
+        """``W (n_in, n_out)`` and, with a bias, ``b (1, n_out)``."""
+        self._check_output_size()
+        shapes = {"W": (int(n_in), self.n_out), "b": (1, self.n_out)}
+        return {name: shapes[name] for name in self.parameter_names}
+
     def _init_parameters(self, X_shape, dtype=np.float64) -> None:
         """Create ``W (n_in, n_out)``, ``b (1, n_out)`` and zero gradients for input ``X_shape``."""
-        self._check_output_size()
+        shapes = self.parameter_shapes(X_shape[1])  # first: it raises while n_out is unknown
         self.n_in = int(X_shape[1])
-        self._init({"W": (self.n_in, self.n_out), "b": (1, self.n_out)}, self.weight_init, dtype)
+        self._init(shapes, self.weight_init, dtype)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         X = _as_float(X, self.where)

@@ -63,6 +63,7 @@ class BatchNorm(ActivatedLayer):
         self.clear_gradients()
         self._init_buffers(c, dtype)
         self.cache = OrderedDict()
+        self._forwarded = False
 
     def _init_buffers(self, c: int, dtype=np.float32) -> None:
         self.buffers["running_mean"] = np.zeros((1, c), dtype=dtype)
@@ -126,6 +127,14 @@ class BatchNorm(ActivatedLayer):
     @property
     def parameter_names(self) -> tuple[str, ...]:
         return ("gamma", "beta") if self.scale else ("beta",)
+
+    def parameter_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
+        """``gamma (1, n_in)`` (with ``scale``) and ``beta (1, n_in)``."""
+        return {name: (1, int(n_in)) for name in self.parameter_names}
+
+    def buffer_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
+        """``running_mean (1, n_in)`` and ``running_var (1, n_in)``."""
+        return {name: (1, int(n_in)) for name in ("running_mean", "running_var")}
 
     def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
         m = self.momentum

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError, dump_config, validate_config
+from ..config import ConfigError, dump_config, parse_yaml, validate_config
 from ..io import atomic_write
 from ..plots import save_figure
 from .space import SearchSpace, apply_params, choice_index
@@ -187,10 +186,15 @@ def report_from_folder(folder, storage: str | None = None, out=print) -> dict:
     if not info_path.is_file():
         raise ConfigError(f"{folder} is not a study folder (no {STUDY_FILE}); start a study with neural-networks tune")
     try:
-        info = json.loads(info_path.read_text())
-        name, stored = info["study"], info["storage"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"{info_path}: not a study file ({err})") from None
+        text = info_path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{info_path}: cannot read ({err})") from None
+    # written as JSON, read as YAML (JSON is YAML): a hand-edited file may be either, and a key
+    # given twice is refused with both lines instead of the last one winning
+    info = parse_yaml(text, str(info_path))
+    if not isinstance(info, dict) or "study" not in info or "storage" not in info:
+        raise ConfigError(f"{info_path}: not a study file (a mapping with the keys study and storage)")
+    name, stored = info["study"], info["storage"]
     url = storage if storage is not None else (None if stored == JOURNAL_NAME else stored)
     if url is None and not (folder / JOURNAL_NAME).is_file():
         raise ConfigError(f"{folder / JOURNAL_NAME} is missing: the study's trials are gone")
