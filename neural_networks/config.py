@@ -409,7 +409,8 @@ def load_valid_config(path, overrides=()) -> dict:
         return validate_config(config)
     except ConfigError as err:
         blame = overrides and not isinstance(err, _MissingPackage)
-        where = f"{path} with --set {' '.join(overrides)}" if blame else str(path)
+        # the overrides as key=value, whichever option gave them (--set, --epochs, --seed, --tensorboard)
+        where = f"{path} with {' '.join(overrides)}" if blame else str(path)
         raise ConfigError(f"{where}: {err}") from None
 
 

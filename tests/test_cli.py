@@ -337,7 +337,7 @@ class TestCommandLine(unittest.TestCase):
         )
         self.assertEqual(bad.returncode, 2)
         self.assertIn(
-            f"error: {self.config_path} with --set callbacks=[{{name: early_stop}}]: callbacks.0: unknown callback "
+            f"error: {self.config_path} with callbacks=[{{name: early_stop}}]: callbacks.0: unknown callback "
             "'early_stop'; valid names: early_stopping, freeze, ema, lookahead, model_checkpoint",
             bad.stderr,
         )

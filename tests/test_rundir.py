@@ -303,3 +303,20 @@ class TestUnixManners(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestOptionErrors(unittest.TestCase):
+    def test_an_invalid_option_value_is_named_as_given(self):
+        result = run_cli("train", ROOT / "configs" / "iris.yaml", "--epochs", "-1", cwd=ROOT, check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertRegex(result.stderr, r"^error: .*iris\.yaml with epochs=-1(\.0)?: epochs must be")
+        self.assertNotIn("--set", result.stderr)
+
+    def test_a_diverging_run_is_one_error_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            args = ("train", ROOT / "configs" / "iris.yaml", "--out", tmp, "--quiet", "--epochs", "2")
+            result = run_cli(*args, "--set", "optimizer.lr=1e30", cwd=ROOT, check=False)
+            self.assertEqual(result.returncode, 2)
+            self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)  # no overflow warnings either
+            self.assertRegex(result.stderr, r"^error: training diverged at epoch 1, step \d of 4: .*clip_norm")
+            self.assertEqual(read_status(Path(tmp) / "iris")["state"], "failed")
