@@ -53,6 +53,9 @@ class Activation(ABC):
     """
 
     name: str = ""
+    #: What the outputs are, for the losses that need a kind (``Loss.expects``): ``None`` any real
+    #: numbers, ``"probabilities"`` rows that are distributions over the classes.
+    produces: str | None = None
     fused_kernel: str | None = None
     slope_with_forward: bool = False
 
@@ -167,6 +170,7 @@ class SoftMax(Activation):
     the batched vector-Jacobian product, no loop over examples."""
 
     name = "softmax"
+    produces = "probabilities"
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
         return F.softmax(Z, axis=-1)

@@ -165,23 +165,11 @@ def initialize_loss(name: str | Loss, **kwargs) -> Loss:
     return LOSSES.create(key, name=key, **kwargs)
 
 
-#: What the built-in activations make, by registered name, where it is more than any real numbers;
-#: an activation class may declare its own ``produces`` attribute instead (it wins over this table).
-#: Sigmoid is not here: its outputs lie in (0, 1) but a row of them is no distribution.
-_BUILTIN_OUTPUTS = {"softmax": "probabilities"}
-_UNDECLARED = object()
-
-
 def produces(activation) -> str | None:
     """What ``activation`` (an instance or class; ``None``: a layer without one) makes: its
-    ``produces`` attribute when it declares one, else the built-in table by its ``name``;
-    ``None`` means any real numbers."""
-    if activation is None:
-        return None
-    declared = getattr(activation, "produces", _UNDECLARED)  # None is a declaration: any real numbers
-    if declared is not _UNDECLARED:
-        return declared
-    return _BUILTIN_OUTPUTS.get(getattr(activation, "name", None))
+    :attr:`~neural_networks.activations.Activation.produces` (``None``: any real numbers; an
+    activation of another kind without the attribute counts as that too)."""
+    return getattr(activation, "produces", None) if activation is not None else None
 
 
 def activations_making(kind: str) -> list[str]:
