@@ -70,6 +70,7 @@ def estimate_memory(model, dataset) -> dict:
         model.train_mode(training)
     parameters = sum(value.nbytes for layer in model.layers for value in layer.parameters.values())
     batch = int(getattr(dataset.train, "batch_size", None) or getattr(dataset, "batch_size", 1) or 1)
+    batch = min(batch, int(getattr(dataset.train, "n_examples", batch) or batch))  # no batch exceeds the split
     activations = max(2 * batch * per_example, EVAL_BATCH * per_example)
     return {
         "parameters": parameters,

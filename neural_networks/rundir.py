@@ -181,6 +181,8 @@ def claim_new(parent, name: str, exact: bool = False) -> RunDirectory:
     with ``exact``), creating ``parent`` if needed. Raises :class:`RunDirectoryError` when
     ``exact`` and it is taken (it holds files, or another process claimed it first)."""
     parent = Path(parent)
+    if parent.exists() and not parent.is_dir():
+        raise RunDirectoryError(f"{parent} is not a folder (the parent of the run directory)")
     parent.mkdir(parents=True, exist_ok=True)
     for candidate in [name] if exact else candidate_names(name):
         path = parent / candidate

@@ -35,8 +35,20 @@ def load_run(run_dir, which: str = "best") -> tuple[dict, NeuralNetwork]:
                 f"{run_dir} has no best.npz (written when an epoch improves the run's monitored value: "
                 "none did); the last epoch's weights are in last.npz (--checkpoint last)"
             )
-        raise ConfigError(f"{run_dir} has no checkpoint {checkpoint.name}")
+        raise ConfigError(f"{run_dir} has no checkpoint {checkpoint.name}{_why_no_checkpoint(run_dir)}")
     return config, NeuralNetwork.load(checkpoint)
+
+
+def _why_no_checkpoint(run_dir: Path) -> str:
+    """Why a run has no checkpoint yet, from its state (``""`` when nothing is known)."""
+    if is_busy(run_dir):
+        return " (it is still training its first epoch)"
+    status = read_status(run_dir) or {}
+    if status.get("state") == "failed":
+        return f" (it failed before its first checkpoint: {status.get('error', 'no reason recorded')})"
+    if status.get("state") in ("interrupted", "running"):
+        return " (it was stopped before its first epoch ended)"
+    return ""
 
 
 def checkpoint_epoch(model) -> int | None:

@@ -23,6 +23,7 @@ from neural_networks.callbacks import Callback
 from neural_networks.config import ConfigError, load_config
 from neural_networks.experiment import RunInterrupted, run_experiment
 from neural_networks.models import NeuralNetwork
+from neural_networks.runs import load_run
 from neural_networks.rundir import RunDirectoryError, claim_new, newest_run, open_existing, read_status
 
 from .helpers import run_cli
@@ -85,6 +86,11 @@ class TestClaim(unittest.TestCase):
             open_existing(held.path, "resume")
         held.release()
         open_existing(held.path, "resume").release()  # free once released
+
+    def test_a_parent_that_is_a_file(self):
+        (self.dir / "file").write_text("x")
+        with self.assertRaisesRegex(RunDirectoryError, "file is not a folder"):
+            claim_new(self.dir / "file", "a")
 
     def test_abandon_leaves_nothing(self):
         run = claim_new(self.dir, "a")
@@ -150,7 +156,9 @@ class TestRunsFromPython(unittest.TestCase):
                 run_experiment(iris_config(), self.dir, verbose=0)
             with mock.patch.dict(os.environ, {"NEURAL_NETWORKS_MEMORY_CHECK": "0"}):
                 run_experiment(iris_config(epochs=1), self.dir, verbose=0)
-        self.assertEqual([p.name for p in self.dir.iterdir()], ["flowers"])
+        # a batch larger than the training split counts as the split (90 flowers, not 10**9)
+        run_experiment(iris_config(epochs=1, **{"data.batch_size": 10**9}), self.dir, verbose=0)
+        self.assertEqual(sorted(p.name for p in self.dir.iterdir()), ["flowers", "flowers-2"])
 
     def test_a_diverging_run_fails_with_its_epoch_and_step_and_a_retry_is_open(self):
         config = iris_config(epochs=3, **{"optimizer.lr": 1e30})
@@ -165,6 +173,8 @@ class TestRunsFromPython(unittest.TestCase):
             self.assertIn("TrainingDiverged: training diverged", status["error"])
         with self.assertRaisesRegex(ConfigError, "cannot resume .*flowers-2: it failed"):
             run_experiment(config, self.dir, verbose=0, resume=True)
+        with self.assertRaisesRegex(ConfigError, r"no checkpoint last\.npz \(it failed before its first .*diverged"):
+            load_run(self.dir / "flowers", "last")
 
     def test_resume_refuses_fewer_epochs_than_trained(self):
         run_experiment(iris_config(epochs=3), self.dir, verbose=0)
