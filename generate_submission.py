@@ -13,15 +13,21 @@ import argparse
 import sys
 
 from neural_networks.io import atomic_write, quiet_broken_pipe
-from neural_networks.report import DEFAULT_IMPLEMENTATIONS, UnknownImplementation, code_appendix, resolve_implementation
+from neural_networks.report import (
+    DEFAULT_IMPLEMENTATIONS,
+    FAST_IMPLEMENTATIONS,
+    UnknownImplementation,
+    code_appendix,
+    resolve_implementation,
+)
 
 # The functions and classes whose code goes into the appendix, as dotted names. If you change
 # a function that is not listed, add its name here to have its code gathered too, e.g.
 #     "neural_networks.layers.Flatten.forward",
-#     "neural_networks.regularization.BatchNorm",        (a whole class)
-# A kernel of neural_networks.functional goes into the group of the layer that calls it.
+#     "neural_networks.layers.BatchNorm",                (a whole class)
+# A kernel of neural_networks.functional.reference goes into the group of the layer that calls it.
 student_implementations = [
-    *DEFAULT_IMPLEMENTATIONS,  # the spec's functions and the kernels that compute them
+    *DEFAULT_IMPLEMENTATIONS,  # the spec's functions and the reference kernels that compute them
 ]
 
 EPILOG = """\
@@ -37,12 +43,13 @@ whose preamble needs \\usepackage{listings} (\\lstset{breaklines=true} wraps lon
 
 --list shows what is gathered. To gather a function that is not in the list, add its
 dotted name (for instance "neural_networks.layers.Flatten.forward") to the list
-student_implementations at the top of this file.
+student_implementations at the top of this file. --include-fast appends the library's fast
+kernels (each module whole, in a section of their own) to the textbook code.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: ``--format``, ``--heading_level``, ``--output`` and ``--list``."""
+    """The command line: ``--format``, ``--heading_level``, ``--output``, ``--include-fast`` and ``--list``."""
     parser = argparse.ArgumentParser(
         prog="generate_submission.py",
         description="Extract the code of your implementations into a markdown or LaTeX document, "
@@ -65,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="file to write (default: print to standard output)")
     parser.add_argument(
+        "--include-fast",
+        "--include_fast",
+        action="store_true",
+        dest="include_fast",
+        help="also gather the dispatch and the fast kernels of neural_networks.functional, each module whole",
+    )
+    parser.add_argument(
         "--list",
         action="store_true",
         help="print the names in student_implementations with the part each goes to, and exit",
@@ -76,8 +90,11 @@ def main(argv=None, implementations=None) -> int:
     """Write the appendix; ``implementations`` (dotted names) defaults to
     ``student_implementations`` as it is when called. Returns the exit status."""
     args = build_parser().parse_args(argv)
+    names = list(student_implementations if implementations is None else implementations)
+    if args.include_fast:
+        names += [name for name in FAST_IMPLEMENTATIONS if name not in names]
     try:
-        status = _run(args, student_implementations if implementations is None else implementations)
+        status = _run(args, names)
         sys.stdout.flush()  # here, not at exit, so that a reader gone away is caught below
         return status
     except BrokenPipeError:  # the reader went away (--list | head): end quietly, as Unix tools do

@@ -77,7 +77,7 @@ def setup_threads(requested: int | None):
         raise SystemExit("the benchmarks compare with PyTorch, which is not installed (pip install torch)")
     torch.set_num_threads(k)
     # What training turns on (neural_networks.training.fit): the benchmarks time steps directly.
-    from neural_networks import allocator
+    from neural_networks.functional import allocator
 
     allocator.apply_default()
     return k, how, torch
@@ -297,10 +297,10 @@ def spread(samples: list[float]) -> float:
 
 
 def load_batchnorm():
-    """``(BatchNorm class, None)`` if ``neural_networks.regularization.BatchNorm`` imports, else
+    """``(BatchNorm class, None)`` if ``neural_networks.layers.BatchNorm`` imports, else
     ``(None, reason)``."""
     try:
-        from neural_networks.regularization import BatchNorm
+        from neural_networks.layers import BatchNorm
     except Exception as err:  # ImportError, or a module still being written
         return None, f"{type(err).__name__}: {err}"
     return BatchNorm, None

@@ -465,7 +465,7 @@ def main(argv=None) -> int:
     info = C.header("bench_layers: forward+backward and training steps, ours vs PyTorch CPU", k, how, torch)
     BatchNorm, why = C.load_batchnorm()
     if BatchNorm is None:
-        print(f"note: BatchNorm benchmarks skipped (neural_networks.regularization.BatchNorm not importable: {why})")
+        print(f"note: BatchNorm benchmarks skipped (neural_networks.layers.BatchNorm not importable: {why})")
     print(
         f"timing: {args.warmup} warm-up calls per side, then the "
         + C.timing_method(args.repeats, args.lead_in, args.settle)

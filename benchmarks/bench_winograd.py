@@ -4,7 +4,7 @@
 
 For each shape (airbench's 256-wide layers at batch 512 and the shapes of ``bench_layers.py``),
 times Conv2D's backward pass (weight, bias and input gradients, ReLU mask) with the weight
-gradient through :func:`neural_networks.winograd.weight_gradient3x3_same` (``WEIGHT_GRADIENT``)
+gradient through :func:`neural_networks.functional.winograd.weight_gradient3x3_same` (``WEIGHT_GRADIENT``)
 against the same pass with the weight gradient through im2col (patches regathered, as a 256-wide
 layer's forward pass keeps none), and the forward pass through Winograd against im2col. Calls
 alternate in blocks of back-to-back calls without pauses, as a training loop runs them
@@ -20,8 +20,7 @@ import _common as C  # first: puts the repository root on sys.path
 
 import numpy as np
 
-from neural_networks import functional as F
-from neural_networks import winograd
+from neural_networks.functional import conv, winograd
 
 SHAPES = [  # (batch, rows, cols, c_in, c_out)
     (512, 7, 7, 256, 256),
@@ -44,16 +43,16 @@ def main(argv=None) -> int:
         X = rng.standard_normal((n, h, w, c)).astype(np.float32)
         W = (rng.standard_normal((3, 3, c, f)) * 0.05).astype(np.float32)
         b = np.zeros((1, f), dtype=np.float32)
-        Y, cache = F.conv2d_forward(X, W, b, 1, (1, 1), relu=True)
+        Y, cache = conv.conv2d_forward(X, W, b, 1, (1, 1), relu=True)
         dY = rng.standard_normal(Y.shape).astype(np.float32)
 
         def backward(winograd_dW: bool):
             with mock.patch.object(winograd, "WEIGHT_GRADIENT", winograd_dW):
-                return F.conv2d_backward(dY, W, cache, 1, (1, 1), relu_output=Y)
+                return conv.conv2d_backward(dY, W, cache, 1, (1, 1), relu_output=Y)
 
         def forward(use_winograd: bool):
             with mock.patch.object(winograd, "MIN_CHANNELS", 256 if use_winograd else 10**9):
-                return F.conv2d_forward(X, W, b, 1, (1, 1), relu=True)
+                return conv.conv2d_forward(X, W, b, 1, (1, 1), relu=True)
 
         shape = f"b{n} {h}x{w} {c}->{f}"
         for what, fn in (("backward", backward), ("forward", forward)):

@@ -26,7 +26,7 @@ from _common import ROOT  # noqa: F401  (puts the working tree first on sys.path
 
 import numpy as np
 
-from neural_networks import allocator
+from neural_networks.functional import allocator
 from neural_networks import functional as F
 from neural_networks.callbacks import CALLBACKS, FreezeParameters, initialize_callback
 from neural_networks.config import apply_overrides, load_config

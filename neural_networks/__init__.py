@@ -5,16 +5,21 @@ the most used names are re-exported here.
 
 Importing the package changes no process-wide setting. What makes training fast is turned on
 where it is used (see the README's "Process-wide settings"): the training loop keeps freed
-memory for reuse (:mod:`neural_networks.allocator`), and steps with convolutions limit BLAS
-threads and pin their batch threads only while they run (:mod:`neural_networks.parallel`).
+memory for reuse (:mod:`neural_networks.functional.allocator`), and steps with convolutions limit BLAS
+threads and pin their batch threads only while they run (:mod:`neural_networks.functional.parallel`).
 """
 
 from .activations import ArcTan, Linear, ReLU, Sigmoid, SoftMax, TanH, initialize_activation
+from .functional import get_kernels, kernels, set_kernels
 from .layers import Conv2D, Flatten, FullyConnected, Pool2D, initialize_layer
 from .losses import L2, CrossEntropy, initialize_loss
 from .models import NeuralNetwork, initialize_model
 from .optimizers import SGD, initialize_optimizer
 from .weights import initialize_weights
+
+# Modules that plug themselves into lower ones, which never import them: the fit loop behind
+# NeuralNetwork.train, and the TensorBoard callback's entry in the callback registry.
+from . import tensorboard, training  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -39,4 +44,7 @@ __all__ = [
     "SGD",
     "initialize_optimizer",
     "initialize_weights",
+    "set_kernels",
+    "kernels",
+    "get_kernels",
 ]

@@ -28,7 +28,7 @@ def _cmd_train(args) -> int:
         overrides.append(f"seed={args.seed}")
     if args.tensorboard:
         overrides.append("tensorboard=true")
-    config = load_valid_config(args.config, overrides)
+    config = load_valid_config(args.config, overrides)  # validated once: run_experiment trusts a ValidConfig
     resume = args.resume if args.resume is not None else False
     figures = run_experiment(
         config, out_dir=args.out, resume=resume, overwrite=args.overwrite, verbose=0 if args.quiet else 1
@@ -113,7 +113,13 @@ def _cmd_report(args) -> int:
     from .io import atomic_write
     from .report import build_report
 
-    text = build_report(args.run_dir, fmt=args.format, heading_level=args.heading_level, output=args.output)
+    text = build_report(
+        args.run_dir,
+        fmt=args.format,
+        heading_level=args.heading_level,
+        output=args.output,
+        include_fast=args.include_fast,
+    )
     if args.output:
         with atomic_write(args.output, "w") as handle:
             handle.write(text + "\n")
@@ -129,7 +135,9 @@ def _cmd_data(args) -> int:
     if args.action == "list":
         # the configs run from here (./configs/*.yaml) may read a data set elsewhere than its
         # default location: list their data.path too, or "missing" would mislead
-        config_paths, problems = datasets.config_data_paths("configs")
+        from .config import config_data_paths
+
+        config_paths, problems = config_data_paths("configs")
         for row in datasets.list_datasets(config_paths=config_paths):
             print(datasets.format_dataset_row(row))
         for problem in problems:
@@ -170,15 +178,15 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_tune(args) -> int:
-    from .config import ConfigError, apply_overrides, load_config, load_valid_config
+    from .config import ConfigError, apply_overrides, load_config, validate_file_config
     from .tune.space import check_validation_split, load_space
     from .tune.study import StudySettings, check_study_name, require_optuna, run_study
 
     require_optuna()  # before anything else: without the extra, one line saying how to install it
-    config = load_valid_config(args.config, list(args.set or []))  # checked, errors naming the file
     # trials get the config as written (with --set), validated per trial: values derived from
     # others at validation (a schedule's total_epochs from epochs) then follow the searched ones
     base = apply_overrides(load_config(args.config), list(args.set or []))
+    config = validate_file_config(base, args.config, list(args.set or []))  # errors naming the file
     space = load_space(args.space, base, sampler=args.sampler)
     check_validation_split(config, str(args.config), space)
     study = check_study_name(args.study or config["name"])
@@ -312,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="level of the report's top heading (default: 1)",
     )
     p.add_argument("--output", help="file to write (default: print)")
+    p.add_argument(
+        "--include-fast",
+        action="store_true",
+        help="also show the fast kernels (the dispatch and each module of neural_networks.functional)",
+    )
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("data", help="where data sets are, and checksum verification")
@@ -363,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from . import allocator
+    from .functional import allocator
     from .config import ConfigError
     from .experiment import RunInterrupted
     from .io import quiet_broken_pipe

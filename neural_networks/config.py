@@ -38,14 +38,18 @@ from pathlib import Path
 import yaml
 
 from .utils import to_plain
+from .valid_config import ValidConfig, build_loss
 
 __all__ = [
     "ConfigError",
     "load_config",
+    "config_data_paths",
     "load_valid_config",
     "parse_yaml",
     "apply_overrides",
     "validate_config",
+    "validate_file_config",
+    "ValidConfig",
     "TOP_LEVEL_KEYS",
     "dump_config",
 ]
@@ -100,8 +104,10 @@ def _signature_keys(func, skip=("self",)) -> dict:
     return {p.name: p.default is p.empty for p in params if p.name not in skip and p.kind is not p.VAR_POSITIONAL}
 
 
-def validate_config(config: dict) -> dict:
-    """Check every key and build nothing heavy; returns the config with defaults filled in.
+def validate_config(config: dict) -> ValidConfig:
+    """Check every key and build nothing heavy; returns the config with defaults filled in, as a
+    :class:`ValidConfig` holding the loss, layers and optimizer built to check it. A config is
+    always checked anew here (a :class:`ValidConfig` too); a runner that trusts one tests its type.
 
     Layer, loss and optimizer arguments are checked by constructing them (cheap: parameters
     are only made on the first forward pass); data keys against the loader's signature, and
@@ -111,7 +117,6 @@ def validate_config(config: dict) -> dict:
     """
     from .datasets import DATASETS
     from .layers import initialize_layer
-    from .losses import initialize_loss
     from .optimizers import initialize_optimizer
     from .training import check_epochs
     from .tta import check_tta
@@ -141,21 +146,23 @@ def validate_config(config: dict) -> dict:
 
     model = config["model"]
     _check_keys(model, MODEL_KEYS, "model")
-    loss = model["loss"]
+    built = {}  # dotted key -> (its section as validated, the object built from it)
     try:
-        loss = initialize_loss(**loss) if isinstance(loss, dict) else initialize_loss(loss)
+        loss = build_loss(model["loss"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model.loss: {err}") from None
+    built["model.loss"] = (copy.deepcopy(model["loss"]), loss)
     if not isinstance(model["layers"], list) or not model["layers"]:
         raise ConfigError("model.layers must be a non-empty list of layer mappings")
     for i, layer in enumerate(model["layers"]):
         if not isinstance(layer, dict) or "name" not in layer:
             raise ConfigError(f"model.layers.{i} must be a mapping with a 'name'")
         try:
-            built = initialize_layer(**layer)
+            last = initialize_layer(**layer)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"model.layers.{i}: {err}") from None
-    _check_output_layer(loss, built, model["layers"])
+        built[f"model.layers.{i}"] = (copy.deepcopy(layer), last)
+    _check_output_layer(loss, last, model["layers"])
 
     evaluation = config.setdefault("evaluation", {})
     if evaluation is None:
@@ -179,10 +186,10 @@ def validate_config(config: dict) -> dict:
         if isinstance(schedule, dict) and _spans_the_run(schedule.get("name")):
             schedule.setdefault("total_epochs", config["epochs"])  # anneal over the whole run unless told otherwise
     try:
-        initialize_optimizer(**optimizer)
+        built["optimizer"] = (copy.deepcopy(optimizer), initialize_optimizer(**optimizer))
     except (TypeError, ValueError) as err:
         raise ConfigError(f"optimizer: {err}") from None
-    return config
+    return ValidConfig(config, built)
 
 
 def _check_data_values(data: dict) -> None:
@@ -400,11 +407,46 @@ def load_config(path) -> dict:
     return config
 
 
-def load_valid_config(path, overrides=()) -> dict:
-    """Read ``path``, apply ``overrides`` (``key=value`` strings) and validate the result; an
-    invalid config's :class:`ConfigError` names the file (and the overrides, when there are and
-    the error is about the values, not a missing optional package)."""
-    config = apply_overrides(load_config(path), overrides)
+def config_data_paths(folder) -> tuple[dict[str, dict[str, list[str]]], list[str]]:
+    """The ``data.path`` values of the YAML configs ``<folder>/*.yaml``, by data set:
+    ``({data set: {path as written: [config file, ...]}}, problems)``, the files in name order.
+    ``problems`` holds one line per config that names a path but could not be read, or whose
+    ``data.name`` is not a data set (it is not listed; nothing is dropped without a word). A
+    config without ``data.path`` (the default location), and a YAML file without a ``data``
+    mapping (a search space), add nothing; an absent folder gives ``({}, [])``."""
+    from .datasets import DATASETS
+
+    paths: dict[str, dict[str, list[str]]] = {}
+    problems = []
+    for file in sorted(Path(folder).glob("*.yaml")):
+        try:
+            data = load_config(file).get("data")
+        except ConfigError as err:
+            problems.append(f"{err}; its data.path is not listed")
+            continue
+        if not isinstance(data, dict) or data.get("path") is None:
+            continue
+        try:
+            name = DATASETS.canonical(str(data.get("name")))
+        except ValueError as err:
+            problems.append(f"{file}: data.name: {err}; its data.path is not listed")
+            continue
+        paths.setdefault(name, {}).setdefault(str(data["path"]), []).append(str(file))
+    return paths, problems
+
+
+def load_valid_config(path, overrides=()) -> ValidConfig:
+    """Read ``path``, apply ``overrides`` (``key=value`` strings) and validate the result
+    (:func:`validate_file_config`). ``ConfigError`` for a file that cannot be read or parsed
+    (naming it), a bad override (naming it) and an invalid config (naming the file)."""
+    return validate_file_config(apply_overrides(load_config(path), overrides), path, overrides)
+
+
+def validate_file_config(config: dict, path, overrides=()) -> ValidConfig:
+    """:func:`validate_config` of ``config``, read from ``path`` with ``overrides`` applied (for a
+    caller that keeps the config as written too); an invalid config's :class:`ConfigError` names
+    the file (and the overrides, when there are and the error is about the values, not a
+    missing optional package)."""
     try:
         return validate_config(config)
     except ConfigError as err:
@@ -454,4 +496,5 @@ def _child(node, part: str, path: str):
 
 def dump_config(config: dict) -> str:
     """YAML text of a config (keys in the order written)."""
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=None)
+    plain = dict(config) if isinstance(config, ValidConfig) else config  # the safe dumper takes exact dicts
+    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None)

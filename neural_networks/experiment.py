@@ -33,18 +33,19 @@ from pathlib import Path
 import numpy as np
 
 from . import plots
-from .callbacks import CALLBACKS, ModelCheckpoint, initialize_callback
-from .config import ConfigError, dump_config, load_config, parse_yaml, validate_config
+from .callbacks import CALLBACKS, History, ModelCheckpoint, initialize_callback
+from .config import ConfigError, ValidConfig, dump_config, load_config, parse_yaml, validate_config
 from .datasets import initialize_dataset
+from .epochs import epoch_count
 from .io import atomic_write
 from .logs import Logger, read_metrics_csv, write_json
 from .losses import initialize_loss
-from .models import History, NeuralNetwork
+from .models import NeuralNetwork
 from .preflight import check_run_fits
 from .rundir import RunDirectory, claim_new, newest_run, open_existing, read_status
 from .runs import load_run
 from .tensorboard import TensorBoard
-from .training import epoch_count, fit
+from .training import fit
 
 __all__ = [
     "build_dataset",
@@ -87,6 +88,13 @@ def _accepts(name: str, argument: str) -> bool:
 
 
 def build_model(config: dict, logger=None) -> NeuralNetwork:
+    """The model ``config`` describes. A :class:`~neural_networks.config.ValidConfig` hands over
+    the loss, layers and optimizer built when it was validated (once: a second model from it
+    gets new ones); a plain mapping is built as written, unchecked (``ValueError`` or
+    ``TypeError`` from the builders for a bad section)."""
+    if isinstance(config, ValidConfig):
+        loss, layers, optimizer = config.take_model_parts()
+        return NeuralNetwork(loss=loss, layers=layers, optimizer=optimizer, logger=logger, seed=config["seed"])
     model_config = config["model"]
     loss = model_config["loss"]
     loss = initialize_loss(**loss) if isinstance(loss, dict) else initialize_loss(loss)
@@ -137,6 +145,10 @@ def run_experiment(
     """Train the run described by ``config``; returns the final figures (also in metrics.json)
     and ``run_dir``, the run directory.
 
+    ``config``: a :class:`~neural_networks.config.ValidConfig` (what
+    :func:`~neural_networks.config.load_valid_config` gives) is trusted as it is, and its output
+    layer's ``n_out: null`` filled in from the data set; any other mapping is validated first.
+
     ``callbacks`` are extra :class:`~neural_networks.callbacks.Callback` objects (a tuning
     trial's pruning reporter, say), run after the config's own and before the checkpoint.
 
@@ -159,17 +171,20 @@ def run_experiment(
     """
     if resume is not False and resume is not None and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
-    config = validate_config(config)
+    if not isinstance(config, ValidConfig):  # validated once: by the caller, else here
+        config = validate_config(config)
     name = _check_run_name(config["name"])
     parent = Path(out_dir)
     dataset = build_dataset(config)
+    # a new run's model takes the parts validation built, before the output size changes the config
+    model = None if resume else build_model(config)
     output_layer = config["model"]["layers"][-1]
     if "n_out" in output_layer and output_layer["n_out"] is None:  # sized by the data set: record the size
         output_layer["n_out"] = int(dataset.out_dim)
     if resume:
         run, model, checkpoint, config_callbacks = _open_for_resume(config, parent, name, resume, dataset)
     else:
-        model = build_model(config)
+        model.size_output_layer(dataset)  # the size just recorded
         check_run_fits(model, dataset)  # shapes and memory, before anything is written
         run = _claim(parent, name, overwrite)
         try:

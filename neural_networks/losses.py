@@ -121,10 +121,10 @@ class CrossEntropy(Loss):
         return -self.targets(Y) / (np.maximum(Y_hat, tiny) * Y.shape[0])
 
     def preactivation_gradient(self, activation, Z: np.ndarray, Y: np.ndarray):
-        """After a softmax (told by its registry name), the loss from log-sum-exp and the exact,
-        stable gradient at the logits ``(softmax(Z) - Y) / m``, instead of chaining the two
-        ill-conditioned backward passes."""
-        if getattr(activation, "name", None) != "softmax":
+        """After the library's softmax (:func:`neural_networks.functional.fusion` decides), the
+        loss from log-sum-exp and the exact, stable gradient at the logits ``(softmax(Z) - Y) / m``,
+        instead of chaining the two ill-conditioned backward passes."""
+        if F.fusion(activation) != "softmax":
             return None
         Y = Y.astype(Z.dtype, copy=False)
         check_targets(self.name, Y, Z)

@@ -2,6 +2,11 @@
 inference and evaluation. The epoch loop lives in :mod:`neural_networks.training`
 (:meth:`NeuralNetwork.train` delegates to its ``fit``), files in :mod:`neural_networks.serialization`.
 
+The model imports neither the loop nor the callbacks, which drive it; the two seams are filled
+from above: :mod:`neural_networks.training` sets :attr:`NeuralNetwork.training_loop` (the package
+imports it), and this module names :class:`NeuralNetwork` as the class
+:mod:`~neural_networks.serialization` builds when a caller gives none.
+
 Two ways to build one:
 
 * the spec's: ``NeuralNetwork(loss="cross_entropy", layer_args=[{"name": "fully_connected",
@@ -17,16 +22,15 @@ import contextlib
 
 import numpy as np
 
-from . import parallel, serialization
-from .callbacks import History
+from . import serialization
+from .functional import parallel
 from .layers import ActivatedLayer, Layer, initialize_layer
 from .losses import Loss, check_output_layer, initialize_loss
 from .optimizers import Optimizer, initialize_optimizer
 from .serialization import FORMAT
-from .training import fit
 from .tta import check_tta, tta_views
 
-__all__ = ["NeuralNetwork", "History", "initialize_model", "FORMAT"]
+__all__ = ["NeuralNetwork", "initialize_model", "FORMAT"]
 
 
 def _accuracy_counts(Y: np.ndarray, Y_hat: np.ndarray) -> int:
@@ -52,6 +56,10 @@ class NeuralNetwork:
         draws from NumPy's global state (``np.random.seed``), as the course's code does.
     layers, optimizer: the direct form, instead of ``layer_args`` / ``optimizer_args``.
     """
+
+    #: The epoch loop :meth:`train` runs, ``fit(model, dataset, epochs, callbacks=..., verbose=...,
+    #: initial_epoch=...)``: :func:`neural_networks.training.fit`, which that module sets here.
+    training_loop = None
 
     def __init__(
         self,
@@ -91,7 +99,7 @@ class NeuralNetwork:
         self.seed = seed
         self.training = True
         self.stop_training = False  # set by a callback to end training after the current epoch
-        self.history: History | None = None  # the History of the latest fit
+        self.history = None  # the History of the latest fit (set by the loop)
         self._last_output = None
         layers[0].input_gradient = False  # nothing consumes dL/dX of the network's input
         # A seed gives every layer its own generator; without one, layers draw from NumPy's global
@@ -334,18 +342,21 @@ class NeuralNetwork:
         epochs: int,
         verbose: int = 1,
         start_epoch: int = 0,
-        history: History | None = None,
+        history=None,
         callbacks=None,
-    ) -> History:
+    ):
         """Train on ``dataset.train`` for ``epochs`` epochs from epoch ``start_epoch``, evaluating on
         ``dataset.validate`` after each (if it has examples). ``verbose``: 0 silent, 1 a progress
         bar per epoch and a summary line; ``history``: a :class:`History` to append to;
         ``callbacks``: more callbacks (see :mod:`neural_networks.callbacks`). Returns the
-        :class:`History`. The loop is :func:`neural_networks.training.fit`."""
+        :class:`History`. The loop is :func:`neural_networks.training.fit` (:attr:`training_loop`).
+        Raises ``ValueError`` for ``epochs`` that is not a non-negative int."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int; got {epochs!r}")
         given = ([history] if history is not None else []) + list(callbacks or [])
-        return fit(self, dataset, start_epoch + epochs, callbacks=given, verbose=verbose, initial_epoch=start_epoch)
+        return self.training_loop(
+            self, dataset, start_epoch + epochs, callbacks=given, verbose=verbose, initial_epoch=start_epoch
+        )
 
     def size_output_layer(self, dataset) -> None:
         """Give an output layer made with ``n_out=None`` (the course's starter scripts leave it to
@@ -460,3 +471,8 @@ def initialize_model(
     model = NeuralNetwork(loss=loss, layer_args=layer_args, optimizer_args=optimizer_args, logger=logger, seed=seed)
     model.name = name
     return model
+
+
+# What serialization.load_model and load_checkpoint build when not given a class: this one (the
+# model imports serialization to save and load itself, so serialization cannot import the model).
+serialization.default_model_class = NeuralNetwork

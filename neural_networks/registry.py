@@ -14,7 +14,8 @@ Where the families are built: layers in ``neural_networks/layers/__init__.py`` (
 activations in ``activations.py`` (``ACTIVATIONS``), losses in ``losses.py`` (``LOSSES``), weight
 initializers in ``weights.py`` (``INITIALIZERS``), optimizers in ``optimizers.py``
 (``OPTIMIZERS``), schedules in ``schedulers.py`` (``SCHEDULERS``), data sets in
-``datasets/catalog.py`` (``DATASETS``) and callbacks in ``callbacks.py`` (``CALLBACKS``).
+``datasets/catalog.py`` (``DATASETS``) and callbacks in ``callbacks/__init__.py`` (``CALLBACKS``;
+``tensorboard.py`` adds its own entry, as that module imports the callbacks package).
 """
 
 from __future__ import annotations

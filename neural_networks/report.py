@@ -5,11 +5,13 @@
   the spec groups them -- activations, layers, losses and the model -- with the groups as
   sections, subsections or subsubsections. Implementations are named by dotted paths
   (``"neural_networks.activations.ReLU.forward"``); :data:`DEFAULT_IMPLEMENTATIONS` lists what
-  the spec asks students to implement together with the kernels of
-  :mod:`neural_networks.functional` that actually compute it. The root script
-  ``generate_submission.py`` is a command line around it.
-* ``build_report(run_dir, fmt, heading_level)`` is a document about one run directory: its
-  config, final figures, plots, and the source of the classes the run used, grouped the same way.
+  the spec asks students to implement together with the reference kernels
+  (:mod:`neural_networks.functional.reference`) that compute it, the textbook code;
+  :data:`FAST_IMPLEMENTATIONS` adds the dispatch and the fast kernels, on request. The root
+  script ``generate_submission.py`` is a command line around it.
+* ``build_report(run_dir, fmt, heading_level, include_fast=False)`` is a document about one run
+  directory: its config, final figures, plots, and the source of the classes the run used with
+  the reference kernels they call, grouped the same way.
 
 As in the spec, the LaTeX output is a fragment to ``\\input{}`` into a document (it needs the
 ``listings`` package, and ``graphicx`` for a run's plots); the markdown stands by itself.
@@ -39,7 +41,10 @@ __all__ = [
     "Implementation",
     "UnknownImplementation",
     "DEFAULT_IMPLEMENTATIONS",
+    "FAST_IMPLEMENTATIONS",
+    "REFERENCE_KERNELS",
     "GROUPS",
+    "FAST_GROUP",
     "PLOTS",
 ]
 
@@ -60,6 +65,7 @@ _LATEX_HEADINGS = ("section", "subsection", "subsubsection", "paragraph", "subpa
 
 # The spec's groups, in the order the documents list them.
 GROUPS = ("Activations", "Layers", "Losses", "Model")
+FAST_GROUP = "Fast kernels"  # whole modules of the fast kernels, listed on request (--include-fast)
 OTHER_GROUP = "Other"  # code from modules the tables below do not place (e.g. a student's own module)
 
 # Group of an implementation by the short name of the module that defines it. The
@@ -68,24 +74,55 @@ OTHER_GROUP = "Other"  # code from modules the tables below do not place (e.g. a
 _MODULE_GROUPS = {
     "activations": "Activations",
     "layers": "Layers",
-    "regularization": "Layers",
     "weights": "Layers",
     "losses": "Losses",
     "models": "Model",
     "optimizers": "Model",
+    "optimizer_base": "Model",
+    "muon": "Model",
     "schedulers": "Model",
 }
-# Kernels of ``neural_networks.functional`` go to the group of the class that calls them:
-# the softmax kernels to the activations, the fused softmax + cross-entropy (and the
-# log-softmax only it uses) to the losses, and every other kernel (convolution, pooling,
-# padding, im2col) to the layers.
+# Functions of ``neural_networks.functional`` (the reference kernels, the dispatch) go to the
+# group of the class that calls them: the activations' kernels to the activations, the losses'
+# (softmax with cross-entropy and the log-softmax it uses) to the losses, and every other kernel
+# (dense, convolution, pooling, batch norm, dropout) to the layers.
+_ACTIVATION_KERNELS = ("relu", "sigmoid", "tanh", "arctan", "softmax", "gelu", "gelu_tanh")
 _FUNCTIONAL_GROUPS = {
-    "softmax": "Activations",
-    "softmax_backward": "Activations",
+    **{name: "Activations" for kernel in _ACTIVATION_KERNELS for name in (kernel, f"{kernel}_backward")},
+    "_normal_cdf_and_density": "Activations",
+    "_sigmoid_2u": "Activations",
     "log_softmax": "Losses",
+    "cross_entropy": "Losses",
+    "cross_entropy_backward": "Losses",
     "softmax_cross_entropy": "Losses",
 }
 _FUNCTIONAL_DEFAULT_GROUP = "Layers"
+
+#: The reference kernels each registered layer, activation and loss calls (by registry name),
+#: for the run report; the fast kernels are whole modules (:data:`FAST_IMPLEMENTATIONS`).
+REFERENCE_KERNELS: dict[str, tuple[str, ...]] = {
+    "fully_connected": ("dense_forward", "dense_backward"),
+    "conv2d": ("_windows", "im2col", "col2im", "conv2d_forward", "conv2d_backward"),
+    "pool2d": ("_windows", "col2im", "pool2d_forward", "pool2d_backward"),
+    "batchnorm": (
+        "batchnorm_train_forward",
+        "batchnorm_train_backward",
+        "batchnorm_eval_forward",
+        "batchnorm_eval_backward",
+    ),
+    "dropout": ("dropout_forward", "dropout_backward"),
+    "flatten": (),
+    "linear": (),
+    "relu": ("relu", "relu_backward"),
+    "sigmoid": ("sigmoid", "sigmoid_backward"),
+    "tanh": ("tanh", "tanh_backward"),
+    "arctan": ("arctan", "arctan_backward"),
+    "softmax": ("softmax", "softmax_backward"),
+    "gelu": ("_normal_cdf_and_density", "gelu", "gelu_backward"),
+    "gelu_tanh": ("_sigmoid_2u", "gelu_tanh", "gelu_tanh_backward"),
+    "cross_entropy": ("cross_entropy", "cross_entropy_backward", "log_softmax", "softmax_cross_entropy"),
+    "l2": (),
+}
 
 
 def _names(module: str, *attributes: str) -> tuple[str, ...]:
@@ -93,8 +130,9 @@ def _names(module: str, *attributes: str) -> tuple[str, ...]:
     return tuple(f"neural_networks.{module}.{attribute}" for attribute in attributes)
 
 
-# What the spec asks students to implement, and what computes it here: our layers are thin
-# wrappers around the kernels of ``functional.py``, so the kernels are listed after them.
+# What the spec asks students to implement, and what computes it: the layers are thin wrappers
+# around the operations of ``neural_networks.functional``, whose reference kernels (the textbook
+# code, which the switch ``set_kernels("reference")`` runs) are listed after them.
 DEFAULT_IMPLEMENTATIONS: tuple[str, ...] = (
     *_names(
         "activations",
@@ -104,38 +142,33 @@ DEFAULT_IMPLEMENTATIONS: tuple[str, ...] = (
             for method in ("forward", "backward")
         ),
     ),
-    *_names("functional", "softmax", "softmax_backward"),
+    *_names(
+        "functional.reference",
+        *(
+            f"{kernel}{suffix}"
+            for kernel in ("relu", "softmax", "sigmoid", "tanh", "arctan")
+            for suffix in ("", "_backward")
+        ),
+    ),
     *_names(
         "layers",
         "FullyConnected._init_parameters",
-        "_ParametricLayer._init",
+        "base._ParametricLayer._init",
         "FullyConnected.forward",
-        "ActivatedLayer._activate",
-        "FullyConnected.backward",
-        "FullyConnected.backward_preactivation",
+        "FullyConnected._backward",
+        "ActivatedLayer.backward",
+        "ActivatedLayer.backward_preactivation",
         "Conv2D._init_parameters",
         "Conv2D.forward",
-        "Conv2D._backward_from_output",
-        "Conv2D.backward_preactivation",
-        "Conv2D._conv_backward",
+        "Conv2D._backward",
     ),
-    *_names(
-        "functional",
-        "pad_nhwc",
-        "patches",
-        "patch_matmul",
-        "conv2d_forward",
-        "conv2d_backward",
-        "_conv2d_backward_images",
-        "col2im",
-        "_gather_planes",
-        "_planes_forward",
-        "_planes_backward",
-    ),
+    *_names("functional.reference", "dense_forward", "dense_backward"),
+    *_names("functional.reference", *REFERENCE_KERNELS["conv2d"]),
     *_names("layers", "Pool2D.forward", "Pool2D.backward"),
-    *_names("functional", "window_views", "pool2d_forward", "_average_block", "_max_block", "pool2d_backward"),
+    *_names("functional.reference", "pool2d_forward", "pool2d_backward"),
     *_names("losses", "CrossEntropy.forward", "CrossEntropy.backward", "L2.forward", "L2.backward"),
-    *_names("functional", "log_softmax", "softmax_cross_entropy"),
+    *_names("losses", "CrossEntropy.preactivation_gradient"),
+    *_names("functional.reference", "log_softmax", "softmax_cross_entropy"),
     *_names(
         "models",
         "NeuralNetwork.forward",
@@ -144,6 +177,27 @@ DEFAULT_IMPLEMENTATIONS: tuple[str, ...] = (
         "NeuralNetwork.update",
         "NeuralNetwork.predict",
         "NeuralNetwork.train_step",
+    ),
+)
+
+#: The dispatch (``neural_networks.functional``: the switch, fusion) and every module of the fast
+#: kernels, each listed whole: what ``--include-fast`` adds to an appendix or a run report.
+FAST_IMPLEMENTATIONS: tuple[str, ...] = (
+    "neural_networks.functional",
+    *_names(
+        "functional",
+        "geometry",
+        "blocks",
+        "scatter",
+        "conv",
+        "planes",
+        "winograd",
+        "pool",
+        "batchnorm",
+        "gelu_tables",
+        "softmax_loss",
+        "parallel",
+        "allocator",
     ),
 )
 
@@ -214,18 +268,23 @@ def _defining_module(obj) -> tuple[str, str]:
 
 
 def _group_of(obj, attribute: str) -> str:
-    """The appendix group of ``obj`` (see ``_MODULE_GROUPS`` and ``_FUNCTIONAL_GROUPS``)."""
+    """The appendix group of ``obj`` (see ``_MODULE_GROUPS`` and ``_FUNCTIONAL_GROUPS``): a whole
+    module of ``neural_networks.functional`` other than the reference goes to :data:`FAST_GROUP`."""
+    module = inspect.getmodule(obj)
+    module_name = module.__name__ if module is not None else ""
+    if module_name == "neural_networks.functional" or module_name.startswith("neural_networks.functional."):
+        if inspect.ismodule(obj) and not module_name.endswith(".reference"):
+            return FAST_GROUP
+        return _FUNCTIONAL_GROUPS.get(attribute, _FUNCTIONAL_DEFAULT_GROUP)
     package, short = _defining_module(obj)
     if package != "neural_networks":
         return OTHER_GROUP
-    if short == "functional":
-        return _FUNCTIONAL_GROUPS.get(attribute, _FUNCTIONAL_DEFAULT_GROUP)
     return _MODULE_GROUPS.get(short, OTHER_GROUP)
 
 
 def _title_of(obj, name: str, path: str) -> str:
     """An entry's heading: the attribute ``path`` (``"ReLU.forward"``), prefixed by its module
-    where that is not one of the groups' own (``"functional.conv2d_forward"``), and saying
+    where that is not one of the groups' own (``"reference.conv2d_forward"``), and saying
     where an inherited method is defined. A module is titled by its full name."""
     if not path:
         return name
@@ -252,11 +311,12 @@ def resolve_implementation(name: str) -> Implementation:
 
 def gather_implementations(implementations=None) -> dict[str, list[tuple[str, str]]]:
     """``{group: [(title, source), ...]}`` for dotted names ``implementations`` (default
-    :data:`DEFAULT_IMPLEMENTATIONS`), groups in the order of :data:`GROUPS` then ``"Other"``,
+    :data:`DEFAULT_IMPLEMENTATIONS`), groups in the order of :data:`GROUPS`, then
+    :data:`FAST_GROUP` and ``"Other"``,
     entries in list order. Empty groups are left out; a name listed twice, or two names of one
     object (an inherited method), appear once."""
     names = DEFAULT_IMPLEMENTATIONS if implementations is None else implementations
-    groups: dict[str, list[tuple[str, str]]] = {group: [] for group in (*GROUPS, OTHER_GROUP)}
+    groups: dict[str, list[tuple[str, str]]] = {group: [] for group in (*GROUPS, FAST_GROUP, OTHER_GROUP)}
     seen: list[object] = []
     for name in names:
         entry = resolve_implementation(name)
@@ -286,8 +346,12 @@ def _layer_classes() -> dict:
     return dict(LAYERS)
 
 
-def implementations_used(config: dict) -> dict[str, list[tuple[str, str]]]:
-    """``{group: [(title, source), ...]}`` for the activations, layers, loss and model of a run."""
+def implementations_used(config: dict, include_fast: bool = False) -> dict[str, list[tuple[str, str]]]:
+    """``{group: [(title, source), ...]}`` for the activations, layers, loss and model of a run,
+    each followed by the reference kernels it calls (:data:`REFERENCE_KERNELS`); with
+    ``include_fast`` also the dispatch and the fast kernels' modules (:data:`FAST_IMPLEMENTATIONS`)."""
+    from .functional import reference
+
     layer_configs = config["model"]["layers"]
     layer_classes = _layer_classes()
     act_names = []
@@ -300,21 +364,32 @@ def implementations_used(config: dict) -> dict[str, list[tuple[str, str]]]:
         if name is not None and name not in act_names:
             act_names.append(name)
     groups: dict[str, list[tuple[str, str]]] = {group: [] for group in GROUPS}
+    kernels_seen: set[str] = set()
+
+    def add(group: str, key: str, cls) -> None:
+        groups[group].append((cls.__name__, inspect.getsource(cls)))
+        for kernel in REFERENCE_KERNELS.get(key, ()):
+            if kernel not in kernels_seen:
+                kernels_seen.add(kernel)
+                groups[group].append((f"reference.{kernel}", inspect.getsource(getattr(reference, kernel))))
+
     for name in act_names:
-        cls = activations.ACTIVATIONS[str(name).lower()]
-        groups["Activations"].append((cls.__name__, inspect.getsource(cls)))
+        key = activations.ACTIVATIONS.canonical(str(name))
+        add("Activations", key, activations.ACTIVATIONS[key])
     seen = []
     for layer in layer_configs:
-        cls = layer_classes[str(layer["name"]).lower()]
+        key = str(layer["name"]).lower()
+        cls = layer_classes[key]
         if cls not in seen:
             seen.append(cls)
-            groups["Layers"].append((cls.__name__, inspect.getsource(cls)))
+            add("Layers", key, cls)
     loss = config["model"]["loss"]
-    loss_name = loss["name"] if isinstance(loss, dict) else loss
-    loss_cls = losses.LOSSES[str(loss_name).lower()]
-    groups["Losses"].append((loss_cls.__name__, inspect.getsource(loss_cls)))
+    loss_name = losses.LOSSES.canonical(str(loss["name"] if isinstance(loss, dict) else loss))
+    add("Losses", loss_name, losses.LOSSES[loss_name])
     for method in MODEL_METHODS:
         groups["Model"].append((f"NeuralNetwork.{method}", inspect.getsource(getattr(models.NeuralNetwork, method))))
+    if include_fast:
+        groups[FAST_GROUP] = [(name, inspect.getsource(importlib.import_module(name))) for name in FAST_IMPLEMENTATIONS]
     return groups
 
 
@@ -343,9 +418,12 @@ def _figure_lines(figures: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=None) -> str:
+def build_report(
+    run_dir, fmt: str = "markdown", heading_level: int = 1, output=None, include_fast: bool = False
+) -> str:
     """The report of run ``run_dir`` as markdown or LaTeX text. Image paths are written
-    relative to ``output``'s folder when given, else relative to the current directory."""
+    relative to ``output``'s folder when given, else relative to the current directory;
+    ``include_fast`` adds the fast kernels' modules (see :func:`implementations_used`)."""
     _check_options(fmt, heading_level)
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
@@ -360,7 +438,7 @@ def build_report(run_dir, fmt: str = "markdown", heading_level: int = 1, output=
     plots = [
         (os.path.relpath((run_dir / f).resolve(), base), caption) for f, caption in PLOTS if (run_dir / f).is_file()
     ]
-    groups = implementations_used(config)
+    groups = implementations_used(config, include_fast=include_fast)
     config_text = yaml.safe_dump(config, sort_keys=False)
     if fmt == "markdown":
         return _markdown(config["name"], config_text, _figure_lines(figures), plots, groups, heading_level, note)

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import ConfigError, load_valid_config
+from .epochs import epoch_count
 from .models import NeuralNetwork
 from .rundir import is_busy, read_status
-from .training import epoch_count
 
 __all__ = ["load_run", "unfinished_note", "checkpoint_epoch"]
 

@@ -29,11 +29,15 @@ __all__ = [
     "TriangularLR",
     "SCHEDULERS",
     "initialize_scheduler",
+    "resolve_scheduler",
 ]
 
 
 class LRScheduler(ABC):
-    """Base class: ``lr`` is the initial (for one-cycle: the peak) learning rate."""
+    """Base class: ``lr`` is the initial (for one-cycle: the peak) learning rate.
+
+    ``ValueError`` for a learning rate that is not positive, a negative ``warmup_epochs`` and a
+    ``warmup_start`` outside [0, 1]."""
 
     name = ""
 
@@ -76,7 +80,10 @@ class ConstantLR(LRScheduler):
 
 class ExponentialLR(LRScheduler):
     """``lr * decay ** (t / stage_length)``; with ``staircase`` the exponent is floored, so
-    the rate drops by ``decay`` once every ``stage_length`` epochs (the spec's schedule)."""
+    the rate drops by ``decay`` once every ``stage_length`` epochs (the spec's schedule).
+
+    ``ValueError`` (naming the spec's ``lr_decay``) for a decay outside (0, 1] and a
+    ``stage_length`` that is not a positive whole number."""
 
     name = "exponential"
 
@@ -108,7 +115,8 @@ class ExponentialLR(LRScheduler):
 
 
 class StepLR(LRScheduler):
-    """``lr * gamma ** floor(t / step_size)``: divide by ``1/gamma`` every ``step_size`` epochs."""
+    """``lr * gamma ** floor(t / step_size)``: divide by ``1/gamma`` every ``step_size`` epochs.
+    ``ValueError`` for a ``step_size`` that is not positive or a ``gamma`` outside (0, 1]."""
 
     name = "step"
 
@@ -136,7 +144,8 @@ class StepLR(LRScheduler):
 
 class CosineLR(LRScheduler):
     """Cosine annealing from ``lr`` to ``min_lr`` over ``total_epochs``:
-    ``min_lr + (lr - min_lr) * (1 + cos(pi * t / total_epochs)) / 2`` (then ``min_lr``)."""
+    ``min_lr + (lr - min_lr) * (1 + cos(pi * t / total_epochs)) / 2`` (then ``min_lr``).
+    ``ValueError`` for a ``total_epochs`` that is not positive or a ``min_lr`` outside [0, lr]."""
 
     name = "cosine"
 
@@ -167,7 +176,8 @@ class OneCycleLR(LRScheduler):
     """One-cycle policy (Smith & Topin; ``torch.optim.lr_scheduler.OneCycleLR`` with cosine
     annealing): from ``lr / div_factor`` up to ``lr`` over the first ``pct_start`` of
     ``total_epochs``, then down to ``lr / (div_factor * final_div_factor)``. The warm-up is
-    built in, so ``warmup_epochs`` is normally left at 0."""
+    built in, so ``warmup_epochs`` is normally left at 0. ``ValueError`` for a ``pct_start``
+    outside (0, 1) or a ``total_epochs`` or division factor that is not positive."""
 
     name = "one_cycle"
 
@@ -212,18 +222,21 @@ class OneCycleLR(LRScheduler):
 
 
 class TriangularLR(LRScheduler):
-    """Triangular (warm-up, then linear decay) schedule, airbench's ``triangle``: linear from
+    """Triangular (warm-up, then linear decay) schedule: linear from
     ``start_factor * lr`` at ``t = 0`` up to the peak ``lr`` at ``t = pct_start * total_epochs``,
     then linear down to ``end_factor * lr`` at ``t = total_epochs`` (and that rate after it):
 
     ``lr * (start_factor + (1 - start_factor) * t / T_peak)`` for ``t <= T_peak``,
     ``lr * (1 + (end_factor - 1) * (t - T_peak) / (total_epochs - T_peak))`` after.
 
-    The defaults are airbench94's CIFAR-10 schedule (``triangle(steps, start=0.2, end=0.07,
-    peak=0.23)``); airbench rounds the peak down to a whole step, here it lies at the exact fraction.
+    The defaults (start 0.2, peak at 0.23, end 0.07) are a short CIFAR-10 recipe's; the peak
+    lies at the exact fraction ``pct_start``, not rounded down to a whole step as there.
     ``pct_start = 0`` starts at the peak (a pure linear decay). ``total_epochs`` and ``pct_start``
     are named as :class:`OneCycleLR`'s, so that the two look alike in a config; the warm-up is
-    built in, so ``warmup_epochs`` is normally left at 0."""
+    built in, so ``warmup_epochs`` is normally left at 0.
+
+    ``ValueError`` for a ``total_epochs`` that is not positive, a ``pct_start`` outside [0, 1)
+    and factors outside [0, 1] (and the warm-up errors of :class:`LRScheduler`)."""
 
     name = "triangular"
 
@@ -296,3 +309,18 @@ def initialize_scheduler(
     spec_args = {"decay": decay, "stage_length": stage_length, "staircase": staircase}
     kwargs.update({key: value for key, value in spec_args.items() if key in accepted})
     return SCHEDULERS.create(name, lr=lr, **kwargs)
+
+
+def resolve_scheduler(schedule, lr: float) -> LRScheduler:
+    """The schedule an optimizer's ``lr_scheduler`` argument describes, starting from ``lr``:
+    an :class:`LRScheduler` as it is; a name, that schedule with its default arguments; a dict,
+    :func:`initialize_scheduler`'s arguments (``name`` and the schedule's own), where ``lr``,
+    when given, overrides the optimizer's.
+
+    ``ValueError`` names an unknown schedule or argument and the valid ones, or a bad value;
+    ``TypeError`` for a dict without ``name``."""
+    if isinstance(schedule, LRScheduler):
+        return schedule
+    if isinstance(schedule, dict):
+        return initialize_scheduler(**{"lr": lr, **schedule})
+    return initialize_scheduler(schedule, lr=lr)

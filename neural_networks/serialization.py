@@ -29,6 +29,9 @@ else (a missing, extra, wrongly shaped or integer/half-precision array) raises a
 
 Format ``neural_networks.model/1`` (files of earlier versions) is read too: the same arrays,
 with ``extra`` inside ``config`` and no training state. Every file is written atomically.
+
+This module never imports the model: loading builds the class it is given (``cls=``), by default
+:data:`default_model_class`, which :mod:`neural_networks.models` sets to ``NeuralNetwork``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ from typing import Any
 import numpy as np
 
 from .io import atomic_write
+from .layers import initialize_layer
+from .losses import CrossEntropy, initialize_loss
+from .optimizers import initialize_optimizer
+from .validation import positive_int
 
 __all__ = [
     "FORMAT",
@@ -66,6 +73,10 @@ FORMAT_V1 = "neural_networks.model/1"
 READABLE_FORMATS = (FORMAT_V1, FORMAT)
 TRAINING_PREFIX = "training."
 
+#: The class :func:`load_model` and :func:`load_checkpoint` build when not given one:
+#: ``NeuralNetwork``, which :mod:`neural_networks.models` names here when it defines it.
+default_model_class = None
+
 
 @dataclass
 class Checkpoint:
@@ -82,8 +93,6 @@ class Checkpoint:
 
 def model_config(model) -> dict:
     """Architecture, loss and optimizer of ``model`` as plain JSON-serialisable data."""
-    from .losses import CrossEntropy
-
     loss_config = {"name": model.loss.name}
     if isinstance(model.loss, CrossEntropy) and model.loss.label_smoothing:
         loss_config["label_smoothing"] = model.loss.label_smoothing
@@ -159,8 +168,11 @@ def save_model(model, path, extra: dict | None = None) -> None:
 
 def load_checkpoint(path, logger=None, cls=None) -> Checkpoint:
     """Read a file written by :func:`save_checkpoint` / :func:`save_model` (format 2) or by an
-    earlier version (format 1); rebuilds the model as ``cls`` (default :class:`NeuralNetwork`)
-    with ``logger``. No pickled objects are read."""
+    earlier version (format 1); rebuilds the model as ``cls`` (default
+    :data:`default_model_class`, the :class:`~neural_networks.models.NeuralNetwork`) with
+    ``logger``. No pickled objects are read. Raises ``FileNotFoundError`` for a missing file and a
+    one-line ``ValueError`` naming the file for one that is damaged, of an unknown format or
+    inconsistent with its architecture."""
     entries = _read_entries(path)
     if "config" not in entries:
         raise ValueError(f"{path}: not a neural_networks model file (no 'config' entry)")
@@ -253,7 +265,8 @@ def _read_entries(path) -> dict[str, np.ndarray]:
 
 
 def load_model(path, logger=None, cls=None):
-    """The model stored in ``path`` (``model.extra`` holds the file's metadata)."""
+    """The model stored in ``path`` (``model.extra`` holds the file's metadata), built as ``cls``
+    (see :func:`load_checkpoint`, which also says what it raises)."""
     return load_checkpoint(path, logger=logger, cls=cls).model
 
 
@@ -373,14 +386,8 @@ def _unexpected(key: str, layers: list, n_ins: list) -> str:
 def _build(config: dict, arrays: dict[str, np.ndarray], logger, cls, source=None):
     """The model ``config`` describes, with ``arrays`` as its state. With ``source`` (the file's
     name) the config's layers and the arrays are checked first (:func:`check_arrays`): a mismatch
-    raises one ``ValueError`` line ``"<source>: <what>"``."""
-    from .layers import initialize_layer
-    from .losses import initialize_loss
-    from .optimizers import initialize_optimizer
-    from .validation import positive_int
-
-    if cls is None:
-        from .models import NeuralNetwork as cls
+    raises one ``ValueError`` line ``"<source>: <what>"``. ``cls`` ``None``: :data:`default_model_class`."""
+    cls = default_model_class if cls is None else cls
     if source is not None and not (isinstance(config.get("layers"), list) and config["layers"]):
         found = "an empty list" if config.get("layers") == [] else f"a {type(config.get('layers')).__name__}"
         raise ValueError(f"{source}: corrupt model file (its config's layers are {found}, not a non-empty list)")

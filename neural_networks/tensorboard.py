@@ -64,7 +64,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .callbacks import Callback
+from .callbacks import CALLBACKS, Callback
 
 __all__ = ["TensorBoard", "check_available", "INSTALL_HINT"]
 
@@ -165,6 +165,8 @@ class _EventFile:
             self._records.close()
 
 
+# Registered here, where it is defined: the callbacks package cannot import this module, which imports it.
+@CALLBACKS.register("tensorboard")
 class TensorBoard(Callback):
     """Write TensorBoard event files to ``log_dir`` (see the module docstring for what, and at
     which steps).

@@ -20,6 +20,11 @@ returned and set as ``model.history``) and the :class:`~neural_networks.callback
 (``verbose=1``, unless one is passed), so that both see what earlier callbacks added to the
 logs, and last every :class:`~neural_networks.callbacks.ModelCheckpoint` (the logger's
 included), so that what a checkpoint saves includes every other callback's work of the epoch.
+
+The epoch arithmetic (:func:`check_epochs`, :func:`epoch_count`, :func:`epoch_batches`) lives in
+:mod:`neural_networks.epochs`, which the progress bar shares; it is importable from here too.
+:meth:`NeuralNetwork.train <neural_networks.models.NeuralNetwork.train>` runs :func:`fit`, which
+this module hands to the model class (the model does not import the loop).
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ import time
 
 import numpy as np
 
-from . import allocator
 from .callbacks import Callback, CallbackList, History, ModelCheckpoint, ProgressBar
+from .epochs import check_epochs, epoch_batches, epoch_count
+from .functional import allocator
+from .models import NeuralNetwork
 from .prefetch import Prefetch
 
 __all__ = ["fit", "check_epochs", "epoch_count", "epoch_batches", "TrainingDiverged"]
@@ -41,32 +48,6 @@ def _check_epoch(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be a non-negative int; got {value!r}")
     return int(value)
-
-
-def check_epochs(value, name: str = "epochs") -> int | float:
-    """A number of epochs: a non-negative int, or a float whose fraction is a last, partial epoch
-    (``4.5``: four epochs, then the first half of the fifth's batches, as airbench's 9.9 epochs).
-    Integral floats become ints."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a non-negative number; got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number; got {value!r}")
-    return int(value) if float(value).is_integer() else float(value)
-
-
-def epoch_count(epochs) -> int:
-    """How many epochs a run of ``epochs`` trains, its partial last one included."""
-    return math.ceil(epochs)
-
-
-def epoch_batches(epochs, epoch: int, n_batches: int) -> int:
-    """How many of its ``n_batches`` batches epoch ``epoch`` (0-based) of a run of ``epochs``
-    trains: all but in the partial last epoch of a fractional ``epochs``, which trains the first
-    ``ceil(fraction * n_batches)`` (at least one)."""
-    left = epochs - epoch
-    if left >= 1:
-        return n_batches
-    return max(1, math.ceil(left * n_batches - 1e-9))  # 1e-9: 4.4 - 4 is 0.40000000000000036
 
 
 class _LoggerAdapter(Callback):
@@ -236,3 +217,8 @@ def fit(
             break
     callbacks.on_train_end(logs)
     return history
+
+
+# NeuralNetwork.train runs this loop. The model does not import the loop that drives it, so the loop
+# hands itself over here (and the package neural_networks imports this module, so every model has it).
+NeuralNetwork.training_loop = staticmethod(fit)

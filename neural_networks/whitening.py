@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as F
+from .functional.geometry import conv_output_size, pad_nhwc, patches
 
 __all__ = ["DEFAULT_EPS", "patch_covariance", "patch_whitening_filters"]
 
@@ -32,13 +32,13 @@ def patch_covariance(X: np.ndarray, kernel_shape, stride: int = 1, pad=(0, 0)) -
         raise ValueError(f"patch whitening needs a non-empty image batch (m, h, w, c); got shape {X.shape}")
     kh, kw = kernel_shape
     m, h, w, c = X.shape
-    ho, wo = F.conv_output_size(h, kh, pad[0], stride), F.conv_output_size(w, kw, pad[1], stride)
+    ho, wo = conv_output_size(h, kh, pad[0], stride), conv_output_size(w, kw, pad[1], stride)
     K = kh * kw * c
     total = np.zeros((K, K))
     count = 0
     step = max(1, (1 << 16) // max(ho * wo, 1))  # about 64K patches per product
     for a in range(0, m, step):
-        view = F.patches(F.pad_nhwc(X[a : a + step], pad), (kh, kw), stride, (ho, wo))
+        view = patches(pad_nhwc(X[a : a + step], pad), (kh, kw), stride, (ho, wo))
         P = np.ascontiguousarray(view, dtype=np.float64).reshape(-1, K)
         total += P.T @ P
         count += P.shape[0]

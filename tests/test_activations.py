@@ -288,14 +288,14 @@ class TestGELU(ActivationChecks, unittest.TestCase):
             GELU().backward(np.ones((2, 3)), np.ones((3, 2)))
 
     def test_float32_across_the_table_edges(self):
-        from neural_networks import normal
+        from neural_networks.functional import gelu_tables
 
         # float32 interpolates tables for |z| < 6 and takes erfcc formulas beyond: both sides of
         # each edge, the last node, values mixed in one block (the per-block switch), and the
         # special values, each against the float64 references
-        edge = np.float32(normal._TABLE_RANGE)
+        edge = np.float32(gelu_tables._TABLE_RANGE)
         below, above = np.nextafter(edge, np.float32(0)), np.nextafter(edge, np.float32(8))
-        node = 1 / normal._NODES_PER_UNIT
+        node = 1 / gelu_tables._NODES_PER_UNIT
         special = np.array([-edge, edge, below, above, -below, -above, 0, -0.0, node, -node, 4, -4], np.float32)
         rng = np.random.default_rng(23)
         inside = rng.uniform(-edge, edge, 5000).astype(np.float32)
@@ -315,23 +315,24 @@ class TestGELU(ActivationChecks, unittest.TestCase):
     def test_float32_values_beyond_the_tables_in_many_blocks_and_threads(self):
         from unittest import mock
 
-        from neural_networks import normal, parallel
+        from neural_networks.functional import gelu_tables
+        from neural_networks.functional import parallel
 
         # values beyond the tables are queued per thread and computed after its last block:
         # each must land at its own position, scaled by its own z or dY, in every block, for
         # any thread count; a wide scale puts some beyond 6 in every block, NaN in a few
         rng = np.random.default_rng(26)
-        Z = (3.5 * rng.standard_normal(4 * normal._BLOCK + 123)).astype(np.float32)
+        Z = (3.5 * rng.standard_normal(4 * gelu_tables._BLOCK + 123)).astype(np.float32)
         Z[rng.choice(Z.size, 5, replace=False)] = np.nan
         dY = rng.standard_normal(Z.size).astype(np.float32)
         finite = ~np.isnan(Z)
-        self.assertGreater(np.sum(np.abs(Z[: normal._BLOCK]) >= 6), 10)
+        self.assertGreater(np.sum(np.abs(Z[: gelu_tables._BLOCK]) >= 6), 10)
         exact = _gelu_tail_reference(Z[finite].astype(np.float64))
         slope = _gelu_slope_reference(Z[finite].astype(np.float64))
         results = {}
         for threads in ("1", "2", "3"):
             with mock.patch.dict("os.environ", {parallel.ENV_THREADS: threads}):
-                results[threads] = (GELU().forward(Z), GELU().backward(Z, dY), *GELU().forward_with_slope(Z))
+                results[threads] = (GELU().forward(Z), GELU().backward(Z, dY), *gelu_tables.gelu_with_slope(Z))
         Y, dZ, Y_both, S = results["1"]
         np.testing.assert_allclose(Y[finite], exact, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(dZ[finite], slope * dY[finite], rtol=1e-6, atol=1e-7)
@@ -343,26 +344,26 @@ class TestGELU(ActivationChecks, unittest.TestCase):
             for one, other in zip(results["1"], results[threads]):
                 np.testing.assert_array_equal(one, other)
 
-    def test_forward_with_slope_is_forward_and_backward_in_one(self):
+    def test_gelu_with_slope_is_forward_and_backward_in_one(self):
+        from neural_networks.functional import gelu_tables
+
         rng = np.random.default_rng(25)
         for dtype in (np.float32, np.float64):
             Z = np.concatenate([4 * rng.standard_normal(70001), [-7.0, 7.0, 0.0, 1e30]]).astype(dtype)
-            Y, S = GELU().forward_with_slope(Z)
+            Y, S = gelu_tables.gelu_with_slope(Z)
             np.testing.assert_array_equal(Y, GELU().forward(Z))
             np.testing.assert_array_equal(S, GELU().backward(Z, np.ones_like(Z)))
             self.assertEqual((Y.dtype, S.dtype), (dtype, dtype))
-        self.assertTrue(GELU.slope_with_forward)
-        with self.assertRaisesRegex(NotImplementedError, "'tanh' has no forward_with_slope"):
-            TanH().forward_with_slope(Z)
 
     def test_threads_split_the_blocks_with_the_same_bits(self):
         from unittest import mock
 
-        from neural_networks import normal, parallel
+        from neural_networks.functional import gelu_tables
+        from neural_networks.functional import parallel
 
         rng = np.random.default_rng(24)
         for dtype in (np.float32, np.float64):
-            Z = (3 * rng.standard_normal((5, normal._BLOCK // 2 + 7))).astype(dtype)  # uneven blocks
+            Z = (3 * rng.standard_normal((5, gelu_tables._BLOCK // 2 + 7))).astype(dtype)  # uneven blocks
             dY = rng.standard_normal(Z.shape).astype(dtype)
             results = {}
             for threads in ("1", "2", "3"):
@@ -489,27 +490,48 @@ class TestGELUInLayers(unittest.TestCase):
                 self.assertLess(model.loss.forward(Y, model.forward(X)), before)
 
 
-class TestFusedKernelProtocol(unittest.TestCase):
-    """``fused_kernel`` / ``backward_from_output``: the contract layers rely on when they apply an
-    activation inside their own kernel and keep only its output."""
+class TestFusion(unittest.TestCase):
+    """The activation classes carry no fusion: ``functional.fusion`` recognises the library's own
+    ReLU, GELU and SoftMax by class, and any other activation is applied unfused."""
 
-    def test_only_relu_names_a_fused_kernel(self):
-        kernels = {name: cls().fused_kernel for name, cls in ACTIVATIONS.items()}
+    def test_activation_is_forward_and_backward_only(self):
+        from neural_networks.activations import Activation
+
+        for attribute in ("fused_kernel", "slope_with_forward", "slope_blocks", "backward_from_output"):
+            self.assertFalse(hasattr(Activation, attribute), attribute)
+        self.assertEqual(Activation.__abstractmethods__, frozenset({"forward", "backward"}))
+
+    def test_fusion_knows_the_library_classes_only(self):
+        from neural_networks import functional as F
+
+        kinds = {name: F.fusion(cls()) for name, cls in ACTIVATIONS.items()}
         self.assertEqual(
-            kernels,
+            kinds,
             {
                 "linear": None,
                 "sigmoid": None,
                 "tanh": None,
                 "arctan": None,
                 "relu": "relu",
-                "softmax": None,
-                "gelu": None,
+                "softmax": "softmax",
+                "gelu": "gelu",
                 "gelu_tanh": None,
             },
         )
 
-    def test_relu_gradient_from_output_equals_backward(self):
+        class MyReLU(ReLU):  # a subclass may compute something else: never fused
+            def forward(self, Z):
+                return np.maximum(Z, 0.1 * Z)
+
+        class Lookalike(Linear):
+            name = "relu"
+
+        self.assertIsNone(F.fusion(MyReLU()))
+        self.assertIsNone(F.fusion(Lookalike()))
+        self.assertIsNone(F.fusion(None))
+
+    def test_relu_gradient_from_its_output_equals_backward(self):
+        # what the fast kernels rely on when a fused ReLU keeps only its output
         rng = np.random.default_rng(3)
         relu = ReLU()
         for dtype in (np.float64, np.float32):
@@ -518,26 +540,10 @@ class TestFusedKernelProtocol(unittest.TestCase):
                     Z = randn(rng, *shape, dtype=dtype)
                     Z.flat[::3] = 0.0  # the kink: both give 0 there
                     dY = randn(rng, *shape, dtype=dtype)
-                    from_output = relu.backward_from_output(relu.forward(Z), dY)
+                    from_output = relu.backward(relu.forward(Z), dY)
                     np.testing.assert_array_equal(from_output, relu.backward(Z, dY))
                     np.testing.assert_array_equal(from_output, dY * (Z > 0))
                     self.assertEqual(from_output.dtype, dtype)
-
-    def test_every_fused_activation_computes_its_gradient_from_its_output(self):
-        rng = np.random.default_rng(4)
-        Z, dY = randn(rng, 6, 5), randn(rng, 6, 5)
-        for name, cls in ACTIVATIONS.items():
-            act = cls()
-            if act.fused_kernel is not None:
-                with self.subTest(name=name):
-                    np.testing.assert_allclose(act.backward_from_output(act.forward(Z), dY), act.backward(Z, dY))
-
-    def test_base_raises_naming_the_activation(self):
-        for cls in (Linear, Sigmoid, TanH, ArcTan, SoftMax, GELU, GELUTanh):
-            with self.subTest(cls=cls.__name__):
-                self.assertIsNone(cls.fused_kernel)
-                with self.assertRaisesRegex(NotImplementedError, f"activation '{cls.name}' cannot compute"):
-                    cls().backward_from_output(np.ones((2, 2)), np.ones((2, 2)))
 
 
 class TestInitializeActivation(unittest.TestCase):

@@ -1,4 +1,4 @@
-"""neural_networks.allocator: freed arrays stay in the process for reuse (glibc only)."""
+"""neural_networks.functional.allocator: freed arrays stay in the process for reuse (glibc only)."""
 
 import os
 import platform
@@ -15,7 +15,7 @@ GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 PROBE = """
 import resource, sys, numpy as np
 import neural_networks
-from neural_networks import allocator
+from neural_networks.functional import allocator
 if sys.argv[1] == "apply":
     allocator.apply_default()
 print(int(allocator.is_applied()))
@@ -50,7 +50,7 @@ def probe(env_value=None, apply=True) -> tuple[bool, int]:
 @unittest.skipUnless(GLIBC, "glibc's mallopt only")
 class TestRetainFreedMemory(unittest.TestCase):
     def test_settings_are_accepted(self):
-        from neural_networks import allocator
+        from neural_networks.functional import allocator
 
         self.assertTrue(allocator.retain_freed_memory())
 
@@ -70,7 +70,8 @@ class TestRetainFreedMemory(unittest.TestCase):
 
     def test_training_turns_it_on(self):
         code = (
-            "import numpy as np\nfrom neural_networks import NeuralNetwork, FullyConnected, SGD, allocator\n"
+            "import numpy as np\nfrom neural_networks import NeuralNetwork, FullyConnected, SGD\n"
+            "from neural_networks.functional import allocator\n"
             "from neural_networks.datasets import initialize_dataset\n"
             "m = NeuralNetwork(layers=[FullyConnected(3, 'softmax')], optimizer=SGD(lr=0.1), seed=0)\n"
             "before = allocator.is_applied()\nm.train(initialize_dataset('iris'), 1, verbose=0)\n"

@@ -9,7 +9,7 @@ import numpy as np
 import yaml
 
 from neural_networks.datasets import DataLoader, augment
-from neural_networks.datasets.base import make_image_dataset
+from neural_networks.datasets.image_dataset import make_image_dataset
 
 N, H, W, C = 37, 6, 9, 3  # an odd size, so the last batch is short for most batch sizes
 

@@ -1,6 +1,9 @@
-"""The command line end to end, through subprocesses, on a tiny image-folder data set made here."""
+"""The command line end to end, through subprocesses, on a tiny image-folder data set made here;
+and in this process, where mocks count what a run builds, that values travel once."""
 
+import contextlib
 import csv
+import io
 import json
 import os
 import signal
@@ -8,12 +11,18 @@ import tempfile
 import time
 import unittest
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import yaml
 from PIL import Image
 
+from neural_networks import config as config_module
+from neural_networks import experiment
+from neural_networks.cli import build_parser
+
 from .helpers import popen_cli, run_cli
+from .test_config import count_builds
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("circle", "square", "stripes")
@@ -493,6 +502,52 @@ class TestCommandLine(unittest.TestCase):
                 self.assertIn("not a valid run name", result.stderr)
         self.assertFalse(out.exists())
         self.assertFalse((self.dir / "escape").exists())
+
+
+class TestValuesTravelOnce(unittest.TestCase):
+    """``train`` reads and validates its config once and builds the optimizer, the loss and every
+    layer once (validation builds them, the model takes them over); so does ``run_experiment``
+    given a plain mapping from Python. Iris, one epoch, in this process."""
+
+    IRIS = ROOT / "configs" / "iris.yaml"
+
+    @contextlib.contextmanager
+    def counting(self):
+        """Counts of validations and of the objects built inside the context, as a dict."""
+        by_config = mock.patch.object(config_module, "validate_config", wraps=config_module.validate_config)
+        by_runner = mock.patch.object(experiment, "validate_config", wraps=experiment.validate_config)
+        with count_builds() as built, by_config as in_config, by_runner as in_runner:
+            counts = {}
+            yield counts
+            counts["validations"] = in_config.call_count + in_runner.call_count
+            counts.update({kind: mocked.call_count for kind, mocked in built.items()})
+
+    def test_train(self):
+        with tempfile.TemporaryDirectory() as out, self.counting() as counts, contextlib.redirect_stdout(io.StringIO()):
+            # the train command itself (main would also set the process's allocator)
+            args = build_parser().parse_args(["train", str(self.IRIS), "--epochs", "1", "--quiet", "--out", out])
+            self.assertEqual(args.func(args), 0)
+            config = yaml.safe_load((Path(out) / "iris" / "config.yaml").read_text())
+        # the output layer's n_out: null is sized from the data on the layer validation built
+        self.assertEqual(config["model"]["layers"][-1]["n_out"], 3)
+        self.assertEqual(counts, {"validations": 1, "optimizer": 1, "loss": 1, "layer": 2})
+
+    def test_run_experiment_with_a_plain_mapping(self):
+        raw = config_module.load_config(self.IRIS)
+        raw["epochs"] = 1
+        with tempfile.TemporaryDirectory() as out, self.counting() as counts:
+            experiment.run_experiment(raw, out_dir=out, verbose=0)
+        self.assertEqual(counts, {"validations": 1, "optimizer": 1, "loss": 1, "layer": 2})
+
+    def test_a_model_from_the_validated_parts_equals_one_built_from_the_dict(self):
+        raw = config_module.load_config(self.IRIS)
+        raw["model"]["layers"][-1]["n_out"] = 3
+        valid = config_module.validate_config(raw)
+        taken, built = experiment.build_model(valid), experiment.build_model(dict(valid))
+        X = np.random.default_rng(0).standard_normal((5, 4))
+        np.testing.assert_array_equal(taken.forward(X), built.forward(X))
+        self.assertEqual(taken.optimizer.config(), built.optimizer.config())
+        self.assertIsNot(experiment.build_model(valid).optimizer, taken.optimizer)  # handed over once
 
 
 def read_rows(path):

@@ -1,10 +1,27 @@
 """Experiment configs: the shipped ones validate; bad keys and values are named in the error."""
 
+import contextlib
 import copy
+import pickle
 import unittest
 from pathlib import Path
+from unittest import mock
 
-from neural_networks.config import ConfigError, apply_overrides, load_config, load_valid_config, validate_config
+from neural_networks.config import (
+    ConfigError,
+    ValidConfig,
+    apply_overrides,
+    dump_config,
+    load_config,
+    load_valid_config,
+    validate_config,
+    validate_file_config,
+)
+from neural_networks.layers import FullyConnected, Layer
+from neural_networks.losses import CrossEntropy, Loss
+from neural_networks.optimizer_base import Optimizer
+from neural_networks.optimizers import SGD
+from neural_networks.utils import to_plain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -362,6 +379,82 @@ class TestOutputLayerAndLoss(unittest.TestCase):
         with self.assertRaises(ConfigError) as caught:
             load_valid_config(path)
         self.assertTrue(str(caught.exception).startswith(f"{path}: model.layers.1.activation: 'relu' cannot make"))
+
+
+@contextlib.contextmanager
+def count_builds():
+    """Mocks counting the optimizers, losses and layers (``"optimizer"``, ``"loss"``, ``"layer"``)
+    constructed inside the context: each base class's ``__init__``, which every subclass calls."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            kind: stack.enter_context(mock.patch.object(cls, "__init__", autospec=True, side_effect=cls.__init__))
+            for kind, cls in (("optimizer", Optimizer), ("loss", Loss), ("layer", Layer))
+        }
+
+
+class TestValidConfig(unittest.TestCase):
+    """A config is validated once into a ValidConfig, whose loss, layers and optimizer (built to
+    check it) the model takes over."""
+
+    def test_a_dict_whose_copies_are_plain_dicts(self):
+        config = validate_config(BASE)
+        self.assertIsInstance(config, ValidConfig)
+        self.assertIsInstance(config, dict)
+        self.assertEqual(dump_config(config), dump_config(dict(config)))
+        # a copy is made to be edited: it is validated anew, so it must not pass for checked
+        for copied in (copy.copy(config), copy.deepcopy(config), pickle.loads(pickle.dumps(config)), to_plain(config)):
+            with self.subTest(copied=copied):
+                self.assertIs(type(copied), dict)
+                self.assertEqual(copied, config)
+
+    def test_validate_config_checks_a_valid_config_again(self):
+        config = validate_config(BASE)
+        config["optimizer"]["lr"] = -1
+        with self.assertRaisesRegex(ConfigError, r"^optimizer: learning rate must be positive; got -1$"):
+            validate_config(config)
+
+    def test_validation_builds_each_part_once_and_hands_it_over_once(self):
+        with count_builds() as built:
+            config = validate_config(BASE)
+            self.assertEqual(
+                {kind: count.call_count for kind, count in built.items()}, {"optimizer": 1, "loss": 1, "layer": 1}
+            )
+            loss, layers, optimizer = config.take_model_parts()  # built already: nothing more
+            self.assertEqual(
+                {kind: count.call_count for kind, count in built.items()}, {"optimizer": 1, "loss": 1, "layer": 1}
+            )
+            self.assertIs(optimizer, built["optimizer"].call_args.args[0])
+            again = config.take_model_parts()  # a second model gets its own
+            self.assertEqual(built["optimizer"].call_count, 2)
+        self.assertIsInstance(loss, CrossEntropy)
+        self.assertIsInstance(layers[0], FullyConnected)
+        self.assertIsInstance(optimizer, SGD)
+        for first, second in zip((loss, *layers, optimizer), (again[0], *again[1], again[2])):
+            self.assertIsNot(first, second)
+            self.assertIs(type(first), type(second))
+        self.assertEqual([layer.config() for layer in again[1]], [layer.config() for layer in layers])
+        self.assertEqual(again[2].config(), optimizer.config())
+
+    def test_a_section_changed_since_validation_is_built_anew(self):
+        config = validate_config(BASE)
+        config["optimizer"]["lr"] = 0.5
+        config["model"]["layers"][0]["n_out"] = 4
+        loss, layers, optimizer = config.take_model_parts()
+        self.assertEqual((optimizer.lr, layers[0].n_out), (0.5, 4))
+        config = validate_config(BASE)
+        config["optimizer"]["lr"] = 1  # equal, but not the same type: built anew
+        with count_builds() as built:
+            config.take_model_parts()
+        self.assertEqual(
+            (built["optimizer"].call_count, built["loss"].call_count, built["layer"].call_count), (1, 0, 0)
+        )
+
+    def test_validate_file_config_names_the_file_and_the_overrides(self):
+        bad = apply_overrides(BASE, ["optimizer.lr=-1"])
+        with self.assertRaisesRegex(ConfigError, r"^run\.yaml with optimizer\.lr=-1: optimizer: learning rate"):
+            validate_file_config(bad, "run.yaml", ["optimizer.lr=-1"])
+        self.assertIsInstance(validate_file_config(BASE, "run.yaml"), ValidConfig)
+        self.assertEqual(BASE["optimizer"], {"name": "sgd", "lr": 0.1})  # the config as written is untouched
 
 
 if __name__ == "__main__":

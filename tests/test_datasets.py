@@ -35,7 +35,7 @@ import yaml
 from PIL import Image
 
 from neural_networks import datasets
-from neural_networks.datasets import augment, cifar10, fashion_mnist, idx, image_folder, mnist, sources
+from neural_networks.datasets import augment, cifar10, decoding, fashion_mnist, idx, image_folder, mnist, sources, tar
 from neural_networks.datasets import (
     ChecksumError,
     DataFormatError,
@@ -433,7 +433,7 @@ class TestMNIST(IDXDataSetCases, DataTestCase):
         signature = inspect.signature(load_mnist).parameters
         self.assertEqual(
             {k: signature[k].default for k in ("batch_size", "flatten", "validation_size", "augment")},
-            {"batch_size": 128, "flatten": False, "validation_size": 10_000, "augment": False},
+            {"batch_size": datasets.DEFAULT_BATCH_SIZE, "flatten": False, "validation_size": 10_000, "augment": False},
         )
 
     def test_augment_means_crops_only(self):
@@ -726,7 +726,7 @@ class TestImageFolder(DataTestCase):
         for archive in archives:
             with self.subTest(archive=archive.name):
                 self.assert_refused(archive, empty)
-        with self.subTest(archive="streamed"), mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", 0):
+        with self.subTest(archive="streamed"), mock.patch.object(datasets.archives, "_IN_MEMORY_LIMIT", 0):
             self.assert_refused(archives[0], empty)
         # a folder holding only other files (skipped: not images) is refused the same way, also
         # in a zip without folder entries, where only its files say the folder is there
@@ -799,7 +799,7 @@ class TestImageFolder(DataTestCase):
             tar_tree(tree, self.tmp / "a.tar.bz2", mode="w:bz2"),
             tar_tree(tree, self.tmp / "a.tar.xz", mode="w:xz"),
         ]
-        with mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", 0):  # as if too large to hold in memory
+        with mock.patch.object(datasets.archives, "_IN_MEMORY_LIMIT", 0):  # as if too large to hold in memory
             archives.append(tar_tree(tree, self.tmp / "a.tar.gz"))
             for archive in archives:
                 with self.subTest(archive=archive.name):
@@ -824,7 +824,7 @@ class TestImageFolder(DataTestCase):
         self.assertEqual(len(list(self.cache.iterdir())), 1)
         self.assertEqual(sorted(p.name for p in self.tmp.iterdir()), ["cache", "set.tar.gz", "src"])
         start = time.perf_counter()
-        with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+        with mock.patch.object(decoding, "decode", side_effect=AssertionError("decoded again")):
             second = load_image_folder(archive, progress=False)
         self.assertLess(time.perf_counter() - start, 1.0)
         np.testing.assert_array_equal(first.train.X, second.train.X)
@@ -856,7 +856,7 @@ class TestImageFolder(DataTestCase):
                 self.assertEqual(self.listing(shared), before)
                 entries = [p for p in self.cache.iterdir() if p.name.startswith(source.name)]
                 self.assertEqual(len(entries), 1)  # under $NEURAL_NETWORKS_CACHE
-                with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+                with mock.patch.object(decoding, "decode", side_effect=AssertionError("decoded again")):
                     second = load_image_folder(source, progress=False)  # the second load hits the cache
                 np.testing.assert_array_equal(first.train.X, second.train.X)
                 self.assertEqual(self.listing(shared), before)
@@ -912,7 +912,7 @@ class TestImageFolder(DataTestCase):
         shapes = {first: (6, 8, 3), second: (4, 5, 3)}
         for archive in (first, second):
             load_image_folder(archive, progress=False)
-        with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+        with mock.patch.object(decoding, "decode", side_effect=AssertionError("decoded again")):
             for archive in (first, second, first):
                 self.assertEqual(load_image_folder(archive, progress=False).input_shape, shapes[archive])
         self.assertEqual(len(list(self.cache.iterdir())), 2)
@@ -970,7 +970,7 @@ class TestImageFolder(DataTestCase):
             results = pool.map(_load_train_images, [archive, archive])
         np.testing.assert_array_equal(results[0], results[1])
         self.assertEqual(len(list(self.cache.iterdir())), 1)
-        with mock.patch.object(image_folder, "_decode", side_effect=AssertionError("decoded again")):
+        with mock.patch.object(decoding, "decode", side_effect=AssertionError("decoded again")):
             np.testing.assert_array_equal(_load_train_images(archive), results[0])
 
     def test_abandoned_builds_are_cleared(self):
@@ -1070,12 +1070,12 @@ class TestUntrustedFiles(DataTestCase):
     def test_negative_pax_size_is_refused_not_looped(self):
         data = _pax_tar(b"-1000")
         with self.assertRaisesRegex(DataFormatError, r"x\.tar: corrupt pax header at byte 0 .*size b'-1000'"):
-            self.within(0.5, image_folder.tar_index, data, "x.tar")
+            self.within(0.5, tar.tar_index, data, "x.tar")
         for name, mode in (("x.tar", None), ("x.tar.gz", "gz")):
             archive = self.tmp / name
             archive.write_bytes(gzip.compress(data) if mode else data)
-            for limit in (image_folder._IN_MEMORY_LIMIT, 0):  # indexed in memory, and streamed by tarfile
-                with mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", limit):
+            for limit in (datasets.archives._IN_MEMORY_LIMIT, 0):  # indexed in memory, and streamed by tarfile
+                with mock.patch.object(datasets.archives, "_IN_MEMORY_LIMIT", limit):
                     with self.assertRaises(DataFormatError) as ctx:
                         self.within(0.5, load_image_folder, archive, progress=False, cache=False)
                 self.assert_one_line(ctx, archive)
@@ -1083,11 +1083,11 @@ class TestUntrustedFiles(DataTestCase):
     def test_negative_or_oversized_header_sizes(self):
         negative = _tar_block(b"train/cat/a.png", b"-0001750\0", b"0") + b"\0" * 1536
         with self.assertRaisesRegex(DataFormatError, r"x\.tar: corrupt tar header at byte 0 \(negative size -1000\)"):
-            self.within(0.5, image_folder.tar_index, negative, "x.tar")
+            self.within(0.5, tar.tar_index, negative, "x.tar")
         with self.assertRaisesRegex(DataFormatError, r"x\.tar: truncated: member .*needs 1000000000 bytes"):
-            self.within(0.5, image_folder.tar_index, _pax_tar(b"1000000000"), "x.tar")
+            self.within(0.5, tar.tar_index, _pax_tar(b"1000000000"), "x.tar")
         with self.assertRaisesRegex(DataFormatError, r"x\.tar: corrupt pax header"):
-            self.within(0.5, image_folder.tar_index, _pax_tar(b"12abc"), "x.tar")
+            self.within(0.5, tar.tar_index, _pax_tar(b"12abc"), "x.tar")
 
     def test_a_tar_cut_at_a_header_boundary_is_truncated(self):
         tree = self.tmp / "tree"
@@ -1097,11 +1097,11 @@ class TestUntrustedFiles(DataTestCase):
         with tarfile.open(fileobj=buffer, mode="w") as tf:
             tf.add(tree, arcname="tree")
         data = buffer.getvalue()
-        self.assertEqual(len(image_folder.tar_index(data, "x.tar")), 3)
-        members = image_folder.tar_index(data, "x.tar")
+        self.assertEqual(len(tar.tar_index(data, "x.tar")), 3)
+        members = tar.tar_index(data, "x.tar")
         cut = data[: members[1][1] - 512]  # just before the second image's header: no end marker
         with self.assertRaisesRegex(DataFormatError, r"x\.tar: truncated: the archive ends at byte \d+ without"):
-            image_folder.tar_index(cut, "x.tar")
+            tar.tar_index(cut, "x.tar")
 
     # -- bounded decompression
     def test_idx_gzip_bomb_stops_after_the_announced_size(self):
@@ -1151,8 +1151,11 @@ class TestUntrustedFiles(DataTestCase):
         tree = self._bomb_tree(8 << 20)
         for name, mode in (("bomb.tar.gz", "w:gz"), ("bomb.tar.xz", "w:xz"), ("bomb.tar", "w")):
             archive = tar_tree(tree, self.tmp / name, mode=mode)
-            for limit in (image_folder._IN_MEMORY_LIMIT, 0):
-                with self.subTest(name=name, limit=limit), mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", limit):
+            for limit in (datasets.archives._IN_MEMORY_LIMIT, 0):
+                with (
+                    self.subTest(name=name, limit=limit),
+                    mock.patch.object(datasets.archives, "_IN_MEMORY_LIMIT", limit),
+                ):
                     tracemalloc.start()
                     try:
                         with self.assertRaisesRegex(DataFormatError, r"more than 1000000 bytes .*max_bytes=") as ctx:
@@ -1172,11 +1175,11 @@ class TestUntrustedFiles(DataTestCase):
     def test_per_image_bound(self):
         tree = self._bomb_tree(20_000)
         archives = [tree, tar_tree(tree, self.tmp / "a.tar.gz"), zip_tree(tree, self.tmp / "a.zip")]
-        with mock.patch.object(image_folder, "MAX_IMAGE_BYTES", 10_000):
+        with mock.patch.object(datasets.archives, "MAX_IMAGE_BYTES", 10_000):
             for archive in archives:
                 with self.assertRaisesRegex(DataFormatError, r"train/cat/zz\.png: 20000 bytes, more than the 10000"):
                     load_image_folder(archive, progress=False, cache=False)
-            with mock.patch.object(image_folder, "_IN_MEMORY_LIMIT", 0):
+            with mock.patch.object(datasets.archives, "_IN_MEMORY_LIMIT", 0):
                 with self.assertRaisesRegex(DataFormatError, r"zz\.png: 20000 bytes, more than the 10000"):
                     load_image_folder(archives[1], progress=False, cache=False)
 
@@ -1234,7 +1237,7 @@ class TestUntrustedFiles(DataTestCase):
             ) as ctx:
                 load_image_folder(tree, progress=False, cache=False)
             with self.assertRaisesRegex(DataFormatError, "not PNG or JPEG"):
-                image_folder.decode_image(eps, "y.eps")
+                decoding.decode_image(eps, "y.eps")
         self.assert_one_line(ctx, tree)
         eps_open.assert_not_called()
         gs.assert_not_called()
@@ -1244,23 +1247,23 @@ class TestUntrustedFiles(DataTestCase):
         Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(jpeg, format="JPEG")
         Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(png, format="PNG")
         with self.assertRaisesRegex(DataFormatError, r"x\.png: the file holds a JPEG image but its extension says PNG"):
-            image_folder.decode_image(jpeg.getvalue(), "x.png")
+            decoding.decode_image(jpeg.getvalue(), "x.png")
         with self.assertRaisesRegex(
             DataFormatError, r"x\.jpeg: the file holds a PNG image but its extension says JPEG"
         ):
-            image_folder.decode_image(png.getvalue(), "x.jpeg")
-        self.assertEqual(image_folder.decode_image(jpeg.getvalue(), "x.JPG").shape, (6, 8, 3))
-        self.assertEqual(image_folder.decode_image(png.getvalue(), "no extension").shape, (6, 8, 3))
+            decoding.decode_image(png.getvalue(), "x.jpeg")
+        self.assertEqual(decoding.decode_image(jpeg.getvalue(), "x.JPG").shape, (6, 8, 3))
+        self.assertEqual(decoding.decode_image(png.getvalue(), "no extension").shape, (6, 8, 3))
         gif = io.BytesIO()
         Image.fromarray(np.zeros((6, 8), np.uint8)).save(gif, format="GIF")
         with self.assertRaisesRegex(DataFormatError, "not PNG or JPEG"):
-            image_folder.decode_image(gif.getvalue(), "x.png")
+            decoding.decode_image(gif.getvalue(), "x.png")
 
     def test_huge_declared_png_is_refused(self):
         for width, height in ((100_000, 100_000), (20_000, 10_000), (5_000, 5_000)):
             with self.subTest(size=(width, height)):
                 with self.assertRaisesRegex(DataFormatError, r"x\.png: image (too large|declares)") as ctx:
-                    self.within(0.5, image_folder.decode_image, _png_header(width, height), "dir/x.png")
+                    self.within(0.5, decoding.decode_image, _png_header(width, height), "dir/x.png")
                 self.assertNotIn("\n", str(ctx.exception))
                 self.assertIn("dir/x.png", str(ctx.exception))
 
@@ -1344,6 +1347,18 @@ class TestSplitsAndCatalog(DataTestCase):
         np.testing.assert_array_equal(split_validation(labels, 10, seed=0)[1], val)
         with self.assertRaisesRegex(ValueError, "validation_size"):
             split_validation(labels, 100, seed=0)
+
+    def test_one_batch_size_default(self):
+        """``initialize_dataset``, every registered loader and each data set's ``SPEC.load`` default
+        ``batch_size`` to the one constant."""
+        signatures = {"initialize_dataset": inspect.signature(initialize_dataset)}
+        for name in datasets.DATASETS:
+            signatures[name] = inspect.signature(datasets.DATASETS[name])
+            signatures[f"{name} SPEC.load"] = inspect.signature(datasets.DATASETS.spec(name).load)
+        for where, signature in signatures.items():
+            with self.subTest(where=where):
+                self.assertEqual(signature.parameters["batch_size"].default, datasets.DEFAULT_BATCH_SIZE)
+        self.assertEqual(initialize_dataset("iris").batch_size, datasets.DEFAULT_BATCH_SIZE)
 
     def test_channel_stats(self):
         X = np.random.default_rng(0).integers(0, 256, (7, 5, 4, 3), dtype=np.uint8)
@@ -1711,6 +1726,19 @@ class TestDatasetFromArrays(unittest.TestCase):
             row = np.flatnonzero(np.all(self.X == x, axis=1))[0]
             self.assertEqual(label, self.y[row])
         self.assertEqual(ds.train.iteration, 0)
+
+    def test_from_loaders_is_the_library_form(self):
+        loaders = [datasets.DataLoader(X, y, 3, 4) for X, y in ((self.X, self.y), (self.X[:6], self.y[:6]))]
+        ds = datasets.Dataset.from_loaders("mine", loaders[0], loaders[1], None, ["a", "b", "c"])
+        self.assertIsInstance(ds, datasets.Dataset)
+        self.assertIs(ds.train, loaders[0])
+        self.assertIs(ds.validation, loaders[1])
+        self.assertEqual((ds.name, ds.class_names, ds.n_classes, ds.out_dim), ("mine", ["a", "b", "c"], 3, 3))
+        self.assertEqual(
+            (ds.input_shape, ds.batch_size, ds.n_training, ds.n_validation, ds.n_test), ((4,), 4, 25, 6, 0)
+        )
+        with self.assertRaisesRegex(ValueError, r"training_set must be a non-empty \(m, \.\.\.\) array"):
+            datasets.Dataset("mine", loaders[0], loaders[1], None, ["a", "b", "c"])  # arrays only
 
     def test_bad_arrays_name_the_problem(self):
         cases = [

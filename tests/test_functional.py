@@ -6,7 +6,7 @@ import unittest
 
 import numpy as np
 
-from neural_networks import functional as F
+from neural_networks.functional import conv, geometry, planes, pool, scatter
 
 
 def im2col_loop(X, kernel, stride, pad, out_hw):
@@ -33,25 +33,25 @@ class TestIm2Col(unittest.TestCase):
         rng = np.random.default_rng(0)
         for shape, kernel, stride, pad in CASES:
             with self.subTest(shape=shape, kernel=kernel, stride=stride, pad=pad):
-                out_hw = tuple(F.conv_output_size(shape[1 + a], kernel[a], pad[a], stride) for a in (0, 1))
+                out_hw = tuple(geometry.conv_output_size(shape[1 + a], kernel[a], pad[a], stride) for a in (0, 1))
                 X = rng.standard_normal(shape)
-                cols = F.im2col(X, kernel, stride, pad, out_hw)
+                cols = conv.im2col(X, kernel, stride, pad, out_hw)
                 np.testing.assert_array_equal(cols, im2col_loop(X, kernel, stride, pad, out_hw))
                 Y = rng.standard_normal(cols.shape)
                 # <im2col(X), Y> == <X, col2im(Y)>
                 self.assertAlmostEqual(
-                    float(np.sum(cols * Y)), float(np.sum(X * F.col2im(Y, shape, kernel, stride, pad))), places=9
+                    float(np.sum(cols * Y)), float(np.sum(X * scatter.col2im(Y, shape, kernel, stride, pad))), places=9
                 )
 
     def test_patch_matmul_chunks_do_not_change_the_result(self):
         rng = np.random.default_rng(1)
         X = rng.standard_normal((5, 6, 6, 3)).astype(np.float32)
         W = rng.standard_normal((27, 4)).astype(np.float32)
-        view = F.patches(F.pad_nhwc(X, (1, 1)), (3, 3), 1, (6, 6))
+        view = geometry.patches(geometry.pad_nhwc(X, (1, 1)), (3, 3), 1, (6, 6))
         full = np.ascontiguousarray(view).reshape(-1, 27) @ W
         for chunk_rows in (1, 36, 50, 1000):
             keep = np.empty(view.shape, dtype=np.float32)
-            out = F.patch_matmul(view, W, np.empty((5 * 36, 4), np.float32), keep=keep, chunk_rows=chunk_rows)
+            out = conv.patch_matmul(view, W, np.empty((5 * 36, 4), np.float32), keep=keep, chunk_rows=chunk_rows)
             np.testing.assert_allclose(out, full, rtol=1e-5, atol=1e-5)
             np.testing.assert_array_equal(keep, view)
 
@@ -59,26 +59,26 @@ class TestIm2Col(unittest.TestCase):
         rng = np.random.default_rng(2)
         for kernel, pad in (((3, 3), (1, 1)), ((3, 3), (0, 0)), ((2, 3), (1, 2)), ((5, 1), (4, 0))):
             with self.subTest(kernel=kernel, pad=pad):
-                self.assertTrue(F.transposed_conv_applies(kernel, 1, pad))
+                self.assertTrue(conv.transposed_conv_applies(kernel, 1, pad))
                 X = rng.standard_normal((2, 6, 7, 3))
                 W = rng.standard_normal((*kernel, 3, 4))
-                Z, cache = F.conv2d_forward(X, W, np.zeros((1, 4)), 1, pad)
+                Z, cache = conv.conv2d_forward(X, W, np.zeros((1, 4)), 1, pad)
                 dZ = rng.standard_normal(Z.shape)
-                dX, dW, db = F.conv2d_backward(dZ, W, cache, 1, pad)
+                dX, dW, db = conv.conv2d_backward(dZ, W, cache, 1, pad)
                 dcols = (dZ.reshape(-1, 4) @ W.reshape(-1, 4).T).reshape(*Z.shape[:3], *kernel, 3)
-                np.testing.assert_allclose(dX, F.col2im(dcols, X.shape, kernel, 1, pad), rtol=1e-10, atol=1e-10)
-        self.assertFalse(F.transposed_conv_applies((3, 3), 2, (1, 1)))
-        self.assertFalse(F.transposed_conv_applies((3, 3), 1, (3, 3)))
+                np.testing.assert_allclose(dX, scatter.col2im(dcols, X.shape, kernel, 1, pad), rtol=1e-10, atol=1e-10)
+        self.assertFalse(conv.transposed_conv_applies((3, 3), 2, (1, 1)))
+        self.assertFalse(conv.transposed_conv_applies((3, 3), 1, (3, 3)))
 
     def test_both_input_gradient_paths_match_a_loop(self):
         """Stride-1 layers that widen a lot scatter ``dZ W^T`` (col2im); the others gather
         patches of ``dZ``. Each path, chunk by chunk and with the fused ReLU, against a loop."""
-        self.assertTrue(F.gathers_input_gradient(64, 64))
-        self.assertTrue(F.gathers_input_gradient(24, 64))
-        self.assertFalse(F.gathers_input_gradient(64, 256))
-        self.assertFalse(F.gathers_input_gradient(6, F.SCATTER_MIN_FILTERS))
+        self.assertTrue(conv.gathers_input_gradient(64, 64))
+        self.assertTrue(conv.gathers_input_gradient(24, 64))
+        self.assertFalse(conv.gathers_input_gradient(64, 256))
+        self.assertFalse(conv.gathers_input_gradient(6, conv.SCATTER_MIN_FILTERS))
         rng = np.random.default_rng(4)
-        f = F.SCATTER_MIN_FILTERS
+        f = conv.SCATTER_MIN_FILTERS
         cases = [  # (c, f, kernel, pad, stride): the first three scatter (all wider than thin inputs)
             (6, f, (3, 3), (1, 1), 1),
             (16, f, (2, 3), (1, 0), 1),
@@ -86,18 +86,18 @@ class TestIm2Col(unittest.TestCase):
             (f, f, (3, 3), (1, 1), 1),
             (6, f, (3, 3), (1, 1), 2),
         ]
-        saved = F.CHUNK_ROWS
+        saved = conv.CHUNK_ROWS
         try:
             for (c, f_out, kernel, pad, stride), chunk_rows, relu in itertools.product(cases, (1, 1000), (False, True)):
                 with self.subTest(
                     c=c, f=f_out, kernel=kernel, pad=pad, stride=stride, chunk_rows=chunk_rows, relu=relu
                 ):
-                    F.CHUNK_ROWS = chunk_rows  # 1: one image per chunk
+                    conv.CHUNK_ROWS = chunk_rows  # 1: one image per chunk
                     X = rng.standard_normal((3, 6, 5, c))
                     W = rng.standard_normal((*kernel, c, f_out))
-                    Z, cache = F.conv2d_forward(X, W, None, stride, pad, relu=relu)
+                    Z, cache = conv.conv2d_forward(X, W, None, stride, pad, relu=relu)
                     dZ = rng.standard_normal(Z.shape)
-                    dX, _, _ = F.conv2d_backward(
+                    dX, _, _ = conv.conv2d_backward(
                         dZ, W, cache, stride, pad, need_db=False, relu_output=Z if relu else None
                     )
                     np.testing.assert_allclose(
@@ -107,7 +107,7 @@ class TestIm2Col(unittest.TestCase):
                         atol=1e-10,
                     )
         finally:
-            F.CHUNK_ROWS = saved
+            conv.CHUNK_ROWS = saved
 
 
 def _input_gradient_loop(dZ, W, in_shape, stride, pad):
@@ -128,13 +128,13 @@ class TestInferenceConvolution(unittest.TestCase):
                 X = rng.standard_normal((2, 5, 5, c))
                 W = rng.standard_normal((3, 3, c, 4))
                 b = rng.standard_normal((1, 4))
-                Z1, kept = F.conv2d_forward(X, W, b, 2, (1, 1))
-                Z2, rebuilt = F.conv2d_forward(X, W, b, 2, (1, 1), keep_cols=False)
+                Z1, kept = conv.conv2d_forward(X, W, b, 2, (1, 1))
+                Z2, rebuilt = conv.conv2d_forward(X, W, b, 2, (1, 1), keep_cols=False)
                 self.assertIsNone(rebuilt[0])
                 np.testing.assert_array_equal(Z1, Z2)
                 dZ = rng.standard_normal(Z1.shape)
                 for a, b_ in zip(
-                    F.conv2d_backward(dZ, W, kept, 2, (1, 1)), F.conv2d_backward(dZ, W, rebuilt, 2, (1, 1))
+                    conv.conv2d_backward(dZ, W, kept, 2, (1, 1)), conv.conv2d_backward(dZ, W, rebuilt, 2, (1, 1))
                 ):
                     np.testing.assert_allclose(a, b_, rtol=1e-12)
 
@@ -145,14 +145,14 @@ class TestInferenceConvolution(unittest.TestCase):
         X = rng.standard_normal((3, 5, 6, 2))
         W = rng.standard_normal((3, 2, 2, 4))
         stride, pad = 2, (1, 1)
-        Z, (cols, _) = F.conv2d_forward(X, W, None, stride, pad)
+        Z, (cols, _) = conv.conv2d_forward(X, W, None, stride, pad)
         ho, wo = Z.shape[1:3]
-        self.assertEqual(cols.shape, F.plane_patches_shape(3, (ho, wo), (3, 2), 2))
+        self.assertEqual(cols.shape, planes.plane_patches_shape(3, (ho, wo), (3, 2), 2))
         X_pad = np.pad(X, ((0, 0), (1, 1), (1, 1), (0, 0)))
         for i, j, ch, k, r, s in itertools.product(range(3), range(2), range(2), range(3), range(ho), range(wo)):
             self.assertEqual(cols[i, j, ch, k, r, s], X_pad[k, r * stride + i, s * stride + j, ch])
         with self.assertRaisesRegex(ValueError, "cols must be a C-contiguous"):
-            F.conv2d_forward(X, W, None, stride, pad, cols=np.empty((3, ho, wo, 3, 2, 2)))
+            conv.conv2d_forward(X, W, None, stride, pad, cols=np.empty((3, ho, wo, 3, 2, 2)))
 
 
 if __name__ == "__main__":
@@ -170,9 +170,9 @@ class TestPoolingLeftOver(unittest.TestCase):
                 with self.subTest(h=h, w=w, mode=mode):
                     np.full((4096,), np.nan)  # leave garbage in freed memory that np.empty may reuse
                     X = rng.standard_normal((2, h, w, 3))
-                    Y, cache = F.pool2d_forward(X, (2, 2), 2, (0, 0), mode)
+                    Y, cache = pool.pool2d_forward(X, (2, 2), 2, (0, 0), mode)
                     dY = rng.standard_normal(Y.shape)
-                    dX = F.pool2d_backward(dY, cache, (2, 2), 2, (0, 0), mode)
+                    dX = pool.pool2d_backward(dY, cache, (2, 2), 2, (0, 0), mode)
                     expected = np.zeros_like(X)
                     for i, j in itertools.product(range(Y.shape[1]), range(Y.shape[2])):
                         window = X[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2]

@@ -14,6 +14,7 @@ from unittest import mock
 import numpy as np
 
 from neural_networks import functional as F
+from neural_networks.functional import gelu_tables, planes, pool
 from neural_networks.activations import GELU, Activation, ReLU, SoftMax, TanH
 from neural_networks.layers import (
     LAYERS,
@@ -25,7 +26,7 @@ from neural_networks.layers import (
     Pool2D,
     initialize_layer,
 )
-from neural_networks.regularization import BatchNorm
+from neural_networks.layers import BatchNorm
 
 from . import torch_oracles as O
 from .helpers import (
@@ -547,15 +548,15 @@ class TestConv2DPatchKeeping(unittest.TestCase):
         return layer, dX
 
     def test_only_thin_inputs_keep_their_patches(self):
-        for c in (1, 3, F.THIN_MAX_CHANNELS, F.THIN_MAX_CHANNELS + 1, 16):
+        for c in (1, 3, planes.THIN_MAX_CHANNELS, planes.THIN_MAX_CHANNELS + 1, 16):
             for relu in (False, True):
                 with self.subTest(c=c, relu=relu):
                     layer, dX = self.run_step(c, relu)
                     kept = layer.cache["conv"][0] is not None
-                    self.assertEqual(kept, c <= F.THIN_MAX_CHANNELS)
+                    self.assertEqual(kept, c <= planes.THIN_MAX_CHANNELS)
                     if kept:
-                        self.assertEqual(layer.cache["conv"][0].shape, F.plane_patches_shape(3, (6, 7), (3, 3), c))
-                    with mock.patch.object(F, "THIN_MAX_CHANNELS", 0 if kept else 10**9):
+                        self.assertEqual(layer.cache["conv"][0].shape, planes.plane_patches_shape(3, (6, 7), (3, 3), c))
+                    with mock.patch.object(planes, "THIN_MAX_CHANNELS", 0 if kept else 10**9):
                         other, dX_other = self.run_step(c, relu)  # the other way
                     self.assertNotEqual(other.cache["conv"][0] is not None, kept)
                     np.testing.assert_allclose(dX, dX_other, rtol=1e-5, atol=1e-6)
@@ -644,7 +645,7 @@ class TestPool2D(unittest.TestCase):
                     dX = whole.backward(dY)
                     image_bytes = (X[0].size + 40 * X.shape[3]) * X.itemsize  # one or two padded images per block
                     for block_bytes in (1, image_bytes):
-                        with mock.patch.object(F, "POOL_BLOCK_BYTES", block_bytes):
+                        with mock.patch.object(pool, "POOL_BLOCK_BYTES", block_bytes):
                             blocked = Pool2D(kernel, mode=mode, stride=stride, pad=pad)
                             np.testing.assert_array_equal(blocked.forward(X), Y)
                             np.testing.assert_array_equal(blocked.backward(dY), dX)
@@ -994,10 +995,9 @@ class TestCallOrder(unittest.TestCase):
 
 
 class _CappedReLU(Activation):
-    """Not a ReLU subclass: fuses like one (kernel "relu") so long as its inputs stay below 1e9."""
+    """A user's activation that is not ReLU but equals it on ordinary inputs: never fused."""
 
     name = "capped_relu"
-    fused_kernel = "relu"
 
     def forward(self, Z):
         return np.minimum(np.maximum(Z, 0), 1e9)
@@ -1005,13 +1005,10 @@ class _CappedReLU(Activation):
     def backward(self, Z, dY):
         return dY * ((Z > 0) & (Z < 1e9))
 
-    def backward_from_output(self, Y, dY):
-        return dY * ((Y > 0) & (Y < 1e9))
-
 
 class TestPreactivation(unittest.TestCase):
-    """ActivatedLayer: forward keeps Z (``preactivation()``) or, when the layer applied the
-    activation's fused kernel itself, only Y; backward goes through either."""
+    """ActivatedLayer: forward keeps Z (``preactivation()``) or, where a fast kernel fused the
+    library's ReLU (GELU), only Y (the slope S); backward goes through either."""
 
     def setUp(self):
         self.rng = np.random.default_rng(21)
@@ -1078,7 +1075,7 @@ class TestPreactivation(unittest.TestCase):
         for key, grad in grads.items():
             np.testing.assert_allclose(layer.gradients[key], grad, rtol=1e-12)
 
-    def test_fusion_follows_fused_kernel_not_the_class(self):
+    def test_custom_activations_are_never_fused(self):
         X = randn(self.rng, 2, 5, 5, 3)
         for layer in (
             Conv2D(4, (3, 3), activation=_CappedReLU(), weight_init="he_normal"),
@@ -1086,12 +1083,26 @@ class TestPreactivation(unittest.TestCase):
         ):
             with self.subTest(layer=type(layer).__name__):
                 Y = layer.forward(X)
-                self.assertIsNone(layer.preactivation())
-                self.assertIs(layer.cache["Y"], Y)
-                self.assertEqual(layer.backward(np.ones_like(Y)).shape, X.shape)
+                Z = layer.preactivation()
+                self.assertIsNotNone(Z)
+                self.assertNotIn("Y", layer.cache)
+                np.testing.assert_array_equal(Y, _CappedReLU().forward(Z))
+                for key, err in gradient_errors(layer, X, self.rng).items():
+                    self.assertLess(err, TOL, f"d{key}")
+
+    def test_reference_kernels_always_keep_z(self):
+        from neural_networks.functional import kernels
+
+        X = randn(self.rng, 2, 5, 5, 3)
+        for layer in (Conv2D(4, (3, 3), activation="relu"), BatchNorm(activation="gelu")):
+            with self.subTest(layer=repr(layer)), kernels("reference"):
+                Y = layer.forward(X)
+                self.assertIsNotNone(layer.preactivation())
+                self.assertEqual(set(layer.cache) & {"Y", "S"}, set())
+                np.testing.assert_allclose(Y, layer.activation(layer.preactivation()), rtol=1e-12)
 
     def test_training_keeps_the_slope_of_gelu(self):
-        # an activation with slope_with_forward: a training layer keeps f'(Z) (cache "S") instead
+        # GELU in the fast kernels: a training layer keeps f'(Z) (cache "S") instead
         # of Z; its backward pass, dY * f'(Z), equals the one through activation.backward(Z, dY)
         for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-6)):
             X = randn(self.rng, 2, 5, 5, 3).astype(dtype)
@@ -1117,7 +1128,7 @@ class TestPreactivation(unittest.TestCase):
                     np.testing.assert_allclose(layer.backward(dY), dX_eval, rtol=rtol, atol=rtol)
                     for key, grad in grads.items():
                         np.testing.assert_allclose(layer.gradients[key], grad, rtol=rtol, atol=rtol)
-        # BatchNorm applies GELU block by block inside its kernel (slope_blocks): the same output,
+        # BatchNorm applies GELU block by block inside its kernel: the same output,
         # slope and gradients as a linear BatchNorm followed by GELU
         for dtype in (np.float64, np.float32):
             X = (3 * randn(self.rng, 4, 5, 5, 3)).astype(dtype)
@@ -1125,7 +1136,7 @@ class TestPreactivation(unittest.TestCase):
             layer, linear = BatchNorm(activation="gelu"), BatchNorm()
             with self.subTest(layer="BatchNorm", dtype=dtype.__name__):
                 Y, Z = layer.forward(X), linear.forward(X)
-                Y_ref, S_ref = GELU().forward_with_slope(Z)
+                Y_ref, S_ref = gelu_tables.gelu_with_slope(Z)
                 self.assertIsNone(layer.preactivation())
                 np.testing.assert_array_equal(Y, Y_ref)
                 np.testing.assert_array_equal(layer.cache["S"], S_ref)

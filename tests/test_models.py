@@ -241,7 +241,7 @@ class TestTrainingAndPersistence(unittest.TestCase):
         np.testing.assert_array_equal(model.predict_classes(X), full.argmax(axis=1))
 
     def test_flip_tta_averages_the_mirror_images_outputs(self):
-        from neural_networks.regularization import BatchNorm
+        from neural_networks.layers import BatchNorm
 
         model = NeuralNetwork(
             layers=[
@@ -487,7 +487,7 @@ class TestOutputSizedByData(unittest.TestCase):
 
 class TestParameterGroupsInAModel(unittest.TestCase):
     def test_layers_declare_groups_and_group_options_reach_the_optimizer(self):
-        from neural_networks.regularization import BatchNorm
+        from neural_networks.layers import BatchNorm
 
         model = NeuralNetwork(
             layers=[FullyConnected(6, "linear"), BatchNorm(activation="relu"), FullyConnected(3, "softmax")],

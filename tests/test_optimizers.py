@@ -1,13 +1,23 @@
-"""Tests of neural_networks.optimizers: SGD, Adam, AdamW, parameter groups, torch.optim parity."""
+"""Tests of neural_networks.optimizers: SGD, Adam, AdamW, parameter groups, the schedule argument,
+torch.optim parity."""
 
 import unittest
 
 import numpy as np
 
-from neural_networks.optimizers import OPTIMIZERS, SGD, Adam, AdamW, initialize_optimizer
-from neural_networks.schedulers import (
-    ExponentialLR,
+from neural_networks import muon, optimizer_base
+from neural_networks.optimizers import (
+    OPTIMIZERS,
+    SGD,
+    Adam,
+    AdamW,
+    Muon,
+    Optimizer,
+    initialize_optimizer,
+    optimizer_arguments,
+    orthogonalize,
 )
+from neural_networks.schedulers import ConstantLR, ExponentialLR, StepLR
 
 from .helpers import randn
 from .torch_oracles import optimizer_steps, requires_torch, torch
@@ -77,7 +87,7 @@ class TestSGD(unittest.TestCase):
         np.testing.assert_allclose(d2, [0.0, 0.9 * 0.1 + 0.1])
 
     def test_schedule_is_used(self):
-        opt = SGD(lr=1.0, lr_scheduler="exponential", lr_decay=0.5, stage_length=2, staircase=True)
+        opt = SGD(lr=1.0, lr_scheduler={"name": "exponential", "decay": 0.5, "stage_length": 2, "staircase": True})
         g = np.ones(1)
         for epoch, lr in ((0, 1.0), (1, 1.0), (2, 0.5), (3, 0.5), (4, 0.25), (7, 0.125)):
             with self.subTest(epoch=epoch):
@@ -189,6 +199,89 @@ class TestInitializeOptimizer(unittest.TestCase):
                 ):
                     initialize_optimizer(name, lr=0.1, momentum=0.9)
         self.assertEqual(initialize_optimizer("sgd", lr=0.1, momentum=0.0).momentum, 0.0)
+
+    def test_every_name_is_exported_and_registered_once(self):
+        # Muon lives in its own module; neural_networks.optimizers (the course's path) exports it
+        self.assertIs(Muon, muon.Muon)
+        self.assertIs(orthogonalize, muon.orthogonalize)
+        self.assertIs(Optimizer, optimizer_base.Optimizer)
+        self.assertEqual(OPTIMIZERS.names(), ["sgd", "adam", "adamw", "muon"])
+        self.assertIs(OPTIMIZERS.get("muon"), Muon)
+
+
+class TestScheduleArgument(unittest.TestCase):
+    """Each optimizer takes its schedule as one lr_scheduler argument; initialize_optimizer folds
+    the spec's flat keys (lr_decay, stage_length, staircase) into it."""
+
+    SPEC = {"lr_scheduler": "exponential", "lr_decay": 0.5, "stage_length": 2, "staircase": False}
+
+    def test_a_name_a_mapping_or_a_schedule(self):
+        for schedule in ("step", {"name": "step"}, StepLR(0.1)):
+            with self.subTest(schedule=schedule):
+                opt = SGD(lr=0.1, lr_scheduler=schedule)
+                self.assertIsInstance(opt.lr_scheduler, StepLR)
+                self.assertEqual(opt.lr_scheduler.config(), StepLR(0.1).config())
+        given = ConstantLR(0.3)
+        self.assertIs(SGD(lr=0.1, lr_scheduler=given).lr_scheduler, given)  # an object is used as it is
+        # a mapping's lr overrides the optimizer's (a fallback's schedule at its own rate)
+        self.assertEqual(SGD(lr=0.1, lr_scheduler={"name": "constant", "lr": 0.2}).lr_scheduler(0), 0.2)
+
+    def test_the_classes_take_the_courses_flat_schedule_keys(self):
+        # The course's optimizers take lr_decay, stage_length, staircase as arguments of their
+        # own: the direct form folds them into the one schedule, as initialize_optimizer does.
+        for name in OPTIMIZERS:
+            with self.subTest(name=name):
+                arguments = OPTIMIZERS.arguments(name)
+                self.assertIn("lr_scheduler", arguments)
+                self.assertFalse({"lr_decay", "stage_length", "staircase"} & set(arguments))
+                direct = OPTIMIZERS.get(name)(lr=0.1, lr_scheduler="exponential", lr_decay=0.5, stage_length=2)
+                self.assertEqual(direct.lr_scheduler(5), 0.1 * 0.5**2)
+                with self.assertRaisesRegex(TypeError, "unexpected keyword argument 'decay_rate'"):
+                    OPTIMIZERS.get(name)(lr=0.1, decay_rate=0.5)
+                # initialize_optimizer takes them, listed after lr_scheduler
+                accepted = optimizer_arguments(name)
+                at = accepted.index("lr_scheduler")
+                self.assertEqual(accepted[at : at + 4], ["lr_scheduler", "lr_decay", "stage_length", "staircase"])
+
+    def test_flat_keys_fold_into_the_schedule(self):
+        for name in OPTIMIZERS:
+            with self.subTest(name=name):
+                flat = initialize_optimizer(name, lr=0.1, **self.SPEC)
+                folded = OPTIMIZERS.get(name)(
+                    lr=0.1, lr_scheduler={"name": "exponential", "decay": 0.5, "stage_length": 2, "staircase": False}
+                )
+                self.assertEqual(flat.config(), folded.config())
+                self.assertEqual(
+                    (flat.lr_scheduler.decay, flat.lr_scheduler.stage_length, flat.lr_scheduler.staircase),
+                    (0.5, 2, False),
+                )
+        # a schedule that does not take them ignores them; the defaults are ExponentialLR's
+        self.assertEqual(
+            initialize_optimizer("sgd", lr=0.1, lr_scheduler="cosine", lr_decay=0.5).config(),
+            initialize_optimizer("sgd", lr=0.1, lr_scheduler="cosine").config(),
+        )
+        self.assertEqual(
+            initialize_optimizer("sgd", lr=0.1, lr_scheduler="exponential").lr_scheduler.config(),
+            ExponentialLR(0.1).config(),
+        )
+        # a mapping or an object says everything: the flat keys are ignored, as they always were
+        for schedule in ({"name": "exponential", "decay": 0.9}, ExponentialLR(0.1, decay=0.9)):
+            with self.subTest(schedule=schedule):
+                opt = initialize_optimizer("sgd", lr=0.1, lr_scheduler=schedule, lr_decay=0.5, stage_length=3)
+                self.assertEqual((opt.lr_scheduler.decay, opt.lr_scheduler.stage_length), (0.9, 1000))
+
+    def test_flat_key_errors_name_the_spec_key(self):
+        with self.assertRaisesRegex(ValueError, r"^lr_decay must be in \(0, 1\]; got 2"):
+            initialize_optimizer("sgd", lr=0.1, lr_scheduler="exponential", lr_decay=2)
+        with self.assertRaisesRegex(ValueError, r"^unknown lr_scheduler 'plateau'"):
+            initialize_optimizer("adam", lr=0.1, lr_scheduler="plateau", stage_length=2)
+
+    def test_muons_fallback_folds_too(self):
+        opt = initialize_optimizer("muon", lr=0.1, fallback={"name": "sgd", "lr": 0.2, **self.SPEC})
+        self.assertEqual(
+            opt.fallback.lr_scheduler.config(),
+            {"name": "exponential", "lr": 0.2, "decay": 0.5, "stage_length": 2, "staircase": False},
+        )
 
 
 def _run_ours(optimizer, params, grads_per_step, names, epoch_of_step=lambda s: 0):

@@ -10,8 +10,7 @@ from unittest import mock
 
 import numpy as np
 
-from neural_networks import functional as F
-from neural_networks import parallel
+from neural_networks.functional import batchnorm, conv, geometry, parallel, planes, pool
 
 BLAS = parallel._blas_controller()
 
@@ -128,7 +127,7 @@ def reference_conv(X, W, b, stride, pad, dZ):
     """Z, dX, dW, db of a convolution in float64 with loops over output positions and taps."""
     n, h, w, c = X.shape
     kh, kw, _, f = W.shape
-    ho, wo = (F.conv_output_size(h, kh, pad[0], stride), F.conv_output_size(w, kw, pad[1], stride))
+    ho, wo = (geometry.conv_output_size(h, kh, pad[0], stride), geometry.conv_output_size(w, kw, pad[1], stride))
     Xp = np.pad(X, ((0, 0), (pad[0],) * 2, (pad[1],) * 2, (0, 0)))
     Z = np.zeros((n, ho, wo, f)) + b.reshape(f)
     dXp = np.zeros_like(Xp)
@@ -147,7 +146,7 @@ CASES = [  # (batch, h, w, c, f, kernel, stride, pad)
     (3, 6, 5, 2, 2, (2, 3), 1, (0, 2)),
     (4, 7, 7, 3, 2, (5, 5), 1, (2, 2)),
     (6, 8, 6, 1, 3, (3, 2), 3, (1, 0)),
-    # wider than F.THIN_MAX_CHANNELS: im2col rather than channel planes
+    # wider than planes.THIN_MAX_CHANNELS: im2col rather than channel planes
     (5, 6, 6, 5, 4, (3, 3), 1, (1, 1)),
     (4, 7, 5, 6, 3, (3, 3), 2, (1, 1)),
 ]
@@ -171,20 +170,20 @@ class TestConvolutionSlices(unittest.TestCase):
             with (
                 self.subTest(case=case, threads=threads, chunk_rows=chunk_rows, relu=relu, keep=keep),
                 forced(threads),
-                mock.patch.object(F, "CHUNK_ROWS", chunk_rows),
-                mock.patch.object(F, "PLANES_CHUNK_ROWS", chunk_rows),
+                mock.patch.object(conv, "CHUNK_ROWS", chunk_rows),
+                mock.patch.object(planes, "PLANES_CHUNK_ROWS", chunk_rows),
             ):
-                Z, cache = F.conv2d_forward(X, W, b, stride, pad, keep_cols=keep, relu=relu)
+                Z, cache = conv.conv2d_forward(X, W, b, stride, pad, keep_cols=keep, relu=relu)
                 dY = rng.standard_normal(Z.shape)
                 Z_ref, _, _, _ = reference_conv(X, W, b, stride, pad, dY)
                 np.testing.assert_allclose(Z, np.maximum(Z_ref, 0) if relu else Z_ref, rtol=1e-10, atol=1e-12)
                 dZ = dY * (Z_ref > 0) if relu else dY
                 _, dX_ref, dW_ref, db_ref = reference_conv(X, W, b, stride, pad, dZ)
-                dX, dW, db = F.conv2d_backward(dY, W, cache, stride, pad, relu_output=Z if relu else None)
+                dX, dW, db = conv.conv2d_backward(dY, W, cache, stride, pad, relu_output=Z if relu else None)
                 np.testing.assert_allclose(dX, dX_ref, rtol=1e-10, atol=1e-11)
                 np.testing.assert_allclose(dW, dW_ref, rtol=1e-10, atol=1e-11)
                 np.testing.assert_allclose(db, db_ref, rtol=1e-10, atol=1e-11)
-                no_dX, dW2, no_db = F.conv2d_backward(
+                no_dX, dW2, no_db = conv.conv2d_backward(
                     dY, W, cache, stride, pad, need_dX=False, need_db=False, relu_output=Z if relu else None
                 )
                 self.assertIsNone(no_dX)
@@ -199,8 +198,8 @@ class TestConvolutionSlices(unittest.TestCase):
         runs = []
         for _ in range(2):
             with forced(2):
-                Z, cache = F.conv2d_forward(X, W, None, 1, (1, 1), relu=True)
-                runs.append((Z, *F.conv2d_backward(dY, W, cache, 1, (1, 1), need_db=False, relu_output=Z)))
+                Z, cache = conv.conv2d_forward(X, W, None, 1, (1, 1), relu=True)
+                runs.append((Z, *conv.conv2d_backward(dY, W, cache, 1, (1, 1), need_db=False, relu_output=Z)))
         for a, b in zip(*runs):
             if a is not None:
                 np.testing.assert_array_equal(a, b)
@@ -226,9 +225,11 @@ class TestMemoryBoundSlices(unittest.TestCase):
         for threads, shifted in itertools.product((1, 2, 3, 4), (False, True)):
             X_in = X + 1e4 if shifted else X  # a large mean takes the two-pass variance
             with self.subTest(threads=threads, shifted=shifted), forced(threads):
-                with mock.patch.object(F, "BATCHNORM_BLOCK", 7 * c):  # 29 blocks of 7 rows
-                    Z, mean_, inv_std, _ = F.batchnorm_train_forward(X_in, gamma, beta, 1e-5, relu=True)
-                    dX, dgamma, dbeta = F.batchnorm_train_backward(dZ, X_in, mean_, inv_std, gamma, relu_output=Z)
+                with mock.patch.object(batchnorm, "BATCHNORM_BLOCK", 7 * c):  # 29 blocks of 7 rows
+                    Z, mean_, inv_std, _ = batchnorm.batchnorm_train_forward(X_in, gamma, beta, 1e-5, relu=True)
+                    dX, dgamma, dbeta = batchnorm.batchnorm_train_backward(
+                        dZ, X_in, mean_, inv_std, gamma, relu_output=Z
+                    )
                 np.testing.assert_allclose(Z, Z_ref, rtol=1e-7, atol=1e-9)
                 np.testing.assert_allclose(dX, dX_ref, rtol=1e-7, atol=1e-9)
                 np.testing.assert_allclose(dbeta.ravel(), G.sum(axis=0), rtol=1e-10)
@@ -241,9 +242,9 @@ class TestMemoryBoundSlices(unittest.TestCase):
         gamma, beta = np.ones((1, 8), np.float32), np.zeros((1, 8), np.float32)
         runs = []
         for _ in range(2):
-            with forced(2), mock.patch.object(F, "BATCHNORM_BLOCK", 40):
-                Z, mean, inv_std, var = F.batchnorm_train_forward(X, gamma, beta, 1e-5)
-                runs.append((Z, mean, var, *F.batchnorm_train_backward(dZ, X, mean, inv_std, gamma)))
+            with forced(2), mock.patch.object(batchnorm, "BATCHNORM_BLOCK", 40):
+                Z, mean, inv_std, var = batchnorm.batchnorm_train_forward(X, gamma, beta, 1e-5)
+                runs.append((Z, mean, var, *batchnorm.batchnorm_train_backward(dZ, X, mean, inv_std, gamma)))
         for a, b in zip(*runs):
             np.testing.assert_array_equal(a, b)
 
@@ -255,10 +256,10 @@ class TestMemoryBoundSlices(unittest.TestCase):
         for kernel, stride, pad, mode in cases:
             results = {}
             for threads in (1, 2, 3, 4):
-                with forced(threads), mock.patch.object(F, "POOL_BLOCK_BYTES", X[0].nbytes * 2):  # 2 images
-                    Y, cache = F.pool2d_forward(X, kernel, stride, pad, mode)
+                with forced(threads), mock.patch.object(pool, "POOL_BLOCK_BYTES", X[0].nbytes * 2):  # 2 images
+                    Y, cache = pool.pool2d_forward(X, kernel, stride, pad, mode)
                     dY = np.arange(Y.size, dtype=np.float32).reshape(Y.shape) / Y.size
-                    results[threads] = (Y, F.pool2d_backward(dY, cache, kernel, stride, pad, mode))
+                    results[threads] = (Y, pool.pool2d_backward(dY, cache, kernel, stride, pad, mode))
             for threads in (2, 3, 4):
                 with self.subTest(kernel=kernel, mode=mode, threads=threads):
                     for one, other in zip(results[1], results[threads]):

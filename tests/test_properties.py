@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from neural_networks.config import ConfigError, apply_overrides, dump_config, load_config, validate_config
+from neural_networks.functional import reference
 from neural_networks.datasets import DataFormatError, DataNotFoundError, fashion_mnist, idx, image_folder
 from neural_networks.gradcheck import relative_error
 from neural_networks.layers import Conv2D, FullyConnected, Pool2D
@@ -357,3 +358,211 @@ def test_pool2d_shape_and_gradients(g, mode, seed):
 
 # The plain tests for the inputs on which these properties found library bugs are in
 # tests/test_properties_regressions.py, which needs neither pytest nor hypothesis.
+
+
+# ----------------------------------------------------------------------------- fast kernels against the reference
+# Each property runs one operation of neural_networks.functional through the fast kernels and
+# through the reference (the kernel switch), forward and backward, on a random geometry, dtype
+# and activation, and compares every output; the fusions (ReLU into the convolution and batch
+# norm, GELU's slope, softmax with cross-entropy) are part of what is compared.
+
+FAST_TOL = {np.float64: 1e-9, np.float32: 1e-4}  # relative to the reference's largest magnitude
+ACTIVATIONS_TRIED = ("linear", "relu", "gelu", "tanh", "softmax")
+
+
+def _assert_fast_matches(fast, ref, dtype):
+    for i, (got, want) in enumerate(zip(fast, ref)):
+        if want is None:
+            assert got is None, f"output {i}: {got!r} where the reference gives None"
+            continue
+        want = np.asarray(want, dtype=np.float64)
+        assert np.shape(got) == want.shape, f"output {i}: shape {np.shape(got)} vs {want.shape}"
+        assert np.asarray(got).dtype == dtype, f"output {i}: dtype {np.asarray(got).dtype}, expected {dtype}"
+        scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
+        np.testing.assert_allclose(
+            np.asarray(got, np.float64), want, rtol=0, atol=FAST_TOL[dtype] * scale, err_msg=f"output {i}"
+        )
+
+
+KINK_MARGIN = {np.float64: 1e-9, np.float32: 1e-3}  # relative to the largest |Z|
+
+
+def _away_from_the_kink(activation, Z, dtype):
+    """Reject an example (``hypothesis.assume``) whose exact pre-activation ``Z`` (float64) lies
+    within rounding of ReLU's kink: there the two kernels may rightly disagree on the mask."""
+    if activation == "relu":
+        Z = np.abs(np.asarray(Z, dtype=np.float64))
+        hypothesis.assume(np.min(Z) > KINK_MARGIN[dtype] * max(1.0, float(np.max(Z))))
+
+
+def _both_ways(run):
+    from neural_networks import functional as F
+
+    with F.kernels("fast"):
+        fast = run()
+    with F.kernels("reference"):
+        ref = run()
+    return fast, ref
+
+
+@given(
+    g=geometry,
+    c=st.sampled_from([1, 3, 6]),  # thin inputs take the channel planes, wider ones im2col
+    f=st.integers(1, 4),
+    activation=st.sampled_from(ACTIVATIONS_TRIED),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    training=st.booleans(),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_conv2d_matches_the_reference(g, c, f, activation, dtype, training, bias, seed):
+    from neural_networks import functional as F
+    from neural_networks.activations import initialize_activation
+
+    rng = np.random.default_rng(seed)
+    act = initialize_activation(activation)
+    X = randn(rng, g["n"], g["h"], g["w"], c).astype(dtype)
+    W = randn(rng, g["kh"], g["kw"], c, f).astype(dtype)
+    b = randn(rng, 1, f).astype(dtype) if bias else None
+    pad, stride = (g["ph"], g["pw"]), g["stride"]
+    ho = (g["h"] + 2 * g["ph"] - g["kh"]) // stride + 1
+    wo = (g["w"] + 2 * g["pw"] - g["kw"]) // stride + 1
+    dY = randn(rng, g["n"], ho, wo, f).astype(dtype)
+    f64 = lambda A: None if A is None else A.astype(np.float64)  # noqa: E731
+    _away_from_the_kink(activation, reference.conv2d_forward(f64(X), f64(W), f64(b), stride, pad), dtype)
+
+    def run():
+        Y, cache = F.conv2d(X, W, b, stride, pad, act, training=training)
+        dX, dW, db = F.conv2d_backward(dY, W, cache, stride, pad, act, need_db=bias)
+        dZ = F.conv2d_backward(dY, W, cache, stride, pad, None, need_db=bias)  # from dL/dZ
+        return (Y, dX, dW, db, *dZ)
+
+    _assert_fast_matches(*_both_ways(run), dtype)
+
+
+@given(
+    g=geometry,
+    mode=st.sampled_from(Pool2D.MODES),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_pool2d_matches_the_reference(g, mode, dtype, seed):
+    from neural_networks import functional as F
+
+    rng = np.random.default_rng(seed)
+    X = randn(rng, g["n"], g["h"], g["w"], g["c"]).astype(dtype)
+    X[..., 0] = np.round(X[..., 0])  # ties: both send the gradient to the first maximum
+    pad, stride, kernel = (g["ph"], g["pw"]), g["stride"], (g["kh"], g["kw"])
+    Y = None
+
+    def run():
+        nonlocal Y
+        out, cache = F.pool2d(X, kernel, stride, pad, mode)
+        Y = out if Y is None else Y
+        dY = np.linspace(-1, 1, Y.size, dtype=dtype).reshape(Y.shape)
+        return out, F.pool2d_backward(dY, cache, kernel, stride, pad, mode)
+
+    _assert_fast_matches(*_both_ways(run), dtype)
+
+
+@given(
+    shape=st.sampled_from([(5, 3), (4, 1), (3, 4, 5, 2), (2, 3, 3, 7)]),  # M >= 4: M = 2 is degenerate (dX = 0)
+    activation=st.sampled_from(ACTIVATIONS_TRIED),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    training=st.booleans(),
+    offset=st.sampled_from([0.0, 1e3]),  # a mean that dwarfs the spread: the two-pass variance
+    seed=st.integers(0, 2**16),
+)
+def test_fast_batchnorm_matches_the_reference(shape, activation, dtype, training, offset, seed):
+    from neural_networks import functional as F
+    from neural_networks.activations import initialize_activation
+
+    rng = np.random.default_rng(seed)
+    act = initialize_activation(activation)
+    c = shape[-1]
+    X = (randn(rng, *shape) + offset).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 1.5, (1, c)).astype(dtype), randn(rng, 1, c).astype(dtype)
+    mean, var = (randn(rng, 1, c) + offset).astype(dtype), rng.uniform(0.5, 2.0, (1, c)).astype(dtype)
+    dY = randn(rng, *shape).astype(dtype)
+    tol = {np.float64: 1e-9, np.float32: 1e-4 if offset == 0 else 3e-3}  # float32 statistics of a shifted X
+    X2 = X.reshape(-1, c).astype(np.float64)
+    if training:
+        Z = reference.batchnorm_train_forward(X2, gamma.astype(np.float64), beta.astype(np.float64), 1e-5)[0]
+    else:
+        Z = reference.batchnorm_eval_forward(X2, *(a.astype(np.float64) for a in (gamma, beta, mean, var)), 1e-5)
+    _away_from_the_kink(activation, Z, dtype)
+
+    def run():
+        if training:
+            Y, cache = F.batchnorm_train(X, gamma, beta, 1e-5, act)
+            stats = (cache["mean"], cache["var"])
+        else:
+            Y, cache = F.batchnorm_eval(X, gamma, beta, mean, var, 1e-5, act)
+            stats = ()
+        upstream = dY.copy()
+        grads = F.batchnorm_backward(upstream, cache, act)
+        assert np.array_equal(upstream, dY), "the upstream gradient was overwritten"
+        return (Y, *grads, *F.batchnorm_backward(dY, cache, None), *stats)
+
+    saved = dict(FAST_TOL)
+    FAST_TOL.update(tol)
+    try:
+        _assert_fast_matches(*_both_ways(run), dtype)
+    finally:
+        FAST_TOL.update(saved)
+
+
+@given(
+    m=st.integers(1, 6),
+    n_in=st.integers(1, 5),
+    n_out=st.integers(1, 5),
+    activation=st.sampled_from(ACTIVATIONS_TRIED),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    training=st.booleans(),
+    scale=st.sampled_from([1.0, 1 / 9]),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_dense_matches_the_reference(m, n_in, n_out, activation, dtype, training, scale, seed):
+    from neural_networks import functional as F
+    from neural_networks.activations import initialize_activation
+
+    rng = np.random.default_rng(seed)
+    act = initialize_activation(activation)
+    X, W, b = (randn(rng, *s).astype(dtype) for s in ((m, n_in), (n_in, n_out), (1, n_out)))
+    dY = randn(rng, m, n_out).astype(dtype)
+    _away_from_the_kink(activation, reference.dense_forward(X.astype(np.float64), W, b), dtype)
+
+    def run():
+        Y, cache = F.dense(X, W, b, act, training=training, scale=scale)
+        return (
+            Y,
+            *F.dense_backward(dY, W, cache, act, scale=scale),
+            *F.dense_backward(dY, W, cache, None, scale=scale),
+        )
+
+    _assert_fast_matches(*_both_ways(run), dtype)
+
+
+@given(
+    shape=st.sampled_from([(7,), (3, 5), (2, 3, 4)]),
+    spread=st.sampled_from([1.0, 4.0, 20.0]),  # float32 GELU leaves its tables beyond |z| = 6
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_gelu_and_softmax_cross_entropy_match_the_reference(shape, spread, dtype, seed):
+    from neural_networks import functional as F
+
+    rng = np.random.default_rng(seed)
+    Z, dY = (spread * randn(rng, *shape)).astype(dtype), randn(rng, *shape).astype(dtype)
+    logits = Z.reshape(-1, shape[-1])
+    Y = np.eye(shape[-1], dtype=dtype)[rng.integers(0, shape[-1], logits.shape[0])]
+    Y = 0.9 * Y + 0.1 / shape[-1]  # label smoothing: rows still sum to one
+
+    def run():
+        loss, dZ, P = F.softmax_cross_entropy(logits, Y)
+        return F.gelu(Z), F.gelu_backward(Z, dY), np.float64(loss), dZ, P
+
+    fast, ref = _both_ways(run)
+    assert fast[2].dtype == ref[2].dtype
+    _assert_fast_matches(fast[:2] + fast[3:], ref[:2] + ref[3:], dtype)
+    assert abs(fast[2] - ref[2]) <= FAST_TOL[dtype] * max(1.0, abs(ref[2]))

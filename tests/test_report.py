@@ -19,8 +19,11 @@ from pathlib import Path
 import yaml
 
 from neural_networks import activations, layers, losses
+from neural_networks.functional import reference
 from neural_networks.report import (
     DEFAULT_IMPLEMENTATIONS,
+    FAST_GROUP,
+    FAST_IMPLEMENTATIONS,
     GROUPS,
     UnknownImplementation,
     build_report,
@@ -126,34 +129,63 @@ class TestImplementations(unittest.TestCase):
         self.assertEqual(list(groups), list(GROUPS))
         titles = {group: [title for title, _ in items] for group, items in groups.items()}
         self.assertIn("SoftMax.backward", titles["Activations"])
-        self.assertIn("functional.softmax_backward", titles["Activations"])
+        self.assertIn("reference.softmax_backward", titles["Activations"])
+        self.assertIn("reference.relu_backward", titles["Activations"])
         for title in (
             "FullyConnected._init_parameters",
-            "Conv2D.backward_preactivation",
-            "functional.conv2d_forward",
-            "functional.col2im",
+            "FullyConnected._backward",
+            "Conv2D._backward",
+            "reference.dense_forward",
+            "reference.conv2d_forward",
+            "reference.conv2d_backward",
+            "reference.im2col",
+            "reference.col2im",
             "Pool2D.forward",
-            "functional.pool2d_backward",
+            "reference.pool2d_backward",
         ):
             self.assertIn(title, titles["Layers"])
         self.assertIn("CrossEntropy.backward", titles["Losses"])
-        self.assertIn("functional.softmax_cross_entropy", titles["Losses"])
+        self.assertIn("reference.softmax_cross_entropy", titles["Losses"])
         self.assertIn("NeuralNetwork.train_step", titles["Model"])
         self.assertEqual(sum(map(len, groups.values())), len(set(DEFAULT_IMPLEMENTATIONS)))
 
+    def test_the_default_list_shows_the_textbook_not_the_fast_kernels(self):
+        for name in DEFAULT_IMPLEMENTATIONS:
+            entry = resolve_implementation(name)
+            module = inspect.getmodule(entry.obj).__name__
+            with self.subTest(name=name):
+                self.assertTrue(
+                    not module.startswith("neural_networks.functional") or module == reference.__name__, module
+                )
+        text = code_appendix()
+        for fast in ("_planes_forward", "gather_planes", "_backward_images", "patch_matmul", "map_batch"):
+            self.assertNotIn(fast, text)
+
+    def test_fast_implementations_are_whole_modules_in_their_own_group(self):
+        groups = gather_implementations([*DEFAULT_IMPLEMENTATIONS, *FAST_IMPLEMENTATIONS])
+        self.assertEqual(list(groups), [*GROUPS, FAST_GROUP])
+        self.assertEqual([title for title, _ in groups[FAST_GROUP]], list(FAST_IMPLEMENTATIONS))
+        self.assertIn("def gather_planes(", dict(groups[FAST_GROUP])["neural_networks.functional.planes"])
+
     def test_groups_by_defining_module(self):
         cases = {
-            "neural_networks.regularization.BatchNorm": "Layers",
-            "neural_networks.layers.Dropout": "Layers",  # re-exported by layers, defined in regularization
+            "neural_networks.layers.BatchNorm": "Layers",
+            "neural_networks.layers.Dropout": "Layers",  # re-exported by layers, defined in layers.dropout
             "neural_networks.ReLU.backward": "Activations",  # through the package's re-export
-            "neural_networks.functional.pool2d_forward": "Layers",
-            "neural_networks.functional.softmax": "Activations",
-            "neural_networks.functional.log_softmax": "Losses",
+            "neural_networks.functional.reference.pool2d_forward": "Layers",
+            "neural_networks.functional.reference.softmax": "Activations",
+            "neural_networks.functional.softmax": "Activations",  # the dispatch's name for the reference's
+            "neural_networks.functional.reference.log_softmax": "Losses",
+            "neural_networks.functional.conv2d": "Layers",  # a function of the dispatch
+            "neural_networks.functional.conv": FAST_GROUP,  # a whole fast module
             "neural_networks.optimizers.SGD": "Model",
             "json.dumps": "Other",
         }
         self.assertEqual({name: resolve_implementation(name).group for name in cases}, cases)
         self.assertEqual(resolve_implementation("neural_networks.ReLU.backward").title, "ReLU.backward")
+        self.assertEqual(
+            resolve_implementation("neural_networks.functional.reference.im2col").title, "reference.im2col"
+        )
 
     def test_other_group_comes_last_and_duplicates_once(self):
         names = ["json.dumps", "neural_networks.losses.L2.forward", "neural_networks.losses.L2.forward"]
@@ -230,7 +262,17 @@ class TestScript(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         rows = [line.split() for line in result.stdout.splitlines()]
         self.assertEqual([name for _, name in rows], list(DEFAULT_IMPLEMENTATIONS))
-        self.assertIn(["Layers", "neural_networks.functional.conv2d_forward"], rows)
+        self.assertIn(["Layers", "neural_networks.functional.reference.conv2d_forward"], rows)
+
+    def test_include_fast(self):
+        result = run_script("--include-fast", "--list")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        rows = [line.rsplit(None, 1) for line in result.stdout.splitlines()]
+        self.assertEqual([name for _, name in rows], [*DEFAULT_IMPLEMENTATIONS, *FAST_IMPLEMENTATIONS])
+        self.assertIn([FAST_GROUP, "neural_networks.functional.winograd"], rows)
+        text = run_script("--include-fast").stdout
+        self.assertIn(f"\n# {FAST_GROUP}\n", text)
+        self.assertIn("## `neural_networks.functional.winograd`", text)
 
     def test_bad_arguments(self):
         for args in (["--format", "pdf"], ["--heading_level", "4"], ["--no-such-flag"]):
@@ -333,8 +375,11 @@ class TestBuildReport(unittest.TestCase):
             "| test accuracy | 0.5000 |",
             "![Training and validation loss per epoch](loss.png)",
             "### Activations\n\n#### `ReLU`\n\n```python\nclass ReLU",
+            "#### `reference.relu_backward`",
             "### Layers",
             "#### `FullyConnected`",
+            "#### `reference.dense_backward`",
+            "#### `reference.softmax_cross_entropy`",
             "### Losses",
             "#### `CrossEntropy`",
             "### Model",
@@ -353,6 +398,22 @@ class TestBuildReport(unittest.TestCase):
             "\\subsubsection{NeuralNetwork.train\\_step}",
         ):
             self.assertIn(needle, text)
+
+    def test_include_fast(self):
+        text = build_report(self.run_dir, "markdown", include_fast=True)
+        self.assertNotIn(FAST_GROUP, build_report(self.run_dir, "markdown"))
+        self.assertIn(f"\n## {FAST_GROUP}\n", text)
+        self.assertIn("### `neural_networks.functional.conv`", text)
+        self.assertIn(source_of(reference.dense_forward), text)
+        result = subprocess.run(
+            [sys.executable, "-m", "neural_networks", "report", str(self.run_dir), "--include-fast"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("### `neural_networks.functional.winograd`", result.stdout)
 
     def test_not_a_run_directory(self):
         with self.assertRaisesRegex(FileNotFoundError, "not a run directory"):

@@ -15,6 +15,7 @@ from neural_networks.schedulers import (
     StepLR,
     TriangularLR,
     initialize_scheduler,
+    resolve_scheduler,
 )
 
 from .torch_oracles import requires_torch, scheduled_lrs, torch
@@ -117,6 +118,19 @@ class TestNewSchedules(unittest.TestCase):
                     initialize_scheduler(name, lr=1.0, **spec).config(), initialize_scheduler(name, lr=1.0).config()
                 )
         self.assertEqual(SCHEDULERS.arguments("constant"), ["lr", "warmup_epochs", "warmup_start"])
+
+    def test_resolve_scheduler_takes_a_name_a_mapping_or_a_schedule(self):
+        self.assertEqual(resolve_scheduler("exponential", 0.1).config(), ExponentialLR(0.1).config())
+        self.assertEqual(
+            resolve_scheduler({"name": "step", "step_size": 2}, 0.1).config(), StepLR(0.1, step_size=2).config()
+        )
+        self.assertEqual(resolve_scheduler({"name": "constant", "lr": 0.5}, 0.1).lr, 0.5)  # its own lr wins
+        given = CosineLR(0.2)
+        self.assertIs(resolve_scheduler(given, 0.1), given)
+        with self.assertRaisesRegex(ValueError, r"^unknown lr_scheduler None"):
+            resolve_scheduler(None, 0.1)
+        with self.assertRaises(TypeError):  # a mapping without a name
+            resolve_scheduler({"decay": 0.5}, 0.1)
 
 
 def _triangle(t, total, pct_start, start, end):

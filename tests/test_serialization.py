@@ -12,7 +12,7 @@ from neural_networks.callbacks import ModelCheckpoint
 from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
 from neural_networks.models import NeuralNetwork
 from neural_networks.optimizers import SGD, Adam
-from neural_networks.regularization import BatchNorm, Dropout
+from neural_networks.layers import BatchNorm, Dropout
 
 # What `NeuralNetwork.config()` gave for this network before the format changed (format 1):
 # conv (no bias) -> batch norm + ReLU -> max pool -> flatten -> dropout -> softmax, SGD momentum.

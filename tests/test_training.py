@@ -12,7 +12,7 @@ from neural_networks.datasets import Dataset, initialize_dataset
 from neural_networks.layers import FullyConnected
 from neural_networks.models import NeuralNetwork
 from neural_networks.optimizers import SGD
-from neural_networks.regularization import Dropout
+from neural_networks.layers import Dropout
 from neural_networks.training import check_epochs, epoch_batches, epoch_count, fit
 
 EPOCH_KEYS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}

@@ -48,6 +48,31 @@ class TestViews(unittest.TestCase):
         np.testing.assert_array_equal(views[2][1], translate(X, 1, 1))
         np.testing.assert_array_equal(views[5][1], translate(X, -1, -1)[:, :, ::-1])
 
+    def test_weights_are_the_documented_closed_form(self):
+        # the module's docstring: flip weighs the image and its mirror 1/2 each; flip_translate
+        # gives those two 1/2 in all (1/4 each) and the other 1/2 to the four shifted views (1/8
+        # each), in the order image, mirror, (down-right, its mirror), (up-left, its mirror)
+        X = np.arange(2 * 5 * 4 * 3, dtype=np.float64).reshape(2, 5, 4, 3)
+        mirror = lambda A: A[:, :, ::-1]  # noqa: E731
+        expected = {
+            "none": [(1.0, X)],
+            "flip": [(0.5, X), (0.5, mirror(X))],
+            "flip_translate": [
+                (0.25, X),
+                (0.25, mirror(X)),
+                (0.125, translate(X, 1, 1)),
+                (0.125, mirror(translate(X, 1, 1))),
+                (0.125, translate(X, -1, -1)),
+                (0.125, mirror(translate(X, -1, -1))),
+            ],
+        }
+        for mode, views in expected.items():
+            with self.subTest(mode=mode):
+                got = tta_views(X, mode)
+                self.assertEqual([w for w, _ in got], [w for w, _ in views])  # exact: powers of two
+                for (_, view), (_, want) in zip(got, views):
+                    np.testing.assert_array_equal(view, want)
+
     def test_names(self):
         self.assertEqual(check_tta(None), "none")
         for mode in TTA_MODES:

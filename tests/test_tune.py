@@ -28,8 +28,9 @@ from pathlib import Path
 import yaml
 
 from neural_networks.config import ConfigError, load_config, load_valid_config, validate_config
+from neural_networks.tune.samplers import MEDIAN_PRUNER
 from neural_networks.tune.space import check_validation_split, load_space, parse_space
-from neural_networks.tune.study import JOURNAL_NAME, MEDIAN_PRUNER, _with_installed_driver
+from neural_networks.tune.storage import JOURNAL_NAME, _with_installed_driver
 
 from .helpers import missing, popen_cli, requires, run_cli
 
@@ -563,7 +564,7 @@ class TestReportEdgeCases(unittest.TestCase):
     """The report of studies with too little to show: notes instead of plots that would fail."""
 
     def study(self, values):
-        from neural_networks.tune.study import ATTR
+        from neural_networks.tune.storage import ATTR
 
         study = optuna.create_study(direction="maximize")
         space = {

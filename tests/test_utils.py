@@ -11,7 +11,7 @@ import yaml
 from neural_networks.activations import ACTIVATIONS, initialize_activation
 from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
 from neural_networks.losses import L2, CrossEntropy
-from neural_networks.regularization import BatchNorm, Dropout
+from neural_networks.layers import BatchNorm, Dropout
 from neural_networks.utils import (
     AttrDict,
     center,

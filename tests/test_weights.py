@@ -201,7 +201,7 @@ class TestDirac(unittest.TestCase):
                     expected[kh // 2, kw // 2, i, i] = 1.0
                 np.testing.assert_array_equal(W, expected)
                 # a 'same' convolution with it copies the first channels
-                from neural_networks import functional as F
+                from neural_networks.functional import conv as F
 
                 X = np.random.default_rng(0).standard_normal((2, 7, 6, c))
                 Z, _ = F.conv2d_forward(X, W, None, 1, (kh // 2, kw // 2), keep_cols=False)

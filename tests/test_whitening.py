@@ -59,6 +59,28 @@ class TestPatchWhitening(unittest.TestCase):
                 Z = layer.forward(X).reshape(-1, K)
                 np.testing.assert_allclose(Z.T @ Z / len(Z), np.eye(K), atol=1e-5)  # decorrelated, unit variance
 
+    def test_filters_are_the_documented_closed_form(self):
+        # column j of the filters is v_j / sqrt(l_j + eps) for the eigenpairs (l_j, v_j) of the
+        # patch covariance, increasing l_j, the negatives after them: so the covariance of the
+        # filtered patches is diag(l_j / (l_j + eps)) exactly. A large eps makes the eps term
+        # visible (a doubled eps, or one added outside the root, fails here).
+        rng = np.random.default_rng(3)
+        X = correlated_images(rng, m=12)
+        for kernel, stride, pad, eps in (((2, 2), 1, (0, 0), 0.05), ((3, 2), 2, (1, 0), 0.3)):
+            with self.subTest(kernel=kernel, stride=stride, pad=pad, eps=eps):
+                K = kernel[0] * kernel[1] * 3
+                C = slow_covariance(X, *kernel, stride, pad)
+                eigenvalues, eigenvectors = np.linalg.eigh(C)
+                W = patch_whitening_filters(X, kernel, 2 * K, stride, pad, eps=eps, dtype=np.float64).reshape(K, 2 * K)
+                np.testing.assert_allclose(
+                    W[:, :K].T @ C @ W[:, :K], np.diag(eigenvalues / (eigenvalues + eps)), atol=1e-10
+                )
+                # each filter is its eigenvector (up to sign) scaled by 1 / sqrt(l + eps)
+                norms = np.linalg.norm(W[:, :K], axis=0)
+                np.testing.assert_allclose(norms, 1 / np.sqrt(eigenvalues + eps), rtol=1e-9)
+                np.testing.assert_allclose(np.abs(np.sum(W[:, :K] / norms * eigenvectors, axis=0)), 1, rtol=1e-9)
+                np.testing.assert_array_equal(W[:, K:], -W[:, :K])
+
     def test_wrong_sizes_are_refused(self):
         X = np.zeros((2, 4, 4, 3))
         with self.assertRaisesRegex(ValueError, r"2x2 patches of 3 channels makes 12 filters, or 24 .*n_out is 16"):

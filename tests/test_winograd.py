@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) (neural_networks.winograd): against the loop reference, the im2col
+"""Winograd F(2x2, 3x3) (neural_networks.functional.winograd): against the loop reference, the im2col
 kernels and PyTorch, forward, input and weight gradients, even and odd maps, one or many chunks."""
 
 import os
@@ -7,8 +7,7 @@ from unittest import mock
 
 import numpy as np
 
-from neural_networks import functional as F
-from neural_networks import winograd
+from neural_networks.functional import conv, winograd
 from neural_networks.layers import Conv2D
 
 from . import torch_oracles as O
@@ -152,12 +151,12 @@ class TestWideConv2D(unittest.TestCase):
         X = rng.standard_normal((2, 4, 4, 256))
         W = rng.standard_normal((3, 3, 256, 256)) * 0.05
         b = rng.standard_normal((1, 256))
-        Z, cache = F.conv2d_forward(X, W, b, 1, (1, 1), relu=True)
+        Z, cache = conv.conv2d_forward(X, W, b, 1, (1, 1), relu=True)
         self.assertIsNone(cache[0])  # no patches kept on this path
         with mock.patch.object(
             winograd, "MIN_CHANNELS", 10**9
         ):  # the im2col kernel, checked against the loops elsewhere
-            expected, _ = F.conv2d_forward(X, W, b, 1, (1, 1), relu=True)
+            expected, _ = conv.conv2d_forward(X, W, b, 1, (1, 1), relu=True)
         np.testing.assert_allclose(Z, expected, rtol=1e-10, atol=1e-10)
 
 

@@ -1,7 +1,7 @@
 """PyTorch as an independent oracle: all the torch reference code of the tests and benchmarks.
 
 A hand-written expected value can share a bug with the code it checks, torch cannot. The tests
-(``test_torch_parity``, ``test_regularization``, ``test_layers``) compare the library with what
+(``test_torch_parity``, ``test_normalization``, ``test_layers``) compare the library with what
 the functions here return; the benchmarks (``benchmarks/bench_layers.py``, and through it
 ``bench_gflops.py``) take the layout conversions and the ``torch.nn`` translation of a network
 from here. ``benchmarks/_common.py`` puts the repository root on ``sys.path``, so the scripts

@@ -5,13 +5,19 @@
 one-hot float32 Y)``; integer labels are ``loader.labels``, class names ``dataset.class_names``.
 
 Data sets: ``"iris"`` (shipped), ``"fashion_mnist"`` and ``"mnist"`` (four IDX files each, read by
-:mod:`.idx`), ``"cifar10"`` and ``"image_folder"`` (needs ``path``). Where files come from:
-:mod:`.sources`; the decoded-image cache: :mod:`.cache`; an image folder's layout:
-:mod:`.layout`; augmentation: :mod:`.augment`; presence and checksums: :func:`list_datasets` (with
-:func:`config_data_paths`: the paths configs give) and :func:`verify_dataset`, which ask each data
-set's :class:`~.spec.DatasetSpec` (:mod:`.spec`). The data sets are registered in
+:mod:`.idx`), ``"cifar10"`` and ``"image_folder"`` (needs ``path``). The data sets are registered in
 :data:`DATASETS` (built in :mod:`.catalog`): adding one is its module and one ``DATASETS.add``
-line there.
+line there. Every loader's ``batch_size`` defaults to :data:`DEFAULT_BATCH_SIZE`.
+
+The pieces, one module each: the :class:`Dataset` (:mod:`.dataset`) of three
+:class:`DataLoader` (:mod:`.loader`); train/validation splits (:mod:`.splits`); batch
+transforms (:mod:`.transforms`); an image data set from decoded arrays (:mod:`.image_dataset`);
+augmentation (:mod:`.augment`). Reading files: where they come from (:mod:`.sources`), the bounds
+on what is read (:mod:`.limits`), folders and archives (:mod:`.archives`, tar headers in
+:mod:`.tar`), image decoding (:mod:`.decoding`), an image folder's layout (:mod:`.layout`) and
+the decoded-image cache (:mod:`.cache`). Presence and checksums: :func:`list_datasets` (with
+:func:`neural_networks.config.config_data_paths`: the paths configs give) and :func:`verify_dataset`, which ask each data
+set's :class:`~.spec.DatasetSpec` (:mod:`.spec`).
 """
 
 from __future__ import annotations
@@ -19,34 +25,26 @@ from __future__ import annotations
 import os
 
 from .augment import Augmenter, make_augmenter, random_crop, random_flip
-from .base import (
-    DEFAULT_SPLIT_SEED,
-    DataLoader,
-    Dataset,
-    ImageTransform,
-    Standardizer,
-    channel_stats,
-    make_image_dataset,
-    one_hot,
-    split_validation,
-    stratified_split,
-)
 from .catalog import (
     DATASETS,
     VERIFIABLE,
     FileCheck,
-    config_data_paths,
     dataset_path,
     format_dataset_row,
     list_datasets,
     verify_dataset,
 )
 from .cifar10 import load_cifar10, load_cifar10_arrays
+from .dataset import Dataset
 from .fashion_mnist import load_fashion_mnist, load_fashion_mnist_arrays, read_idx
+from .image_dataset import make_image_dataset
 from .image_folder import load_image_folder, load_image_folder_arrays, load_images
 from .iris import load_iris
+from .loader import DEFAULT_BATCH_SIZE, DataLoader, one_hot
 from .mnist import load_mnist, load_mnist_arrays
 from .sources import ChecksumError, DataFormatError, DataNotFoundError, cache_home, data_home, download
+from .splits import DEFAULT_SPLIT_SEED, split_validation, stratified_split
+from .transforms import ImageTransform, Standardizer, channel_stats
 
 __all__ = [
     "DataLoader",
@@ -59,6 +57,7 @@ __all__ = [
     "channel_stats",
     "make_image_dataset",
     "DEFAULT_SPLIT_SEED",
+    "DEFAULT_BATCH_SIZE",
     "load_iris",
     "load_fashion_mnist",
     "load_fashion_mnist_arrays",
@@ -81,7 +80,6 @@ __all__ = [
     "cache_home",
     "download",
     "list_datasets",
-    "config_data_paths",
     "format_dataset_row",
     "dataset_path",
     "verify_dataset",
@@ -92,7 +90,7 @@ __all__ = [
 ]
 
 
-def initialize_dataset(name: str, batch_size: int = 25, **kwargs) -> Dataset:
+def initialize_dataset(name: str, batch_size: int = DEFAULT_BATCH_SIZE, **kwargs) -> Dataset:
     """Load data set ``name`` (one of ``DATASETS``; ``-``/``_`` and case do not matter) with
     mini-batches of ``batch_size``; ``kwargs`` go to its loader (e.g. ``path=``, ``augment=True``,
     ``validation_size=``, ``seed=``); ``ValueError`` names an unknown data set or argument and the

@@ -7,7 +7,7 @@ torchvision's ``RandomCrop(padding=4)`` applied to the image).
 
 Most augmentations are callables ``(X_batch, rng) -> X_batch``. One that also needs to know
 which examples it is given and in which epoch (:func:`alternating_flip`) says so with a true
-attribute ``needs_epoch_and_indices``; a :class:`~neural_networks.datasets.base.DataLoader` then
+attribute ``needs_epoch_and_indices``; a :class:`~neural_networks.datasets.loader.DataLoader` then
 calls it as ``augment(X_batch, rng, indices=..., epoch=..., seed=...)`` (see :class:`Augmenter`).
 """
 
@@ -21,6 +21,8 @@ __all__ = [
     "AUGMENTATIONS",
     "ALL_AUGMENTATIONS",
     "CROP_PADDINGS",
+    "DEFAULT_PAD",
+    "DEFAULT_CROP_PADDING",
     "random_crop",
     "random_flip",
     "alternating_flip",
@@ -36,6 +38,10 @@ ALL_AUGMENTATIONS = ("crop", "flip", "alternating_flip")
 #: how :func:`random_crop` fills the border: ``zeros`` (black), or ``reflect`` (mirrored about
 #: the edge pixel, which is not repeated: ``numpy.pad(mode="reflect")``, torch ``F.pad(mode="reflect")``).
 CROP_PADDINGS = ("zeros", "reflect")
+#: the crop's padding unless a data set or an ``augment`` mapping gives another: 4 black pixels
+#: on every side (the constants every loader's ``pad`` and ``crop_padding`` default to).
+DEFAULT_PAD = 4
+DEFAULT_CROP_PADDING = "zeros"
 _ALIASES = {
     "crop": "crop",
     "random_crop": "crop",
@@ -70,7 +76,9 @@ def _check_reflect_pad(pad: int, H: int, W: int) -> None:
         )
 
 
-def random_crop(X: np.ndarray, rng: np.random.Generator, pad: int = 4, padding: str = "zeros") -> np.ndarray:
+def random_crop(
+    X: np.ndarray, rng: np.random.Generator, pad: int = DEFAULT_PAD, padding: str = DEFAULT_CROP_PADDING
+) -> np.ndarray:
     """Pad each image by ``pad`` pixels on every side and cut out a window of the original size
     at a random offset: ``out[i, r, c] = P[i, r + dy_i, c + dx_i]`` with ``dy_i, dx_i`` uniform in
     ``[0, 2 * pad]`` and ``P`` the padded batch ``(n, H + 2 pad, W + 2 pad, C)``.
@@ -183,10 +191,10 @@ class Augmenter:
     def __init__(
         self,
         names=AUGMENTATIONS,
-        pad: int = 4,
+        pad: int = DEFAULT_PAD,
         flip_p: float = 0.5,
         image_shape=None,
-        crop_padding: str = "zeros",
+        crop_padding: str = DEFAULT_CROP_PADDING,
     ) -> None:
         if isinstance(names, str):
             names = [names]
@@ -245,7 +253,9 @@ class Augmenter:
         )
 
 
-def make_augmenter(augment, image_shape=None, pad: int = 4, crop_padding: str = "zeros") -> Augmenter | None:
+def make_augmenter(
+    augment, image_shape=None, pad: int = DEFAULT_PAD, crop_padding: str = DEFAULT_CROP_PADDING
+) -> Augmenter | None:
     """An :class:`Augmenter` from a loader's ``augment`` option: ``True`` (crop and flip), a name
     or list of names, a mapping of the Augmenter's options (``names`` required; ``pad``,
     ``crop_padding``, ``flip_p`` override the keywords here), e.g. from a config

@@ -1,7 +1,8 @@
 """The data sets (:data:`DATASETS`), what data is present where, and whether it matches the
 published checksums (the library side of the CLI's ``data list|path|verify``). Nothing here
-downloads. Besides each data set's default location, :func:`config_data_paths` reads the
-``data.path`` that experiment configs give (what ``data list`` shows for ``./configs/*.yaml``).
+downloads. Besides each data set's default location, :func:`list_datasets` reports the
+``data.path`` values that experiment configs give (read by
+:func:`neural_networks.config.config_data_paths`; what ``data list`` shows for ``./configs/*.yaml``).
 
 :data:`DATASETS` registers each data set's loader function with its :class:`~.spec.DatasetSpec`;
 the functions below loop over it, or look a name up in it, and ask the spec: apart from the
@@ -21,7 +22,6 @@ __all__ = [
     "FileCheck",
     "VERIFIABLE",
     "list_datasets",
-    "config_data_paths",
     "format_dataset_row",
     "dataset_path",
     "verify_dataset",
@@ -50,40 +50,12 @@ def dataset_path(name: str, path=None) -> Path:
     return DATASETS.spec(name).source(path)
 
 
-def config_data_paths(folder) -> tuple[dict[str, dict[str, list[str]]], list[str]]:
-    """The ``data.path`` values of the YAML configs ``<folder>/*.yaml``, by data set:
-    ``({data set: {path as written: [config file, ...]}}, problems)``, the files in name order.
-    ``problems`` holds one line per config that names a path but could not be read, or whose
-    ``data.name`` is not a data set (it is not listed; nothing is dropped without a word). A
-    config without ``data.path`` (the default location), and a YAML file without a ``data``
-    mapping (a search space), add nothing; an absent folder gives ``({}, [])``."""
-    from ..config import ConfigError, load_config  # the config module imports this package
-
-    paths: dict[str, dict[str, list[str]]] = {}
-    problems = []
-    for file in sorted(Path(folder).glob("*.yaml")):
-        try:
-            data = load_config(file).get("data")
-        except ConfigError as err:
-            problems.append(f"{err}; its data.path is not listed")
-            continue
-        if not isinstance(data, dict) or data.get("path") is None:
-            continue
-        try:
-            name = DATASETS.canonical(str(data.get("name")))
-        except ValueError as err:
-            problems.append(f"{file}: data.name: {err}; its data.path is not listed")
-            continue
-        paths.setdefault(name, {}).setdefault(str(data["path"]), []).append(str(file))
-    return paths, problems
-
-
 def list_datasets(path=None, config_paths: dict | None = None) -> list[dict]:
     """One dict per data set: ``name``, ``description``, ``found`` (bool), ``path`` (where it is read
     from, or ``None``), ``where`` (``"shipped"``, ``"explicit path"``, ``"data folder
     ($NEURAL_NETWORKS_DATA)"``, ``"system copy"``) and, when not found, ``message``. ``path``
     applies to every data set (mostly useful with one). ``config_paths`` (the first value of
-    :func:`config_data_paths`) adds ``configs`` to the rows of the data sets it names: one dict per
+    :func:`neural_networks.config.config_data_paths`) adds ``configs`` to the rows of the data sets it names: one dict per
     path, ``path`` (as written), ``files`` (the configs giving it), ``found`` and ``message``."""
     rows = []
     for name in DATASETS:

@@ -25,18 +25,17 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from ..progress import progress_bar as tqdm
 
-from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
+from .archives import archive_kind, open_decompressed
+from .augment import DEFAULT_CROP_PADDING, DEFAULT_PAD
 from .cache import cached
-from .image_folder import (
-    DEFAULT_MAX_BYTES,
-    MAX_IMAGE_BYTES,
-    _LimitedReader,
-    _open_decompressed,
-    archive_kind,
-    load_image_folder_arrays,
-)
+from .dataset import Dataset
+from .image_dataset import make_image_dataset
+from .image_folder import load_image_folder_arrays
+from .limits import DEFAULT_MAX_BYTES, MAX_IMAGE_BYTES, LimitedReader
+from .loader import DEFAULT_BATCH_SIZE
 from .sources import DataFormatError, DataNotFoundError, RemoteFile, dataset_dir, file_digests, find_file, locate_file
 from .spec import DatasetSpec, FileCheck
+from .splits import DEFAULT_SPLIT_SEED
 
 __all__ = [
     "CLASS_NAMES",
@@ -161,7 +160,7 @@ def _pickle_members(path: Path, progress: bool, max_bytes: int = DEFAULT_MAX_BYT
             )
         return {name: file.read_bytes() for name, file in files.items()}
     try:
-        with _open_decompressed(path) as raw, io.BufferedReader(_LimitedReader(raw, max_bytes, path)) as stream:
+        with open_decompressed(path) as raw, io.BufferedReader(LimitedReader(raw, max_bytes, path)) as stream:
             with tarfile.open(fileobj=stream, mode="r|") as tf:
                 for member in tqdm(tf, desc=f"reading {path.name}", unit="file", disable=not progress, leave=False):
                     base = PurePosixPath(member.name).name
@@ -278,7 +277,7 @@ def load_cifar10_arrays(
 
 
 def load_cifar10(
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     path=None,
     validation_size=DEFAULT_VALIDATION_SIZE,
     standardize: bool = True,
@@ -286,8 +285,8 @@ def load_cifar10(
     seed: int = 0,
     split_seed: int = DEFAULT_SPLIT_SEED,
     flatten: bool = False,
-    pad: int = 4,
-    crop_padding: str = "zeros",
+    pad: int = DEFAULT_PAD,
+    crop_padding: str = DEFAULT_CROP_PADDING,
     download: bool = True,
     progress: bool = True,
     cache: bool = True,

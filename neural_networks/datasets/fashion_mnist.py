@@ -10,9 +10,11 @@ a source (see :mod:`.sources`).
 
 from __future__ import annotations
 
-from .base import DEFAULT_SPLIT_SEED, Dataset
+from .dataset import Dataset
 from .idx import DEFAULT_VALIDATION_SIZE, IMAGE_MAGIC, LABEL_MAGIC, IDXDataset, candidates, read_idx
+from .loader import DEFAULT_BATCH_SIZE
 from .sources import RemoteFile
+from .splits import DEFAULT_SPLIT_SEED
 
 __all__ = [
     "NAME",
@@ -92,7 +94,7 @@ def load_fashion_mnist_arrays(path=None, download: bool = True, progress: bool =
 
 
 def load_fashion_mnist(
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     path=None,
     flatten: bool = False,
     validation_size=DEFAULT_VALIDATION_SIZE,
@@ -108,5 +110,15 @@ def load_fashion_mnist(
     default): images ``(m, 28, 28, 1)``, or ``(m, 784)`` with ``flatten=True`` for an MLP.
     Arguments as :meth:`IDXDataset.load <neural_networks.datasets.idx.IDXDataset.load>`."""
     return SPEC.load(
-        batch_size, path, flatten, validation_size, standardize, augment, seed, split_seed, download, progress, cache
+        batch_size=batch_size,
+        path=path,
+        flatten=flatten,
+        validation_size=validation_size,
+        standardize=standardize,
+        augment=augment,
+        seed=seed,
+        split_seed=split_seed,
+        download=download,
+        progress=progress,
+        cache=cache,
     )

@@ -20,17 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DEFAULT_SPLIT_SEED, Dataset, make_image_dataset
 from .cache import cached
+from .dataset import Dataset
+from .image_dataset import make_image_dataset
+from .limits import DEFAULT_MAX_BYTES
+from .loader import DEFAULT_BATCH_SIZE
 from .sources import SYSTEM_PACKAGES, DataFormatError, RemoteFile, dataset_dir, find_file, is_gzip, locate_file
 from .spec import DatasetSpec, FileCheck, check_file
+from .splits import DEFAULT_SPLIT_SEED
 
 __all__ = [
     "IMAGE_MAGIC",
     "LABEL_MAGIC",
     "ROLES",
     "DEFAULT_VALIDATION_SIZE",
-    "DEFAULT_MAX_BYTES",
     "read_idx",
     "candidates",
     "read_pair",
@@ -54,8 +57,6 @@ def candidates(remote: RemoteFile) -> list[str]:
     return [remote.name, raw, dotted + ".gz", dotted]
 
 
-#: Largest IDX payload :func:`read_idx` accepts by default (MNIST's training images are 47 MB).
-DEFAULT_MAX_BYTES = 4 << 30
 _CHUNK = 1 << 20
 
 
@@ -129,7 +130,7 @@ def read_idx(path, expected_magic: int | None = None, max_bytes: int = DEFAULT_M
     is unsigned byte and that the file holds exactly the bytes its dimensions announce. Returns
     a read-only uint8 array of those dimensions (``(count, rows, cols)`` for images, ``(count,)``
     for labels). The file is streamed: dimensions announcing more than ``max_bytes`` (default
-    :data:`DEFAULT_MAX_BYTES`) are refused before any data is read, and a gzip file is never
+    :data:`~.limits.DEFAULT_MAX_BYTES`) are refused before any data is read, and a gzip file is never
     decompressed past the announced size plus one byte. Raises :class:`DataFormatError` naming
     the file and the problem."""
     path = Path(path)
@@ -288,7 +289,7 @@ class IDXDataset(DatasetSpec):
 
     def load(
         self,
-        batch_size: int = 128,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         path=None,
         flatten: bool = False,
         validation_size=DEFAULT_VALIDATION_SIZE,

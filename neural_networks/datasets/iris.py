@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DataLoader, Dataset, Standardizer, stratified_split
+from .dataset import Dataset
+from .loader import DEFAULT_BATCH_SIZE, DataLoader
+from .splits import stratified_split
 from .spec import DatasetSpec, FileCheck
+from .transforms import Standardizer
 
 __all__ = ["load_iris_arrays", "load_iris", "IRIS_SPLIT_SEED", "IRIS_FEATURE_NAMES", "IrisSpec", "SPEC"]
 
@@ -31,7 +34,7 @@ def load_iris_arrays() -> tuple[np.ndarray, np.ndarray, list[str]]:
     return table[:, :n_features], table[:, n_features].astype(np.int64), class_names
 
 
-def load_iris(batch_size: int = 25, seed: int = 0) -> Dataset:
+def load_iris(batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0) -> Dataset:
     """The Iris data set split 60/20/20 (stratified, fixed by ``IRIS_SPLIT_SEED``) and
     standardised with the training split's mean and standard deviation. ``seed`` drives the
     training split's shuffling. Its ``feature_names`` list the four measurements in column order."""
@@ -43,7 +46,9 @@ def load_iris(batch_size: int = 25, seed: int = 0) -> Dataset:
     def loader(idx, shuffle):
         return DataLoader(X[idx], y[idx], n_classes, batch_size, shuffle=shuffle, transform=scaler, seed=seed)
 
-    dataset = Dataset("iris", loader(train_idx, True), loader(val_idx, False), loader(test_idx, False), class_names)
+    dataset = Dataset.from_loaders(
+        "iris", loader(train_idx, True), loader(val_idx, False), loader(test_idx, False), class_names
+    )
     dataset.feature_names = list(IRIS_FEATURE_NAMES)
     return dataset
 

@@ -47,7 +47,7 @@ def check_folders(path, prefix: tuple, entries, folders, class_names_given: bool
 
     ``prefix``: the leading folders of every image (``()`` or e.g. ``("cifar10-jpeg",)``);
     ``entries``: ``(split, class folder, relative path, ...)`` per image; ``folders``: the folders
-    of the source's files and its folder entries, as stored (:func:`~.image_folder.iter_files`'s
+    of the source's files and its folder entries, as stored (:func:`~.archives.iter_files`'s
     ``folders``: ``./train/cat``, ``train/cat/``), hidden ones and ``__MACOSX`` then left out."""
     depth = len(prefix)
     with_images = {(e[0], e[1]) for e in entries}

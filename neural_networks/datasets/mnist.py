@@ -15,9 +15,11 @@ published, so only an original ``.gz`` can be verified (``neural-networks data v
 
 from __future__ import annotations
 
-from .base import DEFAULT_SPLIT_SEED, Dataset
+from .dataset import Dataset
 from .idx import DEFAULT_VALIDATION_SIZE, IDXDataset
+from .loader import DEFAULT_BATCH_SIZE
 from .sources import RemoteFile
+from .splits import DEFAULT_SPLIT_SEED
 
 __all__ = [
     "NAME",
@@ -67,7 +69,7 @@ def load_mnist_arrays(path=None, download: bool = True, progress: bool = True, c
 
 
 def load_mnist(
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     path=None,
     flatten: bool = False,
     validation_size=DEFAULT_VALIDATION_SIZE,
@@ -84,5 +86,15 @@ def load_mnist(
     means random crops (no flips). Other arguments as
     :meth:`IDXDataset.load <neural_networks.datasets.idx.IDXDataset.load>`."""
     return SPEC.load(
-        batch_size, path, flatten, validation_size, standardize, augment, seed, split_seed, download, progress, cache
+        batch_size=batch_size,
+        path=path,
+        flatten=flatten,
+        validation_size=validation_size,
+        standardize=standardize,
+        augment=augment,
+        seed=seed,
+        split_seed=split_seed,
+        download=download,
+        progress=progress,
+        cache=cache,
     )

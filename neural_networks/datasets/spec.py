@@ -84,7 +84,7 @@ class DatasetSpec(ABC):
 
     @abstractmethod
     def load(self, batch_size: int, **kwargs):
-        """The data set as a :class:`~neural_networks.datasets.base.Dataset` (the loader function's
+        """The data set as a :class:`~neural_networks.datasets.dataset.Dataset` (the loader function's
         arguments)."""
 
     @abstractmethod

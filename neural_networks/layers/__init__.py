@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from ..registry import Registry
 
-# The private helpers are re-exported for code written against the former layers.py module.
-from .base import ActivatedLayer, Layer, _as_float, _output_size, _pair, _param_dtype, _ParametricLayer  # noqa: F401
-from .convolution import Conv2D, Pool2D, _check_window_fits  # noqa: F401
+from .base import ActivatedLayer, Layer
+from .convolution import Conv2D, Pool2D
 from .dense import FullyConnected
 from .dropout import Dropout
 from .normalization import BatchNorm

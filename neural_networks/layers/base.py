@@ -57,23 +57,6 @@ def _output_size(n_out, what: str) -> int | None:
     return None if n_out is None else positive_int(n_out, what)
 
 
-def _pair(value, what: str) -> tuple[int, int]:
-    """An int or a pair of ints as a pair of positive ints."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        pair = (int(value), int(value))
-    elif (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
-    ):
-        pair = (int(value[0]), int(value[1]))
-    else:
-        raise ValueError(f"{what} must be a positive int or a pair of positive ints; got {value!r}")
-    if min(pair) < 1:
-        raise ValueError(f"{what} must be positive; got {value!r}")
-    return pair
-
-
 def _check_call_order(cls, name: str) -> None:
     """Wrap ``cls.<name>`` (if ``cls`` defines it and it is not abstract): ``forward`` records whether
     it completed; ``backward`` / ``backward_preactivation`` refuse to run unless it did."""
@@ -112,8 +95,9 @@ class Layer(ABC):
     between training and evaluation.
     """
 
-    # Whether the layer's kernels split the batch over threads (:mod:`neural_networks.parallel`);
-    # a model containing one runs its steps in a parallel region.
+    # Whether the layer's kernels split the batch over threads (:mod:`neural_networks.functional.parallel`);
+    # a model containing one runs its steps in a parallel region. A property where it depends on
+    # the kernel switch (Conv2D).
     splits_batch = False
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -317,85 +301,42 @@ class ActivatedLayer(Layer):
     """A layer computing ``Y = activation(Z)`` from a pre-activation ``Z`` it computes itself
     (:class:`FullyConnected`, :class:`Conv2D`, :class:`BatchNorm`).
 
-    The protocol, shared by those layers and by the model's fused softmax + cross-entropy:
+    Its operation in :mod:`neural_networks.functional` applies the activation too (and decides
+    whether a fast kernel fuses it) and returns the cache the layer keeps:
 
-    * ``forward`` ends with :meth:`_activate`: it caches either the pre-activation as
-      ``cache["Z"]`` and returns ``activation(Z)``, or, when the layer's own kernel already
-      applied the activation's :attr:`~neural_networks.activations.Activation.fused_kernel` to
-      its output (a layer fuses only kernels it knows, e.g. ``fused_kernel == "relu"``), only
-      the output as ``cache["Y"]`` -- one array and one pass fewer; or, training with an
-      activation that has ``slope_with_forward``, its derivative ``f'(Z)`` as ``cache["S"]``;
-    * :meth:`backward` turns ``dL/dY`` into ``dL/dZ`` with ``activation.backward(Z, dY)``,
-      ``activation.backward_from_output(Y, dY)`` when only ``Y`` was kept (every activation
-      with a fused kernel can compute its gradient from its output), or ``dY * S``, and hands
-      it to :meth:`backward_preactivation`;
-    * :meth:`preactivation` is the last forward's ``Z`` (``None`` when ``Y`` or ``S`` was kept), and
-      :meth:`backward_preactivation` the backward pass from ``dL/dZ``: a model ending in softmax
-      with a cross-entropy loss computes ``dL/dZ`` from ``Z`` directly and stably.
-
-    A layer may override :meth:`_backward_from_output` to apply the activation's gradient inside
-    its own kernel (:class:`Conv2D` masks ``dL/dY`` chunk by chunk), and
-    :meth:`_backward_temporary` to use a ``dL/dZ`` made by :meth:`backward` as scratch.
+    * :meth:`backward` is :meth:`_backward` with the layer's activation: ``dL/dY`` through the
+      activation's gradient, then through the layer's own;
+    * :meth:`backward_preactivation` is :meth:`_backward` without it, from ``dL/dZ``: a model
+      ending in softmax with a cross-entropy loss computes ``dL/dZ`` from ``Z`` directly and stably;
+    * :meth:`preactivation` is the last forward pass's ``Z``, or ``None`` where a fast kernel kept
+      only what the activation's gradient needs (the output of a fused ReLU, GELU's slope).
     """
 
-    def _activate(self, Z: np.ndarray, fused: bool = False, slope: np.ndarray | None = None) -> np.ndarray:
-        """The layer's output for pre-activation ``Z``, caching what :meth:`backward` needs.
-        ``fused``: ``Z`` already went through the activation's fused kernel (it is the output).
-        ``slope``: ``Z`` is already the output, and ``slope`` its derivative (the layer's kernel
-        applied the activation's ``slope_blocks``)."""
-        for key in ("Z", "Y", "S"):
-            self.cache.pop(key, None)
-        if slope is not None:
-            self.cache["S"] = slope
-            return Z
-        if fused:
-            self.cache["Y"] = Z
-            return Z
-        if self.training and self.activation.slope_with_forward:
-            Y, self.cache["S"] = self.activation.forward_with_slope(Z)
-            return Y
-        self.cache["Z"] = Z
-        return self.activation(Z)
-
-    def _kept(self) -> np.ndarray:
-        """The array the last forward pass kept for the activation's gradient (``Z``, ``Y`` or
-        ``S``): of the pre-activation's shape and dtype."""
-        return next(self.cache[key] for key in ("Z", "Y", "S") if key in self.cache)
-
     def preactivation(self) -> np.ndarray | None:
-        """The pre-activation ``Z`` of the last forward pass, or ``None`` when the layer applied
-        the activation's fused kernel itself and kept only the output, kept the activation's
-        derivative instead (or has not run)."""
+        """The pre-activation ``Z`` of the last forward pass, or ``None`` when the fast kernels kept
+        only the output of a fused ReLU or GELU's slope (or before any forward pass)."""
         return self.cache.get("Z")
 
     def backward(self, dLdY: np.ndarray) -> np.ndarray:
-        if "Y" in self.cache:  # fused forward: the gradient from the output
-            Y = self.cache["Y"]
-            dLdY = self._check_grad_shape(dLdY, Y.shape)
-            return self._backward_from_output(Y, dLdY.astype(Y.dtype, copy=False))
-        if "S" in self.cache:  # the derivative kept by forward_with_slope
-            S = self.cache["S"]
-            dLdZ = self._check_grad_shape(dLdY, S.shape).astype(S.dtype, copy=False) * S
-            return self._backward_temporary(dLdZ, owned=True)
-        Z = self.cache["Z"]
-        dLdY = self._check_grad_shape(dLdY, Z.shape).astype(Z.dtype, copy=False)
-        dLdZ = self.activation.backward(Z, dLdY)
-        return self._backward_temporary(dLdZ, owned=not np.may_share_memory(dLdZ, dLdY))
+        """Fill ``gradients`` and return ``dL/dX`` given ``dL/dY`` (the forward output's shape)."""
+        return self._backward(self._upstream(dLdY), self.activation)
 
-    def _backward_from_output(self, Y: np.ndarray, dLdY: np.ndarray) -> np.ndarray:
-        """``dL/dX`` from the kept output ``Y`` and ``dL/dY`` (already checked and in ``Y``'s dtype)."""
-        dLdZ = self.activation.backward_from_output(Y, dLdY)
-        return self._backward_temporary(dLdZ, owned=not np.may_share_memory(dLdZ, dLdY))
-
-    def _backward_temporary(self, dLdZ: np.ndarray, owned: bool) -> np.ndarray:
-        """:meth:`backward_preactivation` for a ``dLdZ`` made by :meth:`backward`; ``owned``: it is
-        a temporary no caller sees, which the layer may overwrite."""
-        return self.backward_preactivation(dLdZ)
-
-    @abstractmethod
     def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
         """Fill ``gradients`` and return ``dL/dX`` given ``dL/dZ`` (the gradient before the
         activation); ``dLdZ`` is left unchanged."""
+        return self._backward(self._upstream(dLdZ), None)
+
+    @abstractmethod
+    def _backward(self, dL: np.ndarray, activation) -> np.ndarray:
+        """The backward pass from ``dL``: ``dL/dY`` through ``activation``'s gradient, or ``dL/dZ``
+        when ``activation`` is ``None``; shape-checked and in the compute dtype."""
+
+    def _upstream(self, dL: np.ndarray) -> np.ndarray:
+        """``dL`` checked against the forward output's shape and cast to the compute dtype (those of
+        the array the forward pass kept for the activation's gradient: ``Z``, ``Y`` or ``S``)."""
+        cache = self.cache
+        kept = cache["Z"] if "Z" in cache else cache["Y"] if "Y" in cache else cache["S"]
+        return self._check_grad_shape(dL, kept.shape).astype(kept.dtype, copy=False)
 
 
 class _ParametricLayer(ActivatedLayer):

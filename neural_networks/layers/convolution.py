@@ -1,17 +1,17 @@
-"""Convolution and pooling on NHWC images: the layers around the kernels of
-:mod:`neural_networks.functional` (``conv2d_*``, ``pool2d_*``)."""
+"""Convolution and pooling on NHWC images: the layers around :func:`neural_networks.functional.conv2d`
+and :func:`~neural_networks.functional.pool2d` (and their backward passes)."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 
 import numpy as np
 
 from .. import functional as F
+from ..functional.geometry import pair
 from ..activations import initialize_activation
 from ..validation import boolean, positive_int
 from ..weights import initialize_weights
-from .base import Layer, _as_float, _output_size, _pair, _param_dtype, _ParametricLayer
+from .base import Layer, _as_float, _output_size, _param_dtype, _ParametricLayer
 
 __all__ = ["Conv2D", "Pool2D", "PATCH_WHITENING"]
 
@@ -31,12 +31,16 @@ class Conv2D(_ParametricLayer):
     int, or a pair of ints for rows and columns. ``use_bias=False`` leaves out ``b`` (for a
     convolution followed by :class:`BatchNorm`). ``n_out=None`` is filled in by a model from the
     data set, as for :class:`FullyConnected`. ``weight_init="patch_whitening"``: filters computed
-    from the training images before the first epoch (:meth:`fit_to_data`; airbench's first layer,
-    usually with ``frozen: [W]``).
+    from the training images before the first epoch (:meth:`fit_to_data`; usually with
+    ``frozen: [W]``).
     """
 
     name = "conv2d"
-    splits_batch = True
+
+    @property
+    def splits_batch(self) -> bool:
+        """Its fast kernels split the batch over threads; the reference kernels do not."""
+        return F.threaded()
 
     def __init__(
         self,
@@ -50,7 +54,7 @@ class Conv2D(_ParametricLayer):
     ) -> None:
         super().__init__()
         self.n_out = _output_size(n_out, "Conv2D n_out")
-        self.kernel_shape = _pair(kernel_shape, "Conv2D kernel_shape")
+        self.kernel_shape = pair(kernel_shape, "Conv2D kernel_shape")
         self.activation = initialize_activation(activation)
         self.stride = positive_int(stride, "Conv2D stride")
         self.pad_arg = pad
@@ -94,56 +98,25 @@ class Conv2D(_ParametricLayer):
         self.needs_data = False
 
     def forward(self, X: np.ndarray) -> np.ndarray:
+        """``Y = activation(conv(X, W) + b)``: ``X (batch, rows, cols, in_channels) -> Y (batch,
+        out_rows, out_cols, n_out)``; ``ValueError`` for another rank, channel count or a kernel
+        larger than the padded input."""
         X = _as_float(X, self.where)
         self._check_rank(X, 4, "(batch, rows, cols, channels)")
         _check_window_fits(self, X.shape, self.kernel_shape, self.pad)
         if self.n_in is None:
             self._init_parameters(X.shape, _param_dtype(X))
         self._check_features(X.shape[3], "channels", X.shape)
-        kh, kw = self.kernel_shape
-        out_hw = [F.conv_output_size(X.shape[1 + a], self.kernel_shape[a], self.pad[a], self.stride) for a in (0, 1)]
-        # Training keeps the patches for dW (in a buffer reused across batches) only for thin inputs
-        # (F.thin_input), whose channel-first patches are cheap to keep and slow to regather:
-        # elsewhere the backward pass regathers them chunk by chunk from X, which is faster than
-        # writing and re-reading the 9x larger patch matrix, and keeps its memory out of large
-        # batches. Evaluation never keeps them.
-        keep = self.training and F.thin_input(X.shape[3])
-        shape = F.plane_patches_shape(X.shape[0], out_hw, (kh, kw), X.shape[3])
-        cols = self._buffer("cols", shape, X.dtype) if keep else None
-        # A ReLU is applied inside the kernel, chunk by chunk while the rows are in cache; only its
-        # output is kept, whose positive entries are exactly those of Z (as BatchNorm does).
-        relu = self.activation.fused_kernel == "relu"
-        Z, conv_cache = F.conv2d_forward(
-            X,
-            self._param("W", X.dtype),
-            self._bias(X.dtype),
-            self.stride,
-            self.pad,
-            cols=cols,
-            keep_cols=keep,
-            relu=relu,
-        )
-        self.cache = OrderedDict(conv=conv_cache)
-        return self._activate(Z, fused=relu)
+        W, b = self._param("W", X.dtype), self._bias(X.dtype)
+        Y, self.cache = F.conv2d(X, W, b, self.stride, self.pad, self.activation, self.training, buffer=self._buffer)
+        return Y
 
-    def _backward_from_output(self, Y: np.ndarray, dLdY: np.ndarray) -> np.ndarray:
-        # The fused ReLU's gradient, dL/dY where Y > 0, is applied inside the kernel chunk by chunk.
-        return self._conv_backward(dLdY, relu_output=Y)
-
-    def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
-        dtype = self._kept().dtype
-        return self._conv_backward(dLdZ.astype(dtype, copy=False))
-
-    def _conv_backward(self, dL: np.ndarray, relu_output: np.ndarray | None = None) -> np.ndarray:
+    def _backward(self, dL: np.ndarray, activation) -> np.ndarray:
+        """``dL`` of ``Y``'s shape -> ``dL/dX`` of ``X``'s (``None`` for a network's first layer);
+        fills ``gradients["W"]`` and ``gradients["b"]``."""
+        W = self._param("W", dL.dtype)
         dX, dW, db = F.conv2d_backward(
-            dL,
-            self._param("W", dL.dtype),
-            self.cache["conv"],
-            self.stride,
-            self.pad,
-            need_dX=self.input_gradient,
-            need_db=self.use_bias,
-            relu_output=relu_output,
+            dL, W, self.cache, self.stride, self.pad, activation, need_dX=self.input_gradient, need_db=self.use_bias
         )
         self._store_gradient("W", dW)
         if self.use_bias:
@@ -183,7 +156,7 @@ class Pool2D(Layer):
 
     def __init__(self, kernel_shape=(2, 2), mode: str = "max", stride: int = 1, pad=0) -> None:
         super().__init__()
-        self.kernel_shape = _pair(kernel_shape, "Pool2D kernel_shape")
+        self.kernel_shape = pair(kernel_shape, "Pool2D kernel_shape")
         if mode not in self.MODES:
             raise ValueError(f"Pool2D mode must be one of {', '.join(self.MODES)}; got {mode!r}")
         self.mode = mode
@@ -196,14 +169,14 @@ class Pool2D(Layer):
         self._check_rank(X, 4, "(batch, rows, cols, channels)")
         _check_window_fits(self, X.shape, self.kernel_shape, self.pad)
         self.n_in = self.n_out = X.shape[3]
-        Y, pool_cache = F.pool2d_forward(X, self.kernel_shape, self.stride, self.pad, self.mode)
-        self.cache["pool"] = pool_cache
+        Y, self.cache = F.pool2d(X, self.kernel_shape, self.stride, self.pad, self.mode)
         self.cache["out_shape"] = Y.shape
         return Y
 
     def backward(self, dLdY: np.ndarray) -> np.ndarray:
+        """``dL/dY (batch, out_rows, out_cols, c) -> dL/dX (batch, rows, cols, c)``."""
         dLdY = self._check_grad_shape(dLdY, self.cache["out_shape"])
-        return F.pool2d_backward(dLdY, self.cache["pool"], self.kernel_shape, self.stride, self.pad, self.mode)
+        return F.pool2d_backward(dLdY, self.cache, self.kernel_shape, self.stride, self.pad, self.mode)
 
     def config(self) -> dict:
         return {

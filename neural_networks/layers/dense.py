@@ -1,4 +1,4 @@
-"""The fully connected (dense) layer."""
+"""The fully connected (dense) layer, around :func:`neural_networks.functional.dense`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import functional as F
 from ..activations import initialize_activation
 from ..validation import boolean, number
 from ..weights import initialize_weights
@@ -20,9 +21,9 @@ class FullyConnected(_ParametricLayer):
     ``use_bias=False`` (as in Keras; PyTorch's ``bias=False``) leaves out ``b``, e.g. before a
     :class:`BatchNorm`, whose shift makes a bias redundant; ``parameters`` then holds only ``W``.
     ``n_out=None`` (the course's output layer) is filled in by the model from the data set.
-    ``output_scale``: a constant ``s`` in ``Y = activation(s * (X @ W + b))``; airbench scales
-    its logits by 1/9, which acts like a temperature and changes the training dynamics in a way
-    that scaling the initial weights does not.
+    ``output_scale``: a constant ``s`` in ``Y = activation(s * (X @ W + b))``; on logits (e.g. 1/9)
+    it acts like a temperature and changes the training dynamics in a way that scaling the
+    initial weights does not.
     """
 
     name = "fully_connected"
@@ -58,28 +59,28 @@ class FullyConnected(_ParametricLayer):
         self._init(shapes, self.weight_init, dtype)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
+        """``Y = activation(output_scale * (X @ W + b))``: ``X (m, n_in) -> Y (m, n_out)``;
+        ``ValueError`` for another rank or feature count."""
         X = _as_float(X, self.where)
         self._check_rank(X, 2, "(batch, features)")
         if self.n_in is None:
             self._init_parameters(X.shape, _param_dtype(X))
         self._check_features(X.shape[1], "features", X.shape)
-        Z = X @ self._param("W", X.dtype)
-        if self.use_bias:
-            Z += self._param("b", X.dtype)
-        if self.output_scale != 1.0:
-            Z *= self.output_scale
-        self.cache["X"] = X
-        return self._activate(Z)
+        W, b = self._param("W", X.dtype), self._bias(X.dtype)
+        Y, self.cache = F.dense(X, W, b, self.activation, self.training, scale=self.output_scale)
+        return Y
 
-    def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
-        X = self.cache["X"]
-        dLdZ = dLdZ.astype(X.dtype, copy=False)
-        if self.output_scale != 1.0:
-            dLdZ = dLdZ * self.output_scale  # the gradient at X @ W + b, before the scale
-        self._store_gradient("W", X.T @ dLdZ)
+    def _backward(self, dL: np.ndarray, activation) -> np.ndarray:
+        """``dL (m, n_out) -> dL/dX (m, n_in)`` (``None`` for a network's first layer); fills
+        ``gradients["W"]`` and ``gradients["b"]``."""
+        W = self._param("W", dL.dtype)
+        dX, dW, db = F.dense_backward(
+            dL, W, self.cache, activation, self.input_gradient, self.use_bias, scale=self.output_scale
+        )
+        self._store_gradient("W", dW)
         if self.use_bias:
-            self._store_gradient("b", dLdZ.sum(axis=0, keepdims=True))
-        return dLdZ @ self._param("W", X.dtype).T if self.input_gradient else None
+            self._store_gradient("b", db)
+        return dX
 
     def config(self) -> dict:
         return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import functional as F
 from ..validation import number
 from .base import Layer, _as_float
 
@@ -41,18 +42,14 @@ class Dropout(Layer):
             draw_dtype = np.float64 if X.dtype == np.float64 else np.float32
             keep = self.rng.random(X.shape, dtype=draw_dtype) >= self.p  # True with probability 1 - p
         self.cache["mask"] = keep
-        Y = X * X.dtype.type(1.0 / (1.0 - self.p))
-        Y *= keep
-        return Y
+        return F.dropout(X, keep, self.p)
 
     def backward(self, dLdY: np.ndarray) -> np.ndarray:
         dLdY = self._check_grad_shape(dLdY, self.cache["shape"]).astype(self.cache["dtype"], copy=False)
         keep = self.cache["mask"]
         if keep is None:
             return dLdY
-        dX = dLdY * dLdY.dtype.type(1.0 / (1.0 - self.p))
-        dX *= keep
-        return dX
+        return F.dropout_backward(dLdY, keep, self.p)
 
     def config(self) -> dict:
         return {"name": self.name, "p": self.p}

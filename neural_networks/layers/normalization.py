@@ -1,5 +1,5 @@
-"""Batch normalisation: the layer around the ``batchnorm_*`` kernels of
-:mod:`neural_networks.functional`.
+"""Batch normalisation: the layer around :func:`neural_networks.functional.batchnorm_train` and
+:func:`~neural_networks.functional.batchnorm_eval`.
 
 It behaves differently in training and evaluation (``layer.training``, switched by
 ``NeuralNetwork.train_mode`` / ``eval_mode``): it normalises with the batch's statistics while
@@ -27,17 +27,16 @@ class BatchNorm(ActivatedLayer):
     ``Y = activation(gamma * (X - mean) / sqrt(var + eps) + beta)``.
 
     ``gamma (1, c)`` (ones) and ``beta (1, c)`` (zeros) are created on the first forward pass
-    (``scale=False``: no ``gamma``, the scale stays 1, as airbench's batch norm and Keras'
+    (``scale=False``: no ``gamma``, the scale stays 1, as Keras'
     ``BatchNormalization(scale=False)``);
     ``n_in = n_out = c``. Training mode uses the batch's mean and biased variance and updates
     ``buffers["running_mean"]`` / ``buffers["running_var"]`` as PyTorch does:
     ``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased variance.
     Evaluation mode uses the running statistics.
 
-    With ``activation="relu"`` (an activation whose ``fused_kernel`` is ``"relu"``) the
-    rectification is applied in place to the layer's own output array and only that output is
-    cached (its positive entries are those of the pre-activation); other activations cache the
-    pre-activation ``Z`` as the other layers do (see :class:`ActivatedLayer`).
+    The fast kernels apply a ReLU or GELU activation inside the normalising pass (see
+    :func:`neural_networks.functional.fusion`); the results are those of normalising, then
+    calling the activation.
     """
 
     name = "batchnorm"
@@ -70,6 +69,9 @@ class BatchNorm(ActivatedLayer):
         self.buffers["running_var"] = np.ones((1, c), dtype=dtype)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
+        """``X (..., c) -> Y`` of ``X``'s shape; training mode also updates the running statistics.
+        ``ValueError`` for rank < 2, an empty input, another feature count, or (training) a single
+        value per feature."""
         X = _as_float(X, self.where)
         if X.ndim < 2:
             raise ValueError(f"{self.where}: expected input of rank >= 2 (batch, ..., features), got shape {X.shape}")
@@ -84,38 +86,22 @@ class BatchNorm(ActivatedLayer):
         if "running_mean" not in self.buffers or "running_var" not in self.buffers:
             self._init_buffers(c)
         dtype = X.dtype
-        X2 = X.reshape(-1, c)
         gamma = self._param("gamma", dtype) if self.scale else self._ones(c, dtype)
         beta = self._param("beta", dtype)
-        fused = self.activation.fused_kernel == "relu"
         if self.training:
-            M = X2.shape[0]
+            M = X.size // c
             if M < 2:
                 raise ValueError(
                     f"{self.where}: training needs more than one value per feature to estimate the variance, "
                     f"got input of shape {X.shape}"
                 )
-            # An activation with a block kernel (GELU) is applied to each normalised block while
-            # it is in cache: the pre-activation is never written out and read back.
-            blocks = None if fused else self.activation.slope_blocks(dtype)
-            slope = None if blocks is None else np.empty(X2.shape, dtype=dtype)
-            Z2, mean, inv_std, var = F.batchnorm_train_forward(
-                X2, gamma, beta, self.eps, relu=fused, slope_blocks=blocks, slope=slope
-            )
-            self._update_running(mean, var * (M / (M - 1)))
-            self.cache = OrderedDict(mode="train", X=X2, mean=mean, inv_std=inv_std, gamma=gamma)
-            if slope is not None:
-                return self._activate(Z2.reshape(X.shape), slope=slope.reshape(X.shape))
+            Y, self.cache = F.batchnorm_train(X, gamma, beta, self.eps, self.activation)
+            self._update_running(self.cache["mean"], self.cache["var"] * (M / (M - 1)))
         else:
             mean = self.buffers["running_mean"].astype(dtype, copy=False)
             var = self.buffers["running_var"].astype(dtype, copy=False)
-            Z2, inv_std = F.batchnorm_eval_forward(X2, gamma, beta, mean, var, self.eps)
-            self.cache = OrderedDict(mode="eval", X=X2, mean=mean, inv_std=inv_std, gamma=gamma)
-            if fused:
-                np.maximum(Z2, 0, out=Z2)
-        # With the fused ReLU, Z is this call's own rectified output: only it is kept, its
-        # positive entries being exactly those of the pre-activation (one array fewer).
-        return self._activate(Z2.reshape(X.shape), fused=fused)
+            Y, self.cache = F.batchnorm_eval(X, gamma, beta, mean, var, self.eps, self.activation)
+        return Y
 
     def _ones(self, c: int, dtype) -> np.ndarray:
         """The constant scale of a layer made with ``scale=False``."""
@@ -142,37 +128,13 @@ class BatchNorm(ActivatedLayer):
             old = self.buffers[key]
             self.buffers[key] = ((1.0 - m) * old + m * stat).astype(old.dtype, copy=False)
 
-    def _backward_from_output(self, Y: np.ndarray, dLdY: np.ndarray) -> np.ndarray:
-        if self.cache["mode"] != "train":
-            return super()._backward_from_output(Y, dLdY)
-        # the training kernel masks dL/dY by Y > 0 itself, block by block with its sums
-        return self._backward(dLdY, overwrite=False, relu_output=Y)
-
-    def _backward_temporary(self, dLdZ: np.ndarray, owned: bool) -> np.ndarray:
-        # A dL/dZ made by backward (e.g. dY * (Y > 0) for the fused ReLU) is scratch for the kernel.
-        return self._backward(dLdZ, overwrite=owned)
-
-    def backward_preactivation(self, dLdZ: np.ndarray) -> np.ndarray:
-        """Backward pass given ``dL/dZ`` (the gradient before the activation)."""
-        return self._backward(dLdZ, overwrite=False)
-
-    def _backward(self, dLdZ: np.ndarray, overwrite: bool, relu_output: np.ndarray | None = None) -> np.ndarray:
-        cache = self.cache
-        X2 = cache["X"]
-        shape = self._kept().shape
-        c = shape[-1]
-        dZ = np.asarray(dLdZ).astype(X2.dtype, copy=False).reshape(-1, c)
-        if cache["mode"] == "train":
-            Y2 = None if relu_output is None else relu_output.reshape(-1, c)
-            dX, dgamma, dbeta = F.batchnorm_train_backward(
-                dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"], overwrite_dZ=overwrite, relu_output=Y2
-            )
-        else:
-            dX, dgamma, dbeta = F.batchnorm_eval_backward(dZ, X2, cache["mean"], cache["inv_std"], cache["gamma"])
+    def _backward(self, dL: np.ndarray, activation) -> np.ndarray:
+        """``dL`` of ``X``'s shape -> ``dL/dX``; fills ``gradients["gamma"]`` and ``gradients["beta"]``."""
+        dX, dgamma, dbeta = F.batchnorm_backward(dL, self.cache, activation)
         if self.scale:
             self._store_gradient("gamma", dgamma)
         self._store_gradient("beta", dbeta)
-        return dX.reshape(shape)
+        return dX
 
     def config(self) -> dict:
         return {

@@ -26,7 +26,7 @@ from ..config import ConfigError, dump_config, parse_yaml, validate_config
 from ..io import atomic_write
 from ..plots import save_figure
 from .space import SearchSpace, apply_params, choice_index
-from .study import ATTR, GIVEN_BACK, JOURNAL_NAME, STUDY_FILE, open_storage, require_optuna
+from .storage import ATTR, GIVEN_BACK, JOURNAL_NAME, STUDY_FILE, open_storage, require_optuna
 from .trial import describe, trial_name
 
 __all__ = [

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..callbacks import Callback
 from ..config import ConfigError
+from ..experiment import RunInterrupted, run_experiment
 from .space import apply_params
 
 __all__ = ["PruningReporter", "TrialOutcome", "trial_name", "run_trial", "describe", "raised_by_ctrl_c"]
@@ -51,8 +52,6 @@ def raised_by_ctrl_c(err: BaseException) -> bool:
     and raises ``RuntimeError("did not possess lock")``. That error is the user's Ctrl-C, not a
     failure of the trial, so the ``__context__``/``__cause__`` chain is searched for one.
     """
-    from ..experiment import RunInterrupted
-
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, (KeyboardInterrupt, RunInterrupted)):
@@ -83,8 +82,6 @@ def run_trial(study, trial, params: dict, base_config: dict, study_dir: Path) ->
     the trial left running: the worker hands it back for a retry.
     """
     from optuna.trial import TrialState
-
-    from ..experiment import RunInterrupted, run_experiment
 
     name = trial_name(trial.number)
     config = apply_params(base_config, params)

@@ -3,9 +3,9 @@
 Every step allocates and frees the same large temporaries (activations, padded inputs,
 gradients; a few MB to tens of MB each). With glibc's defaults, blocks above a dynamic
 threshold are ``mmap``-ed and returned to the kernel on free, and the heap's top is trimmed
-back; the next step then page-faults the same memory in again, zero-filled by the kernel.
-Measured on the 2-core machine: a Conv2D 3x3 layer (batch 128, 16x16x32 -> 64) forward+backward
-took ~64 ms with ~1,800 page faults per call, ~52 ms with none.
+back; the next step then page-faults the same memory in again, zero-filled by the kernel, which
+costs a convolution layer a noticeable share of its time (benchmarks/RESULTS.md, "Kernel figures
+moved from code comments").
 
 :func:`retain_freed_memory` raises glibc's ``mmap`` and trim thresholds with ``mallopt`` so that
 freed blocks stay in the heap and are reused: what PyTorch's caching allocators do for their

@@ -7,10 +7,10 @@ per position ``k`` of the 4x4 transform. The input and output transforms are add
 done here as strided NumPy passes over a few images at a time, so that they stay in cache.
 
 Those passes cost time proportional to ``c + f`` and the products to ``c * f``: the method wins
-only for wide layers. Measured on the development machine (two threads, forward, against the
-im2col kernel; ``benchmarks/RESULTS.md``): 1.2-1.6x faster with 256 input and output channels on
-4x4 to 16x16 maps, a tie at 128 channels, slower below, and slower on odd maps that padding to
-even sizes wastes much of (7x7, 3x3). :func:`applies` encodes that rule. Accuracy: the
+only for wide layers, and loses on odd maps that padding to even sizes wastes much of (7x7,
+3x3); :func:`applies` encodes the rule measured against the im2col kernel (benchmarks/RESULTS.md,
+"Kernel figures moved from code comments").
+Checked against :func:`neural_networks.functional.reference.conv2d_forward`. Accuracy: the
 transforms are exact in binary except for G's halves, so float32 results stay within a few
 1e-7 relative of the direct convolution (tested against it and PyTorch).
 """
@@ -28,8 +28,8 @@ MIN_CHANNELS = 256
 #: Smallest map (rows and columns) it is used for (a 2x2 tile needs at least one).
 MIN_SIZE = 2
 #: Odd maps are padded to even ones, which wastes that share of the products: 7x7 maps (padded
-#: to 8x8, 23% wasted) and 3x3 ones (44%) ran slower through Winograd than through im2col here
-#: at batch 512 (benchmarks/bench_winograd.py), 8x8 and 16x16 ones faster.
+#: to 8x8, 23% wasted) and 3x3 ones (44%) waste too much to win over im2col, even ones nothing
+#: (benchmarks/bench_winograd.py).
 MAX_PADDING_WASTE = 0.15
 #: Whether Conv2D's weight gradient takes the Winograd path too where :func:`applies` (else
 #: im2col: patches times the output gradient). A switch for benchmarks and tests.
@@ -103,7 +103,7 @@ def conv3x3_same(X: np.ndarray, U: np.ndarray, out: np.ndarray | None = None) ->
     """The 3x3 "same" cross-correlation of ``X (n, h, w, c)`` with the filters whose transform is
     ``U (16, c, f)`` (:func:`filter_transform`): ``(n, h, w, f)`` in ``X``'s dtype, written to
     ``out`` if given. Odd ``h`` or ``w`` are padded by one more zero row or column and cropped.
-    The batch is split over :mod:`~neural_networks.parallel` threads, each working through its
+    The batch is split over :mod:`~neural_networks.functional.parallel` threads, each working through its
     images a few at a time."""
     n, h, w, c = X.shape
     f = U.shape[2]
@@ -156,7 +156,7 @@ def weight_gradient3x3_same(X: np.ndarray, dZ: np.ndarray) -> np.ndarray:
     ``Y = A^T [U * V] A`` with respect to the filters is ``G^T (sum over tiles of V * (A dZ A^T)) G``,
     16 products ``V_k^T (c, tiles) @ Z_k (tiles, f)``, 4 multiplies per output where the direct
     sum takes 9. Odd maps are padded as in :func:`conv3x3_same` (a zero gradient for the cropped
-    outputs). Slices of the batch run on :mod:`~neural_networks.parallel` threads; their sums
+    outputs). Slices of the batch run on :mod:`~neural_networks.functional.parallel` threads; their sums
     are added in slice order."""
     n, h, w, c = X.shape
     f = dZ.shape[3]

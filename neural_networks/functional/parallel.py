@@ -7,11 +7,9 @@ core then gathers its own patches and multiplies them, where a single thread cal
 two-thread BLAS leaves one core idle during every copy. During a map the calling thread and
 each pool thread are pinned to their own CPU (where the OS allows it and there is a CPU for
 every thread; the caller's affinity is restored afterwards): without pinning, the scheduler
-often woke the pool thread on the caller's core, and the two slices shared one core for much of
-a layer. Measured on the 2-core machine with ``benchmarks/bench_layers.py`` (ratio to PyTorch
-of the issue's target Conv2D, b128 16x16x32 -> 64, forward+backward): 1.46-1.72x in one thread,
-1.19-1.48x split without pinning, 1.05-1.17x split and pinned; the ``cifar10_cnn`` training step
-(batch 64): 1.20-1.36x, 1.25-1.41x and 1.07-1.22x.
+often wakes the pool thread on the caller's core, and the two slices then share one core for
+much of a layer. Splitting and pinning each brought the convolutions closer to PyTorch's time
+(benchmarks/RESULTS.md, "Kernel figures moved from code comments").
 
 The number of threads is ``$NEURAL_NETWORKS_NUM_THREADS`` if set, else the number of threads
 numpy's BLAS uses at the time of the call (so ``OPENBLAS_NUM_THREADS`` and threadpoolctl limits
@@ -90,8 +88,8 @@ def region():
     splits batches over :func:`num_threads` threads (the count from before the limit).
 
     A training step runs in one region: then no BLAS call of the step wakes BLAS's own worker
-    threads, which keep spinning for about 0.1 s after each multi-threaded call and would
-    compete with the batch threads for the cores. Nested regions are no-ops.
+    threads, which keep spinning for a while after each multi-threaded call and would compete
+    with the batch threads for the cores. Nested regions are no-ops.
     """
     if getattr(_state, "threads", None) is not None or getattr(_state, "worker", False):
         yield
@@ -164,7 +162,8 @@ def split_points(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 # Below this many multiply-adds a kernel runs in the calling thread: handing slices to another
-# thread and back costs about 0.1 ms, the time of ~5M multiply-adds on one core.
+# thread and back costs about as much as a few million multiply-adds on one core
+# (benchmarks/RESULTS.md, "Kernel figures moved from code comments").
 MIN_PARALLEL_WORK = 1 << 23
 
 

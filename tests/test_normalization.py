@@ -1,4 +1,4 @@
-"""Tests of neural_networks.regularization: BatchNorm and Dropout.
+"""Tests of BatchNorm and Dropout (neural_networks.layers.normalization and .dropout).
 
 BatchNorm's forward pass is checked against a slow reference with explicit per-channel loops,
 its backward pass against central finite differences in float64 (training and evaluation
@@ -19,7 +19,7 @@ from neural_networks import layers as layers_module
 from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D, initialize_layer
 from neural_networks.models import NeuralNetwork
 from neural_networks.optimizers import SGD
-from neural_networks.regularization import BatchNorm, Dropout
+from neural_networks.layers import BatchNorm, Dropout
 
 from . import torch_oracles as O
 from .helpers import layer_to_float64, numerical_gradient, one_hot, randn, relative_error
@@ -261,7 +261,7 @@ class TestBatchNormBackward(unittest.TestCase):
             self.assertLess(relative_error(fast.gradients[key], ref.gradients[key]), 1e-3, key)
 
     def test_column_sums(self):
-        from neural_networks.functional import column_sums
+        from neural_networks.functional.blocks import column_sums
 
         for M, c in ((1, 1), (7, 3), (70_000, 5), (9000, 64)):
             A = randn(self.rng, M, c, dtype=np.float32)
@@ -296,7 +296,7 @@ class TestBatchNormKernelsInBlocks(unittest.TestCase):
     the textbook formulas in float64."""
 
     def setUp(self):
-        from neural_networks import functional as F
+        from neural_networks.functional import batchnorm as F
 
         self.F = F
         self.rng = np.random.default_rng(7)
@@ -349,10 +349,9 @@ class TestBatchNormKernelsInBlocks(unittest.TestCase):
     def test_gelu_applied_block_by_block_equals_gelu_after_the_map(self):
         from unittest import mock
 
-        from neural_networks import normal, parallel
-        from neural_networks.activations import GELU
+        from neural_networks.functional import gelu_tables, parallel
 
-        # GELU's slope_blocks is applied to each normalised block in cache: output and slope
+        # GELU with its slope is applied to each normalised block in cache: output and slope
         # must be bit for bit those of the map followed by gelu_with_slope, in both dtypes and
         # for any thread count; a wide beta puts values beyond the float32 tables (|z| >= 6)
         # in every block, and widths that do not divide the block give a partial last block
@@ -364,7 +363,7 @@ class TestBatchNormKernelsInBlocks(unittest.TestCase):
                 gamma = self.rng.uniform(0.5, 1.5, (1, c)).astype(dtype)
                 beta = (4 * randn(self.rng, 1, c)).astype(dtype)
                 Z, *stats = F.batchnorm_train_forward(X, gamma, beta, 1e-5)
-                Y_ref, S_ref = normal.gelu_with_slope(Z)
+                Y_ref, S_ref = gelu_tables.gelu_with_slope(Z)
                 if dtype == np.float32:
                     self.assertGreater(np.sum(np.abs(Z[: F.BATCHNORM_BLOCK // c]) >= 6), 10)
                 for threads in ("1", "2"):
@@ -372,7 +371,7 @@ class TestBatchNormKernelsInBlocks(unittest.TestCase):
                         with mock.patch.dict("os.environ", {parallel.ENV_THREADS: threads}):
                             S = np.full_like(X, np.nan)
                             Y, *fused_stats = F.batchnorm_train_forward(
-                                X, gamma, beta, 1e-5, slope_blocks=GELU().slope_blocks(dtype), slope=S
+                                X, gamma, beta, 1e-5, slope_blocks=gelu_tables.GeluWithSlopeBlocks(dtype), slope=S
                             )
                         np.testing.assert_array_equal(Y, Y_ref)
                         np.testing.assert_array_equal(S, S_ref)
@@ -380,12 +379,12 @@ class TestBatchNormKernelsInBlocks(unittest.TestCase):
                             np.testing.assert_array_equal(got, want)
 
     def test_the_slope_array_is_checked(self):
-        from neural_networks.activations import GELU
+        from neural_networks.functional import gelu_tables
 
         F = self.F
         X = randn(self.rng, 8, 3, dtype=np.float32)
         ones, zeros = np.ones((1, 3), np.float32), np.zeros((1, 3), np.float32)
-        blocks = GELU().slope_blocks(np.float32)
+        blocks = gelu_tables.GeluWithSlopeBlocks(np.float32)
         for slope, relu in (
             (None, False),
             (np.empty((8, 4), np.float32), False),

@@ -1,4 +1,5 @@
-"""The standard normal distribution function ``Phi`` and the GELU kernels built on it.
+"""The fast exact GELU: the standard normal distribution function ``Phi`` and the GELU kernels
+built on it, checked against :func:`neural_networks.functional.reference.gelu`.
 
 NumPy has no vectorised erf and the library does not depend on SciPy, so ``Phi`` is computed here
 from W. J. Cody's rational Chebyshev approximations of erf and erfc ("Rational Chebyshev
@@ -9,7 +10,7 @@ and Numerical Recipes' erfcc beyond them.
 
 Speed: a long chain of whole-array NumPy operations is memory-bound, so the kernels work
 through their input in blocks of ``_BLOCK`` elements whose temporaries stay in cache, shared
-among the threads of :mod:`neural_networks.parallel`. On each block the formulas that hold
+among the threads of :mod:`.parallel`. On each block the formulas that hold
 almost every element are evaluated everywhere and combined without branches (:func:`_select`);
 the rare tail elements are redone apart.
 """
@@ -68,7 +69,10 @@ _ERFC_Q = (
 _ERF_UPTO = 0.46875  # Cody's break points: erf by A/B below, erfc by C/D up to 4, by P/Q beyond
 _ERFC_UPTO = 4.0
 _ERFC_ZERO = 27.3  # erfc(y) < 5e-324 (the least float64) beyond: 0, and y*y stays finite
-_BLOCK = 1 << 16  # elements per block (see above): 64K measured best of 16K-256K
+# Elements per block (see above): small enough for a block's temporaries to stay in cache, large
+# enough to amortise the fixed cost of each numpy call (benchmarks/RESULTS.md, "Kernel figures
+# moved from code comments").
+_BLOCK = 1 << 16
 _SQRT1_2 = math.sqrt(0.5)
 _INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -78,8 +82,8 @@ def _select(take_first: np.ndarray, first: np.ndarray, second: np.ndarray) -> np
     """``np.where(take_first, first, second)`` for finite (or NaN) ``first`` and ``second`` of one
     floating dtype, by arithmetic: ``m first + (1 - m) second`` with ``m`` 0 or 1 is exact, since
     one product is the chosen value and the other 0. ``np.where`` branches on every element and
-    mispredicts half the time when the mask is random (the sign of a pre-activation): 370 us
-    against about 50 us on 65,536 float32 values."""
+    mispredicts half the time when the mask is random (the sign of a pre-activation), which makes
+    it several times slower than this arithmetic."""
     m = take_first.astype(first.dtype)
     out = first * m
     m -= 1
@@ -216,9 +220,9 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
 
 class _Scratch:
     """Working arrays of one thread for float32 blocks of up to ``size`` elements, reused from
-    block to block (a fresh temporary per operation costs an allocation of block size each time,
-    which took about a third of a block's time), and the values beyond the tables that its blocks
-    met, computed by the formulas in one go by :meth:`finish`."""
+    block to block (a fresh temporary per operation would cost an allocation of block size each
+    time, a large share of a block's work), and the values beyond the tables that its blocks met,
+    computed by the formulas in one go by :meth:`finish`."""
 
     def __init__(self, size: int):
         self.fraction = np.empty(size, dtype=np.float32)
@@ -244,7 +248,7 @@ class _Scratch:
         """``out[...] = value + difference * fraction`` from ``table``'s pairs at ``index``."""
         pairs = self.pairs[: index.size]
         # every index is in range by construction (nodes of |z| < _TABLE_RANGE): "wrap" skips
-        # the bounds check of the default mode, which took half of the gather's time
+        # the bounds check of the default mode, a large part of the gather's cost
         np.take(table, index, out=pairs, mode="wrap")
         halves = pairs.view(np.float32).reshape(-1, 2)
         np.multiply(halves[:, 1], fraction, out=out)
@@ -252,9 +256,9 @@ class _Scratch:
 
     def finish(self) -> None:
         """``out[positions] = exact(values) * factor`` for every pending entry, each ``exact``
-        called once on all of its values: the formulas take 30-45 numpy calls, whose fixed cost
-        per block had made a block with a few values beyond the tables cost about twice one
-        without (batch-normalised or whitened activations put a few beyond 6 in most blocks)."""
+        called once on all of its values: the formulas take 30-45 numpy calls, whose fixed cost,
+        paid per block, would dominate a block with only a few values beyond the tables
+        (batch-normalised or whitened activations put a few beyond 6 in most blocks)."""
         for exact in {entry[0]: None for entry in self.pending}:
             entries = [entry for entry in self.pending if entry[0] is exact]
             results = exact(np.concatenate([values for _, _, _, values, _ in entries]))
@@ -348,8 +352,8 @@ class GeluWithSlopeBlocks:
             scratch.finish()
 
 
-# Below this many elements GELU runs in the calling thread (about two blocks: handing a slice
-# to another thread and back costs about 0.1 ms, a block about 0.25 ms).
+# Below this many elements GELU runs in the calling thread: for fewer than about two blocks,
+# handing a slice to another thread and back costs more than it saves.
 _MIN_PARALLEL = 2 * _BLOCK
 
 
@@ -357,7 +361,7 @@ def _blockwise(kernel, Z: np.ndarray, *others: np.ndarray, outputs: int = 1):
     """``kernel(scratch, *outs, z, *o)`` over aligned flat blocks of ``Z`` and ``others`` (each of ``Z``'s
     shape), each call filling its blocks ``outs`` of ``outputs`` arrays of that shape and of the
     inputs' result dtype (``Z``'s for a floating ``Z``); returns the array, or the tuple of them.
-    The blocks are shared among :func:`~neural_networks.parallel.map_batch`'s threads: each
+    The blocks are shared among :func:`~neural_networks.functional.parallel.map_batch`'s threads: each
     element's value depends on nothing else, so the result is the same for any thread count."""
     Z = np.ascontiguousarray(Z)
     if not np.issubdtype(Z.dtype, np.floating):
