@@ -4,7 +4,7 @@
 Run ``python3 generate_submission.py --help`` from the repository root. The document has one
 section per part -- activations, layers, losses and the model -- and in it the source of every
 function named in ``student_implementations`` below; the work is done by
-:func:`neural_networks.report.code_appendix`.
+:func:`neural_networks.appendix.code_appendix`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from neural_networks.io import atomic_write, quiet_broken_pipe
-from neural_networks.report import (
+from neural_networks.appendix import (
     DEFAULT_IMPLEMENTATIONS,
     FAST_IMPLEMENTATIONS,
     UnknownImplementation,

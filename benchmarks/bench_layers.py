@@ -309,14 +309,14 @@ def vgg_bn_layers(BatchNorm):
 
 def config_batch_size(path: str) -> int:
     """The batch size of a shipped config (its data section's, else the loaders' default 128)."""
-    from neural_networks.config import load_config
+    from neural_networks.experiments import load_config
 
     return int(load_config(C.ROOT / path)["data"].get("batch_size", 128))
 
 
 def config_layers(path: str) -> tuple[list, int]:
     """Fresh layers of a shipped config's model and the config's batch size."""
-    from neural_networks.config import load_config
+    from neural_networks.experiments import load_config
     from neural_networks.layers import initialize_layer
 
     config = load_config(C.ROOT / path)

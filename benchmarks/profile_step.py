@@ -29,8 +29,8 @@ import numpy as np
 from neural_networks.functional import allocator
 from neural_networks import functional as F
 from neural_networks.callbacks import CALLBACKS, FreezeParameters, initialize_callback
-from neural_networks.config import apply_overrides, load_config
-from neural_networks.experiment import build_dataset, build_model
+from neural_networks.experiments import apply_overrides, load_config
+from neural_networks.experiments import build_dataset, build_model
 
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "fashion_mnist": (28, 28, 1), "iris": (4,)}
 

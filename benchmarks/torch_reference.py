@@ -255,9 +255,9 @@ def torch_epochs(config: dict, epochs: float, torch, test: bool = False) -> tupl
     """Train the config's recipe in PyTorch; ``(seconds per epoch, metrics)``: the last epoch's
     loss and validation accuracy and, with ``test``, the training time and the test accuracy
     with the config's test-time augmentation and without."""
-    from neural_networks.experiment import build_dataset, build_model
+    from neural_networks.experiments import build_dataset, build_model
     from neural_networks.progress import progress_bar
-    from neural_networks.training import _seed_epoch, epoch_batches, epoch_count
+    from neural_networks.training.loop import _seed_epoch, epoch_batches, epoch_count
 
     TF = torch.nn.functional
     dataset = build_dataset(config)
@@ -355,7 +355,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args(argv)
 
-    from neural_networks.config import load_valid_config
+    from neural_networks.experiments import load_valid_config
     from neural_networks.training import check_epochs
 
     epochs = check_epochs(int(args.epochs) if float(args.epochs).is_integer() else args.epochs)
@@ -424,7 +424,7 @@ def epoch_gflop(config: dict) -> float:
     """GFLOP of one whole epoch of the config's network in its conv and dense products: three per
     training image (forward, dW, dX), one per validation image (``_common.training_flops_per_image``
     on a fresh model of the config)."""
-    from neural_networks.experiment import build_dataset, build_model
+    from neural_networks.experiments import build_dataset, build_model
 
     dataset = build_dataset(config)
     model = build_model(config)

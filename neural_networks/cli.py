@@ -18,8 +18,7 @@ __all__ = ["main", "build_parser"]
 
 
 def _cmd_train(args) -> int:
-    from .config import load_valid_config
-    from .experiment import run_experiment
+    from .experiments import load_valid_config, run_experiment
 
     overrides = list(args.set or [])
     if args.epochs is not None:
@@ -55,7 +54,7 @@ def _tta(args, config: dict) -> str:
 def _load_run(args) -> tuple[dict, object]:
     """The run's config and the checkpoint asked for, after a note on stderr if the run is
     unfinished (still training, failed, interrupted: the weights are not a finished run's)."""
-    from .runs import load_run, unfinished_note
+    from .experiments import load_run, unfinished_note
 
     config, model = load_run(args.run_dir, which=args.checkpoint)
     note = unfinished_note(args.run_dir, config, which=args.checkpoint, model=model)
@@ -65,7 +64,7 @@ def _load_run(args) -> tuple[dict, object]:
 
 
 def _cmd_evaluate(args) -> int:
-    from .experiment import build_dataset
+    from .experiments import build_dataset
 
     config, model = _load_run(args)
     dataset = build_dataset(config)
@@ -79,7 +78,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .experiment import build_dataset, split_inputs
+    from .experiments import build_dataset, split_inputs
     from .io import atomic_write
 
     config, model = _load_run(args)
@@ -135,7 +134,7 @@ def _cmd_data(args) -> int:
     if args.action == "list":
         # the configs run from here (./configs/*.yaml) may read a data set elsewhere than its
         # default location: list their data.path too, or "missing" would mislead
-        from .config import config_data_paths
+        from .experiments import config_data_paths
 
         config_paths, problems = config_data_paths("configs")
         for row in datasets.list_datasets(config_paths=config_paths):
@@ -178,7 +177,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_tune(args) -> int:
-    from .config import ConfigError, apply_overrides, load_config, validate_file_config
+    from .experiments import ConfigError, apply_overrides, load_config, validate_file_config
     from .tune.space import check_validation_split, load_space
     from .tune.study import StudySettings, check_study_name, require_optuna, run_study
 
@@ -377,8 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from .functional import allocator
-    from .config import ConfigError
-    from .experiment import RunInterrupted
+    from .experiments import ConfigError, RunInterrupted
     from .io import quiet_broken_pipe
 
     args = build_parser().parse_args(argv)

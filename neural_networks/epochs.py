@@ -16,7 +16,7 @@ __all__ = ["check_epochs", "epoch_count", "epoch_batches"]
 
 def check_epochs(value, name: str = "epochs") -> int | float:
     """A number of epochs: a non-negative int, or a float whose fraction is a last, partial epoch
-    (``4.5``: four epochs, then the first half of the fifth's batches, as airbench's 9.9 epochs).
+    (``4.5``: four epochs, then the first half of the fifth's batches, as arXiv:2404.00498 trains 9.9 epochs).
     Integral floats become ints. Raises ``ValueError`` (naming ``name``) for anything else: a
     bool, a non-number, a negative or non-finite number."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):

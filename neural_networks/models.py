@@ -37,7 +37,7 @@ def _accuracy_counts(Y: np.ndarray, Y_hat: np.ndarray) -> int:
     return int(np.count_nonzero(Y_hat.argmax(axis=1) == Y.argmax(axis=1)))
 
 
-#: Training inputs a data-dependent initialisation (patch whitening) sees: airbench's 5,000 images.
+#: Training inputs a data-dependent initialisation (patch whitening) sees (5,000, as arXiv:2404.00498 uses).
 DATA_INIT_EXAMPLES = 5000
 
 

@@ -21,7 +21,7 @@ Every value shares one axis, the global iteration ``step = epoch * steps_per_epo
 * ``images/first_layer``: the first layer's weights as :func:`neural_networks.plots.plot_first_layer`
   draws them (the run's ``first_layer.png``), every ``filters_every`` epochs (at the epoch's step;
   ``0``: never) and once training has ended;
-* ``images/confusion_matrix`` (runs of :func:`neural_networks.experiment.run_experiment` only):
+* ``images/confusion_matrix`` (runs of :func:`neural_networks.experiments.run_experiment` only):
   the run's ``confusion_matrix.png`` of the test split;
 * ``final/test_accuracy``, ``final/test_loss``, ``final/val_accuracy``, ``final/val_loss`` (runs
   only; no validation figures where the run holds none out): the figures of ``metrics.json``;

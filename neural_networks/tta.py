@@ -7,7 +7,7 @@ Used by :meth:`NeuralNetwork.predict` / ``evaluate`` / ``test`` (``tta=...``), b
 * ``flip``: the image and its left-right mirror image, weight 1/2 each.
 * ``flip_translate``: ``flip`` (weight 1/2) and, weight 1/2 in all, the image shifted by one
   pixel down-right and by one pixel up-left (reflected at the border), each with its mirror
-  image: six forward passes (the test-time augmentation of Keller Jordan's CIFAR-10 airbench).
+  image: six forward passes (the test-time augmentation of Jordan 2024, arXiv:2404.00498).
 
 Outputs (for a classifier, the softmax probabilities) are averaged with those weights. The
 views need NHWC image batches ``(batch, rows, cols, channels)``.

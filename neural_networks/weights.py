@@ -141,7 +141,7 @@ def _dirac(shape, rng, dtype):  # torch.nn.init.dirac_: zeros but the identity f
 
 def _unit_std_into(W: np.ndarray) -> np.ndarray:
     """Scale ``W`` (in place) so that its standard deviation over all its entries is exactly 1,
-    as airbench scales its classifier's weights (``w *= 1 / w.std()``)."""
+    as arXiv:2404.00498 scales its classifier's weights (``w *= 1 / w.std()``)."""
     std = float(np.std(W, dtype=np.float64))
     if not std > 0:
         raise ValueError(f"cannot scale a {W.shape} weight to unit std: its draw is constant ({W.flat[0]!r})")
@@ -179,10 +179,10 @@ def initialize_weights(name: str, activation: str | None = None) -> Callable:
     Two prefixes transform another initializer's draw (they compose, e.g.
     ``dirac_unit_std_normal``):
 
-    * ``dirac_<name>`` (e.g. ``dirac_pytorch_uniform``, airbench's identity initialisation) draws
+    * ``dirac_<name>`` (e.g. ``dirac_pytorch_uniform``, the identity initialisation of arXiv:2404.00498) draws
       from ``<name>`` and then makes the first ``min(in, out)`` filters identities: those channels
       pass through the layer at first, the others start as ``<name>`` draws them;
-    * ``unit_std_<name>`` (e.g. ``unit_std_pytorch_uniform``, airbench's classifier) draws from
+    * ``unit_std_<name>`` (e.g. ``unit_std_pytorch_uniform``, the classifier of arXiv:2404.00498) draws from
       ``<name>`` and scales the whole tensor to a standard deviation of exactly 1."""
     for prefix, transform in _PREFIXES.items():
         if isinstance(name, str) and name.lower().startswith(prefix):

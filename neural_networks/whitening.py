@@ -2,7 +2,7 @@
 
 A convolution whose filters are the eigenvectors of the covariance of the images' ``kh x kw``
 patches, each divided by the square root of its eigenvalue (plus ``eps``), outputs decorrelated
-channels of unit variance: the network starts from whitened input (Keller Jordan's airbench,
+channels of unit variance: the network starts from whitened input (Jordan 2024,
 arXiv 2404.00498, section 3.2; an old idea: Coates & Ng's patch whitening). With twice as many
 filters as a patch has values, the second half are the negated first half, so that a ReLU after
 it loses nothing.
@@ -20,7 +20,7 @@ from .functional.geometry import conv_output_size, pad_nhwc, patches
 __all__ = ["DEFAULT_EPS", "patch_covariance", "patch_whitening_filters"]
 
 #: Added to every eigenvalue before the square root: it bounds the gain of the near-constant
-#: directions (airbench's value for CIFAR-10 standardised per channel).
+#: directions (the value of arXiv:2404.00498 for CIFAR-10 standardised per channel).
 DEFAULT_EPS = 5e-4
 
 

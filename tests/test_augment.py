@@ -282,7 +282,7 @@ class TestLoaderOptions(unittest.TestCase):
 
         from PIL import Image
 
-        from neural_networks.config import validate_config
+        from neural_networks.experiments import validate_config
         from neural_networks.datasets import load_image_folder
 
         with tempfile.TemporaryDirectory() as tmp:

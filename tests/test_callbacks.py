@@ -394,7 +394,7 @@ class TestFreezing(unittest.TestCase):
                 self.assertEqual({f"{k}{i}" for i, layer in enumerate(loaded.layers) for k in layer.frozen}, fixed)
 
     def test_bad_names_and_values(self):
-        from neural_networks.config import ConfigError, validate_config
+        from neural_networks.experiments import ConfigError, validate_config
         from neural_networks.layers import initialize_layer
 
         with self.assertRaisesRegex(ValueError, r"no parameter 'gamma' to freeze \(parameters: W, b\)"):

@@ -17,8 +17,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from neural_networks import config as config_module
-from neural_networks import experiment
+from neural_networks.experiments import config as config_module
+from neural_networks.experiments import runner
 from neural_networks.cli import build_parser
 
 from .helpers import popen_cli, run_cli
@@ -132,7 +132,7 @@ class TestCommandLine(unittest.TestCase):
         self.assertIn("tta none", out)  # the run's config asks for none
 
     def test_evaluate_and_predict_with_flip_tta(self):
-        from neural_networks.experiment import build_dataset, load_run
+        from neural_networks.experiments import build_dataset, load_run
 
         out = cli("evaluate", self.run_dir, "--tta", "flip", cwd=self.dir).stdout
         self.assertIn("tta flip", out)
@@ -475,8 +475,8 @@ class TestCommandLine(unittest.TestCase):
         file asked for."""
         import shutil
 
-        from neural_networks.config import ConfigError
-        from neural_networks.experiment import load_run
+        from neural_networks.experiments import ConfigError
+        from neural_networks.experiments import load_run
 
         run = self.dir / "runs_no_best" / "tiny"
         shutil.copytree(self.run_dir, run)
@@ -495,7 +495,7 @@ class TestCommandLine(unittest.TestCase):
         out = self.dir / "runs_names"
         for name in ("../escape", "a/b", "..", "sp ace"):
             result = cli("train", self.config_path, "--out", out, "--set", f"name={name!r}", cwd=self.dir, check=False)
-            self.assertOneLineError(result, "error: ", "name")  # config.py refuses '/', experiment.py the rest
+            self.assertOneLineError(result, "error: ", "name")  # config.py refuses '/', runner.py the rest
             if "/" in name:
                 self.assertIn(f"name must be a non-empty string without '/', got {name!r}", result.stderr)
             if "/" not in name:
@@ -515,7 +515,7 @@ class TestValuesTravelOnce(unittest.TestCase):
     def counting(self):
         """Counts of validations and of the objects built inside the context, as a dict."""
         by_config = mock.patch.object(config_module, "validate_config", wraps=config_module.validate_config)
-        by_runner = mock.patch.object(experiment, "validate_config", wraps=experiment.validate_config)
+        by_runner = mock.patch.object(runner, "validate_config", wraps=runner.validate_config)
         with count_builds() as built, by_config as in_config, by_runner as in_runner:
             counts = {}
             yield counts
@@ -536,18 +536,18 @@ class TestValuesTravelOnce(unittest.TestCase):
         raw = config_module.load_config(self.IRIS)
         raw["epochs"] = 1
         with tempfile.TemporaryDirectory() as out, self.counting() as counts:
-            experiment.run_experiment(raw, out_dir=out, verbose=0)
+            runner.run_experiment(raw, out_dir=out, verbose=0)
         self.assertEqual(counts, {"validations": 1, "optimizer": 1, "loss": 1, "layer": 2})
 
     def test_a_model_from_the_validated_parts_equals_one_built_from_the_dict(self):
         raw = config_module.load_config(self.IRIS)
         raw["model"]["layers"][-1]["n_out"] = 3
         valid = config_module.validate_config(raw)
-        taken, built = experiment.build_model(valid), experiment.build_model(dict(valid))
+        taken, built = runner.build_model(valid), runner.build_model(dict(valid))
         X = np.random.default_rng(0).standard_normal((5, 4))
         np.testing.assert_array_equal(taken.forward(X), built.forward(X))
         self.assertEqual(taken.optimizer.config(), built.optimizer.config())
-        self.assertIsNot(experiment.build_model(valid).optimizer, taken.optimizer)  # handed over once
+        self.assertIsNot(runner.build_model(valid).optimizer, taken.optimizer)  # handed over once
 
 
 def read_rows(path):

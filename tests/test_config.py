@@ -7,7 +7,7 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
-from neural_networks.config import (
+from neural_networks.experiments import (
     ConfigError,
     ValidConfig,
     apply_overrides,

@@ -61,7 +61,7 @@ json.dump(results, open(sys.argv[2], "w"))
 PEAK_MEMORY = r"""
 import sys
 from neural_networks.cli import main
-from neural_networks.experiment import peak_memory_mb
+from neural_networks.experiments import peak_memory_mb
 try:
     rc = main(sys.argv[1:])
 finally:

@@ -504,7 +504,7 @@ def test_cli_export_of_a_trained_iris_run(tmp_path, monkeypatch, capsys):
     require("onnx")
     require("safetensors")
     from neural_networks.cli import main
-    from neural_networks.experiment import build_dataset, load_run, split_inputs
+    from neural_networks.experiments import build_dataset, load_run, split_inputs
 
     monkeypatch.setenv("NEURAL_NETWORKS_DATA", str(tmp_path / "cache"))
     config = yaml.safe_load((ROOT / "configs" / "iris.yaml").read_text())

@@ -228,13 +228,15 @@ def _p(*names: str) -> tuple[str, ...]:
 #: top (``neural_networks/__init__.py``, the CLI, experiments) may import everything.
 NEVER_REACHES = (
     # a layer never imports the model (nor anything that drives it)
-    (_p("layers"), _p("models", "training", "callbacks", "tensorboard", "logs", "experiment", "cli")),
+    (_p("layers"), _p("models", "training", "callbacks", "tensorboard", "logs", "experiments", "cli")),
     # the model never imports the loop or the callbacks
-    (_p("models"), _p("training", "callbacks", "tensorboard", "logs", "experiment", "cli")),
+    (_p("models"), _p("training", "callbacks", "tensorboard", "logs", "experiments", "cli")),
     # serialization receives the class it builds
     (_p("serialization"), _p("models", "training", "callbacks")),
     # the loop drives the callbacks
-    (_p("callbacks"), _p("training", "experiment", "cli")),
+    (_p("callbacks"), _p("training", "experiments", "cli")),
+    # the runner drives the loop
+    (_p("training"), _p("experiments", "cli")),
     # the optimizer never imports a data set
     (_p("optimizers"), _p("datasets", "models", "training")),
     # kernels import nothing of the library above them
@@ -272,6 +274,8 @@ class TestImports(unittest.TestCase):
             f"{PACKAGE}.functional.reference",
             f"{PACKAGE}.callbacks.base",
             f"{PACKAGE}.tune.study",
+            f"{PACKAGE}.training.loop",
+            f"{PACKAGE}.experiments.runner",
         ):
             self.assertIn(name, modules)
 

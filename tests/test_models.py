@@ -411,7 +411,7 @@ class TestOutputSizedByData(unittest.TestCase):
     """The course's starter scripts leave the output layer's n_out to the data set."""
 
     def test_spec_form_direct_form_and_config(self):
-        from neural_networks.experiment import run_experiment
+        from neural_networks.experiments import run_experiment
         from neural_networks.utils import AttrDict
 
         data = initialize_dataset("iris", batch_size=30)

@@ -8,7 +8,7 @@ from unittest import mock
 import numpy as np
 
 from neural_networks.callbacks import Callback
-from neural_networks.config import ConfigError, validate_config
+from neural_networks.experiments import ConfigError, validate_config
 from neural_networks.layers import BatchNorm, Conv2D, Flatten, FullyConnected
 from neural_networks.models import NeuralNetwork
 from neural_networks.optimizers import (

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from neural_networks.config import ConfigError, apply_overrides, dump_config, load_config, validate_config
+from neural_networks.experiments import ConfigError, apply_overrides, dump_config, load_config, validate_config
 from neural_networks.functional import reference
 from neural_networks.datasets import DataFormatError, DataNotFoundError, fashion_mnist, idx, image_folder
 from neural_networks.gradcheck import relative_error

@@ -20,17 +20,17 @@ import yaml
 
 from neural_networks import activations, layers, losses
 from neural_networks.functional import reference
-from neural_networks.report import (
+from neural_networks.appendix import (
     DEFAULT_IMPLEMENTATIONS,
     FAST_GROUP,
     FAST_IMPLEMENTATIONS,
     GROUPS,
     UnknownImplementation,
-    build_report,
     code_appendix,
     gather_implementations,
     resolve_implementation,
 )
+from neural_networks.report import build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "generate_submission.py"

@@ -18,13 +18,13 @@ from unittest import mock
 import numpy as np
 import yaml
 
-from neural_networks import rundir
+from neural_networks.experiments import rundir
 from neural_networks.callbacks import Callback
-from neural_networks.config import ConfigError, load_config
-from neural_networks.experiment import RunInterrupted, run_experiment
+from neural_networks.experiments import ConfigError, load_config
+from neural_networks.experiments import RunInterrupted, run_experiment
 from neural_networks.models import NeuralNetwork
-from neural_networks.runs import load_run
-from neural_networks.rundir import RunDirectoryError, claim_new, newest_run, open_existing, read_status
+from neural_networks.experiments import load_run
+from neural_networks.experiments.rundir import RunDirectoryError, claim_new, newest_run, open_existing, read_status
 
 from .helpers import run_cli
 
@@ -151,7 +151,7 @@ class TestRunsFromPython(unittest.TestCase):
         self.assertEqual(list(self.dir.iterdir()), [])
 
     def test_the_memory_estimate_refuses_what_cannot_fit(self):
-        with mock.patch("neural_networks.preflight.available_memory", return_value=10_000):
+        with mock.patch("neural_networks.experiments.preflight.available_memory", return_value=10_000):
             with self.assertRaisesRegex(ConfigError, r"needs about .* model\.layers\.0's, \(32,\).*batch_size"):
                 run_experiment(iris_config(), self.dir, verbose=0)
             with mock.patch.dict(os.environ, {"NEURAL_NETWORKS_MEMORY_CHECK": "0"}):

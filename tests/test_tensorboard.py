@@ -30,9 +30,9 @@ except ImportError:
 
 from neural_networks import cli
 from neural_networks.callbacks import CALLBACKS, Callback
-from neural_networks.config import ConfigError, validate_config
+from neural_networks.experiments import ConfigError, validate_config
 from neural_networks.datasets import initialize_dataset
-from neural_networks.experiment import RunInterrupted, run_experiment
+from neural_networks.experiments import RunInterrupted, run_experiment
 from neural_networks.layers import FullyConnected
 from neural_networks.logs import read_json, read_metrics_csv
 from neural_networks.models import NeuralNetwork
@@ -459,7 +459,7 @@ class TestConfigAndCommandLine(TempDir):
 
     def test_importing_the_package_does_not_import_tensorboard(self):
         code = (
-            "import sys, neural_networks, neural_networks.experiment, neural_networks.cli, neural_networks.tensorboard\n"
+            "import sys, neural_networks, neural_networks.experiments, neural_networks.cli, neural_networks.tensorboard\n"
             "from neural_networks.callbacks import CALLBACKS\n"
             "CALLBACKS.arguments('tensorboard')\n"
             "assert 'tensorboard' not in sys.modules, 'tensorboard was imported'\n"

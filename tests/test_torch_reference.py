@@ -43,7 +43,7 @@ class TestTorchReference(unittest.TestCase):
 
     def test_test_time_augmented_accuracy_is_ours(self):
         """The torch side's accuracy with flip TTA equals ``evaluate(tta="flip")`` of the same weights."""
-        from neural_networks.experiment import build_dataset, build_model
+        from neural_networks.experiments import build_dataset, build_model
         from neural_networks.training import fit
 
         from .torch_oracles import copy_weights, torch_network
@@ -89,7 +89,7 @@ class TestTorchReference(unittest.TestCase):
         """``epoch_gflop``: each conv and dense product (3 per training image, 1 per validation
         image) against the closed form of the tiny network, and ``--epochs 1`` reports each side's
         GFLOP/s as a fraction of the measured matmul peak."""
-        from neural_networks.experiment import build_dataset
+        from neural_networks.experiments import build_dataset
 
         dataset = build_dataset(self.config)
         h, w, c = dataset.input_shape

@@ -262,8 +262,8 @@ class TestFractionalRuns(unittest.TestCase):
         import tempfile
         from pathlib import Path
 
-        from neural_networks.config import ConfigError
-        from neural_networks.experiment import run_experiment
+        from neural_networks.experiments import ConfigError
+        from neural_networks.experiments import run_experiment
 
         config = {
             "name": "half",
@@ -307,7 +307,7 @@ class TestPrefetch(unittest.TestCase):
     ``limit`` taken, errors raised at their place, the thread gone after an early stop."""
 
     def test_same_items_in_order_and_the_limit(self):
-        from neural_networks.prefetch import Prefetch
+        from neural_networks.training.prefetch import Prefetch
 
         for depth in (1, 2, 5):
             with Prefetch(range(50), depth=depth) as items:
@@ -323,7 +323,7 @@ class TestPrefetch(unittest.TestCase):
             Prefetch([], limit=-1)
 
     def test_an_error_is_raised_where_it_happened(self):
-        from neural_networks.prefetch import Prefetch
+        from neural_networks.training.prefetch import Prefetch
 
         got = []
         with self.assertRaisesRegex(RuntimeError, "item 3 is broken"), Prefetch(_Counting(10, fail_at=3)) as items:
@@ -334,7 +334,7 @@ class TestPrefetch(unittest.TestCase):
     def test_an_early_stop_ends_the_thread_a_bounded_way_ahead(self):
         import time
 
-        from neural_networks.prefetch import Prefetch
+        from neural_networks.training.prefetch import Prefetch
 
         source = _Counting(1000)
         prefetch = Prefetch(source, depth=2)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from neural_networks.config import ConfigError, load_config, load_valid_config, validate_config
+from neural_networks.experiments import ConfigError, load_config, load_valid_config, validate_config
 from neural_networks.tune.samplers import MEDIAN_PRUNER
 from neural_networks.tune.space import check_validation_split, load_space, parse_space
 from neural_networks.tune.storage import JOURNAL_NAME, _with_installed_driver

@@ -25,7 +25,7 @@ def _weights_and_buffers(model) -> list[np.ndarray]:
 
 class ExponentialMovingAverage(Callback):
     """Keep an exponential moving average of the weights and evaluate with it (Polyak averaging;
-    timm's ``ModelEmaV2``, Keras' ``use_ema``; airbench's lookahead is a close relative).
+    timm's ``ModelEmaV2``, Keras' ``use_ema``; :class:`Lookahead` below is a close relative).
 
     After every ``every``-th training step: ``ema <- d * ema + (1 - d) * w`` for every parameter
     and buffer (batch-norm running statistics too), ``d = decay``, or with ``warmup``
@@ -128,18 +128,18 @@ class ExponentialMovingAverage(Callback):
 
 
 class Lookahead(Callback):
-    """Lookahead (Zhang et al. 2019) as airbench94 runs it: slow weights that the training
+    """Lookahead (Zhang et al. 2019) as Jordan (2024, arXiv:2404.00498) runs it: slow weights that the training
     weights are pulled back to every ``every`` steps.
 
     After every ``every``-th training step ``t`` (counted over the whole run, of ``T`` =
     epochs x steps per epoch): ``slow <- slow + (1 - d) * (w - slow)`` and then ``w <- slow`` for
     every parameter and buffer (batch-norm running statistics too), with ``d = decay`` or, with
-    ``schedule: cubic`` (airbench's), ``d = decay * (t / T) ** 3``: no pull at the start, the
+    ``schedule: cubic`` (that paper's), ``d = decay * (t / T) ** 3``: no pull at the start, the
     strongest at the end. At the end of the last epoch (or when a callback stops training) the
     weights become the slow weights, before the checkpoint of that epoch is written, so
     ``last.npz`` holds the trained model. Per-epoch validation sees the training weights. The slow
     weights (float64) are the callback's state, so a resumed run equals an uninterrupted one.
-    airbench's defaults: ``every: 5``, ``decay: 0.95 ** 5``.
+    that paper's defaults: ``every: 5``, ``decay: 0.95 ** 5``.
 
     Raises ``ValueError`` for a ``decay`` outside [0, 1), an ``every`` that is not a positive
     integer or an unknown ``schedule``."""

@@ -12,7 +12,7 @@ __all__ = ["FreezeParameters"]
 
 class FreezeParameters(Callback):
     """Freeze parameters of some layers from the start of epoch ``epoch`` (0-based) on, e.g.
-    airbench's whitening layer, whose bias trains for the first few epochs only:
+    a patch-whitening first layer (arXiv:2404.00498), whose bias trains for the first few epochs only:
     ``{name: freeze, layers: [0], parameters: [b], epoch: 3}``.
 
     ``layers``: a layer index or a list of them (negative counts from the end); ``parameters``:

@@ -16,7 +16,7 @@ augmentation (:mod:`.augment`). Reading files: where they come from (:mod:`.sour
 on what is read (:mod:`.limits`), folders and archives (:mod:`.archives`, tar headers in
 :mod:`.tar`), image decoding (:mod:`.decoding`), an image folder's layout (:mod:`.layout`) and
 the decoded-image cache (:mod:`.cache`). Presence and checksums: :func:`list_datasets` (with
-:func:`neural_networks.config.config_data_paths`: the paths configs give) and :func:`verify_dataset`, which ask each data
+:func:`neural_networks.experiments.config_data_paths`: the paths configs give) and :func:`verify_dataset`, which ask each data
 set's :class:`~.spec.DatasetSpec` (:mod:`.spec`).
 """
 

@@ -153,7 +153,7 @@ def example_bits(indices: np.ndarray, seed: int | None = 0) -> np.ndarray:
 
 
 def alternating_flip(X: np.ndarray, indices: np.ndarray, epoch: int, seed: int | None = 0) -> np.ndarray:
-    """Mirror images left-right on alternate epochs (airbench's alternating flip, arXiv 2404.00498).
+    """Mirror images left-right on alternate epochs (Jordan 2024's alternating flip, arXiv:2404.00498).
 
     Example ``i`` is mirrored in epoch ``e`` iff ``b_i XOR (e odd)``, ``b_i`` a fixed random bit
     (:func:`example_bits` of ``seed``): on even epochs iff ``b_i``, on every later epoch iff it was

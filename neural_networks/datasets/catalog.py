@@ -2,7 +2,7 @@
 published checksums (the library side of the CLI's ``data list|path|verify``). Nothing here
 downloads. Besides each data set's default location, :func:`list_datasets` reports the
 ``data.path`` values that experiment configs give (read by
-:func:`neural_networks.config.config_data_paths`; what ``data list`` shows for ``./configs/*.yaml``).
+:func:`neural_networks.experiments.config_data_paths`; what ``data list`` shows for ``./configs/*.yaml``).
 
 :data:`DATASETS` registers each data set's loader function with its :class:`~.spec.DatasetSpec`;
 the functions below loop over it, or look a name up in it, and ask the spec: apart from the
@@ -55,7 +55,7 @@ def list_datasets(path=None, config_paths: dict | None = None) -> list[dict]:
     from, or ``None``), ``where`` (``"shipped"``, ``"explicit path"``, ``"data folder
     ($NEURAL_NETWORKS_DATA)"``, ``"system copy"``) and, when not found, ``message``. ``path``
     applies to every data set (mostly useful with one). ``config_paths`` (the first value of
-    :func:`neural_networks.config.config_data_paths`) adds ``configs`` to the rows of the data sets it names: one dict per
+    :func:`neural_networks.experiments.config_data_paths`) adds ``configs`` to the rows of the data sets it names: one dict per
     path, ``path`` (as written), ``files`` (the configs giving it), ``found`` and ``message``."""
     rows = []
     for name in DATASETS:

@@ -7,7 +7,7 @@ and prints its test accuracy; then trains every combination of the sweep, prints
 validation and test accuracy, picks the best by validation accuracy (ties: lower validation
 loss) and saves its plots (loss versus iteration, loss and accuracy per epoch), its model and
 the table under ``--out``: that folder, or ``<out>-2``, ``<out>-3``, ... when it holds files
-already (claimed as a run directory is, :func:`neural_networks.rundir.claim_new`), so that no
+already (claimed as a run directory is, :func:`neural_networks.experiments.rundir.claim_new`), so that no
 earlier results are replaced and ``neural-networks train configs/iris.yaml`` gets
 ``experiments/iris`` for itself.
 """
@@ -23,7 +23,7 @@ from .. import plots
 from ..datasets import initialize_dataset
 from ..io import atomic_write
 from ..models import initialize_model
-from ..rundir import claim_new
+from ..experiments.rundir import claim_new
 
 DEFAULT = {"lr": 0.05, "hidden": 32}
 SWEEP_LRS = (0.005, 0.05, 0.5)

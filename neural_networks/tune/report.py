@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError, dump_config, parse_yaml, validate_config
+from ..experiments import ConfigError, dump_config, parse_yaml, validate_config
 from ..io import atomic_write
 from ..plots import save_figure
 from .space import SearchSpace, apply_params, choice_index

@@ -7,7 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..config import ConfigError
+from ..experiments import ConfigError
 from .space import SearchSpace
 
 __all__ = ["StudySettings", "check_study_name"]

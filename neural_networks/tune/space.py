@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ConfigError, parse_yaml, validate_config
+from ..experiments import ConfigError, parse_yaml, validate_config
 
 __all__ = [
     "Distribution",
@@ -369,7 +369,7 @@ def check_validation_split(config: dict, source: str, space: SearchSpace | None 
         if size:
             continue
         if DATASETS.canonical(data["name"]) in OWN_VALIDATION_SPLITS:
-            from ..experiment import build_dataset
+            from ..experiments import build_dataset
 
             validate = getattr(build_dataset(validate_config(variant)), "validate", None)
             if validate is not None and getattr(validate, "n_examples", 0):

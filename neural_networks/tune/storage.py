@@ -16,7 +16,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from ..config import ConfigError
+from ..experiments import ConfigError
 
 __all__ = [
     "JOURNAL_NAME",

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import ConfigError
-from ..experiment import RunInterrupted, config_differences
+from ..experiments import ConfigError, RunInterrupted, config_differences
 from ..io import atomic_write
 from .report import write_report
 from .samplers import MEDIAN_PRUNER, PRUNERS, SAMPLERS

@@ -1,4 +1,4 @@
-"""One trial: an ordinary run directory trained by :func:`~neural_networks.experiment.run_experiment`,
+"""One trial: an ordinary run directory trained by :func:`~neural_networks.experiments.run_experiment`,
 with validation accuracy reported to Optuna after every epoch.
 
 Pruning ends training the way any callback does (``model.stop_training``), so a pruned trial's
@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..callbacks import Callback
-from ..config import ConfigError
-from ..experiment import RunInterrupted, run_experiment
+from ..experiments import ConfigError, RunInterrupted, run_experiment
 from .space import apply_params
 
 __all__ = ["PruningReporter", "TrialOutcome", "trial_name", "run_trial", "describe", "raised_by_ctrl_c"]
@@ -78,7 +77,7 @@ def run_trial(study, trial, params: dict, base_config: dict, study_dir: Path) ->
 
     An exception is the trial's failure, recorded as its ``fail_reason`` user attribute (Optuna
     keeps no reason itself), and the study goes on. Ctrl-C (``KeyboardInterrupt``, or the
-    :class:`~neural_networks.experiment.RunInterrupted` the run turns it into) propagates with
+    :class:`~neural_networks.experiments.RunInterrupted` the run turns it into) propagates with
     the trial left running: the worker hands it back for a retry.
     """
     from optuna.trial import TrialState

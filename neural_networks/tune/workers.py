@@ -30,7 +30,7 @@ import socket
 import sys
 from pathlib import Path
 
-from ..config import ConfigError
+from ..experiments import ConfigError
 from .samplers import make_pruner, make_sampler
 from .settings import StudySettings
 from .space import SearchSpace

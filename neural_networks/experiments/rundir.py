@@ -31,7 +31,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from .io import atomic_write
+from ..io import atomic_write
 
 try:  # POSIX; elsewhere the claim is still exclusive (the link), but liveness is not known
     import fcntl

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..epochs import epoch_count
+from ..models import NeuralNetwork
 from .config import ConfigError, load_valid_config
-from .epochs import epoch_count
-from .models import NeuralNetwork
 from .rundir import is_busy, read_status
 
 __all__ = ["load_run", "unfinished_note", "checkpoint_epoch"]

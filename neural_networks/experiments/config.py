@@ -37,8 +37,8 @@ from pathlib import Path
 
 import yaml
 
-from .utils import to_plain
-from .valid_config import ValidConfig, build_loss
+from ..utils import to_plain
+from .validated import ValidConfig, build_loss
 
 __all__ = [
     "ConfigError",
@@ -115,11 +115,11 @@ def validate_config(config: dict) -> ValidConfig:
     ``ConfigError`` (one line naming the dotted key) for any bad key or value, and for a last
     layer that cannot make the outputs the loss expects (cross_entropy after relu).
     """
-    from .datasets import DATASETS
-    from .layers import initialize_layer
-    from .optimizers import initialize_optimizer
-    from .training import check_epochs
-    from .tta import check_tta
+    from ..datasets import DATASETS
+    from ..layers import initialize_layer
+    from ..optimizers import initialize_optimizer
+    from ..training import check_epochs
+    from ..tta import check_tta
 
     _check_keys(config, TOP_LEVEL_KEYS, "config")
     config = to_plain(config)  # a copy, with AttrDicts and tuples as plain YAML data
@@ -214,7 +214,7 @@ def _check_data_values(data: dict) -> None:
 def _check_output_layer(loss, last, layers: list) -> None:
     """``ConfigError`` naming the last layer's activation key, its value and the fix when that
     layer (``last``, built from ``layers[-1]``) cannot make what ``loss`` expects."""
-    from .losses import activations_making, output_fits
+    from ..losses import activations_making, output_fits
 
     if output_fits(loss, last):
         return
@@ -232,7 +232,7 @@ def _check_output_layer(loss, last, layers: list) -> None:
 def _spans_the_run(name) -> bool:
     """Whether the schedule called ``name`` takes ``total_epochs`` (cosine, one-cycle, triangular),
     which a config then sets to the run's epochs unless it gives it."""
-    from .schedulers import SCHEDULERS
+    from ..schedulers import SCHEDULERS
 
     try:
         return "total_epochs" in SCHEDULERS.arguments(SCHEDULERS.canonical(name))
@@ -245,7 +245,7 @@ def _check_callbacks(callbacks) -> list:
     values. ``model_checkpoint`` (at most one) configures the run's own checkpoint, whose
     directory is the run directory; ``tensorboard`` (at most one) writes to the run directory's
     ``tensorboard/`` folder, with the config as its hyperparameters."""
-    from .callbacks import CALLBACKS
+    from ..callbacks import CALLBACKS
 
     if callbacks is None:
         return []
@@ -301,7 +301,7 @@ def _check_tensorboard(config: dict) -> None:
     if not isinstance(value, bool):
         raise ConfigError(f"tensorboard must be true or false, got {value!r}")
     if value:
-        from .tensorboard import check_available
+        from ..tensorboard import check_available
 
         try:
             check_available()
@@ -414,7 +414,7 @@ def config_data_paths(folder) -> tuple[dict[str, dict[str, list[str]]], list[str
     ``data.name`` is not a data set (it is not listed; nothing is dropped without a word). A
     config without ``data.path`` (the default location), and a YAML file without a ``data``
     mapping (a search space), add nothing; an absent folder gives ``({}, [])``."""
-    from .datasets import DATASETS
+    from ..datasets import DATASETS
 
     paths: dict[str, dict[str, list[str]]] = {}
     problems = []

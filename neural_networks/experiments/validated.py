@@ -1,12 +1,16 @@
 """A validated config: the config a run is made from, once it has been checked, with the loss,
 layers and optimizer that checking it built, so that a run builds each of them once.
 
-:func:`~neural_networks.config.validate_config` makes a :class:`ValidConfig`;
-:func:`~neural_networks.experiment.run_experiment` trusts one without checking it again and
-:func:`~neural_networks.experiment.build_model` takes its parts over.
+:func:`~neural_networks.experiments.validate_config` makes a :class:`ValidConfig`;
+:func:`~neural_networks.experiments.run_experiment` trusts one without checking it again and
+:func:`~neural_networks.experiments.build_model` takes its parts over.
 """
 
 from __future__ import annotations
+
+from ..layers import initialize_layer
+from ..losses import initialize_loss
+from ..optimizers import initialize_optimizer
 
 __all__ = ["ValidConfig", "build_loss"]
 
@@ -14,10 +18,6 @@ __all__ = ["ValidConfig", "build_loss"]
 def build_loss(spec):
     """The loss of a config's ``model.loss``: a name, or a mapping with ``name`` and the loss's
     arguments. ``ValueError`` or ``TypeError`` for an unknown loss or bad arguments."""
-    # the builders are imported when used, so that ``from .config import ConfigError`` (the tuner's
-    # modules, preflight) does not load every layer and optimizer
-    from .losses import initialize_loss
-
     return initialize_loss(**spec) if isinstance(spec, dict) else initialize_loss(spec)
 
 
@@ -25,7 +25,7 @@ class ValidConfig(dict):
     """A config that :func:`validate_config` accepted: the config itself (plain YAML data with
     its defaults filled in; read it as the dict it is) and the loss, layers and optimizer built
     to check it. A runner trusts it without checking it again
-    (:func:`~neural_networks.experiment.run_experiment`), and the model built from it takes
+    (:func:`~neural_networks.experiments.run_experiment`), and the model built from it takes
     those objects over (:meth:`take_model_parts`) instead of building them a second time.
 
     A copy (``copy.deepcopy``, pickling, :func:`~neural_networks.utils.to_plain`) is a plain
@@ -44,9 +44,6 @@ class ValidConfig(dict):
         where its section no longer equals the validated one (an output layer's ``n_out``
         filled in from the data set since). Raises what the builders raise (``ValueError``,
         ``TypeError``) only for a section changed since into an invalid one."""
-        from .layers import initialize_layer
-        from .optimizers import initialize_optimizer
-
         model = self["model"]
         loss = self._take("model.loss", model["loss"], build_loss)
         layers = [

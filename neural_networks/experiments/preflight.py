@@ -51,7 +51,7 @@ def estimate_memory(model, dataset) -> dict:
     training step would) and return ``{"parameters", "activations", "total"}`` in bytes and
     ``"largest"``: ``(layer index, output shape)`` of the largest output per example.
 
-    Raises :class:`~neural_networks.config.ConfigError` naming the layer when an array cannot be
+    Raises :class:`~neural_networks.experiments.ConfigError` naming the layer when an array cannot be
     allocated, and lets a layer's own shape error (a ``ValueError`` naming it) through."""
     X = _one_example(dataset)
     per_example, largest = 0, (0, X.shape[1:], 0)
@@ -103,7 +103,7 @@ def available_memory() -> int | None:
 
 
 def check_run_fits(model, dataset) -> dict | None:
-    """Refuse, with a :class:`~neural_networks.config.ConfigError` naming the largest layer, a run
+    """Refuse, with a :class:`~neural_networks.experiments.ConfigError` naming the largest layer, a run
     whose estimated memory (:func:`estimate_memory`) exceeds :func:`available_memory`. Returns the
     estimate (``None`` when the check is off)."""
     estimate = estimate_memory(model, dataset)

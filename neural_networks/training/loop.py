@@ -10,7 +10,7 @@ epoch it stopped at). Each epoch:
    uninterrupted one would;
 2. runs one ``model.train_step`` per batch (one parallel region per step), with the learning
    rate schedule at the fractional epoch ``epoch + b / n_batches``, while a background thread
-   prepares the next ``prefetch`` batches (:mod:`neural_networks.prefetch`);
+   prepares the next ``prefetch`` batches (:mod:`neural_networks.training.prefetch`);
 3. evaluates on ``dataset.validate`` when it holds examples;
 4. hands the epoch's logs to the callbacks, then stops if one set ``model.stop_training``.
 
@@ -35,10 +35,10 @@ import time
 
 import numpy as np
 
-from .callbacks import Callback, CallbackList, History, ModelCheckpoint, ProgressBar
-from .epochs import check_epochs, epoch_batches, epoch_count
-from .functional import allocator
-from .models import NeuralNetwork
+from ..callbacks import Callback, CallbackList, History, ModelCheckpoint, ProgressBar
+from ..epochs import check_epochs, epoch_batches, epoch_count
+from ..functional import allocator
+from ..models import NeuralNetwork
 from .prefetch import Prefetch
 
 __all__ = ["fit", "check_epochs", "epoch_count", "epoch_batches", "TrainingDiverged"]
@@ -156,7 +156,7 @@ def fit(
     (:func:`epoch_batches`), logged as an epoch of its own. ``verbose``: 0 silent, 1 a progress
     bar per epoch and a summary line. An output layer built with ``n_out=None`` is sized from the
     data set first. ``prefetch``: training batches prepared ahead in a background thread
-    (:class:`~neural_networks.prefetch.Prefetch`; the same batches in the same order), 0 for none."""
+    (:class:`~neural_networks.training.prefetch.Prefetch`; the same batches in the same order), 0 for none."""
     if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
         raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
     _check_dataset(dataset)

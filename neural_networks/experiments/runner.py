@@ -4,7 +4,7 @@ Training is :func:`neural_networks.training.fit` with a :class:`~neural_networks
 :class:`~neural_networks.callbacks.ModelCheckpoint` on the run directory and the config's
 ``callbacks``. The run directory (``<out>/<name>/``, or ``<name>-2``, ``-3``, ... when that one
 holds another run; ``out`` defaulting to ``experiments``) receives ``run.json`` (the run's state:
-running, finished, failed with its reason, interrupted; :mod:`neural_networks.rundir`),
+running, finished, failed with its reason, interrupted; :mod:`neural_networks.experiments.rundir`),
 ``config.yaml`` (the resolved config), ``metrics.csv``, ``metrics.json``, ``loss.png``,
 ``accuracy.png``, ``loss_iterations.png``, ``confusion_matrix.png``, ``first_layer.png``,
 ``last.npz`` and ``best.npz``, and with ``tensorboard: true`` (or a ``tensorboard`` callback)
@@ -13,7 +13,7 @@ TensorBoard event files in ``tensorboard/`` (:mod:`neural_networks.tensorboard`)
 
 A run directory is never shared and never reused silently: it is claimed atomically before
 anything is written, after the config, the data and the model's shapes and memory have been
-checked (:mod:`neural_networks.preflight`), so that a run that cannot start leaves nothing
+checked (:mod:`neural_networks.experiments.preflight`), so that a run that cannot start leaves nothing
 behind and the same command run again reproduces its error. ``resume`` continues a run with a
 config that differs at most in :data:`RESUMABLE_KEYS`; ``overwrite`` replaces ``<out>/<name>``
 (the old directory is first renamed, atomically, to a hidden sibling ``.<name>.old-<n>`` and then
@@ -32,20 +32,20 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots
-from .callbacks import CALLBACKS, History, ModelCheckpoint, initialize_callback
+from .. import plots
+from ..callbacks import CALLBACKS, History, ModelCheckpoint, initialize_callback
+from ..datasets import initialize_dataset
+from ..epochs import epoch_count
+from ..io import atomic_write
+from ..logs import Logger, read_metrics_csv, write_json
+from ..losses import initialize_loss
+from ..models import NeuralNetwork
+from ..tensorboard import TensorBoard
+from ..training import fit
 from .config import ConfigError, ValidConfig, dump_config, load_config, parse_yaml, validate_config
-from .datasets import initialize_dataset
-from .epochs import epoch_count
-from .io import atomic_write
-from .logs import Logger, read_metrics_csv, write_json
-from .losses import initialize_loss
-from .models import NeuralNetwork
 from .preflight import check_run_fits
 from .rundir import RunDirectory, claim_new, newest_run, open_existing, read_status
 from .runs import load_run
-from .tensorboard import TensorBoard
-from .training import fit
 
 __all__ = [
     "build_dataset",
@@ -82,13 +82,13 @@ def build_dataset(config: dict):
 
 
 def _accepts(name: str, argument: str) -> bool:
-    from .datasets import DATASETS
+    from ..datasets import DATASETS
 
     return argument in DATASETS.arguments(name)
 
 
 def build_model(config: dict, logger=None) -> NeuralNetwork:
-    """The model ``config`` describes. A :class:`~neural_networks.config.ValidConfig` hands over
+    """The model ``config`` describes. A :class:`~neural_networks.experiments.ValidConfig` hands over
     the loss, layers and optimizer built when it was validated (once: a second model from it
     gets new ones); a plain mapping is built as written, unchecked (``ValueError`` or
     ``TypeError`` from the builders for a bad section)."""
@@ -145,16 +145,16 @@ def run_experiment(
     """Train the run described by ``config``; returns the final figures (also in metrics.json)
     and ``run_dir``, the run directory.
 
-    ``config``: a :class:`~neural_networks.config.ValidConfig` (what
-    :func:`~neural_networks.config.load_valid_config` gives) is trusted as it is, and its output
+    ``config``: a :class:`~neural_networks.experiments.ValidConfig` (what
+    :func:`~neural_networks.experiments.load_valid_config` gives) is trusted as it is, and its output
     layer's ``n_out: null`` filled in from the data set; any other mapping is validated first.
 
     ``callbacks`` are extra :class:`~neural_networks.callbacks.Callback` objects (a tuning
     trial's pruning reporter, say), run after the config's own and before the checkpoint.
 
     A new run takes the first free directory of ``<out_dir>/<name>``, ``<name>-2``, ... (claimed
-    atomically, :mod:`neural_networks.rundir`), after the data set, the model and its memory
-    estimate have passed (:mod:`neural_networks.preflight`), so a run that cannot start leaves
+    atomically, :mod:`neural_networks.experiments.rundir`), after the data set, the model and its memory
+    estimate have passed (:mod:`neural_networks.experiments.preflight`), so a run that cannot start leaves
     nothing behind. ``overwrite`` replaces ``<out_dir>/<name>`` itself (moved aside atomically
     and deleted first; refused while another process trains in it).
 
