@@ -1,13 +1,15 @@
 # Two entry points for a fresh machine with only Python 3:
 #   make demo   - create .venv, install the package, train the Iris job
 #   make test   - create .venv, install the test extras, the optional extras (tune, tensorboard,
-#                 onnx, safetensors) and PyTorch CPU for parity tests, run every test
+#                 onnx, safetensors, docs) and PyTorch CPU for parity tests, run every test
+#                 (the docs site's strict build and, where Chromium is installed, its browser test)
+#   make docs   - build the docs site into site/ (make serve-docs: serve it on localhost:8000)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint venv install install-test gradcheck bench bench-epochs clean
+.PHONY: demo test lint venv install install-test docs serve-docs gradcheck bench bench-epochs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +18,9 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(PIP) install --quiet -e .
 
+# Everything the tests use: pytest and friends, the optional extras, the docs tools.
 install-test: $(BIN)/python
-	$(PIP) install --quiet -e ".[test,tune,tensorboard,onnx,safetensors]"
+	$(PIP) install --quiet -e ".[test,tune,tensorboard,onnx,safetensors,docs]"
 	# PyTorch (local CPU build) for the parity tests; they are skipped if it cannot be installed.
 	$(PIP) install --quiet "torch==2.13.0" || echo "torch==2.13.0 not installable here: parity tests will be skipped"
 
@@ -31,6 +34,18 @@ test: install-test lint
 lint: install-test
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
+
+# The docs site (mkdocs, docs/ and mkdocs.yml) into site/, failing on any warning; the
+# examples on its pages run during the build, the guides' ones with the optional extras.
+DOCS_EXTRAS := tune,tensorboard,onnx,safetensors,docs
+docs: $(BIN)/python
+	$(PIP) install --quiet -e ".[$(DOCS_EXTRAS)]"
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# The docs site on http://127.0.0.1:8000, rebuilt when a page or a docstring changes.
+serve-docs: $(BIN)/python
+	$(PIP) install --quiet -e ".[$(DOCS_EXTRAS)]"
+	$(BIN)/mkdocs serve --watch neural_networks --watch benchmarks/RESULTS.md
 
 gradcheck: install
 	$(BIN)/python -m neural_networks.gradcheck
@@ -47,5 +62,6 @@ bench-epochs: install-test
 	$(BIN)/python benchmarks/torch_reference.py configs/cifar10_cnn.yaml
 	$(BIN)/python benchmarks/torch_reference.py configs/cifar10_fast.yaml
 
+# Remove the virtual environment, build outputs (the docs site and its screenshots included) and caches.
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist site *.egg-info .pytest_cache

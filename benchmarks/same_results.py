@@ -1,6 +1,6 @@
 """Do two checkouts of the library train to the same bits? A check for refactors.
 
-    python benchmarks/same_results.py OTHER_CHECKOUT [--only NAME,...] [--epochs-scale 1.0]
+    python benchmarks/same_results.py OTHER_CHECKOUT [--only NAME,...]
 
 Runs the same short jobs with this checkout and with ``OTHER_CHECKOUT`` (each through
 ``python -m neural_networks`` or the starter script with ``PYTHONPATH`` set to that checkout, in

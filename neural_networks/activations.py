@@ -38,6 +38,7 @@ class Activation(ABC):
     """
 
     name: str = ""
+    #: What the outputs are (``"probabilities"``: rows that are distributions), ``None`` for any reals.
     produces: str | None = None
 
     def __init__(self) -> None:
@@ -191,7 +192,16 @@ ACTIVATIONS.add("gelu_tanh", GELUTanh)
 
 def initialize_activation(name: str | Activation | None) -> Activation:
     """Make an activation from its name: one of ``ACTIVATIONS`` (case-insensitive); an
-    :class:`Activation` is returned as it is and ``None`` means :class:`Linear`."""
+    :class:`Activation` is returned as it is and ``None`` means :class:`Linear`. ``ValueError``
+    names an unknown activation and the valid ones.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import initialize_activation
+        >>> relu = initialize_activation("ReLU")
+        >>> relu(np.array([-1.0, 2.0])), relu.backward(np.array([-1.0, 2.0]), np.ones(2))
+        (array([0., 2.]), array([0., 1.]))
+    """
     if isinstance(name, Activation):
         return name
     if name is None:

@@ -41,14 +41,16 @@ __all__ = [
     "code_sections",
 ]
 
+#: The output formats of the appendix and the report.
 FORMATS = ("markdown", "latex")
+#: The heading levels a document may start at.
 HEADING_LEVELS = (1, 2, 3)
 # LaTeX sectioning commands by depth; heading level 1 starts at \section.
 _LATEX_HEADINGS = ("section", "subsection", "subsubsection", "paragraph", "subparagraph")
 
-# The spec's groups, in the order the documents list them.
+#: The spec's groups, in the order the documents list them.
 GROUPS = ("Activations", "Layers", "Losses", "Model")
-FAST_GROUP = "Fast kernels"  # whole modules of the fast kernels, listed on request (--include-fast)
+FAST_GROUP = "Fast kernels"  #: Whole modules of the fast kernels, listed on request (--include-fast)
 OTHER_GROUP = "Other"  # code from modules the tables below do not place (e.g. a student's own module)
 
 # Group of an implementation by the short name of the module that defines it. The
@@ -113,9 +115,9 @@ def _names(module: str, *attributes: str) -> tuple[str, ...]:
     return tuple(f"neural_networks.{module}.{attribute}" for attribute in attributes)
 
 
-# What the spec asks students to implement, and what computes it: the layers are thin wrappers
-# around the operations of ``neural_networks.functional``, whose reference kernels (the textbook
-# code, which the switch ``set_kernels("reference")`` runs) are listed after them.
+#: What the spec asks students to implement, and what computes it: the layers are thin wrappers
+#: around the operations of ``neural_networks.functional``, whose reference kernels (the textbook
+#: code, which the switch ``set_kernels("reference")`` runs) are listed after them.
 DEFAULT_IMPLEMENTATIONS: tuple[str, ...] = (
     *_names(
         "activations",
@@ -327,6 +329,8 @@ def code_appendix(fmt: str = "markdown", heading_level: int = 1, implementations
 
 
 def check_options(fmt: str, heading_level: int) -> None:
+    """``ValueError`` unless ``fmt`` is one of :data:`FORMATS` (``"markdown"``, ``"latex"``) and
+    ``heading_level`` one of :data:`HEADING_LEVELS` (1, 2, 3)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be 'markdown' or 'latex'; got {fmt!r}")
     if heading_level not in HEADING_LEVELS:

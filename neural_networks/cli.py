@@ -249,6 +249,9 @@ def _add_run_arguments(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``argparse`` parser of ``neural-networks`` and its commands (``train``, ``evaluate``,
+    ``predict``, ``gradcheck``, ``report``, ``data``, ``export``, ``tune``, ``tune-report``); each
+    command's ``func`` runs it."""
     parser = argparse.ArgumentParser(
         prog="neural-networks", description="Train, evaluate and inspect NumPy neural networks."
     )
@@ -375,12 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the exit status:
+    0 on success (``data verify`` and ``gradcheck``: 1 when a check fails); 2 after a one-line ``error: ...``
+    for a bad argument, config or data file (a ``ConfigError``, ``ValueError``, ``OSError`` or
+    ``MemoryError``; with ``NEURAL_NETWORKS_DEBUG`` set the exception propagates); 130 when
+    interrupted. ``--help`` and argument errors exit through ``argparse`` (``SystemExit``)."""
     from .functional import allocator
     from .experiments import ConfigError, RunInterrupted
     from .io import quiet_broken_pipe
 
     args = build_parser().parse_args(argv)
-    allocator.apply_default()  # the commands train and predict: keep freed memory for reuse (allocator.py)
+    allocator.apply_default()  # every command of the CLI keeps freed memory for reuse (allocator.py); importing the library does not
     try:
         status = args.func(args)
         sys.stdout.flush()  # here, not at exit, so that a reader gone away is caught below

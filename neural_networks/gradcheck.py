@@ -48,6 +48,7 @@ class GradientCheck:
     error: float
 
     def passed(self, tolerance: float = 1e-6) -> bool:
+        """Whether the relative error is below ``tolerance``."""
         return self.error < tolerance
 
 

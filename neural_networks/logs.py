@@ -45,7 +45,9 @@ __all__ = [
     "RANGE_COLUMNS",
 ]
 
+#: The columns of ``metrics.csv``, one row per epoch.
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+#: The columns of ``parameters.csv``: each parameter's smallest and largest value per epoch.
 RANGE_COLUMNS = ("epoch", "parameter", "min", "max")
 
 
@@ -190,6 +192,7 @@ class Logger(Callback):
             )
 
     def path(self, filename: str) -> Path:
+        """The path of ``filename`` in the run directory (:attr:`directory`)."""
         return self.directory / filename
 
     @property
@@ -210,12 +213,14 @@ class Logger(Callback):
         if not self.save:
             return
         self.write_metrics_csv()
-        # Drawing takes ~0.3 s: redraw the curves during training at most every plot_every_seconds.
+        # Drawing the figures costs more than a small epoch: redraw during training at most every plot_every_seconds.
         if self.plot and time.monotonic() - self._last_plot >= self.plot_every_seconds:
             self.plot_epochs()
             self._last_plot = time.monotonic()
 
     def on_train_end(self, logs=None) -> None:
+        """With ``save`` and ``plot``: draw the per-epoch plots and the per-iteration loss
+        (``loss_iterations.png``)."""
         if self.save and self.plot and self.rows:
             self.plot_epochs()
         iteration_loss = getattr(getattr(self.model, "history", None), "iteration_loss", None)

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import functional as F
 from .registry import Registry
+from .validation import number
 
 __all__ = [
     "Loss",
@@ -55,6 +56,7 @@ class Loss(ABC):
     it (see :func:`produces`): ``None`` takes any real numbers."""
 
     name: str = ""
+    #: What the network's outputs must be for this loss (``"probabilities"``), ``None`` for any reals.
     expects: str | None = None
 
     def __init__(self, name: str | None = None) -> None:
@@ -66,11 +68,13 @@ class Loss(ABC):
 
     @abstractmethod
     def forward(self, Y: np.ndarray, Y_hat: np.ndarray) -> float:
-        """Mean loss over the batch."""
+        """Mean loss over the batch, a Python float, for targets ``Y`` and predictions ``Y_hat`` of
+        one shape ``(m, k)``; ``ValueError`` (:func:`check_targets`) for different shapes, an empty
+        batch or non-finite values."""
 
     @abstractmethod
     def backward(self, Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
-        """``dL/dY_hat``, shape ``(m, k)``."""
+        """``dL/dY_hat``, shape ``(m, k)`` (the mean's ``1/m`` included); ``ValueError`` as :meth:`forward`."""
 
     def preactivation_gradient(self, activation, Z: np.ndarray, Y: np.ndarray):
         """``(loss, dL/dZ)`` computed directly from the output layer's pre-activation ``Z`` when
@@ -89,7 +93,20 @@ class CrossEntropy(Loss):
     smallest positive normal number of their dtype so that ``ln(0)`` cannot produce ``inf``.
 
     ``label_smoothing`` (0 by default, as in the spec) mixes the targets with the uniform
-    distribution: ``Y <- (1 - eps) * Y + eps / k``, as ``torch.nn.CrossEntropyLoss`` does.
+    distribution: ``Y <- (1 - eps) * Y + eps / k``, as ``torch.nn.CrossEntropyLoss`` does
+    (``ValueError`` outside [0, 1)). ``backward`` is ``-Y / (m * Y_hat)``; a model ending in the
+    library's softmax skips it and takes the stable ``(Y_hat - Y) / m`` at the logits instead
+    (:meth:`preactivation_gradient`).
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import CrossEntropy
+        >>> Y = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> Y_hat = np.array([[0.8, 0.2], [0.4, 0.6]])
+        >>> round(CrossEntropy().forward(Y, Y_hat), 4)  # -(ln 0.8 + ln 0.6) / 2
+        0.367
+        >>> CrossEntropy().backward(Y, Y_hat)[0]  # -Y / (m * Y_hat)
+        array([-0.625, -0.   ])
     """
 
     name = "cross_entropy"
@@ -99,7 +116,7 @@ class CrossEntropy(Loss):
 
     def __init__(self, name: str | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__(name)
-        if not 0.0 <= float(label_smoothing) < 1.0:
+        if not 0.0 <= number(label_smoothing, "label_smoothing") < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
 
@@ -133,7 +150,15 @@ class CrossEntropy(Loss):
 
 
 class L2(Loss):
-    """Squared error ``J = sum((Y - Y_hat)^2) / (2 m)``, gradient ``(Y_hat - Y) / m``."""
+    """Squared error ``J = sum((Y - Y_hat)^2) / (2 m)``, gradient ``(Y_hat - Y) / m``, for targets
+    and predictions ``(m, k)`` (one-hot labels, or regression targets after a linear output).
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import L2
+        >>> round(L2().forward(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]])), 4)  # (0.25 + 0.25) / 2
+        0.25
+    """
 
     name = "l2"
 
@@ -158,7 +183,13 @@ def initialize_loss(name: str | Loss, **kwargs) -> Loss:
     """Make a loss from its name (``"cross_entropy"`` or ``"l2"``, case-insensitive) and its
     constructor arguments (e.g. ``label_smoothing``); the loss is given its registered name. A
     :class:`Loss` is returned as it is. ``ValueError`` names an unknown loss or argument and the
-    valid ones."""
+    valid ones.
+
+    Example:
+        >>> from neural_networks import initialize_loss
+        >>> initialize_loss("cross_entropy", label_smoothing=0.1).label_smoothing
+        0.1
+    """
     if isinstance(name, Loss):
         return name
     key = LOSSES.canonical(name)

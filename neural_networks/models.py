@@ -7,13 +7,10 @@ from above: :mod:`neural_networks.training` sets :attr:`NeuralNetwork.training_l
 imports it), and this module names :class:`NeuralNetwork` as the class
 :mod:`~neural_networks.serialization` builds when a caller gives none.
 
-Two ways to build one:
-
-* the spec's: ``NeuralNetwork(loss="cross_entropy", layer_args=[{"name": "fully_connected",
-  "n_out": 32, "activation": "relu"}, ...], optimizer_args={"name": "SGD", "lr": 0.05}, seed=0)``
-  (or ``initialize_model(name, loss, layer_args, optimizer_args, logger, seed)``);
-* direct: ``NeuralNetwork(layers=[FullyConnected(32, "relu"), FullyConnected(3, "softmax")],
-  loss="cross_entropy", optimizer=SGD(lr=0.05, momentum=0.9), seed=0)``.
+Two ways to build one: the spec's, ``NeuralNetwork(loss="cross_entropy", layer_args=[{"name":
+"fully_connected", "n_out": 32, "activation": "relu"}, ...], optimizer_args={"name": "SGD", "lr":
+0.05}, seed=0)`` (or :func:`initialize_model`), and the direct one from layer and optimizer
+objects (:class:`NeuralNetwork`'s example).
 """
 
 from __future__ import annotations
@@ -42,19 +39,37 @@ DATA_INIT_EXAMPLES = 5000
 
 
 class NeuralNetwork:
-    """A feed-forward network.
+    """A feed-forward network: its layers in order, a loss and an optimizer.
 
-    Parameters
-    ----------
-    loss: a loss name (``"cross_entropy"``, ``"l2"``) or a :class:`Loss`.
-    layer_args: the spec's list of layer dicts (each with ``name`` and the layer's arguments).
-    optimizer_args: the spec's optimizer dict (``name``, ``lr``, ``lr_scheduler``, ...).
-    logger: optional :class:`neural_networks.logs.Logger` (or any callback): every :meth:`train`
-        runs it as a callback, with its checkpoint (objects of the older protocol,
-        ``on_epoch_end(model, epoch, metrics)`` and ``on_train_end(model, history)``, work too).
-    seed: seeds the weight initialisation (one generator per layer, derived from it); ``None``
-        draws from NumPy's global state (``np.random.seed``), as the course's code does.
-    layers, optimizer: the direct form, instead of ``layer_args`` / ``optimizer_args``.
+    Input ``X`` is ``(m, features)`` or NHWC images ``(m, rows, cols, channels)``, computed in
+    its floating dtype (integers become float32); the output is the last layer's, ``(m, n_out)``;
+    targets are one-hot (or regression) rows of that shape.
+
+    Args:
+        loss (str | Loss): a loss name (``"cross_entropy"``, ``"l2"``) or a :class:`Loss`.
+        layer_args (list[dict] | None): the spec's layer dicts (``name`` and the layer's arguments).
+        optimizer_args (dict | None): the spec's optimizer dict (``name``, ``lr``, ``lr_scheduler``, ...).
+        logger (Callback | None): e.g. a :class:`neural_networks.logs.Logger`: every :meth:`train` runs it
+            as a callback, with its checkpoint (objects of the older protocol,
+            ``on_epoch_end(model, epoch, metrics)`` and ``on_train_end(model, history)``, work too).
+        seed (int | None): seeds the weight initialisation (one generator per layer) and each epoch's
+            dropout masks; ``None`` draws from NumPy's global state (``np.random.seed``), as the course's.
+        layers (list[Layer] | None): the direct form of ``layer_args``: layer objects.
+        optimizer (Optimizer | None): the direct form of ``optimizer_args``.
+
+    Raises:
+        ValueError: for both or neither of ``layer_args`` and ``layers``, both optimizer forms, an unknown
+            name or argument, and (with an optimizer) a last layer that cannot make what the loss expects.
+
+    Example:
+        >>> from neural_networks import NeuralNetwork, FullyConnected, SGD
+        >>> from neural_networks.datasets import initialize_dataset
+        >>> data = initialize_dataset("iris", batch_size=25, seed=0)
+        >>> model = NeuralNetwork(layers=[FullyConnected(16, "relu"), FullyConnected(3, "softmax")],
+        ...                       loss="cross_entropy", optimizer=SGD(lr=0.05, momentum=0.9), seed=0)
+        >>> history = model.train(data, epochs=20, verbose=0)
+        >>> model.predict(data.test.sample()[0]).shape, model.test(data)["accuracy"] > 0.8
+        ((25, 3), True)
     """
 
     #: The epoch loop :meth:`train` runs, ``fit(model, dataset, epochs, callbacks=..., verbose=...,
@@ -223,6 +238,7 @@ class NeuralNetwork:
         return self
 
     def eval_mode(self) -> "NeuralNetwork":
+        """Evaluation behaviour for every layer: ``train_mode(False)``. Returns the model."""
         return self.train_mode(False)
 
     # ------------------------------------------------------------------ inference
@@ -456,7 +472,8 @@ class NeuralNetwork:
     @classmethod
     def load(cls, path, logger=None) -> "NeuralNetwork":
         """Rebuild a model written by :meth:`save` or a checkpoint (also files of earlier
-        versions); ``model.extra`` holds the file's metadata. No pickled objects are read."""
+        versions); ``model.extra`` holds the file's metadata. No pickled objects are read.
+        ``FileNotFoundError``, or a one-line ``ValueError`` for a damaged or inconsistent file."""
         return serialization.load_model(path, logger=logger, cls=cls)
 
     def __repr__(self) -> str:
@@ -467,7 +484,8 @@ class NeuralNetwork:
 def initialize_model(
     name: str = "feed_forward", loss="cross_entropy", layer_args=None, optimizer_args=None, logger=None, seed=None
 ) -> NeuralNetwork:
-    """The spec's factory: ``name`` labels the model (every name builds a :class:`NeuralNetwork`)."""
+    """The spec's factory: a :class:`NeuralNetwork` of ``layer_args`` and ``optimizer_args`` (raising
+    as it does) whose ``name`` attribute is ``name`` (any name builds the same class)."""
     model = NeuralNetwork(loss=loss, layer_args=layer_args, optimizer_args=optimizer_args, logger=logger, seed=seed)
     model.name = name
     return model

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .optimizer_base import OPTIMIZERS, Optimizer, check_momentum, initialize_optimizer
-from .validation import non_negative
+from .validation import boolean, non_negative
 
 __all__ = ["Muon", "orthogonalize", "NEWTON_SCHULZ_COEFFICIENTS"]
 
@@ -30,6 +30,14 @@ def orthogonalize(G: np.ndarray, steps: int = 5, coefficients=NEWTON_SCHULZ_COEF
     ``steps`` quintic Newton-Schulz iterations ``X <- a X + (b A + c A^2) X`` with
     ``A = X X^T`` on the shorter side, from ``X = G / max(||G||_F, eps)`` (so every singular value
     starts at most 1). Same shape and dtype as ``G``; float32 stays float32.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.optimizers import orthogonalize
+        >>> G = np.random.default_rng(0).normal(size=(32, 8))
+        >>> s = np.linalg.svd(orthogonalize(G), compute_uv=False)
+        >>> bool(s.min() > 0.6 and s.max() < 1.3)
+        True
     """
     a, b, c = coefficients
     X = G / G.dtype.type(max(float(np.linalg.norm(G)), eps))
@@ -77,6 +85,16 @@ class Muon(Optimizer):
     not a boolean, ``param_groups`` setting a group other than ``weights``, and a ``fallback``
     that is not a mapping with ``name`` and ``lr``, is Muon itself or cannot be built (its error
     prefixed with ``fallback:``); besides :class:`~neural_networks.optimizer_base.Optimizer`'s.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.optimizers import Muon
+        >>> opt = Muon(lr=0.02, weight_decay=0.0)
+        >>> W = np.zeros((3, 3, 16, 32), dtype=np.float32)  # a convolution's filters
+        >>> g = np.random.default_rng(0).normal(size=W.shape).astype(np.float32)
+        >>> step = opt.update("W0", W, g, epoch=0)
+        >>> step.shape, step.dtype, opt.orthogonalizes(np.zeros((1, 32)), "biases")
+        ((3, 3, 16, 32), dtype('float32'), False)
     """
 
     name = "muon"
@@ -109,7 +127,7 @@ class Muon(Optimizer):
         if not isinstance(normalize_weights, bool):
             raise ValueError(f"normalize_weights must be true or false; got {normalize_weights!r}")
         self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
+        self.nesterov = boolean(nesterov, "nesterov")
         self.weight_decay = non_negative(weight_decay, "weight_decay")
         self.ns_steps = ns_steps
         self.adjust_lr = adjust_lr

@@ -33,7 +33,7 @@ import numpy as np
 
 from .registry import Registry
 from .schedulers import LRScheduler, resolve_scheduler
-from .validation import non_negative, number, positive
+from .validation import boolean, non_negative, number, positive
 
 __all__ = [
     "Optimizer",
@@ -49,12 +49,15 @@ __all__ = [
 
 #: The parameter groups a model hands over, and the options each may override.
 GROUPS = ("weights", "biases", "normalization")
+#: The options a parameter group may set in ``param_groups``.
 GROUP_OPTIONS = ("lr_multiplier", "weight_decay", "momentum")
 
 
 def check_momentum(momentum, nesterov) -> None:
-    """``ValueError`` unless ``momentum`` is a number in [0, 1), and > 0 when ``nesterov``."""
-    if isinstance(momentum, bool) or not 0.0 <= float(momentum) < 1.0:
+    """``ValueError`` unless ``momentum`` is a number in [0, 1), and > 0 when ``nesterov`` (true
+    or false)."""
+    nesterov = boolean(nesterov, "nesterov")
+    if not 0.0 <= number(momentum, "momentum") < 1.0:
         raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
     if nesterov and momentum == 0:
         raise ValueError("nesterov momentum needs momentum > 0")
@@ -177,7 +180,10 @@ class Optimizer(ABC):
     def update(
         self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: float, group: str = "weights"
     ) -> np.ndarray:
-        """The step ``delta`` to subtract from ``param``, a parameter of ``group``."""
+        """The step ``delta`` to subtract from ``param``, a parameter of ``group``: an array of
+        ``param``'s shape and dtype, possibly a buffer that the next call overwrites. ``param_name``
+        keys the optimizer's state; ``epoch`` is the (fractional) progress the schedule is taken at.
+        ``ValueError`` for an unknown ``group``."""
 
     def step(self, groups, epoch: float) -> None:
         """Update every parameter in place: ``groups`` is a list of ``{"name": group, "params":
@@ -247,7 +253,15 @@ def initialize_optimizer(name: str, lr: float, **kwargs) -> Optimizer:
     ``{"name": "exponential", "decay": 0.5}``; a schedule that does not take an argument ignores
     it, see :func:`~neural_networks.schedulers.initialize_scheduler`).
 
-    ``ValueError`` names an unknown optimizer or argument and the valid ones, or a bad value."""
+    ``ValueError`` names an unknown optimizer or argument and the valid ones, or a bad value.
+
+    Example:
+        >>> from neural_networks import initialize_optimizer
+        >>> opt = initialize_optimizer("SGD", lr=0.1, momentum=0.9, lr_scheduler="exponential",
+        ...                            lr_decay=0.5, stage_length=2)
+        >>> [opt.lr_scheduler(epoch) for epoch in (0, 1, 2, 4)]  # halved every 2 epochs
+        [0.1, 0.1, 0.05, 0.025]
+    """
     cls = OPTIMIZERS.get(name)
     accepted = optimizer_arguments(name)
     neutral = cls.neutral_arguments

@@ -31,7 +31,7 @@ from .optimizer_base import (
     initialize_optimizer,
     optimizer_arguments,
 )
-from .validation import non_negative
+from .validation import boolean, non_negative, number
 
 __all__ = [
     "Optimizer",
@@ -61,6 +61,16 @@ class SGD(Optimizer):
     ``ValueError`` for a momentum outside [0, 1) (or 0 with ``nesterov``), a negative
     ``weight_decay``, and the schedule, ``clip_norm`` and ``param_groups`` errors of
     :class:`~neural_networks.optimizer_base.Optimizer`.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import SGD
+        >>> opt = SGD(lr=0.1, momentum=0.9)
+        >>> W, g = np.ones(2), np.array([1.0, -1.0])
+        >>> W -= opt.update("W0", W, g, epoch=0)  # v = 0.1 g
+        >>> W -= opt.update("W0", W, g, epoch=0)  # v = 0.9 v + 0.1 g = 0.19 g
+        >>> W.round(4)
+        array([0.71, 1.29])
     """
 
     name = "sgd"
@@ -78,7 +88,7 @@ class SGD(Optimizer):
     ) -> None:
         check_momentum(momentum, nesterov)
         self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
+        self.nesterov = boolean(nesterov, "nesterov")
         self.weight_decay = non_negative(weight_decay, "weight_decay")
         super().__init__(lr, lr_scheduler, clip_norm, param_groups, **spec_schedule)
 
@@ -118,7 +128,15 @@ class Adam(Optimizer):
 
     ``ValueError`` for a negative ``weight_decay``, ``beta1`` or ``beta2`` outside [0, 1), an
     ``eps`` that is not positive, and the schedule, ``clip_norm`` and ``param_groups`` errors of
-    :class:`~neural_networks.optimizer_base.Optimizer`."""
+    :class:`~neural_networks.optimizer_base.Optimizer`.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.optimizers import Adam
+        >>> opt = Adam(lr=0.01)
+        >>> opt.update("W0", np.zeros(3), np.array([4.0, -0.5, 1e-3]), epoch=0).round(6)  # about lr * sign(g)
+        array([ 0.01, -0.01,  0.01])
+    """
 
     name = "adam"
     decoupled = False
@@ -138,10 +156,10 @@ class Adam(Optimizer):
         self.weight_decay = non_negative(weight_decay, "weight_decay")
         super().__init__(lr, lr_scheduler, clip_norm, param_groups, **spec_schedule)
         for value, what in ((beta1, "beta1"), (beta2, "beta2")):
-            if isinstance(value, bool) or not 0.0 <= float(value) < 1.0:
+            if not 0.0 <= number(value, what) < 1.0:
                 raise ValueError(f"{what} must be in [0, 1); got {value!r}")
         self.beta1, self.beta2 = float(beta1), float(beta2)
-        if not float(eps) > 0:
+        if not number(eps, "eps") > 0:
             raise ValueError(f"eps must be positive; got {eps!r}")
         self.eps = float(eps)
 
@@ -188,7 +206,15 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter; ``torch.optim.AdamW``):
     ``param <- param - lr * weight_decay * param`` besides the Adam step (weights only, unless a
-    group's options say otherwise). ``ValueError`` as :class:`Adam`."""
+    group's options say otherwise). ``ValueError`` as :class:`Adam`.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.optimizers import AdamW
+        >>> opt = AdamW(lr=0.01, weight_decay=0.1)
+        >>> opt.update("W0", np.ones(2), np.zeros(2), epoch=0)  # no gradient: the decay lr * wd * param alone
+        array([0.001, 0.001])
+    """
 
     name = "adamw"
     decoupled = True

@@ -33,6 +33,7 @@ from .logs import read_json
 
 __all__ = ["build_report", "implementations_used", "PLOTS", "MODEL_METHODS"]
 
+#: A run's pictures the report includes when they exist, with their captions.
 PLOTS = (
     ("loss.png", "Training and validation loss per epoch"),
     ("accuracy.png", "Training and validation accuracy per epoch"),
@@ -41,6 +42,7 @@ PLOTS = (
     ("first_layer.png", "First-layer weights"),
 )
 
+#: The :class:`~neural_networks.models.NeuralNetwork` methods whose code the report lists.
 MODEL_METHODS = ("forward", "backward", "update", "predict", "train_step", "train", "evaluate")
 
 

@@ -17,7 +17,7 @@ import math
 from abc import ABC, abstractmethod
 
 from .registry import Registry
-from .validation import number, positive
+from .validation import boolean, number, positive
 
 __all__ = [
     "LRScheduler",
@@ -45,7 +45,7 @@ class LRScheduler(ABC):
         self.lr = positive(lr, "learning rate")
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, float)) or warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be a non-negative number; got {warmup_epochs!r}")
-        if not 0.0 <= float(warmup_start) <= 1.0:
+        if not 0.0 <= number(warmup_start, "warmup_start") <= 1.0:
             raise ValueError(f"warmup_start must be in [0, 1]; got {warmup_start!r}")
         self.warmup_epochs = float(warmup_epochs)
         self.warmup_start = float(warmup_start)
@@ -83,7 +83,14 @@ class ExponentialLR(LRScheduler):
     the rate drops by ``decay`` once every ``stage_length`` epochs (the spec's schedule).
 
     ``ValueError`` (naming the spec's ``lr_decay``) for a decay outside (0, 1] and a
-    ``stage_length`` that is not a positive whole number."""
+    ``stage_length`` that is not a positive whole number.
+
+    Example:
+        >>> from neural_networks.schedulers import ExponentialLR
+        >>> schedule = ExponentialLR(0.1, decay=0.5, stage_length=2)
+        >>> [schedule(t) for t in (0, 1, 2, 3.5, 4)]
+        [0.1, 0.1, 0.05, 0.05, 0.025]
+    """
 
     name = "exponential"
 
@@ -98,13 +105,13 @@ class ExponentialLR(LRScheduler):
         warmup_start: float = 0.1,
     ) -> None:
         super().__init__(lr, warmup_epochs, warmup_start)
-        if not 0 < float(decay) <= 1:
+        if not 0 < number(decay, "lr_decay") <= 1:
             raise ValueError(f"lr_decay must be in (0, 1]; got {decay}")
-        if isinstance(stage_length, bool) or not float(stage_length).is_integer() or int(stage_length) < 1:
+        if not number(stage_length, "stage_length").is_integer() or int(stage_length) < 1:
             raise ValueError(f"stage_length must be a positive integer; got {stage_length!r}")
         self.decay = float(decay)
         self.stage_length = int(stage_length)
-        self.staircase = bool(staircase)
+        self.staircase = boolean(staircase, "staircase")
 
     def rate(self, t: float) -> float:
         exponent = t // self.stage_length if self.staircase else t / self.stage_length
@@ -131,7 +138,7 @@ class StepLR(LRScheduler):
     ) -> None:
         super().__init__(lr, warmup_epochs, warmup_start)
         self.step_size = positive(step_size, "step_size")
-        if not 0 < float(gamma) <= 1:
+        if not 0 < number(gamma, "gamma") <= 1:
             raise ValueError(f"gamma must be in (0, 1]; got {gamma!r}")
         self.gamma = float(gamma)
 
@@ -145,7 +152,14 @@ class StepLR(LRScheduler):
 class CosineLR(LRScheduler):
     """Cosine annealing from ``lr`` to ``min_lr`` over ``total_epochs``:
     ``min_lr + (lr - min_lr) * (1 + cos(pi * t / total_epochs)) / 2`` (then ``min_lr``).
-    ``ValueError`` for a ``total_epochs`` that is not positive or a ``min_lr`` outside [0, lr]."""
+    ``ValueError`` for a ``total_epochs`` that is not positive or a ``min_lr`` outside [0, lr].
+
+    Example:
+        >>> from neural_networks.schedulers import CosineLR
+        >>> schedule = CosineLR(0.1, total_epochs=10)
+        >>> [round(schedule(t), 4) for t in (0, 5, 10, 12)]
+        [0.1, 0.05, 0.0, 0.0]
+    """
 
     name = "cosine"
 
@@ -160,7 +174,7 @@ class CosineLR(LRScheduler):
     ) -> None:
         super().__init__(lr, warmup_epochs, warmup_start)
         self.total_epochs = positive(total_epochs, "total_epochs")
-        if not 0 <= float(min_lr) <= self.lr:
+        if not 0 <= number(min_lr, "min_lr") <= self.lr:
             raise ValueError(f"min_lr must be in [0, lr]; got {min_lr!r}")
         self.min_lr = float(min_lr)
 
@@ -194,7 +208,7 @@ class OneCycleLR(LRScheduler):
     ) -> None:
         super().__init__(lr, warmup_epochs, warmup_start)
         self.total_epochs = positive(total_epochs, "total_epochs")
-        if not 0 < float(pct_start) < 1:
+        if not 0 < number(pct_start, "pct_start") < 1:
             raise ValueError(f"pct_start must be in (0, 1); got {pct_start!r}")
         self.pct_start = float(pct_start)
         self.div_factor = positive(div_factor, "div_factor")
@@ -236,7 +250,14 @@ class TriangularLR(LRScheduler):
     built in, so ``warmup_epochs`` is normally left at 0.
 
     ``ValueError`` for a ``total_epochs`` that is not positive, a ``pct_start`` outside [0, 1)
-    and factors outside [0, 1] (and the warm-up errors of :class:`LRScheduler`)."""
+    and factors outside [0, 1] (and the warm-up errors of :class:`LRScheduler`).
+
+    Example:
+        >>> from neural_networks.schedulers import TriangularLR
+        >>> schedule = TriangularLR(1.0, total_epochs=10, pct_start=0.2, start_factor=0.2, end_factor=0.0)
+        >>> [round(schedule(t), 4) for t in (0, 1, 2, 6, 10)]
+        [0.2, 0.6, 1.0, 0.5, 0.0]
+    """
 
     name = "triangular"
 
@@ -304,7 +325,14 @@ def initialize_scheduler(
 
     ``decay``, ``stage_length`` and ``staircase`` are the spec's exponential-decay arguments,
     which an optimizer always hands on: a schedule whose signature names them gets them, the
-    others ignore them. ``ValueError`` names an unknown schedule or argument and the valid ones."""
+    others ignore them. ``ValueError`` names an unknown schedule or argument and the valid ones.
+
+    Example:
+        >>> from neural_networks.schedulers import initialize_scheduler
+        >>> schedule = initialize_scheduler("one_cycle", lr=0.1, total_epochs=10)
+        >>> [round(schedule(t), 4) for t in (0, 3, 10)]  # from lr / 25 up to lr at 30%, then down
+        [0.004, 0.1, 0.0]
+    """
     accepted = SCHEDULERS.arguments(name)
     spec_args = {"decay": decay, "stage_length": stage_length, "staircase": staircase}
     kwargs.update({key: value for key, value in spec_args.items() if key in accepted})
@@ -317,10 +345,12 @@ def resolve_scheduler(schedule, lr: float) -> LRScheduler:
     :func:`initialize_scheduler`'s arguments (``name`` and the schedule's own), where ``lr``,
     when given, overrides the optimizer's.
 
-    ``ValueError`` names an unknown schedule or argument and the valid ones, or a bad value;
-    ``TypeError`` for a dict without ``name``."""
+    ``ValueError`` names an unknown schedule or argument and the valid ones, a bad value or a
+    dict without ``name``."""
     if isinstance(schedule, LRScheduler):
         return schedule
     if isinstance(schedule, dict):
+        if "name" not in schedule:
+            raise ValueError(f"lr_scheduler needs a name (one of {', '.join(SCHEDULERS)}); got {schedule!r}")
         return initialize_scheduler(**{"lr": lr, **schedule})
     return initialize_scheduler(schedule, lr=lr)

@@ -68,8 +68,10 @@ __all__ = [
     "check_arrays",
 ]
 
+#: The format that :func:`save_model` writes, recorded in every model file.
 FORMAT = "neural_networks.model/2"
 FORMAT_V1 = "neural_networks.model/1"
+#: The formats a model file may have to be read (the older one without training state).
 READABLE_FORMATS = (FORMAT_V1, FORMAT)
 TRAINING_PREFIX = "training."
 

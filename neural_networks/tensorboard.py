@@ -68,6 +68,7 @@ from .callbacks import CALLBACKS, Callback
 
 __all__ = ["TensorBoard", "check_available", "INSTALL_HINT"]
 
+#: What to install for :class:`TensorBoard` (the ``tensorboard`` package, an optional extra).
 INSTALL_HINT = 'pip install "neural_networks[tensorboard]"'
 
 _file_numbers = count()
@@ -244,6 +245,8 @@ class TensorBoard(Callback):
 
     # -- hooks ---------------------------------------------------------------------------
     def on_train_begin(self, logs=None) -> None:
+        """Open a new events file in ``log_dir`` and write the purge marker at the fit's first
+        step and, if given, the hparams."""
         params = self.params or {}
         self._steps = max(int(params.get("steps") or 1), 1)
         self._epochs_done = self._epoch = int(params.get("initial_epoch") or 0)
@@ -266,9 +269,12 @@ class TensorBoard(Callback):
         self._last_write = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """Note the epoch, for the steps of its batches."""
         self._epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
+        """Buffer every ``update_freq``-th batch's ``iteration/*`` values (written at the
+        epoch's end or after ``flush_secs``)."""
         if self._every is None:
             return
         step = self._epoch * self._steps + batch
@@ -280,6 +286,7 @@ class TensorBoard(Callback):
             self._file.flush()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Write the buffered batches and the ``epoch/*`` values (and the first layer every ``filters_every`` epochs)."""
         logs = logs or {}
         self._write_pending()
         step = (epoch + 1) * self._steps - 1
@@ -293,6 +300,8 @@ class TensorBoard(Callback):
         self._file.flush()
 
     def on_train_end(self, logs=None) -> None:
+        """Write what is buffered; used on its own, also the first layer's picture and the
+        session's end, then close the file (a run's callback waits for :meth:`write_run_end`)."""
         if self._file is None:
             return
         self._write_pending()

@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = ["TTA_MODES", "check_tta", "translate", "tta_views"]
 
+#: The test-time augmentation modes (see the module docstring); ``None`` means ``"none"``.
 TTA_MODES = ("none", "flip", "flip_translate")
 
 

@@ -34,7 +34,9 @@ _GAINS.update(gelu=math.sqrt(2.0), gelu_tanh=math.sqrt(2.0))
 
 
 def compute_fans(shape) -> tuple[int, int]:
-    """``(fan_in, fan_out)`` of a weight of ``shape`` (2-D dense or 4-D HWIO convolution)."""
+    """``(fan_in, fan_out)`` of a weight of ``shape``: 2-D dense ``(n_in, n_out)``, 4-D HWIO
+    convolution ``(kh, kw, c_in, c_out)`` or 1-D ``(n,)`` (both fans ``n``); ``ValueError`` for
+    another rank."""
     shape = tuple(int(s) for s in shape)
     if len(shape) == 2:
         return shape[0], shape[1]
@@ -49,7 +51,8 @@ def compute_fans(shape) -> tuple[int, int]:
 
 
 def calculate_gain(activation: str | None) -> float:
-    """Recommended scale for ``activation`` (None means linear)."""
+    """Recommended scale for ``activation`` (a name or an activation; ``None`` means linear), as
+    ``torch.nn.init.calculate_gain``; ``ValueError`` for an activation without a known gain."""
     if activation is None:
         return 1.0
     key = getattr(activation, "name", activation)
@@ -183,7 +186,19 @@ def initialize_weights(name: str, activation: str | None = None) -> Callable:
       from ``<name>`` and then makes the first ``min(in, out)`` filters identities: those channels
       pass through the layer at first, the others start as ``<name>`` draws them;
     * ``unit_std_<name>`` (e.g. ``unit_std_pytorch_uniform``, the classifier of arXiv:2404.00498) draws from
-      ``<name>`` and scales the whole tensor to a standard deviation of exactly 1."""
+      ``<name>`` and scales the whole tensor to a standard deviation of exactly 1.
+
+    ``ValueError`` names an unknown initializer or activation; the initializer raises it for a
+    shape that is not 1-, 2- or 4-D.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import initialize_weights
+        >>> init = initialize_weights("he_normal")
+        >>> W = init((3, 3, 16, 32), rng=np.random.default_rng(0))  # (kh, kw, c_in, c_out)
+        >>> W.shape, W.dtype, bool(abs(W.std() - np.sqrt(2 / (3 * 3 * 16))) < 0.01)
+        ((3, 3, 16, 32), dtype('float32'), True)
+    """
     for prefix, transform in _PREFIXES.items():
         if isinstance(name, str) and name.lower().startswith(prefix):
             base = initialize_weights(name[len(prefix) :], activation)

@@ -93,6 +93,22 @@ class TestValidation(unittest.TestCase):
             ),
             (("evaluation",), {"ttA": "flip"}, r"unknown key evaluation\.ttA; valid keys: tta"),
             (("evaluation",), "flip", r"evaluation must be a mapping"),
+            # a value of the wrong type is named too, not left to float() or a truthiness test
+            (("name",), "my run", r"name: 'my run' is not a valid run name"),
+            (("model", "loss"), {}, r"model\.loss: a loss mapping needs a name \(one of cross_entropy, l2\)"),
+            (("model", "loss"), {"name": "cross_entropy", "label_smoothing": "?"}, r"label_smoothing must be a finite"),
+            (("optimizer", "momentum"), "?", r"optimizer: momentum must be a finite number; got '\?'"),
+            (("optimizer", "nesterov"), "yes", r"optimizer: nesterov must be true or false"),
+            (("optimizer", "lr_scheduler"), {}, r"optimizer: lr_scheduler needs a name \(one of constant, "),
+            (("optimizer", "lr_scheduler"), {"name": "cosine", "min_lr": "x"}, r"min_lr must be a finite number"),
+            (("optimizer", "lr_scheduler"), {"name": "one_cycle", "pct_start": "x"}, r"pct_start must be a finite"),
+            (("optimizer", "lr_scheduler"), {"name": "step", "step_size": 1, "gamma": "x"}, r"gamma must be a finite"),
+            (
+                ("optimizer", "lr_scheduler"),
+                {"name": "exponential", "staircase": "false"},
+                r"staircase must be true or",
+            ),
+            (("data",), {"name": "fashion_mnist", "flatten": "false"}, r"data\.flatten must be true or false"),
         ):
             config = copy.deepcopy(BASE)
             node = config
@@ -160,6 +176,11 @@ class TestValidation(unittest.TestCase):
         self.assertEqual((checked["epochs"], checked["optimizer"]["lr_scheduler"]["total_epochs"]), (4.5, 4.5))
         config["epochs"] = 5.0
         self.assertIsInstance(validate_config(config)["epochs"], int)
+        config["epochs"] = 7
+        config["optimizer"]["lr_scheduler"] = "cosine"  # the name alone spans the run too
+        checked = validate_config(config)
+        self.assertEqual(checked["optimizer"]["lr_scheduler"], {"name": "cosine", "total_epochs": 7})
+        self.assertEqual(checked.take_model_parts()[2].lr_scheduler.total_epochs, 7)
 
 
 class TestOverrides(unittest.TestCase):

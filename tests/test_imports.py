@@ -11,8 +11,8 @@ with ``ast``:
 * every dependency: all import statements at any depth (inside functions and classes, under
   ``if TYPE_CHECKING:``, relative or absolute) and ``importlib.import_module("...")`` calls with
   a literal name. A cycle here is one hidden by moving an import into a function; it must be
-  broken by direction instead (DESIGN.md: a lower module receives what it needs from above, or
-  the shared part moves down). The same graph checks DESIGN.md's direction rules
+  broken by direction instead (docs/design/architecture.md: a lower module receives what it needs from above, or
+  the shared part moves down). The same graph checks the direction rules (docs/design/architecture.md)
   (:data:`NEVER_REACHES`).
 """
 
@@ -222,7 +222,7 @@ def _p(*names: str) -> tuple[str, ...]:
     return tuple(f"{PACKAGE}.{name}" for name in names)
 
 
-#: DESIGN.md's direction of the data (dataset -> model.forward -> loss -> backward -> optimizer ->
+#: The direction of the data (docs/design/architecture.md) (dataset -> model.forward -> loss -> backward -> optimizer ->
 #: callbacks) as ``(lower modules, upper modules)`` pairs: no module of the first group imports one
 #: of the second, directly or through others, anywhere in its code. The loop and the package's
 #: top (``neural_networks/__init__.py``, the CLI, experiments) may import everything.
@@ -304,7 +304,11 @@ class TestImports(unittest.TestCase):
 
     def test_data_flows_one_way(self):
         violations = direction_violations(import_graph(module_files(), everywhere=True))
-        self.assertEqual(violations, [], "imports against DESIGN.md's direction:\n" + "\n".join(violations))
+        self.assertEqual(
+            violations,
+            [],
+            "imports against the direction of the data (docs/design/architecture.md):\n" + "\n".join(violations),
+        )
 
 
 class TestGraphHelpers(unittest.TestCase):

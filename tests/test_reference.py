@@ -206,6 +206,19 @@ class TestReferenceAgainstLoops(unittest.TestCase):
         self.assertEqual(R.cross_entropy(Y, P), CrossEntropy().forward(Y, P))
         np.testing.assert_array_equal(R.cross_entropy_backward(Y, P), CrossEntropy().backward(Y, P))
 
+    def test_softmax_cross_entropy_with_targets_not_summing_to_one(self):
+        # soft targets whose rows do not sum to 1: the gradient is softmax * sum(y) - y, in both modes
+        rng = np.random.default_rng(6)
+        Z, Y = randn(rng, 5, 3), rng.uniform(0, 2, (5, 3))
+        loss, dZ, _ = R.softmax_cross_entropy(Z, Y)
+        num = numerical_gradient(lambda z: R.softmax_cross_entropy(z, Y)[0], Z.copy())
+        self.assertLess(relative_error(dZ, num), 1e-8)
+        from neural_networks.functional.softmax_loss import softmax_cross_entropy as fast_softmax_cross_entropy
+
+        fast = fast_softmax_cross_entropy(Z, Y)
+        self.assertAlmostEqual(float(fast[0]), loss, places=12)
+        np.testing.assert_allclose(fast[1], dZ, rtol=1e-10, atol=1e-15)
+
 
 class TestReferenceIsSelfContained(unittest.TestCase):
     def test_imports_only_numpy_and_the_standard_library(self):

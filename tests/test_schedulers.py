@@ -129,7 +129,7 @@ class TestNewSchedules(unittest.TestCase):
         self.assertIs(resolve_scheduler(given, 0.1), given)
         with self.assertRaisesRegex(ValueError, r"^unknown lr_scheduler None"):
             resolve_scheduler(None, 0.1)
-        with self.assertRaises(TypeError):  # a mapping without a name
+        with self.assertRaisesRegex(ValueError, r"^lr_scheduler needs a name \(one of constant, "):
             resolve_scheduler({"decay": 0.5}, 0.1)
 
 

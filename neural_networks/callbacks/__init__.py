@@ -40,6 +40,7 @@ __all__ = [
     "summary_line",
 ]
 
+#: Every callback a config can name (``callbacks: [{name: ..., ...}]``); adding one is one ``CALLBACKS.add`` line.
 CALLBACKS = Registry("callback")
 CALLBACKS.add("early_stopping", EarlyStopping, aliases=("earlystopping",))
 CALLBACKS.add("freeze", FreezeParameters, aliases=("freeze_parameters",))
@@ -50,5 +51,11 @@ CALLBACKS.add("model_checkpoint", ModelCheckpoint, aliases=("modelcheckpoint", "
 
 def initialize_callback(name: str, **kwargs) -> Callback:
     """Build the callback registered as ``name`` (see :data:`CALLBACKS`) from keyword arguments.
-    Raises ``ValueError`` for an unknown name or arguments the callback does not take."""
+    Raises ``ValueError`` for an unknown name or arguments the callback does not take.
+
+    Example:
+        >>> from neural_networks.callbacks import initialize_callback
+        >>> initialize_callback("early_stopping", monitor="val_loss", patience=3).patience
+        3
+    """
     return CALLBACKS.create(name, **kwargs)

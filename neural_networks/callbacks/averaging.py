@@ -68,14 +68,17 @@ class ExponentialMovingAverage(Callback):
             self.raw = None
 
     def on_train_begin(self, logs=None) -> None:
+        """Start without an average (a resumed fit's state is loaded after this)."""
         self.average, self.raw, self.steps = None, None, 0  # a resumed fit's state arrives after this
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """Put the raw training weights back into the model (the first time: start the average)."""
         self._swap_out()
         if self.average is None:  # the model's parameters exist once it has seen data
             self.average = [np.array(a, dtype=np.float64) for a in self._arrays()] or None
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
+        """Every ``every``-th step, move the average towards the current weights."""
         self.steps += 1
         if self.steps % self.every:
             return
@@ -92,19 +95,24 @@ class ExponentialMovingAverage(Callback):
             average += value
 
     def on_test_begin(self, logs=None) -> None:
+        """Evaluate with the average: swap it into the model."""
         self._swap_in()
 
     def on_test_end(self, logs=None) -> None:
+        """Swap the raw training weights back in after validation."""
         self._swap_out()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Swap the average in, so that the epoch's checkpoints hold it."""
         self._swap_in()  # the checkpoints written after this hold the average
 
     def on_train_end(self, logs=None) -> None:
+        """Leave the average in the model: it is the trained model."""
         self._swap_in()
         self.raw = None  # the average stays: it is the trained model
 
     def state_dict(self) -> dict | None:
+        """Step count, average and raw weights (``None`` before the first epoch)."""
         if self.average is None:
             return None
         state = {"steps": self.steps}
@@ -115,6 +123,8 @@ class ExponentialMovingAverage(Callback):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the average and put the saved raw weights into the model."""
+
         def arrays(prefix):
             items = sorted((int(k.split(".", 1)[1]), v) for k, v in state.items() if k.startswith(prefix))
             return [np.array(v) for _, v in items]
@@ -139,7 +149,7 @@ class Lookahead(Callback):
     weights become the slow weights, before the checkpoint of that epoch is written, so
     ``last.npz`` holds the trained model. Per-epoch validation sees the training weights. The slow
     weights (float64) are the callback's state, so a resumed run equals an uninterrupted one.
-    that paper's defaults: ``every: 5``, ``decay: 0.95 ** 5``.
+    The defaults are that paper's: ``every: 5``, ``decay: 0.95 ** 5``.
 
     Raises ``ValueError`` for a ``decay`` outside [0, 1), an ``every`` that is not a positive
     integer or an unknown ``schedule``."""
@@ -179,27 +189,33 @@ class Lookahead(Callback):
             value[...] = slow
 
     def on_train_begin(self, logs=None) -> None:
+        """Start without slow weights (a resumed fit's state is loaded after this)."""
         self.slow, self.steps = None, 0  # a resumed fit's state arrives after this
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """The first time: take the current weights as the slow weights."""
         if self.slow is None:
             self.slow = [np.array(a, dtype=np.float64) for a in self._arrays()] or None
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
+        """Every ``every``-th step, pull the slow weights and the model towards each other."""
         self.steps += 1
         if self.steps % self.every == 0:
             self._pull(self._decay())
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """After the last epoch (or an early stop), set the weights to the slow weights."""
         if epoch + 1 >= math.ceil(self.params["epochs"]) or self.model.stop_training:
             self._pull(1.0)  # the weights become the slow weights
 
     def state_dict(self) -> dict | None:
+        """Step count and slow weights (``None`` before the first epoch)."""
         if self.slow is None:
             return None
         return {"steps": self.steps, **{f"slow.{i}": value for i, value in enumerate(self.slow)}}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
         items = sorted((int(k.split(".", 1)[1]), v) for k, v in state.items() if k.startswith("slow."))
         self.steps = int(state["steps"])
         self.slow = [np.array(v, dtype=np.float64) for _, v in items] or None

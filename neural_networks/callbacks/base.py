@@ -26,6 +26,7 @@ from __future__ import annotations
 
 __all__ = ["Callback", "CallbackList", "HOOKS"]
 
+#: The hook names of the protocol, each called on every callback that overrides it.
 HOOKS = (
     "on_train_begin",
     "on_train_end",
@@ -39,7 +40,24 @@ HOOKS = (
 
 
 class Callback:
-    """Base class of callbacks: every hook does nothing (see the module docstring)."""
+    """Base class of callbacks: every hook does nothing (see the module docstring).
+
+    Example:
+        >>> from neural_networks import NeuralNetwork, FullyConnected, SGD
+        >>> from neural_networks.callbacks import Callback
+        >>> from neural_networks.datasets import initialize_dataset
+        >>> class StopAt(Callback):
+        ...     def __init__(self, level):
+        ...         self.level = level
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         if logs["val_accuracy"] >= self.level:
+        ...             self.model.stop_training = True  # training ends after this epoch
+        >>> model = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(3, "softmax")],
+        ...                       optimizer=SGD(lr=0.1, momentum=0.9), seed=0)
+        >>> history = model.train(initialize_dataset("iris", seed=0), 50, verbose=0, callbacks=[StopAt(0.9)])
+        >>> history.epochs < 50, history["val_accuracy"][-1] >= 0.9
+        (True, True)
+    """
 
     model = None
     params: dict | None = None
@@ -49,34 +67,38 @@ class Callback:
     _restored_first = False
 
     def set_model(self, model) -> None:
+        """Set :attr:`model`, the model being trained (the fit loop calls this before training)."""
         self.model = model
 
     def set_params(self, params: dict) -> None:
+        """Set :attr:`params` to a copy of the loop's ``epochs``, ``initial_epoch``, ``steps`` and ``verbose``."""
         self.params = dict(params)
 
     def on_train_begin(self, logs=None) -> None:
-        pass
+        """Called once before the first epoch; ``logs`` is empty."""
 
     def on_train_end(self, logs=None) -> None:
-        pass
+        """Called once after the last epoch (also after an early stop); ``logs``: the last epoch's."""
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        pass
+        """Called before epoch ``epoch`` (0-based) trains; ``logs`` is empty."""
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        pass
+        """Called after epoch ``epoch`` trained and was validated; ``logs``: ``loss``, ``accuracy``,
+        ``val_loss``, ``val_accuracy`` (with validation examples), ``lr``, ``seconds``."""
 
     def on_train_batch_begin(self, batch: int, logs=None) -> None:
-        pass
+        """Called before training step ``batch`` (0-based, per epoch); ``logs`` is empty."""
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
-        pass
+        """Called after training step ``batch``; ``logs``: the batch's ``loss`` and the epoch's
+        running ``accuracy``."""
 
     def on_test_begin(self, logs=None) -> None:
-        pass
+        """Called before an epoch's validation pass; ``logs`` is empty."""
 
     def on_test_end(self, logs=None) -> None:
-        pass
+        """Called after an epoch's validation pass; ``logs``: its ``loss`` and ``accuracy``."""
 
     def state_dict(self) -> dict | None:
         """What a resumed run needs of this callback (JSON-serialisable values or NumPy arrays),
@@ -121,6 +143,7 @@ class CallbackList:
         return len(self.callbacks)
 
     def set_model(self, model) -> None:
+        """Give every callback the model (``set_model``, or its ``model`` attribute)."""
         for callback in self.callbacks:
             if hasattr(callback, "set_model"):
                 callback.set_model(model)
@@ -128,6 +151,7 @@ class CallbackList:
                 callback.model = model
 
     def set_params(self, params: dict) -> None:
+        """Give every callback that has ``set_params`` the loop's parameters."""
         for callback in self.callbacks:
             if hasattr(callback, "set_params"):
                 callback.set_params(params)
@@ -137,34 +161,42 @@ class CallbackList:
         return bool(self._hooks[hook])
 
     def on_train_begin(self, logs=None) -> None:
+        """Call ``on_train_begin(logs)`` on every callback that overrides it."""
         for method in self._hooks["on_train_begin"]:
             method(logs)
 
     def on_train_end(self, logs=None) -> None:
+        """Call ``on_train_end(logs)`` on every callback that overrides it."""
         for method in self._hooks["on_train_end"]:
             method(logs)
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """Call ``on_epoch_begin(epoch, logs)`` on every callback that overrides it."""
         for method in self._hooks["on_epoch_begin"]:
             method(epoch, logs)
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Call ``on_epoch_end(epoch, logs)`` on every callback that overrides it."""
         for method in self._hooks["on_epoch_end"]:
             method(epoch, logs)
 
     def on_train_batch_begin(self, batch: int, logs=None) -> None:
+        """Call ``on_train_batch_begin(batch, logs)`` on every callback that overrides it."""
         for method in self._hooks["on_train_batch_begin"]:
             method(batch, logs)
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
+        """Call ``on_train_batch_end(batch, logs)`` on every callback that overrides it."""
         for method in self._hooks["on_train_batch_end"]:
             method(batch, logs)
 
     def on_test_begin(self, logs=None) -> None:
+        """Call ``on_test_begin(logs)`` on every callback that overrides it."""
         for method in self._hooks["on_test_begin"]:
             method(logs)
 
     def on_test_end(self, logs=None) -> None:
+        """Call ``on_test_end(logs)`` on every callback that overrides it."""
         for method in self._hooks["on_test_end"]:
             method(logs)
 

@@ -56,6 +56,21 @@ class ModelCheckpoint(Callback):
     Raises ``ValueError`` for a ``monitor`` or ``mode`` as :class:`EarlyStopping` does, at an
     epoch's end whose logs lack ``monitor`` (and its training counterpart), and when a resumed
     fit starts at another epoch than ``last.npz`` records; :meth:`resume` says what it raises.
+
+    Example:
+        >>> import tempfile
+        >>> from neural_networks import NeuralNetwork, FullyConnected, SGD
+        >>> from neural_networks.callbacks import ModelCheckpoint
+        >>> from neural_networks.datasets import initialize_dataset
+        >>> folder, data = tempfile.mkdtemp(), initialize_dataset("iris", seed=0)
+        >>> model = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(3, "softmax")],
+        ...                       optimizer=SGD(lr=0.05, momentum=0.9), seed=0)
+        >>> _ = model.train(data, 3, verbose=0, callbacks=[ModelCheckpoint(folder)])
+        >>> checkpoint = ModelCheckpoint(folder)  # e.g. in a new process, after a crash
+        >>> resumed = checkpoint.resume()
+        >>> history = resumed.train(data, 2, verbose=0, start_epoch=checkpoint.epoch, callbacks=[checkpoint])
+        >>> checkpoint.epoch, history.epochs  # the History's first three rows come from last.npz
+        (5, 5)
     """
 
     def __init__(self, directory, monitor: str = "val_accuracy", mode: str = "auto") -> None:
@@ -70,13 +85,16 @@ class ModelCheckpoint(Callback):
 
     @property
     def last_path(self) -> Path:
+        """``directory/last.npz``: the model, optimizer and resume state after the latest epoch."""
         return self.directory / "last.npz"
 
     @property
     def best_path(self) -> Path:
+        """``directory/best.npz``: the model of the best epoch so far."""
         return self.directory / "best.npz"
 
     def set_callbacks(self, callbacks: CallbackList) -> None:
+        """Receive the fit's :class:`CallbackList`, whose states go into ``last.npz``."""
         self.callbacks = callbacks
 
     def _improved(self, value: float) -> bool:
@@ -86,6 +104,8 @@ class ModelCheckpoint(Callback):
         return {"epoch": self.epoch, "monitor": self.monitor, "best": finite(self.best)}
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Write ``best.npz`` if the ``monitor``-ed value improved, then ``last.npz``.
+        ``ValueError`` when ``logs`` lack ``monitor`` (and its training counterpart)."""
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None and self.monitor.startswith("val_"):
@@ -140,6 +160,8 @@ class ModelCheckpoint(Callback):
         return checkpoint.model
 
     def on_train_begin(self, logs=None) -> None:
+        """After :meth:`resume`: check that the fit starts at the recorded epoch
+        (``ValueError`` otherwise) and hand every callback its saved state."""
         if self._resumed is None:
             return
         initial_epoch = (self.params or {}).get("initial_epoch", self.epoch)

@@ -61,9 +61,13 @@ class EarlyStopping(Callback):
         return value - self.min_delta > self.best
 
     def on_train_begin(self, logs=None) -> None:
+        """Forget the previous fit's counters and best value."""
         self._reset()  # an instance may be reused for another fit
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Compare the epoch's ``monitor`` value with the best so far and set
+        ``model.stop_training`` after ``patience`` epochs without improvement. ``ValueError`` when
+        ``logs`` lack ``monitor``."""
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
@@ -81,10 +85,12 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None) -> None:
+        """With ``restore_best_weights``, put the best epoch's weights back into the model."""
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
 
     def state_dict(self) -> dict:
+        """Counters, best value and (with ``restore_best_weights``) the best weights."""
         state = {
             "wait": self.wait,
             "best": finite(self.best),
@@ -96,6 +102,7 @@ class EarlyStopping(Callback):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.wait, self.best_epoch = int(state["wait"]), int(state["best_epoch"])
         self.stopped_epoch = int(state.get("stopped_epoch", 0))
         if state.get("best") is not None:

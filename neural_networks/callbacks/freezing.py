@@ -43,6 +43,7 @@ class FreezeParameters(Callback):
         )
 
     def on_train_begin(self, logs=None) -> None:
+        """Check the layer indices and parameter names against the model (``ValueError``)."""
         n = len(self.model.layers)
         for i in self.layers:
             if not -n <= i < n:
@@ -50,6 +51,7 @@ class FreezeParameters(Callback):
             self.model.layers[i]._parameter_set(self.parameters)  # a wrong name fails before any epoch
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """From epoch ``epoch`` on, freeze (or unfreeze) the parameters."""
         if epoch >= self.epoch:
             for i in self.layers:
                 layer = self.model.layers[i]

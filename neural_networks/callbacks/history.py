@@ -25,6 +25,7 @@ class History(Callback):
         self.iteration_loss: list[float] = []
 
     def append(self, **metrics: float) -> None:
+        """Append one value to the list of each keyword (``history.append(loss=0.3, accuracy=0.9)``)."""
         for key, value in metrics.items():
             self.history.setdefault(key, []).append(float(value))
 
@@ -36,23 +37,28 @@ class History(Callback):
 
     @property
     def epochs(self) -> int:
+        """The number of epochs recorded (the length of the first list; 0 before any)."""
         return len(next(iter(self.history.values()), []))
 
     def __repr__(self) -> str:
         return f"History(epochs={self.epochs}, keys={list(self.history)})"
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
+        """Record the batch's ``loss`` in :attr:`iteration_loss`."""
         self.iteration_loss.append(float(logs["loss"]))
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Append every numeric value of the epoch's ``logs`` to its list."""
         self.append(**{key: value for key, value in (logs or {}).items() if is_number(value)})
 
     def state_dict(self) -> dict:
+        """The rows and mini-batch losses, for a resumed run."""
         return {
             "history": {key: list(values) for key, values in self.history.items()},
             "iteration_loss": np.asarray(self.iteration_loss, dtype=np.float64),
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Replace the rows and mini-batch losses with those of :meth:`state_dict`."""
         self.history = OrderedDict((key, [float(v) for v in values]) for key, values in state["history"].items())
         self.iteration_loss = [float(v) for v in np.asarray(state.get("iteration_loss", ()))]

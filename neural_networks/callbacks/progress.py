@@ -30,6 +30,7 @@ class ProgressBar(Callback):
         self._partial = ""  # the summary's note of a partial epoch's batches
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """Open the epoch's bar, sized to the batches it will train."""
         self._close()
         params = self.params or {}
         epochs, steps = params.get("epochs"), params.get("steps")
@@ -46,6 +47,7 @@ class ProgressBar(Callback):
         self._loss_sum, self._seen = 0.0, 0
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
+        """Advance the bar and show the running mean loss and the accuracy."""
         self._loss_sum += logs["loss"]
         self._seen += 1
         if self._bar is not None:
@@ -55,11 +57,13 @@ class ProgressBar(Callback):
             self._bar.update()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Close the bar and print :func:`summary_line` (standard output)."""
         self._close()
         epochs = epoch_count((self.params or {}).get("epochs", epoch + 1))
         print(summary_line(epoch + 1, epochs, logs) + self._partial, flush=True)
 
     def on_train_end(self, logs=None) -> None:
+        """Close a bar left open (training stopped inside an epoch)."""
         self._close()
 
     def _close(self) -> None:

@@ -96,7 +96,14 @@ def initialize_dataset(name: str, batch_size: int = DEFAULT_BATCH_SIZE, **kwargs
     ``validation_size=``, ``seed=``); ``ValueError`` names an unknown data set or argument and the
     valid ones. A :class:`DataNotFoundError` comes from this call alone, without the frames under
     it (unless ``$NEURAL_NETWORKS_DEBUG`` is set), so that a script's traceback stays short and
-    ends in its message: the missing file, the places searched and how to provide it."""
+    ends in its message: the missing file, the places searched and how to provide it.
+
+    Example:
+        >>> from neural_networks.datasets import initialize_dataset
+        >>> data = initialize_dataset("iris", batch_size=25, seed=0)  # shipped with the package
+        >>> data.class_names, data.input_shape, (data.n_training, data.n_validation, data.n_test)
+        (['setosa', 'versicolor', 'virginica'], (4,), (90, 30, 30))
+    """
     try:
         return DATASETS.create(name, batch_size=batch_size, **kwargs)
     except DataNotFoundError as err:

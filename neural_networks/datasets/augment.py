@@ -41,6 +41,7 @@ CROP_PADDINGS = ("zeros", "reflect")
 #: the crop's padding unless a data set or an ``augment`` mapping gives another: 4 black pixels
 #: on every side (the constants every loader's ``pad`` and ``crop_padding`` default to).
 DEFAULT_PAD = 4
+#: How the crop's border is filled unless a data set or an ``augment`` mapping says otherwise.
 DEFAULT_CROP_PADDING = "zeros"
 _ALIASES = {
     "crop": "crop",

@@ -34,6 +34,7 @@ from .sources import CACHE_ENV, cache_home
 
 __all__ = ["CACHE_VERSION", "CacheWarning", "source_key", "cache_entry", "load_cache", "save_cache", "cached"]
 
+#: Part of every cache key: raising it makes every cached entry a miss.
 CACHE_VERSION = 1
 # Where entries were once written, beside the source; never read or written now, but still
 # left out when hashing a folder source so that an old one there does not change the key.

@@ -56,18 +56,24 @@ __all__ = [
 
 NAME = "cifar10"
 TITLE = "CIFAR-10"
+#: The ten class names, in label order.
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+#: The canonical archive, ``cifar-10-python.tar.gz``: its URL and published md5.
 CANONICAL = RemoteFile(
     "cifar-10-python.tar.gz",
     "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     md5="c58f30108f718f92721af3b95e74349a",
 )
 JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
+#: The sha256 that ``data verify`` checks ``cifar10-jpeg.tar.gz`` (the JPEG image-folder archive) against.
 JPEG_ARCHIVE_SHA256 = "21b0f3e1399c8774edb8f9a3a45e3cbd8aee2d88eaa94327e07613d5ac85c284"
+#: The canonical archive's pickled training batches (10,000 images each).
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+#: The canonical archive's pickled test batch (10,000 images).
 TEST_BATCH = "test_batch"
 META = "batches.meta"
 BATCH_FOLDER = "cifar-10-batches-py"
+#: Training images held out for validation by default (500 per class).
 DEFAULT_VALIDATION_SIZE = 5_000
 #: File names looked for in the data folder, in order.
 CANDIDATES = [CANONICAL.name, BATCH_FOLDER, JPEG_ARCHIVE, "cifar10-jpeg"]
@@ -382,4 +388,5 @@ class CIFAR10Spec(DatasetSpec):
         ]
 
 
+#: CIFAR-10's entry in :data:`~neural_networks.datasets.DATASETS`.
 SPEC = CIFAR10Spec()

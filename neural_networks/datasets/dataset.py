@@ -41,6 +41,17 @@ class Dataset:
     training examples, and a ``batch_size`` that is not a positive int.
 
     :meth:`from_loaders` makes one from loaders built elsewhere.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.datasets import Dataset
+        >>> X = np.random.default_rng(0).normal(size=(100, 4))
+        >>> data = Dataset(X[:80], (X[:80, 0] > 0).astype(int), 16, X[80:], (X[80:, 0] > 0).astype(int), seed=0)
+        >>> data.n_classes, data.input_shape, data.n_training, data.n_validation, data.test
+        (2, (4,), 80, 20, None)
+        >>> X_batch, Y_batch = next(iter(data.train))  # shuffled; float32 inputs, one-hot targets
+        >>> X_batch.shape, Y_batch.shape, Y_batch.dtype.name
+        ((16, 4), (16, 2), 'float32')
     """
 
     def __init__(
@@ -116,22 +127,27 @@ class Dataset:
 
     @property
     def validation(self) -> DataLoader:
+        """The validation loader, :attr:`validate` (``None`` when the data set has no such split)."""
         return self.validate
 
     @property
     def batch_size(self) -> int:
+        """The training loader's mini-batch size."""
         return self.train.batch_size
 
     @property
     def n_training(self) -> int:
+        """The number of training examples."""
         return _split_size(self.train)
 
     @property
     def n_validation(self) -> int:
+        """The number of validation examples (0 without a validation split)."""
         return _split_size(self.validate)
 
     @property
     def n_test(self) -> int:
+        """The number of test examples (0 without a test split)."""
         return _split_size(self.test)
 
     def __repr__(self) -> str:

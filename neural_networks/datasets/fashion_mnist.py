@@ -33,8 +33,11 @@ __all__ = [
     "load_fashion_mnist",
 ]
 
+#: The data set's registry name.
 NAME = "fashion_mnist"
+#: Its name in messages.
 TITLE = "Fashion-MNIST"
+#: The ten class names, in label order.
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 _URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
@@ -67,6 +70,7 @@ FILES = {
     ),
 }
 
+#: Fashion-MNIST's four IDX files (published URLs and checksums), its entry in the registry.
 SPEC = IDXDataset(
     NAME,
     TITLE,

@@ -41,10 +41,11 @@ __all__ = [
     "IDXDataset",
 ]
 
-IMAGE_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
-LABEL_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+IMAGE_MAGIC = 2051  #: The magic number of IDX image files (0x00000803: unsigned bytes, 3 dimensions)
+LABEL_MAGIC = 2049  #: The magic number of IDX label files (0x00000801: unsigned bytes, 1 dimension)
 #: The four files, in the order they are looked for and reported.
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+#: Training images held out for validation by default (of the 60,000).
 DEFAULT_VALIDATION_SIZE = 10_000
 _KINDS = {IMAGE_MAGIC: "images (2051)", LABEL_MAGIC: "labels (2049)"}
 

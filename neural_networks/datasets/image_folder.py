@@ -290,4 +290,5 @@ class ImageFolderSpec(DatasetSpec):
         return [FileCheck(path.name, str(path), "unknown", message="image folders have no published checksum")]
 
 
+#: The image folder's entry in :data:`~neural_networks.datasets.DATASETS` (it needs a ``path``).
 SPEC = ImageFolderSpec()

@@ -16,9 +16,9 @@ from .transforms import Standardizer
 
 __all__ = ["load_iris_arrays", "load_iris", "IRIS_SPLIT_SEED", "IRIS_FEATURE_NAMES", "IrisSpec", "SPEC"]
 
-IRIS_SPLIT_SEED = 189  # fixes the train/validation/test split (90/30/30, stratified)
-# The CSV's columns in order (data/IRIS_LICENSE.txt; its header holds only the counts and the
-# class names), named as scikit-learn names them; plots label the first layer's rows with them.
+IRIS_SPLIT_SEED = 189  #: Fixes the train/validation/test split (90/30/30, stratified)
+#: The CSV's columns in order (data/IRIS_LICENSE.txt; its header holds only the counts and the
+#: class names), named as scikit-learn names them; plots label the first layer's rows with them.
 IRIS_FEATURE_NAMES = ("sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)")
 
 
@@ -69,4 +69,5 @@ class IrisSpec(DatasetSpec):
         return [FileCheck("iris.csv", str(self.source()), "unknown", message="shipped with the package")]
 
 
+#: Iris's entry in :data:`~neural_networks.datasets.DATASETS`.
 SPEC = IrisSpec()

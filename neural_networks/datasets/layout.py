@@ -23,6 +23,7 @@ SPLIT_NAMES = {
     "validation": ("val", "valid", "validation"),
     "test": ("test", "testing"),
 }
+#: The file suffixes (any case) read as images.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 

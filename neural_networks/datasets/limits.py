@@ -44,9 +44,12 @@ class LimitedReader(io.RawIOBase):
         self.stream, self.max_bytes, self.path, self.total = stream, max_bytes, path, 0
 
     def readable(self) -> bool:
+        """Always ``True``."""
         return True
 
     def read(self, n=-1) -> bytes:
+        """Up to ``n`` bytes (all that is left when ``n`` is ``None`` or negative);
+        :class:`DataFormatError` once more than ``max_bytes`` have been read in all."""
         left = self.max_bytes + 1 - self.total
         data = self.stream.read(left if n is None or n < 0 else min(n, left))
         self.total += len(data)
@@ -55,6 +58,7 @@ class LimitedReader(io.RawIOBase):
         return data
 
     def readinto(self, b) -> int:
+        """Read into the buffer ``b``; the number of bytes read (limited as :meth:`read`)."""
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)

@@ -18,7 +18,15 @@ DEFAULT_BATCH_SIZE = 25
 
 def one_hot(labels: np.ndarray, n_classes: int, dtype=np.float32) -> np.ndarray:
     """Integer labels ``(m,)`` -> one-hot ``(m, n_classes)`` of ``dtype``. ``ValueError`` for labels
-    that are not 1-D or lie outside ``[0, n_classes - 1]``."""
+    that are not 1-D or lie outside ``[0, n_classes - 1]``.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.datasets import one_hot
+        >>> one_hot(np.array([2, 0]), 3)
+        array([[0., 0., 1.],
+               [1., 0., 0.]], dtype=float32)
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be a 1-D array of class indices, got shape {labels.shape}")
@@ -57,6 +65,13 @@ class DataLoader:
     Raises ``ValueError`` for both ``labels`` and ``targets``, a ``batch_size`` that is not a
     positive int, labels without ``n_classes``, labels whose count differs from ``X``'s, labels
     that are not whole numbers in ``[0, n_classes - 1]``, and ``targets`` that are not ``(m, d)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.datasets import DataLoader
+        >>> loader = DataLoader(np.zeros((10, 4), np.uint8), np.arange(10) % 3, n_classes=3, batch_size=4)
+        >>> [(X.shape, X.dtype.name, Y.shape) for X, Y in loader]
+        [((4, 4), 'float32', (4, 3)), ((4, 4), 'float32', (4, 3)), ((2, 4), 'float32', (2, 3))]
     """
 
     def __init__(
@@ -137,6 +152,7 @@ class DataLoader:
 
     @property
     def n_examples(self) -> int:
+        """The number of examples in the split (``n_samples``, the course's name, is the same)."""
         return int(self.X.shape[0])
 
     n_samples = n_examples  # the course's name

@@ -32,8 +32,11 @@ __all__ = [
     "load_mnist",
 ]
 
+#: The data set's registry name.
 NAME = "mnist"
+#: Its name in messages.
 TITLE = "MNIST"
+#: The digits ``"0"`` to ``"9"``, in label order.
 CLASS_NAMES = [str(digit) for digit in range(10)]
 _MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 _ORIGINAL = "http://yann.lecun.com/exdb/mnist/"
@@ -51,7 +54,8 @@ FILES = {
     "test_labels": _remote("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
 }
 
-# A horizontal flip turns digits into other shapes, so augment=True means random crops only.
+#: MNIST's four IDX files (published URLs and checksums), its entry in the registry. A horizontal
+#: flip turns digits into other shapes, so ``augment=True`` means random crops only.
 SPEC = IDXDataset(
     NAME,
     TITLE,

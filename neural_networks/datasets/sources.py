@@ -54,7 +54,9 @@ __all__ = [
     "is_gzip",
 ]
 
+#: The environment variable that sets the data folder (:func:`data_home`).
 DATA_ENV = "NEURAL_NETWORKS_DATA"
+#: The environment variable that sets the folder of decoded-image caches (:func:`cache_home`).
 CACHE_ENV = "NEURAL_NETWORKS_CACHE"
 
 #: Debian packages that install a data set system-wide: data set -> (package, folder it fills).

@@ -95,6 +95,7 @@ class ImageTransform:
 
     @property
     def standardize(self) -> bool:
+        """Whether the transform standardises per channel (it was given ``mean`` and ``std``)."""
         return self.mean is not None
 
     def _coefficients(self, sample_shape: tuple) -> tuple[np.ndarray, np.ndarray]:

@@ -87,6 +87,8 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    """The command (see the module docstring): train the default network, then, unless
+    ``--no-sweep``, the sweep, and save the best run's table, plots and model. Returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=100, help="epochs per run (default 100)")
     parser.add_argument("--seed", type=int, default=0)

@@ -1,8 +1,8 @@
 """Experiments: a whole run described by a YAML config, trained into a run directory.
 
-* :mod:`.config`: the config schema, YAML parsing, ``--set`` overrides and validation
-  (:func:`validate_config`, :class:`ConfigError`), checked once into a :class:`ValidConfig`
-  (:mod:`.validated`);
+* :mod:`.config`: the config schema and validation (:func:`validate_config`), checked once
+  into a :class:`ValidConfig` (:mod:`.validated`); :mod:`.config_files`: YAML read and written
+  safely, ``--set`` overrides, :class:`ConfigError`;
 * :mod:`.preflight`: the checks before a run starts (shapes, memory);
 * :mod:`.rundir`: run directories, claimed atomically, with their ``run.json`` status;
 * :mod:`.runner`: :func:`run_experiment`, the runner (data, model, callbacks, the fit loop,

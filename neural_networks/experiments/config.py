@@ -25,19 +25,19 @@ A config has these top-level keys (``name``, ``data``, ``model`` and ``optimizer
     tensorboard: true           # optional: TensorBoard event files in <run>/tensorboard/ (neural_networks.tensorboard)
 
 ``--set key=value`` overrides use dotted paths (``optimizer.lr=0.1``, ``data.batch_size=64``,
-``model.layers.0.n_out=64``); values are parsed as YAML (numbers, booleans, lists).
+``model.layers.0.n_out=64``); values are parsed as YAML (numbers, booleans, lists). Reading and
+writing the YAML and applying overrides is :mod:`.config_files`; this module checks the keys.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import inspect
+import re
 from pathlib import Path
 
-import yaml
-
 from ..utils import to_plain
+from .config_files import ConfigError, apply_overrides, dump_config, load_config, parse_yaml
 from .validated import ValidConfig, build_loss
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
     "dump_config",
 ]
 
-TOP_LEVEL_KEYS = {
+TOP_LEVEL_KEYS = {  #: Every top-level key of a config, and whether it is required
     "name": True,
     "seed": False,
     "epochs": False,
@@ -68,10 +68,6 @@ TOP_LEVEL_KEYS = {
 MODEL_KEYS = {"loss": True, "layers": True}
 EVALUATION_KEYS = {"tta": False}
 DEFAULTS = {"seed": 0, "epochs": 10}
-
-
-class ConfigError(ValueError):
-    """A config that cannot describe a run; the message names the key and the valid keys."""
 
 
 class _MissingPackage(ConfigError):
@@ -95,6 +91,21 @@ def _check_keys(section: dict, allowed: dict, where: str) -> None:
             f"missing key {where + '.' if where != 'config' else ''}{missing[0]}"
             f"; required keys: {', '.join(k for k, r in allowed.items() if r)}"
         )
+
+
+_RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_run_name(name) -> str:
+    """``name`` if it is one path component of letters, digits and ``._-`` (not ``.``/``..``):
+    a run directory's name; ``ConfigError`` otherwise."""
+    name = str(name)
+    if not _RUN_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(
+            f"name: {name!r} is not a valid run name; use letters, digits, '.', '_' and '-' "
+            f"(one folder name, not '.' or '..')"
+        )
+    return name
 
 
 def _signature_keys(func, skip=("self",)) -> dict:
@@ -127,6 +138,7 @@ def validate_config(config: dict) -> ValidConfig:
         config.setdefault(key, value)
     if not isinstance(config["name"], str) or not config["name"] or "/" in config["name"]:
         raise ConfigError(f"name must be a non-empty string without '/', got {config['name']!r}")
+    check_run_name(config["name"])
     if isinstance(config["seed"], bool) or not isinstance(config["seed"], int) or config["seed"] < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {config['seed']!r}")
     try:
@@ -142,7 +154,7 @@ def validate_config(config: dict) -> ValidConfig:
     allowed = _signature_keys(DATASETS[data["name"]])
     if allowed:
         _check_keys({k: v for k, v in data.items() if k != "name"}, {k: False for k in allowed}, "data")
-    _check_data_values(data)
+    _check_data_values(data, DATASETS[data["name"]])
 
     model = config["model"]
     _check_keys(model, MODEL_KEYS, "model")
@@ -179,10 +191,11 @@ def validate_config(config: dict) -> ValidConfig:
     optimizer = config["optimizer"]
     if not isinstance(optimizer, dict) or "name" not in optimizer or "lr" not in optimizer:
         raise ConfigError("optimizer must be a mapping with at least 'name' and 'lr'")
-    schedule = optimizer.get("lr_scheduler")
     fallback = optimizer.get("fallback")  # Muon's optimizer for the parameters it leaves out
-    schedules = [schedule, fallback.get("lr_scheduler") if isinstance(fallback, dict) else None]
-    for schedule in schedules:
+    for section in (optimizer, fallback if isinstance(fallback, dict) else {}):
+        schedule = section.get("lr_scheduler")
+        if isinstance(schedule, str) and _spans_the_run(schedule):
+            schedule = section["lr_scheduler"] = {"name": schedule}  # a name alone: its mapping form
         if isinstance(schedule, dict) and _spans_the_run(schedule.get("name")):
             schedule.setdefault("total_epochs", config["epochs"])  # anneal over the whole run unless told otherwise
     try:
@@ -192,11 +205,16 @@ def validate_config(config: dict) -> ValidConfig:
     return ValidConfig(config, built)
 
 
-def _check_data_values(data: dict) -> None:
-    """``ConfigError`` for a ``batch_size`` that is not a positive integer or a ``validation_size``
-    that is neither a count (an integer >= 0) nor a fraction in [0, 1): what the loaders refuse,
-    refused before anything is read (so that a search space's range ends are checked too). A
-    count larger than the data set is only known when it is loaded."""
+def _check_data_values(data: dict, loader) -> None:
+    """``ConfigError`` for a ``batch_size`` that is not a positive integer, a ``validation_size``
+    that is neither a count (an integer >= 0) nor a fraction in [0, 1), or a switch of ``loader``
+    (an argument annotated ``bool``: ``flatten``, ``cache``, ...) given anything but true
+    or false (``"false"`` would otherwise switch it on): refused before anything is read, so that
+    a search space's range ends are checked too. A count larger than the data set is only known
+    when it is loaded."""
+    for key, parameter in inspect.signature(loader).parameters.items():
+        if parameter.annotation in (bool, "bool") and key in data and not isinstance(data[key], bool):
+            raise ConfigError(f"data.{key} must be true or false, got {data[key]!r}")
     if "batch_size" in data:
         size = data["batch_size"]
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -309,104 +327,6 @@ def _check_tensorboard(config: dict) -> None:
             raise _MissingPackage(f"tensorboard: {err}") from None
 
 
-class _ConfigLoader(yaml.SafeLoader):
-    """YAML 1.1's safe loader, reading ``1e-3`` as a number as YAML 1.2 does (1.1 needs a dot
-    and reads it as a string), so every numeric config value follows one rule; :func:`parse_yaml`
-    also refuses aliases and keys given twice in one mapping."""
-
-
-_ConfigLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def parse_yaml(text: str, source: str, at: str = ""):
-    """Parse config YAML from ``source`` (a file name or ``--set``) with :class:`_ConfigLoader`;
-    ``at`` is the dotted key the text is the value of (a ``--set`` key), for error messages.
-
-    ``ConfigError`` (one line naming ``source``) for text that is not YAML, for aliases
-    (``*name``: refused before anything is built, as a few hundred bytes of nested aliases expand
-    to gigabytes and configs have no need for them) and for a key given twice in one mapping at
-    any depth (PyYAML would keep the last silently), naming its dotted path and both lines."""
-    try:
-        for event in yaml.parse(text, Loader=_ConfigLoader):
-            if isinstance(event, yaml.AliasEvent):
-                raise ConfigError(
-                    f"{source}: YAML aliases (*{event.anchor}) are not accepted in configs; write the value out"
-                )
-        loader = _ConfigLoader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                return None
-            _refuse_duplicate_keys(loader, node, [at] if at else [], source)
-            return loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as err:
-        detail = " ".join(str(err).replace('in "<unicode string>", ', "").split())  # the source is named first
-        raise ConfigError(f"{source}: not valid YAML ({detail})") from None
-
-
-def _refuse_duplicate_keys(loader: _ConfigLoader, node, path: list, source: str) -> None:
-    """``ConfigError`` for the first key given twice in one mapping under ``node`` (the composed
-    document: lines are known, nothing is built yet), keys compared by value as a dict would
-    (``lr`` and ``'lr'`` are one key, ``1`` and ``'1'`` two)."""
-    if isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _refuse_duplicate_keys(loader, item, [*path, str(i)], source)
-    if not isinstance(node, yaml.MappingNode):
-        return
-    seen = {}
-    for key_node, value_node in node.value:
-        key = _key_of(loader, key_node)
-        if key is not _UNHASHABLE:
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                lines = f"both on line {line}" if seen[key] == line else f"lines {seen[key]} and {line}"
-                dotted = ".".join([*path, str(key)])
-                raise ConfigError(f"{source}: key {dotted!r} appears twice ({lines}); a mapping takes each key once")
-            seen[key] = line
-        _refuse_duplicate_keys(loader, value_node, [*path, "?" if key is _UNHASHABLE else str(key)], source)
-
-
-_UNHASHABLE = object()
-
-
-def _key_of(loader: _ConfigLoader, key_node):
-    """The value of a mapping key as the mapping will hold it (``<<`` for a merge key, so two are
-    refused too); ``_UNHASHABLE`` for a list or mapping (constructing the mapping reports it)."""
-    if key_node.tag == "tag:yaml.org,2002:merge":
-        return "<<"
-    if not isinstance(key_node, yaml.ScalarNode):
-        return _UNHASHABLE
-    key = loader.construct_object(key_node)
-    try:
-        hash(key)
-    except TypeError:
-        return _UNHASHABLE
-    return key
-
-
-def load_config(path) -> dict:
-    """Read a YAML config file (not yet validated)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read ({err})") from None
-    config = parse_yaml(text, str(path))
-    if config is None:
-        raise ConfigError(f"{path}: empty config (no keys)")
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(config).__name__}")
-    return config
-
-
 def config_data_paths(folder) -> tuple[dict[str, dict[str, list[str]]], list[str]]:
     """The ``data.path`` values of the YAML configs ``<folder>/*.yaml``, by data set:
     ``({data set: {path as written: [config file, ...]}}, problems)``, the files in name order.
@@ -454,47 +374,3 @@ def validate_file_config(config: dict, path, overrides=()) -> ValidConfig:
         # the overrides as key=value, whichever option gave them (--set, --epochs, --seed, --tensorboard)
         where = f"{path} with {' '.join(overrides)}" if blame else str(path)
         raise ConfigError(f"{where}: {err}") from None
-
-
-def apply_overrides(config: dict, overrides) -> dict:
-    """Apply ``key=value`` strings (dotted keys; YAML values) to a copy of ``config``."""
-    config = copy.deepcopy(config)
-    for item in overrides or ():
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        value = parse_yaml(raw, f"--set {item}", at=key.strip()) if raw else ""
-        parts = key.strip().split(".")
-        node = config
-        for depth, part in enumerate(parts[:-1]):
-            node = _child(node, part, ".".join(parts[: depth + 1]))
-        last = parts[-1]
-        if isinstance(node, list):
-            node[_index(node, last, key)] = value
-        elif isinstance(node, dict):
-            node[last] = value
-        else:
-            raise ConfigError(f"--set {key}: {'.'.join(parts[:-1])} is not a mapping or list")
-    return config
-
-
-def _index(node: list, part: str, key: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"--set {key}: {part!r} is not an index of a list of {len(node)} items")
-    return int(part)
-
-
-def _child(node, part: str, path: str):
-    if isinstance(node, list):
-        return node[_index(node, part, path)]
-    if not isinstance(node, dict):
-        raise ConfigError(f"--set: {path} is not a mapping or list")
-    if part not in node:
-        node[part] = {}
-    return node[part]
-
-
-def dump_config(config: dict) -> str:
-    """YAML text of a config (keys in the order written)."""
-    plain = dict(config) if isinstance(config, ValidConfig) else config  # the safe dumper takes exact dicts
-    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None)

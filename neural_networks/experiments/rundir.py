@@ -49,7 +49,9 @@ __all__ = [
     "STATUS_NAME",
 ]
 
+#: The lock file that claims a run directory (held while a process works in it).
 LOCK_NAME = ".lock"
+#: The status file: what became of the run (see the module docstring).
 STATUS_NAME = "run.json"
 #: How many numbered names ``claim_new`` tries before giving up (a guard, not a real limit).
 MAX_SUFFIX = 100_000
@@ -71,6 +73,7 @@ class RunDirectory:
 
     @property
     def name(self) -> str:
+        """The run directory's name (the last part of :attr:`path`)."""
         return self.path.name
 
     def write_status(self, state: str, **fields) -> dict:

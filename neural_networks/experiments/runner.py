@@ -5,9 +5,10 @@ Training is :func:`neural_networks.training.fit` with a :class:`~neural_networks
 ``callbacks``. The run directory (``<out>/<name>/``, or ``<name>-2``, ``-3``, ... when that one
 holds another run; ``out`` defaulting to ``experiments``) receives ``run.json`` (the run's state:
 running, finished, failed with its reason, interrupted; :mod:`neural_networks.experiments.rundir`),
-``config.yaml`` (the resolved config), ``metrics.csv``, ``metrics.json``, ``loss.png``,
-``accuracy.png``, ``loss_iterations.png``, ``confusion_matrix.png``, ``first_layer.png``,
-``last.npz`` and ``best.npz``, and with ``tensorboard: true`` (or a ``tensorboard`` callback)
+``.lock`` (held while a process trains there), ``config.yaml`` (the resolved config) and
+``config.json``, ``metrics.csv``, ``metrics.json``, ``parameters.csv``, ``loss.png``,
+``accuracy.png``, ``error.png``, ``loss_iterations.png``, ``parameters.png``,
+``confusion_matrix.png``, ``first_layer.png``, ``last.npz`` and ``best.npz``, and with ``tensorboard: true`` (or a ``tensorboard`` callback)
 TensorBoard event files in ``tensorboard/`` (:mod:`neural_networks.tensorboard`).
 ``--resume`` reads ``last.npz`` alone.
 
@@ -24,7 +25,6 @@ process is training in.
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import sys
 import time
@@ -42,7 +42,7 @@ from ..losses import initialize_loss
 from ..models import NeuralNetwork
 from ..tensorboard import TensorBoard
 from ..training import fit
-from .config import ConfigError, ValidConfig, dump_config, load_config, parse_yaml, validate_config
+from .config import ConfigError, ValidConfig, check_run_name, dump_config, load_config, parse_yaml, validate_config
 from .preflight import check_run_fits
 from .rundir import RunDirectory, claim_new, newest_run, open_existing, read_status
 from .runs import load_run
@@ -66,14 +66,14 @@ __all__ = [
 #: logging (it only observes; a resumed fit writes its events from its first step on).
 RESUMABLE_KEYS = ("epochs", "evaluation.tta", "tensorboard")
 
-_RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
-
 
 class RunInterrupted(Exception):
     """Training was stopped with Ctrl-C; ``last.npz`` holds the state to ``--resume`` from."""
 
 
 def build_dataset(config: dict):
+    """The data set of ``config["data"]`` (:func:`~neural_networks.datasets.initialize_dataset`),
+    seeded with the run's ``seed`` when the data set takes one and the section sets none."""
     data = dict(config["data"])
     name = data.pop("name")
     if "seed" not in data and _accepts(name, "seed"):
@@ -173,7 +173,7 @@ def run_experiment(
         raise ConfigError("--resume and --overwrite exclude each other")
     if not isinstance(config, ValidConfig):  # validated once: by the caller, else here
         config = validate_config(config)
-    name = _check_run_name(config["name"])
+    name = check_run_name(config["name"])
     parent = Path(out_dir)
     dataset = build_dataset(config)
     # a new run's model takes the parts validation built, before the output size changes the config
@@ -312,17 +312,6 @@ def _train_run(config, run, dataset, model, checkpoint, config_callbacks, callba
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or "(no message)"
     return f"{type(err).__name__}: {text}"
-
-
-def _check_run_name(name) -> str:
-    """``name`` if it is one path component of letters, digits and ``._-`` (not ``.``/``..``)."""
-    name = str(name)
-    if not _RUN_NAME.fullmatch(name) or name in (".", ".."):
-        raise ConfigError(
-            f"name: {name!r} is not a valid run name; use letters, digits, '.', '_' and '-' "
-            f"(one folder name, not '.' or '..')"
-        )
-    return name
 
 
 def _remove_run_dir(run_dir: Path) -> None:

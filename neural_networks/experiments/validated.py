@@ -9,7 +9,7 @@ layers and optimizer that checking it built, so that a run builds each of them o
 from __future__ import annotations
 
 from ..layers import initialize_layer
-from ..losses import initialize_loss
+from ..losses import LOSSES, initialize_loss
 from ..optimizers import initialize_optimizer
 
 __all__ = ["ValidConfig", "build_loss"]
@@ -17,7 +17,10 @@ __all__ = ["ValidConfig", "build_loss"]
 
 def build_loss(spec):
     """The loss of a config's ``model.loss``: a name, or a mapping with ``name`` and the loss's
-    arguments. ``ValueError`` or ``TypeError`` for an unknown loss or bad arguments."""
+    arguments. ``ValueError`` or ``TypeError`` for an unknown loss, a mapping without ``name``
+    or bad arguments."""
+    if isinstance(spec, dict) and "name" not in spec:
+        raise ValueError(f"a loss mapping needs a name (one of {', '.join(LOSSES)}); got {spec!r}")
     return initialize_loss(**spec) if isinstance(spec, dict) else initialize_loss(spec)
 
 

@@ -22,13 +22,18 @@ from ._common import ExportError
 
 __all__ = ["FORMATS", "ExportError", "export_model", "export_bytes", "load_safetensors"]
 
+#: The formats :func:`export_model` writes.
 FORMATS = ("onnx", "safetensors")
 
 
 def export_bytes(model, format: str, input_shape=None) -> bytes:
     """``model`` serialised in ``format`` (one of :data:`FORMATS`). ``input_shape`` (ONNX only):
     the input without its batch axis, e.g. ``(32, 32, 3)`` to fix the image size; by default it
-    comes from the first layers, with free image rows and columns."""
+    comes from the first layers, with free image rows and columns.
+
+    Raises :class:`ExportError` (a ``ValueError``) for an unknown format, ``input_shape`` with
+    safetensors, a missing optional package, a layer without parameters yet, and (ONNX) a layer,
+    activation or input shape the graph cannot express."""
     if format == "onnx":
         from .onnx import onnx_bytes
 
@@ -45,7 +50,8 @@ def export_bytes(model, format: str, input_shape=None) -> bytes:
 def export_model(model, path, format: str, input_shape=None) -> Path:
     """Write ``model`` to ``path`` in ``format`` (``"onnx"`` or ``"safetensors"``), atomically: the
     whole file is built in memory first, so a failed export leaves no file (and an existing one
-    untouched). Returns the path. ``input_shape``: see :func:`export_bytes`."""
+    untouched). Returns the path. ``input_shape`` and the :class:`ExportError` cases: see
+    :func:`export_bytes`; ``OSError`` when the file cannot be written."""
     data = export_bytes(model, format, input_shape=input_shape)
     path = Path(path)
     with atomic_write(path, "wb") as handle:

@@ -48,7 +48,9 @@ OPSET = 17
 #: The IR version that goes with opset 17 (onnx.helper would stamp its own, newer one, which
 #: older runtimes refuse).
 IR_VERSION = 8
+#: The name of the graph's input.
 INPUT = "input"
+#: The name of the graph's output.
 OUTPUT = "output"
 BATCH = "batch"  # the symbolic batch axis in the tracked shapes and the graph's input / output
 _TO_NCHW = (0, 3, 1, 2)

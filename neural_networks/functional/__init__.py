@@ -86,7 +86,9 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- the switch
 
+#: The environment variable that chooses the kernels before :func:`set_kernels` is called.
 ENV_KERNELS = "NEURAL_NETWORKS_KERNELS"
+#: The kernel settings: ``"fast"`` (the default) and ``"reference"``.
 KERNELS = ("fast", "reference")
 _kernels: str | None = None  # None until the first operation reads the environment
 
@@ -111,7 +113,15 @@ def set_kernels(mode: str) -> None:
     """Run ``mode``'s kernels from now on, in every thread: ``"fast"`` (the default) or
     ``"reference"`` (the textbook of :mod:`.reference`; ``ValueError`` for anything else).
     Switch between training steps, not inside one: a backward pass refuses a forward pass's
-    cache made by the other kernels."""
+    cache made by the other kernels (``RuntimeError``).
+
+    Example:
+        >>> from neural_networks import get_kernels, set_kernels
+        >>> set_kernels("reference")
+        >>> get_kernels()
+        'reference'
+        >>> set_kernels("fast")
+    """
     global _kernels
     _kernels = _checked(mode, "kernels")
 
@@ -119,7 +129,20 @@ def set_kernels(mode: str) -> None:
 @contextlib.contextmanager
 def kernels(mode: str):
     """``with kernels("reference"): ...`` runs the block with ``mode``'s kernels (see
-    :func:`set_kernels`) and restores the setting before it afterwards."""
+    :func:`set_kernels`) and restores the setting before it afterwards.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import Conv2D, kernels
+        >>> conv = Conv2D(4, activation="relu")
+        >>> X = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
+        >>> with kernels("reference"):  # the textbook im2col of functional.reference
+        ...     Y_reference = conv.forward(X)
+        >>> with kernels("fast"):
+        ...     Y_fast = conv.forward(X)
+        >>> bool(np.allclose(Y_fast, Y_reference, atol=1e-5))
+        True
+    """
     global _kernels
     previous = _kernels  # None (the environment not read yet) stays None
     set_kernels(mode)

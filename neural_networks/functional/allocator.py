@@ -29,8 +29,8 @@ __all__ = ["retain_freed_memory", "apply_default", "is_applied", "MMAP_THRESHOLD
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
-MMAP_THRESHOLD = 256 * 2**20  # blocks up to this size come from the (reused) heap
-TRIM_THRESHOLD = 1024 * 2**20  # free memory kept at the heap's top before returning any
+MMAP_THRESHOLD = 256 * 2**20  #: Blocks up to this size come from the (reused) heap
+TRIM_THRESHOLD = 1024 * 2**20  #: Free memory kept at the heap's top before returning any
 
 
 def retain_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:

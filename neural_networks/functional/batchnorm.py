@@ -26,7 +26,7 @@ __all__ = [
     "batchnorm_eval_backward",
 ]
 
-ONE_PASS_LIMIT = 64.0  # one-pass moments only where mean^2 <= ONE_PASS_LIMIT * var
+ONE_PASS_LIMIT = 64.0  #: One-pass moments only where mean^2 <= ONE_PASS_LIMIT * var
 
 
 def one_pass_safe(mean: np.ndarray, var: np.ndarray) -> bool:
@@ -58,7 +58,7 @@ def batchnorm_train_forward(
     """``X (M, c) -> Z (M, c), mean (1, c), inv_std (1, c), var (1, c)`` with batch statistics
     (``var`` is the biased variance used for normalising), ``Z = X * scale + shift``, rectified
     (``max(Z, 0)``) with ``relu``. With ``slope_blocks`` (a
-    :class:`~neural_networks.functional.gelu.GeluWithSlopeBlocks`) and ``slope`` (an ``(M, c)``
+    :class:`~neural_networks.functional.gelu_tables.GeluWithSlopeBlocks`) and ``slope`` (an ``(M, c)``
     array of ``X``'s dtype), the returned array is ``f(Z)`` instead and ``slope`` receives
     ``f'(Z)``, each block activated while it is in cache (``Z`` is never stored whole); then
     ``relu`` must be false and ``slope`` C-contiguous (``ValueError`` otherwise). Sums and the

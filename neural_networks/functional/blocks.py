@@ -12,7 +12,7 @@ from . import parallel
 
 __all__ = ["SUM_BLOCK", "column_sums", "chunks", "summed_parts", "over_blocks", "in_order"]
 
-SUM_BLOCK = 1 << 18  # elements per block of column_sums (1 MB of float32)
+SUM_BLOCK = 1 << 18  #: Elements per block of column_sums (1 MB of float32)
 
 
 def column_sums(A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:

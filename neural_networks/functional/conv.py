@@ -37,12 +37,12 @@ __all__ = [
     "conv2d_backward",
 ]
 
-# Output positions gathered and multiplied per block. Cache blocking, not per-example work: the
-# arithmetic of a block is one batched product. Blocks much larger than this spill the gathered
-# rows out of the L2 cache before the product reads them, much smaller ones make the products
-# too small for BLAS; the choice was measured, with the batch split over two threads
-# (benchmarks/RESULTS.md, "Kernel figures moved from code comments"). For 32x32 images a block
-# is one image; chunk_rows >= n*ho*wo gives a single block.
+#: Output positions gathered and multiplied per block. Cache blocking, not per-example work: the
+#: arithmetic of a block is one batched product. Blocks much larger than this spill the gathered
+#: rows out of the L2 cache before the product reads them, much smaller ones make the products
+#: too small for BLAS; the choice was measured, with the batch split over two threads
+#: (benchmarks/RESULTS.md, "Kernel figures moved from code comments"). For 32x32 images a block
+#: is one image; chunk_rows >= n*ho*wo gives a single block.
 CHUNK_ROWS = 1024
 
 
@@ -163,12 +163,12 @@ def transposed_conv_applies(kernel_shape, stride: int, pad) -> bool:
     return stride == 1 and all(0 <= p <= k - 1 for p, k in zip(pad, kernel_shape))
 
 
-# Stride-1 layers that widen to at least this many filters, and at least twice their input
-# channels, compute the input gradient as dZ W^T scattered back (col2im) instead of as a
-# convolution of dZ: that gathers 9*f columns of dZ to produce only c, while the scatter writes
-# and re-reads 9*c. Layers that do not widen as much keep the gather: their short channel runs
-# make the scatter's strided adds slow (benchmarks/RESULTS.md, "Kernel figures moved from code
-# comments").
+#: Stride-1 layers that widen to at least this many filters, and at least twice their input
+#: channels, compute the input gradient as dZ W^T scattered back (col2im) instead of as a
+#: convolution of dZ: that gathers 9*f columns of dZ to produce only c, while the scatter writes
+#: and re-reads 9*c. Layers that do not widen as much keep the gather: their short channel runs
+#: make the scatter's strided adds slow (benchmarks/RESULTS.md, "Kernel figures moved from code
+#: comments").
 SCATTER_MIN_FILTERS = 128
 
 

@@ -342,6 +342,8 @@ class GeluWithSlopeBlocks:
 
     @contextlib.contextmanager
     def thread(self, size: int):
+        """A context manager for one thread: yields ``write(z, y, s)`` for blocks of at most
+        ``size`` elements, and finishes the thread's float32 values beyond the tables on exit."""
         scratch = _Scratch(size) if self.dtype == np.float32 else None
 
         def write(z: np.ndarray, y: np.ndarray, s: np.ndarray) -> None:

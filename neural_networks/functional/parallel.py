@@ -34,6 +34,7 @@ from typing import Callable, TypeVar
 
 __all__ = ["num_threads", "region", "map_batch", "split_points", "ENV_THREADS", "MIN_PARALLEL_WORK"]
 
+#: The environment variable that sets the number of batch threads (:func:`num_threads`).
 ENV_THREADS = "NEURAL_NETWORKS_NUM_THREADS"
 
 T = TypeVar("T")
@@ -161,9 +162,9 @@ def split_points(n: int, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-# Below this many multiply-adds a kernel runs in the calling thread: handing slices to another
-# thread and back costs about as much as a few million multiply-adds on one core
-# (benchmarks/RESULTS.md, "Kernel figures moved from code comments").
+#: Below this many multiply-adds a kernel runs in the calling thread: handing slices to another
+#: thread and back costs about as much as a few million multiply-adds on one core
+#: (benchmarks/RESULTS.md, "Kernel figures moved from code comments").
 MIN_PARALLEL_WORK = 1 << 23
 
 

@@ -28,12 +28,12 @@ __all__ = [
     "planes_backward",
 ]
 
-# Inputs with at most this many channels are convolved through channel planes.
+#: Inputs with at most this many channels are convolved through channel planes.
 THIN_MAX_CHANNELS = 4
-# Output positions per chunk of the channel-plane path: its per-chunk calls (a transpose, one copy
-# per kernel offset, the products) are small, so chunks are larger than im2col's; much larger
-# ones, up to one chunk per thread, no longer stay in cache (benchmarks/RESULTS.md, "Kernel
-# figures moved from code comments").
+#: Output positions per chunk of the channel-plane path: its per-chunk calls (a transpose, one copy
+#: per kernel offset, the products) are small, so chunks are larger than im2col's; much larger
+#: ones, up to one chunk per thread, no longer stay in cache (benchmarks/RESULTS.md, "Kernel
+#: figures moved from code comments").
 PLANES_CHUNK_ROWS = 8192
 
 

@@ -17,8 +17,8 @@ from .geometry import conv_output_size, pad_nhwc, unpad, window_views
 
 __all__ = ["POOL_BLOCK_BYTES", "pool2d_forward", "pool2d_backward"]
 
-# Bytes of images pooled per block: about an L2 cache (benchmarks/RESULTS.md, "Kernel figures
-# moved from code comments").
+#: Bytes of images pooled per block: about an L2 cache (benchmarks/RESULTS.md, "Kernel figures
+#: moved from code comments").
 POOL_BLOCK_BYTES = 1 << 21
 
 

@@ -89,7 +89,18 @@ def _windows(X: np.ndarray, kernel_shape, stride: int, pad) -> np.ndarray:
 def im2col(X: np.ndarray, kernel_shape, stride: int, pad) -> np.ndarray:
     """One row per output position: ``X (n, h, w, c) -> cols (n*ho*wo, kh*kw*c)``, each row the
     receptive field ``Xpad[k, r*stride + i, s*stride + j, :]`` flattened in ``(i, j, channel)``
-    order, the order of ``W.reshape(kh*kw*c, f)``."""
+    order, the order of ``W.reshape(kh*kw*c, f)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.functional.reference import im2col
+        >>> X = np.arange(9.0).reshape(1, 3, 3, 1)  # one 3x3 image, one channel
+        >>> im2col(X, (2, 2), 1, (0, 0))  # its four 2x2 windows, one per row
+        array([[0., 1., 3., 4.],
+               [1., 2., 4., 5.],
+               [3., 4., 6., 7.],
+               [4., 5., 7., 8.]])
+    """
     windows = _windows(X, kernel_shape, stride, pad)
     n, ho, wo, kh, kw, c = windows.shape
     return windows.reshape(n * ho * wo, kh * kw * c)  # a copy: the view is not contiguous
@@ -361,9 +372,11 @@ def cross_entropy_backward(Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
 def softmax_cross_entropy(Z: np.ndarray, Y: np.ndarray):
     """Softmax and cross-entropy together, from the logits ``Z (m, k)``: returns
     ``(loss, dZ, Y_hat)`` with ``Y_hat = softmax(Z)``, ``loss = -sum(Y * log_softmax(Z)) / m`` and
-    the gradient at the logits ``dZ = (Y_hat - Y) / m``, which chaining
-    :func:`softmax_backward` after :func:`cross_entropy_backward` gives too, less accurately."""
+    the gradient at the logits ``dZ = (Y_hat * sum(Y, axis=1) - Y) / m``, which chaining
+    :func:`softmax_backward` after :func:`cross_entropy_backward` gives too, less accurately.
+    For one-hot or smoothed targets each row of ``Y`` sums to 1 and ``dZ = (Y_hat - Y) / m``."""
     m = Z.shape[0]
     Y_hat = softmax(Z)
     loss = float(-np.sum(Y * log_softmax(Z)) / m)
-    return loss, (Y_hat - Y) / m, Y_hat
+    # d/dZ of -sum_j y_j log softmax(z)_j is softmax(z) * sum_j y_j - y
+    return loss, (Y_hat * Y.sum(axis=1, keepdims=True) - Y) / m, Y_hat

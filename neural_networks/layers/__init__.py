@@ -38,6 +38,7 @@ __all__ = [
     "initialize_layer",
 ]
 
+#: Every layer by the name a config (and a saved model) gives it.
 LAYERS = Registry("layer")
 LAYERS.add("fully_connected", FullyConnected)
 LAYERS.add("conv2d", Conv2D)
@@ -52,7 +53,14 @@ def initialize_layer(name: str, frozen=False, **kwargs) -> Layer:
     ``"pool2d"``, ``"flatten"``, ``"batchnorm"``, ``"dropout"``; case-insensitive) and its
     constructor arguments; ``ValueError`` names an unknown layer or argument and the valid ones.
     ``frozen``: ``True`` or a list of parameter names that the optimizer must not train (see
-    :meth:`Layer.freeze`); every layer accepts it (``{name: conv2d, ..., frozen: [W]}``)."""
+    :meth:`Layer.freeze`); every layer accepts it (``{name: conv2d, ..., frozen: [W]}``).
+
+    Example:
+        >>> from neural_networks.layers import initialize_layer
+        >>> conv = initialize_layer("Conv2D", n_out=16, kernel_shape=3, frozen=["b"])
+        >>> conv.kernel_shape, conv.pad, conv.activation.name, conv.frozen
+        ((3, 3), (1, 1), 'relu', {'b'})
+    """
     layer = LAYERS.create(name, **kwargs)
     if not (frozen is True or frozen is False or isinstance(frozen, (str, list, tuple))):
         raise ValueError(f"frozen must be true, false or a list of parameter names; got {frozen!r}")

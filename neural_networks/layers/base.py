@@ -135,7 +135,9 @@ class Layer(ABC):
 
     @abstractmethod
     def backward(self, dLdY: np.ndarray) -> np.ndarray:
-        """Given ``dL/dY`` for the last forward output, fill ``gradients`` and return ``dL/dX``."""
+        """Given ``dL/dY`` for the last forward output, fill ``gradients`` and return ``dL/dX``.
+        ``ValueError`` for a ``dL/dY`` that does not fit the output; ``RuntimeError`` before a completed
+        :meth:`forward` (see the module docstring)."""
 
     def config(self) -> dict:
         """Constructor arguments (with ``name`` for :func:`initialize_layer`), JSON-serialisable."""
@@ -212,10 +214,13 @@ class Layer(ABC):
             self.gradients[key] = np.zeros_like(param)
 
     def train(self, mode: bool = True) -> "Layer":
+        """Set training (``True``) or evaluation (``False``) behaviour (dropout and batch norm
+        differ); returns the layer."""
         self.training = bool(mode)
         return self
 
     def eval(self) -> "Layer":
+        """Evaluation behaviour: ``train(False)``; returns the layer."""
         return self.train(False)
 
     def forward_with_param(self, param_name: str, X: np.ndarray):

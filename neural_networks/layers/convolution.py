@@ -32,7 +32,22 @@ class Conv2D(_ParametricLayer):
     convolution followed by :class:`BatchNorm`). ``n_out=None`` is filled in by a model from the
     data set, as for :class:`FullyConnected`. ``weight_init="patch_whitening"``: filters computed
     from the training images before the first epoch (:meth:`fit_to_data`; usually with
-    ``frozen: [W]``).
+    ``frozen: [W]``). Dtypes as for :class:`FullyConnected`: the input's floating dtype.
+
+    Raises:
+        ValueError: (constructor) for an ``n_out``, ``kernel_shape`` or ``stride`` that is not
+            positive, an unknown ``pad``, ``activation`` or ``weight_init``, or a non-boolean
+            ``use_bias``; (:meth:`forward`) for input that is not 4-D NHWC, an empty batch, a kernel
+            larger than the padded input, or another channel count than the parameters were made for.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import Conv2D
+        >>> conv = Conv2D(8, kernel_shape=(3, 3), activation="relu", stride=1, pad="same")
+        >>> conv.forward(np.zeros((2, 5, 5, 3), dtype=np.float32)).shape
+        (2, 5, 5, 8)
+        >>> conv.parameters["W"].shape, Conv2D(8, 3, stride=2, pad="valid").forward(np.zeros((2, 5, 5, 3))).shape
+        ((3, 3, 3, 8), (2, 2, 2, 8))
     """
 
     name = "conv2d"
@@ -148,8 +163,25 @@ def _check_window_fits(layer: Layer, X_shape, kernel_shape, pad) -> None:
 
 class Pool2D(Layer):
     """Max or average pooling on NHWC input over ``kernel_shape`` windows moved by ``stride``,
-    with zero padding as in the spec. ``X (batch, rows, cols, c) -> (batch, out_rows, out_cols, c)``.
-    Average pooling divides by the full window size."""
+    with zero padding as in the spec. ``X (batch, rows, cols, c) -> (batch, out_rows, out_cols, c)``,
+    ``out = floor((in + 2*pad - k) / stride) + 1``; no parameters. Average pooling divides by the
+    full window size. The default ``stride`` is 1 (the spec's): pass ``stride=2`` to halve the size
+    with 2x2 windows.
+
+    Raises:
+        ValueError: (constructor) for a ``mode`` other than ``"max"`` or ``"average"``, a
+            ``kernel_shape`` or ``stride`` that is not positive or an unknown ``pad``;
+            (:meth:`forward`) for input that is not 4-D, an empty batch or a window larger than
+            the padded input.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import Pool2D
+        >>> X = np.arange(16.0).reshape(1, 4, 4, 1)
+        >>> Pool2D((2, 2), mode="max", stride=2).forward(X)[0, :, :, 0]
+        array([[ 5.,  7.],
+               [13., 15.]])
+    """
 
     name = "pool2d"
     MODES = ("max", "average")
@@ -165,6 +197,8 @@ class Pool2D(Layer):
         self.pad = F.resolve_padding(pad, self.kernel_shape)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
+        """``X (batch, rows, cols, c) -> Y (batch, out_rows, out_cols, c)``, the maximum or mean of
+        each window; ``ValueError`` as in the class docstring."""
         X = _as_float(X, self.where)
         self._check_rank(X, 4, "(batch, rows, cols, channels)")
         _check_window_fits(self, X.shape, self.kernel_shape, self.pad)

@@ -24,6 +24,25 @@ class FullyConnected(_ParametricLayer):
     ``output_scale``: a constant ``s`` in ``Y = activation(s * (X @ W + b))``; on logits (e.g. 1/9)
     it acts like a temperature and changes the training dynamics in a way that scaling the
     initial weights does not.
+
+    Dtypes: computed in the input's floating dtype (integers become float32); parameters are made
+    on the first forward pass, float64 for float64 input, else float32.
+
+    Raises:
+        ValueError: (constructor) for an ``n_out`` that is not a positive int or ``None``, an unknown
+            ``activation`` or ``weight_init``, a non-boolean ``use_bias`` or an ``output_scale`` that
+            is not a positive number; (:meth:`forward`) for input that is not 2-D, an empty batch, or
+            another feature count than the parameters were made for.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import FullyConnected
+        >>> layer = FullyConnected(3, activation="relu")
+        >>> Y = layer.forward(np.ones((2, 4), dtype=np.float32))
+        >>> Y.shape, Y.dtype, layer.parameters["W"].shape, layer.parameters["b"].shape
+        ((2, 3), dtype('float32'), (4, 3), (1, 3))
+        >>> layer.backward(np.ones_like(Y)).shape  # fills layer.gradients, returns dL/dX
+        (2, 4)
     """
 
     name = "fully_connected"

@@ -15,7 +15,20 @@ __all__ = ["Dropout"]
 class Dropout(Layer):
     """Inverted dropout: in training mode ``Y = X * mask / (1 - p)`` with ``mask`` Bernoulli
     ``(1 - p)`` drawn from ``self.rng`` (NumPy's global state when it is None); the identity in
-    evaluation mode and when ``p == 0``. Any input shape; ``backward`` applies the same mask."""
+    evaluation mode and when ``p == 0``. Any input shape; the output has the input's shape and
+    floating dtype (integers become float32); ``backward`` applies the same mask and scale.
+    ``ValueError`` for a ``p`` outside [0, 1) and for an empty input.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.layers import Dropout
+        >>> drop = Dropout(0.5)
+        >>> drop.rng = np.random.default_rng(0)  # a seeded model sets one per layer
+        >>> sorted(set(drop.forward(np.ones((4, 8))).ravel().tolist()))  # kept inputs are scaled by 2
+        [0.0, 2.0]
+        >>> float(drop.eval().forward(np.ones((4, 8))).min())  # the identity in evaluation mode
+        1.0
+    """
 
     name = "dropout"
     stochastic = True  # the model reseeds rng per epoch, so resumed runs draw the same masks
@@ -27,6 +40,7 @@ class Dropout(Layer):
             raise ValueError(f"Dropout p must be in [0, 1); got {p!r}")
 
     def forward(self, X: np.ndarray) -> np.ndarray:
+        """``X * mask / (1 - p)`` with a new mask while training, else ``X`` itself."""
         X = _as_float(X, self.where)
         if X.ndim < 1 or X.size == 0:
             raise ValueError(f"{self.where}: expected a non-empty array, got shape {X.shape}")
@@ -45,6 +59,7 @@ class Dropout(Layer):
         return F.dropout(X, keep, self.p)
 
     def backward(self, dLdY: np.ndarray) -> np.ndarray:
+        """``dL/dY`` through the last forward pass's mask and scale (``ValueError`` for another shape)."""
         dLdY = self._check_grad_shape(dLdY, self.cache["shape"]).astype(self.cache["dtype"], copy=False)
         keep = self.cache["mask"]
         if keep is None:

@@ -36,7 +36,22 @@ class BatchNorm(ActivatedLayer):
 
     The fast kernels apply a ReLU or GELU activation inside the normalising pass (see
     :func:`neural_networks.functional.fusion`); the results are those of normalising, then
-    calling the activation.
+    calling the activation. Dtypes as for :class:`FullyConnected`: the input's floating dtype.
+
+    Raises:
+        ValueError: (constructor) for a ``momentum`` outside [0, 1], an ``eps`` that is not
+            positive, an unknown ``activation`` or a non-boolean ``scale``; (:meth:`forward`) as
+            that method says.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks.layers import BatchNorm
+        >>> bn = BatchNorm()
+        >>> Y = bn.forward(np.random.default_rng(0).normal(5.0, 3.0, size=(256, 4)))
+        >>> bool(np.allclose(Y.mean(axis=0), 0.0) and np.allclose(Y.std(axis=0), 1.0, atol=1e-4))
+        True
+        >>> bn.buffers["running_mean"].shape  # moved 10% (momentum) towards the batch's mean
+        (1, 4)
     """
 
     name = "batchnorm"

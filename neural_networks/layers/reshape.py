@@ -11,7 +11,20 @@ __all__ = ["Flatten"]
 
 class Flatten(Layer):
     """Reshape to 2-D. ``keep_dim="first"``: ``(batch, ...) -> (batch, prod(...))``;
-    ``"last"``: ``(..., c) -> (prod(...), c)``; ``-1``: everything into one row ``(1, size)``."""
+    ``"last"``: ``(..., c) -> (prod(...), c)``; ``-1``: everything into one row ``(1, size)``.
+    ``backward`` reshapes ``dL/dY`` back to the input's shape. No parameters; integer input
+    becomes float32.
+
+    Raises:
+        ValueError: for another ``keep_dim``, an empty input, and a ``dL/dY`` in :meth:`backward`
+            whose size differs from the input's.
+
+    Example:
+        >>> import numpy as np
+        >>> from neural_networks import Flatten
+        >>> Flatten().forward(np.zeros((2, 4, 4, 3))).shape
+        (2, 48)
+    """
 
     name = "flatten"
 
@@ -22,6 +35,7 @@ class Flatten(Layer):
         self.keep_dim = keep_dim
 
     def forward(self, X: np.ndarray) -> np.ndarray:
+        """``X`` reshaped to 2-D as ``keep_dim`` says (a view where NumPy can make one)."""
         X = _as_float(X, self.where)
         if X.ndim < 1 or X.size == 0:
             raise ValueError(f"{self.where}: expected a non-empty array, got shape {X.shape}")
@@ -36,6 +50,7 @@ class Flatten(Layer):
         return Y
 
     def backward(self, dLdY: np.ndarray) -> np.ndarray:
+        """``dL/dY`` reshaped to the last forward input's shape."""
         in_dims = self.cache["in_dims"]
         dLdY = np.asarray(dLdY)
         if dLdY.size != int(np.prod(in_dims)):

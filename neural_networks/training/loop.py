@@ -156,7 +156,28 @@ def fit(
     (:func:`epoch_batches`), logged as an epoch of its own. ``verbose``: 0 silent, 1 a progress
     bar per epoch and a summary line. An output layer built with ``n_out=None`` is sized from the
     data set first. ``prefetch``: training batches prepared ahead in a background thread
-    (:class:`~neural_networks.training.prefetch.Prefetch`; the same batches in the same order), 0 for none."""
+    (:class:`~neural_networks.training.prefetch.Prefetch`; the same batches in the same order), 0 for none.
+
+    Raises:
+        TypeError: for a ``dataset`` without a ``train`` loader.
+        ValueError: for ``epochs`` that is not a non-negative number, a negative or non-integer
+            ``initial_epoch`` or ``prefetch``, an output layer that the data set cannot size, and
+            whatever the model's layers and loss raise for the data (shapes, labels).
+        TrainingDiverged: (a ``ValueError``) when the loss or the network's output becomes NaN or
+            infinite; the message names the epoch and step.
+
+    Example:
+        >>> from neural_networks import NeuralNetwork, FullyConnected, SGD
+        >>> from neural_networks.callbacks import EarlyStopping
+        >>> from neural_networks.datasets import initialize_dataset
+        >>> from neural_networks.training import fit
+        >>> data = initialize_dataset("iris", seed=0)
+        >>> model = NeuralNetwork(layers=[FullyConnected(8, "relu"), FullyConnected(3, "softmax")],
+        ...                       optimizer=SGD(lr=0.05, momentum=0.9), seed=0)
+        >>> history = fit(model, data, epochs=4.5, verbose=0, callbacks=[EarlyStopping(patience=2)])
+        >>> history.epochs, sorted(history.history)  # the half epoch is logged as an epoch of its own
+        (5, ['accuracy', 'loss', 'lr', 'seconds', 'val_accuracy', 'val_loss'])
+    """
     if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
         raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
     _check_dataset(dataset)

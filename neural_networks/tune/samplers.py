@@ -12,7 +12,9 @@ from .storage import require_optuna
 
 __all__ = ["SAMPLERS", "PRUNERS", "MEDIAN_PRUNER", "make_sampler", "make_pruner"]
 
+#: The samplers a study may use (Optuna's TPE, random and grid samplers).
 SAMPLERS = ("tpe", "random", "grid")
+#: The pruners a study may use: the median stopping rule, or none.
 PRUNERS = ("median", "none")
 
 #: Optuna's median stopping rule with these settings: nothing is pruned before three trials have
@@ -52,6 +54,8 @@ def _grid_sampler_class():
 
 
 def make_pruner(name: str):
+    """Optuna's pruner for ``name``: ``"median"`` (:data:`MEDIAN_PRUNER`'s settings) or, for any
+    other name, none (``NopPruner``). ``ConfigError`` without Optuna."""
     optuna = require_optuna()
     if name == "median":
         return optuna.pruners.MedianPruner(**MEDIAN_PRUNER)

@@ -28,6 +28,7 @@ class StudySettings:
 
     @property
     def grid_size(self) -> int | None:
+        """The number of points of a grid study's space (``None`` for the other samplers)."""
         if self.sampler != "grid":
             return None
         return math.prod(len(values) for values in SearchSpace.from_dict(self.space).grid().values())

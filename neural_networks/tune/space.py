@@ -136,9 +136,11 @@ class SearchSpace:
         return iter(self.distributions)
 
     def items(self):
+        """``(dotted key, Distribution)`` pairs, in the order of the file."""
         return self.distributions.items()
 
     def to_dict(self) -> dict:
+        """The YAML/JSON form: ``{dotted key: distribution dict}`` (what :meth:`from_dict` reads)."""
         return {key: dist.to_dict() for key, dist in self.distributions.items()}
 
     @classmethod

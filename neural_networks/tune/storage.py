@@ -30,12 +30,13 @@ __all__ = [
     "study_lock",
 ]
 
-JOURNAL_NAME = "journal.log"  # the default storage, in the study folder
-STUDY_FILE = "study.yaml"  # what tune-report needs to find the study again
+JOURNAL_NAME = "journal.log"  #: The default storage, in the study folder
+STUDY_FILE = "study.yaml"  #: What tune-report needs to find the study again
+#: The lock file that serialises the workers of one machine (:func:`study_lock`).
 LOCK_NAME = ".tune.lock"
 
-ATTR = "neural_networks"  # study user attribute: the base config, space and sampler it was started with
-GIVEN_BACK = "given_back"  # trial user attribute: interrupted, not counted, its parameters queued again
+ATTR = "neural_networks"  #: Study user attribute: the base config, space and sampler it was started with
+GIVEN_BACK = "given_back"  #: Trial user attribute: interrupted, not counted, its parameters queued again
 
 
 def require_optuna():

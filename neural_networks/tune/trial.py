@@ -34,6 +34,8 @@ class PruningReporter(Callback):
         self.pruned_after_epoch: int | None = None  # 1-based, as metrics.csv counts epochs
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Report ``val_accuracy`` and stop training if the trial should be pruned;
+        ``ConfigError`` when the logs hold no ``val_accuracy``."""
         value = (logs or {}).get("val_accuracy")
         if value is None:  # checked before the study starts; a searched value may still remove the split
             raise ConfigError("the run holds out no validation data, so it has no val_accuracy to report")

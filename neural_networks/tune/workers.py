@@ -52,6 +52,7 @@ __all__ = [
     "spawn_workers",
 ]
 
+#: Thread-count variables set for each worker process to its share of the CPUs.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NEURAL_NETWORKS_NUM_THREADS")
 
 
@@ -243,6 +244,7 @@ def _hand_back_interrupted(study, storage, trial, params: dict, n_params: int, o
 
 
 def format_outcome(outcome) -> str:
+    """The one line a worker prints for a finished trial: its name, result, parameters and time."""
     name = trial_name(outcome.number)
     if outcome.state == "complete":
         what = f"val accuracy {outcome.value:.4f}"
@@ -254,6 +256,7 @@ def format_outcome(outcome) -> str:
 
 
 def available_cpus() -> list[int]:
+    """The CPU numbers this process may run on (its affinity where the OS tells it, else all)."""
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
     return list(range(os.cpu_count() or 1))
