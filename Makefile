@@ -40,12 +40,12 @@ lint: install-test
 DOCS_EXTRAS := tune,tensorboard,onnx,safetensors,docs
 docs: $(BIN)/python
 	$(PIP) install --quiet -e ".[$(DOCS_EXTRAS)]"
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The docs site on http://127.0.0.1:8000, rebuilt when a page or a docstring changes.
 serve-docs: $(BIN)/python
 	$(PIP) install --quiet -e ".[$(DOCS_EXTRAS)]"
-	$(BIN)/mkdocs serve --watch neural_networks --watch benchmarks/RESULTS.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --watch neural_networks --watch benchmarks/RESULTS.md
 
 gradcheck: install
 	$(BIN)/python -m neural_networks.gradcheck
