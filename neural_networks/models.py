@@ -20,6 +20,7 @@ import contextlib
 import numpy as np
 
 from . import serialization
+from .epochs import check_epochs
 from .functional import parallel
 from .layers import ActivatedLayer, Layer, initialize_layer
 from .losses import Loss, check_output_layer, initialize_loss
@@ -355,7 +356,7 @@ class NeuralNetwork:
     def train(
         self,
         dataset,
-        epochs: int,
+        epochs: int | float,
         verbose: int = 1,
         start_epoch: int = 0,
         history=None,
@@ -366,9 +367,9 @@ class NeuralNetwork:
         bar per epoch and a summary line; ``history``: a :class:`History` to append to;
         ``callbacks``: more callbacks (see :mod:`neural_networks.callbacks`). Returns the
         :class:`History`. The loop is :func:`neural_networks.training.fit` (:attr:`training_loop`).
-        Raises ``ValueError`` for ``epochs`` that is not a non-negative int."""
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative int; got {epochs!r}")
+        ``epochs`` may have a fraction, as in configs: ``2.5`` trains half of the third epoch's
+        batches. Raises ``ValueError`` for ``epochs`` that is not a non-negative number."""
+        epochs = check_epochs(epochs)
         given = ([history] if history is not None else []) + list(callbacks or [])
         return self.training_loop(
             self, dataset, start_epoch + epochs, callbacks=given, verbose=verbose, initial_epoch=start_epoch

@@ -224,8 +224,13 @@ class TestDefaultsAndTrain(unittest.TestCase):
         self.assertEqual(recorder.params["epochs"], 3)
         model.train(iris(), 1, verbose=0, start_epoch=3, history=history)
         self.assertEqual(history.epochs, 3)  # a History given again accumulates
-        with self.assertRaisesRegex(ValueError, "epochs must be a non-negative int"):
-            model.train(iris(), -1)
+        for bad in (-1, True, "2", float("nan")):
+            with self.subTest(epochs=bad), self.assertRaisesRegex(ValueError, "epochs must be a non-negative number"):
+                model.train(iris(), bad)
+        recorder = Recorder()
+        model.train(iris(), 0.5, verbose=0, callbacks=[recorder])  # as in configs: half an epoch's batches
+        self.assertEqual(recorder.params["epochs"], 0.5)
+        self.assertEqual([name for name, _, _ in recorder.calls].count("batch_end"), 2)  # ceil(0.5 * 3 batches)
 
     def test_the_models_logger_runs_as_a_callback(self):
         logger = Recorder()

@@ -171,7 +171,7 @@ def _write_best_config(study_name: str, best, base_config: dict, path: Path) -> 
     config = validate_config(config)
     header = (
         f"# The best trial of study {study_name}: {trial_name(best.number)}, validation accuracy {best.value:.4f}\n"
-        f"# ({describe(best.params)}). Train it with: neural-networks train {path.name}\n"
+        f"# ({describe(best.params)}). Train it with: neural-networks train {path}\n"
     )
     with atomic_write(path, "w") as handle:
         handle.write(header + dump_config(config))
