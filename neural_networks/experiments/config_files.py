@@ -13,7 +13,7 @@ import yaml
 
 from .validated import ValidConfig
 
-__all__ = ["ConfigError", "parse_yaml", "load_config", "apply_overrides", "dump_config"]
+__all__ = ["ConfigError", "parse_yaml", "read_yaml", "load_config", "apply_overrides", "dump_config"]
 
 
 class ConfigError(ValueError):
@@ -101,16 +101,24 @@ def _key_of(loader: _ConfigLoader, key_node):
     return key
 
 
-def load_config(path) -> dict:
-    """Read a YAML config file (not yet validated)."""
+def read_yaml(path, missing: str):
+    """The YAML file ``path`` parsed with :func:`parse_yaml` (a config, a search space, a study
+    file); ``ConfigError`` with the message ``missing`` when it is not a file, and naming it when
+    it cannot be read or parsed."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(missing)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read ({err})") from None
-    config = parse_yaml(text, str(path))
+    return parse_yaml(text, str(path))
+
+
+def load_config(path) -> dict:
+    """Read a YAML config file (not yet validated)."""
+    path = Path(path)
+    config = read_yaml(path, f"config file not found: {path}")
     if config is None:
         raise ConfigError(f"{path}: empty config (no keys)")
     if not isinstance(config, dict):

@@ -173,7 +173,7 @@ def run_experiment(
         raise ConfigError("--resume and --overwrite exclude each other")
     if not isinstance(config, ValidConfig):  # validated once: by the caller, else here
         config = validate_config(config)
-    name = check_run_name(config["name"])
+    name = check_run_name(config["name"])  # again: it becomes a path, and a ValidConfig is a dict one may edit
     parent = Path(out_dir)
     dataset = build_dataset(config)
     # a new run's model takes the parts validation built, before the output size changes the config

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experiments import ConfigError, dump_config, parse_yaml, validate_config
+from ..experiments import ConfigError, dump_config, validate_config
+from ..experiments.config_files import read_yaml
 from ..io import atomic_write
 from ..plots import save_figure
 from .space import SearchSpace, apply_params, choice_index
@@ -183,15 +184,10 @@ def report_from_folder(folder, storage: str | None = None, out=print) -> dict:
     optuna = require_optuna()
     folder = Path(folder)
     info_path = folder / STUDY_FILE
-    if not info_path.is_file():
-        raise ConfigError(f"{folder} is not a study folder (no {STUDY_FILE}); start a study with neural-networks tune")
-    try:
-        text = info_path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{info_path}: cannot read ({err})") from None
     # written as JSON, read as YAML (JSON is YAML): a hand-edited file may be either, and a key
     # given twice is refused with both lines instead of the last one winning
-    info = parse_yaml(text, str(info_path))
+    missing = f"{folder} is not a study folder (no {STUDY_FILE}); start a study with neural-networks tune"
+    info = read_yaml(info_path, missing)
     if not isinstance(info, dict) or "study" not in info or "storage" not in info:
         raise ConfigError(f"{info_path}: not a study file (a mapping with the keys study and storage)")
     name, stored = info["study"], info["storage"]

@@ -19,9 +19,9 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..experiments import ConfigError, parse_yaml, validate_config
+from ..experiments import ConfigError, validate_config
+from ..experiments.config_files import read_yaml
 
 __all__ = [
     "Distribution",
@@ -162,14 +162,8 @@ class SearchSpace:
 def load_space(path, config: dict, sampler: str = "tpe") -> SearchSpace:
     """Read the space file ``path`` and check it against the base ``config`` and the sampler;
     every error is one :class:`ConfigError` line naming the file and the key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"search space file not found: {path}")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read ({err})") from None
-    return parse_space(parse_yaml(text, str(path)), config, sampler=sampler, source=str(path))
+    space = read_yaml(path, f"search space file not found: {path}")
+    return parse_space(space, config, sampler=sampler, source=str(path))
 
 
 def parse_space(data, config: dict, sampler: str = "tpe", source: str = "search space") -> SearchSpace:
